@@ -1,0 +1,160 @@
+//! The state every reconcile shares.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kgents_core::clock::{Clock, SystemClock};
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::leader::LeaderState;
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// The field manager the controllers apply children and status with.
+pub const FIELD_MANAGER: &str = "kgents-operator";
+
+/// Settings of the controllers.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Field manager for server-side apply of children and status.
+    pub field_manager: String,
+    /// Reconciles of one controller that may run at once (kube's default is unbounded).
+    pub concurrency: u16,
+    /// The safety-net requeue of a healthy object (watches can miss events).
+    pub resync_interval: Duration,
+    /// The budget of one Kubernetes API call inside a reconcile.
+    pub api_timeout: Duration,
+    /// The image of PLACEHOLDER agents.
+    pub placeholder_image: String,
+    /// Watch only this namespace (`None`: all namespaces).
+    pub namespace: Option<String>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            field_manager: FIELD_MANAGER.to_owned(),
+            concurrency: 4,
+            resync_interval: Duration::from_secs(300),
+            api_timeout: Duration::from_secs(10),
+            placeholder_image: "registry.k8s.io/pause:3.10".to_owned(),
+            namespace: None,
+        }
+    }
+}
+
+/// Everything a reconcile needs; shared behind an `Arc` by every controller.
+///
+/// All fields are either immutable after construction or internally synchronised
+/// (`Client`, `Recorder` and `Metrics` are cheap clones over shared state; `LeaderState` is a
+/// watch receiver), so no lock is held across an await.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Publishes Kubernetes Events (deduplicated by kube for about six minutes).
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The source of "now" (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Controller settings.
+    pub config: OperatorConfig,
+    /// Whether this replica may write.
+    pub leader: LeaderState,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .field("leader", &self.leader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context with the system clock, fresh metrics and an always-leading state.
+    pub fn new(client: Client, config: OperatorConfig) -> Self {
+        let reporter = Reporter {
+            controller: config.field_manager.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Arc::new(Metrics::new()),
+            clock: Arc::new(SystemClock),
+            config,
+            leader: LeaderState::always(),
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the metrics (to share one registry with the HTTP server).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Replaces the leader state.
+    pub fn with_leader(mut self, leader: LeaderState) -> Self {
+        self.leader = leader;
+        self
+    }
+
+    /// Runs one API call under the configured budget.
+    pub async fn api<T>(
+        &self,
+        call: &'static str,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.api_timeout, fut).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::Timeout {
+                call,
+                budget: self.config.api_timeout,
+            }),
+        }
+    }
+
+    /// Publishes an Event about `regarding`. A failure to publish is logged, never returned:
+    /// an Event is a courtesy and must not fail the reconcile that reports it.
+    pub async fn event(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        if !self.leader.is_leader() {
+            return;
+        }
+        let mut note = note.into();
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(error = %e, reason, "could not publish an Event");
+        }
+    }
+}

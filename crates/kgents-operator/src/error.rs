@@ -1,0 +1,82 @@
+//! The operator's error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in a reconcile or in the operator's machinery.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed (transport, conflict, forbidden, …).
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// A Kubernetes API call did not answer within the operator's per-call budget.
+    #[error(
+        "Kubernetes API call '{call}' did not answer within {budget:?}; the API server may be overloaded"
+    )]
+    Timeout {
+        /// What was being called.
+        call: &'static str,
+        /// The budget that ran out.
+        budget: Duration,
+    },
+
+    /// The object cannot be realised as written; the reason is shown in its status and an Event.
+    #[error("{kind} {name}: {message}")]
+    InvalidSpec {
+        /// Kind of the offending object.
+        kind: &'static str,
+        /// `namespace/name` of the offending object.
+        name: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// The object lacks something the API server always sets (a name, a namespace, a uid).
+    #[error("object is missing {0}; it was not read from the API server")]
+    MissingObjectKey(&'static str),
+
+    /// Building or reading a JSON body failed.
+    #[error("JSON (de)serialisation failed: {0}")]
+    Serialization(#[from] serde_json::Error),
+
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    /// Leader election could not be set up.
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+
+    /// The operator's HTTP server (metrics, health) could not start.
+    #[error("HTTP server on {addr}: {source}")]
+    Http {
+        /// The address it tried to bind.
+        addr: std::net::SocketAddr,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A stable, low-cardinality label for metrics and Event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(status)) if status.code == 403 => "forbidden",
+            Error::Kube(kube::Error::Api(status)) if status.code == 404 => "not_found",
+            Error::Kube(kube::Error::Api(status)) if status.code == 422 => "invalid",
+            Error::Kube(_) => "kube_api",
+            Error::Timeout { .. } => "timeout",
+            Error::InvalidSpec { .. } => "invalid_spec",
+            Error::MissingObjectKey(_) => "missing_object_key",
+            Error::Serialization(_) => "serialization",
+            Error::Finalizer(_) => "finalizer",
+            Error::LeaderElection(_) => "leader_election",
+            Error::Http { .. } => "http",
+        }
+    }
+}
+
+/// The operator's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
