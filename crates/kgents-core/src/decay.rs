@@ -593,7 +593,7 @@ mod tests {
             (0.010_000_001, minutes(10.0)),
             (0.01, minutes(10.0)),
             (0.73, HalfLife::from_seconds(1e-9).unwrap()),
-            (1.0, HalfLife::from_seconds(HalfLife::MAX_SECONDS).unwrap()),
+            (1.0, HalfLife::from_seconds(1e9).unwrap()),
         ] {
             let initial = Intensity::new(initial).unwrap();
             let at = evaporates_at(initial, hl, emitted, None);
@@ -604,6 +604,12 @@ mod tests {
             let before = at - jiff::SignedDuration::from_nanos(1);
             assert!(before < emitted || !is_evaporated(initial, hl, emitted, None, before));
         }
+        // A crossing beyond year 9999 saturates; nothing has evaporated there.
+        let slow = HalfLife::from_seconds(HalfLife::MAX_SECONDS).unwrap();
+        assert_eq!(
+            evaporates_at(Intensity::ONE, slow, emitted, None),
+            Timestamp::MAX
+        );
         let faint = Intensity::new(0.005).unwrap();
         assert_eq!(evaporates_at(faint, minutes(10.0), emitted, None), emitted);
     }
