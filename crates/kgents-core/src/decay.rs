@@ -31,7 +31,7 @@ pub const DEFAULT_HALF_LIFE_MINUTES: f64 = 10.0;
 pub const DREAM_HALF_LIFE_MULTIPLIER: f64 = 2.0;
 
 /// A signal strength in `[0, 1]`. Never NaN, so it is totally ordered.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Intensity(f64);
 
 impl Intensity {
@@ -85,6 +85,12 @@ impl PartialOrd<f64> for Intensity {
 impl PartialEq<f64> for Intensity {
     fn eq(&self, other: &f64) -> bool {
         self.0 == *other
+    }
+}
+
+impl PartialOrd for Intensity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -435,12 +435,13 @@ impl Path {
                 max: MAX_SEGMENTS,
             });
         }
-        if aspect.is_none() && segments.len() >= 2 {
-            if let Some(last) = segments.last().filter(|s| s.is_aspect_verb()) {
-                return Err(PathError::AmbiguousAspect {
-                    segment: last.as_str().to_owned(),
-                });
-            }
+        if aspect.is_none()
+            && segments.len() >= 2
+            && let Some(last) = segments.last().filter(|s| s.is_aspect_verb())
+        {
+            return Err(PathError::AmbiguousAspect {
+                segment: last.as_str().to_owned(),
+            });
         }
         let path = Path {
             context,
@@ -506,11 +507,11 @@ impl Path {
             });
         }
         let mut aspect = None;
-        if segments.len() >= 2 {
-            if let Some(verb) = segments.last().and_then(|s| Aspect::from_verb(&s.0)) {
-                aspect = Some(verb);
-                segments.pop();
-            }
+        if segments.len() >= 2
+            && let Some(verb) = segments.last().and_then(|s| Aspect::from_verb(&s.0))
+        {
+            aspect = Some(verb);
+            segments.pop();
         }
         if segments.len() > MAX_SEGMENTS {
             return Err(PathError::TooManySegments {
