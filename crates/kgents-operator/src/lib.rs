@@ -5,6 +5,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`agent`] | the Agent controller: plan, status, reconcile |
 //! | [`context`] | the shared [`Context`]: client, Event recorder, metrics, clock, settings |
 //! | [`conditions`] | conditions computed from observations; transition times move only on change |
 //! | [`metrics`] | Prometheus metrics: reconciles, errors, durations, objects per phase |
@@ -17,12 +18,16 @@
 //! server-side apply, and reports.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod conditions;
 pub mod context;
 pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+
+#[cfg(test)]
+mod fixtures;
 
 pub use context::{Context, FIELD_MANAGER, OperatorConfig};
 pub use error::{Error, Result};

@@ -1,0 +1,1009 @@
+//! The Agent controller: reconcile, error policy and the watch wiring.
+//!
+//! One reconcile plans the children ([`super::plan`]), applies with server-side apply only the
+//! children whose desired hash differs from what the watch caches hold (a steady state costs no
+//! writes), removes children that are no longer wanted, computes the status from the observed
+//! Deployment ([`super::status`]) and writes it only when it changed.
+//!
+//! The child caches are fed by the same watch streams that trigger reconciles, and a cache is
+//! updated before its event triggers, so a reconcile caused by a deleted Deployment never sees
+//! that Deployment as still present: it is recreated at once.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kgents_crds::Agent;
+use kgents_crds::Memory;
+use kgents_crds::agent::{AgentPhase, AgentStatus};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::plan::{
+    self, AgentRef, Children, DESIRED_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, NAME,
+    NAME_LABEL, PlanConfig,
+};
+use super::status::{self, Realisation, StatusInput};
+use crate::{Context, Error, Result};
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "agent";
+
+/// How soon a reconcile retries when the child caches are still loading.
+const CACHE_WAIT: Duration = Duration::from_millis(500);
+/// How soon an Agent waiting for its Umwelt's ServiceAccount is looked at again.
+const SERVICE_ACCOUNT_WAIT: Duration = Duration::from_secs(10);
+/// How soon an Agent whose child the API server refused is tried again (quota may be raised).
+const REJECTED_RETRY: Duration = Duration::from_secs(60);
+
+/// Read caches of the Agent's children, filled by the controller's watches.
+#[derive(Clone)]
+pub struct ChildStores {
+    /// Deployments of agents.
+    pub deployments: Store<Deployment>,
+    /// Services of agents.
+    pub services: Store<Service>,
+    /// ServiceAccounts of agents.
+    pub service_accounts: Store<ServiceAccount>,
+    /// NetworkPolicies of agents.
+    pub network_policies: Store<NetworkPolicy>,
+    /// Memories of agents.
+    pub memories: Store<Memory>,
+}
+
+impl ChildStores {
+    /// Whether every cache has completed its first list.
+    fn ready(&self) -> bool {
+        fn ready<K: Resource + Clone + 'static>(store: &Store<K>) -> bool
+        where
+            K::DynamicType: Eq + Hash + Clone,
+        {
+            matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+        }
+        ready(&self.deployments)
+            && ready(&self.services)
+            && ready(&self.service_accounts)
+            && ready(&self.network_policies)
+            && ready(&self.memories)
+    }
+}
+
+/// What the reconciler shares: the operator context and the child caches.
+pub struct State {
+    /// The operator context.
+    pub ctx: Arc<Context>,
+    /// The child caches.
+    pub stores: ChildStores,
+}
+
+/// The trigger key of an Agent: a reconcile runs when its generation, finalizers, deletion
+/// mark or identity change, and not when only its status does (the controller's own status
+/// writes must not trigger it again). Finalizers and the deletion mark are included because
+/// neither bumps `generation` (kube#1768).
+pub fn trigger_key(agent: &Agent) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    agent.metadata.generation.hash(&mut hasher);
+    agent.metadata.uid.hash(&mut hasher);
+    agent
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    agent.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+fn key_of(agent: &Agent) -> String {
+    format!(
+        "{}/{}",
+        agent.namespace().unwrap_or_default(),
+        agent.name_any()
+    )
+}
+
+/// Reconciles one Agent.
+pub async fn reconcile(agent: Arc<Agent>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
+    ctx.metrics.reconcile_started(CONTROLLER);
+    let started = Instant::now();
+    let result = reconcile_inner(&agent, &state).await;
+    ctx.metrics
+        .reconcile_finished(CONTROLLER, started.elapsed());
+    result
+}
+
+/// Classification of a failed child write.
+enum ChildFailure {
+    /// The API server refused the object as such; retrying soon will not help.
+    Rejected {
+        reason: &'static str,
+        message: String,
+    },
+    /// Anything else (transport, timeout, conflict, server error): retried with backoff.
+    Transient(Error),
+}
+
+fn classify(kind: &str, name: &str, error: Error) -> ChildFailure {
+    if let Error::Kube(kube::Error::Api(status)) = &error {
+        let reason = match status.code {
+            403 if status.message.contains("exceeded quota") => Some("QuotaExceeded"),
+            403 => Some("Forbidden"),
+            400 => Some("BadRequest"),
+            422 => Some("Invalid"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return ChildFailure::Rejected {
+                reason,
+                message: format!("the API server refused {kind} {name}: {}", status.message),
+            };
+        }
+    }
+    ChildFailure::Transient(error)
+}
+
+fn hash_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.annotations
+        .as_ref()?
+        .get(DESIRED_HASH_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Applies `desired` unless the cached object already carries its hash.
+async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<bool, ChildFailure>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + 'static,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let namespace = desired.meta().namespace.clone().unwrap_or_default();
+    let key = ObjectRef::<K>::new(&name).within(&namespace);
+    if let Some(current) = store.get(&key)
+        && hash_of(current.meta()).is_some()
+        && hash_of(current.meta()) == hash_of(desired.meta())
+    {
+        return Ok(false);
+    }
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PatchParams::apply(&ctx.config.field_manager).force();
+    ctx.api(
+        "apply child",
+        api.patch(&name, &params, &Patch::Apply(desired)),
+    )
+    .await
+    .map(|_| true)
+    .map_err(|e| classify(&kind, &name, e))
+}
+
+/// Deletes the cached child `name` if it exists and this Agent (uid) controls it.
+async fn remove_owned<K>(
+    ctx: &Context,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<bool, ChildFailure>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + 'static,
+{
+    let key = ObjectRef::<K>::new(name).within(namespace);
+    let Some(current) = store.get(&key) else {
+        return Ok(false);
+    };
+    let owned = current
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == uid && o.controller == Some(true));
+    if !owned || current.meta().deletion_timestamp.is_some() {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    match ctx
+        .api(
+            "delete child",
+            api.delete(name, &DeleteParams::background()),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => Ok(false),
+        Err(e) => Err(classify(&K::kind(&()), name, e)),
+    }
+}
+
+/// The outcome of bringing the children in line.
+enum Applied {
+    Done,
+    Rejected {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+async fn apply_children(
+    state: &State,
+    children: &Children,
+    agent: &AgentRef<'_>,
+) -> Result<Applied> {
+    let ctx = &state.ctx;
+    let stores = &state.stores;
+    let mut failures = Vec::new();
+    // The ServiceAccount first: pods cannot be created before the account they run as.
+    if let Some(sa) = &children.service_account {
+        if let Err(f) = ensure(ctx, &stores.service_accounts, sa).await {
+            failures.push(f);
+        }
+    } else if let Err(f) = remove_owned(
+        ctx,
+        &stores.service_accounts,
+        agent.namespace,
+        agent.name,
+        agent.uid,
+    )
+    .await
+    {
+        failures.push(f);
+    }
+    let deployment = ensure(ctx, &stores.deployments, &children.deployment);
+    let service = ensure(ctx, &stores.services, &children.service);
+    let policy = async {
+        match &children.network_policy {
+            Some(np) => ensure(ctx, &stores.network_policies, np).await,
+            None => {
+                remove_owned(
+                    ctx,
+                    &stores.network_policies,
+                    agent.namespace,
+                    agent.name,
+                    agent.uid,
+                )
+                .await
+            }
+        }
+    };
+    let memory = async {
+        match &children.memory {
+            Some(m) => ensure(ctx, &stores.memories, &m.memory).await,
+            // A memory that is no longer enabled is left alone: it holds data.
+            None => Ok(false),
+        }
+    };
+    let (d, s, p, m) = tokio::join!(deployment, service, policy, memory);
+    failures.extend([d, s, p, m].into_iter().filter_map(|r| r.err()));
+    let mut rejected = None;
+    for failure in failures {
+        match failure {
+            ChildFailure::Transient(e) => return Err(e),
+            ChildFailure::Rejected { reason, message } => {
+                rejected.get_or_insert(Applied::Rejected { reason, message });
+            }
+        }
+    }
+    Ok(rejected.unwrap_or(Applied::Done))
+}
+
+async fn remove_all_owned(state: &State, agent: &AgentRef<'_>) -> Result<()> {
+    let (ctx, s) = (&state.ctx, &state.stores);
+    let (ns, name, uid) = (agent.namespace, agent.name, agent.uid);
+    let results = [
+        remove_owned(ctx, &s.deployments, ns, name, uid).await,
+        remove_owned(ctx, &s.services, ns, name, uid).await,
+        remove_owned(ctx, &s.network_policies, ns, name, uid).await,
+        remove_owned(ctx, &s.service_accounts, ns, name, uid).await,
+    ];
+    for result in results {
+        if let Err(ChildFailure::Transient(e)) = result {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
+    let ctx = &state.ctx;
+    let name = agent
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    let namespace = agent
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let uid = agent
+        .metadata
+        .uid
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    if agent.metadata.deletion_timestamp.is_some() {
+        // The garbage collector removes the owned children; a RETAIN/COMPOST Memory is not owned
+        // and stays. Nothing to clean up here, so no finalizer either.
+        ctx.metrics.forget_object("Agent", &key_of(agent));
+        return Ok(Action::await_change());
+    }
+    if !ctx.leader.is_leader() {
+        return Ok(Action::await_change());
+    }
+    if !state.stores.ready() {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
+    let agent_ref = AgentRef {
+        name,
+        namespace,
+        uid,
+    };
+    let planned = plan::plan(
+        &agent_ref,
+        &agent.spec,
+        &PlanConfig {
+            placeholder_image: &ctx.config.placeholder_image,
+        },
+    );
+    let would_create;
+    let rejected;
+    let deployment;
+    let missing_account;
+    let memory_name = planned
+        .as_ref()
+        .ok()
+        .and_then(|c| c.memory.as_ref())
+        .map(|_| name);
+    let selector = plan::selector_string(name);
+    let mut input = StatusInput {
+        generation: agent.metadata.generation,
+        desired_replicas: agent.spec.replicas,
+        name,
+        selector: &selector,
+        memory: memory_name,
+        umwelt: agent.spec.umwelt.as_deref(),
+        realisation: Realisation::Applied { deployment: None },
+    };
+    let mut requeue = ctx.config.resync_interval;
+    match &planned {
+        Err(problem) => {
+            input.realisation = Realisation::Invalid {
+                reason: problem.reason,
+                message: &problem.message,
+            };
+        }
+        Ok(children) if children.dry_run => {
+            remove_all_owned(state, &agent_ref).await?;
+            would_create = children.describe();
+            input.realisation = Realisation::DryRun {
+                would_create: &would_create,
+            };
+        }
+        Ok(children) => {
+            let applied = apply_children(state, children, &agent_ref).await?;
+            deployment = state
+                .stores
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace));
+            match applied {
+                Applied::Rejected { reason, message } => {
+                    rejected = (reason, message);
+                    input.realisation = Realisation::Rejected {
+                        reason: rejected.0,
+                        message: &rejected.1,
+                    };
+                    requeue = requeue.min(REJECTED_RETRY);
+                }
+                Applied::Done => {
+                    input.realisation = Realisation::Applied {
+                        deployment: deployment.as_deref(),
+                    };
+                    if children.uses_umwelt_account {
+                        let accounts: Api<ServiceAccount> =
+                            Api::namespaced(ctx.client.clone(), namespace);
+                        let found = ctx
+                            .api(
+                                "get umwelt service account",
+                                accounts.get_opt(&children.service_account_name),
+                            )
+                            .await?;
+                        if found.is_none() {
+                            missing_account = children.service_account_name.clone();
+                            input.realisation = Realisation::MissingServiceAccount {
+                                name: &missing_account,
+                            };
+                            requeue = requeue.min(SERVICE_ACCOUNT_WAIT);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let desired = status::compute(&input, agent.status.as_ref(), ctx.clock.now());
+    write_status(ctx, agent, &desired).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Writes the status when it changed and reports the transition.
+async fn write_status(ctx: &Context, agent: &Agent, desired: &AgentStatus) -> Result<()> {
+    let key = key_of(agent);
+    let phase = status::phase_name(desired.phase);
+    ctx.metrics.observe_phase("Agent", &key, phase);
+    if !status::needs_write(agent.status.as_ref(), desired) {
+        return Ok(());
+    }
+    if !ctx.leader.is_leader() {
+        return Ok(());
+    }
+    let api: Api<Agent> = Api::namespaced(
+        ctx.client.clone(),
+        agent.namespace().as_deref().unwrap_or_default(),
+    );
+    let body = serde_json::json!({
+        "apiVersion": "kgents.io/v1",
+        "kind": "Agent",
+        "status": desired,
+    });
+    let params = PatchParams::apply(&ctx.config.field_manager).force();
+    ctx.api(
+        "apply agent status",
+        api.patch_status(&agent.name_any(), &params, &Patch::Apply(&body)),
+    )
+    .await?;
+
+    let ready = crate::conditions::find(&desired.conditions, status::READY);
+    let (reason, message) = ready
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap_or_default();
+    let previous = agent.status.as_ref();
+    let previous_phase = previous.and_then(|s| s.phase);
+    let previous_reason = previous
+        .and_then(|s| crate::conditions::find(&s.conditions, status::READY))
+        .map(|c| c.reason.clone());
+    let failing = matches!(
+        desired.phase,
+        Some(AgentPhase::Failed | AgentPhase::Degraded)
+    );
+    if previous_phase != desired.phase
+        || (failing && previous_reason.as_deref() != Some(reason.as_str()))
+    {
+        let type_ = if failing {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let event_reason = if failing { reason.as_str() } else { phase };
+        ctx.event(
+            &agent.object_ref(&()),
+            type_,
+            event_reason,
+            "Reconcile",
+            format!("{phase}: {message}"),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// What happens after a failed reconcile: counted, logged, retried with a short delay for
+/// conflicts and timeouts and a longer one otherwise.
+pub fn error_policy(agent: Arc<Agent>, error: &Error, state: Arc<State>) -> Action {
+    let label = error.metric_label();
+    state.ctx.metrics.reconcile_failed(CONTROLLER, label);
+    tracing::warn!(agent = %key_of(&agent), error = %error, "agent reconcile failed");
+    match label {
+        "conflict" | "timeout" => Action::requeue(Duration::from_secs(2)),
+        _ => Action::requeue(Duration::from_secs(15)),
+    }
+}
+
+fn child_watch_config() -> watcher::Config {
+    watcher::Config::default()
+        .labels(&format!(
+            "{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}"
+        ))
+        .any_semantic()
+}
+
+fn api_for<K>(ctx: &Context) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+/// A cached, triggering watch of one kind of child: managed fields stripped (they are most of
+/// an object's size and never read), the cache updated before the event is passed on.
+fn child_stream<K>(
+    ctx: &Context,
+    strip: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api_for::<K>(ctx), child_watch_config())
+        .default_backoff()
+        .modify(move |obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+            strip(obj);
+        })
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// Runs the Agent controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (agents, agent_writer) = reflector::store::<Agent>();
+    let metrics = ctx.metrics.clone();
+    let agent_stream = watcher(
+        api_for::<Agent>(&ctx),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(agent_writer)
+    .inspect_ok(move |event| {
+        if let watcher::Event::Delete(agent) = event {
+            metrics.forget_object("Agent", &key_of(agent));
+        }
+    })
+    .applied_objects()
+    .predicate_filter(trigger_key, PredicateConfig::default());
+
+    let (deployments, deployment_stream) = child_stream::<Deployment>(&ctx, |d| {
+        // Only the replica count, the hash annotation and the status are read.
+        d.spec.template = Default::default();
+    });
+    let (services, service_stream) = child_stream::<Service>(&ctx, |_| {});
+    let (service_accounts, service_account_stream) = child_stream::<ServiceAccount>(&ctx, |_| {});
+    let (network_policies, network_policy_stream) = child_stream::<NetworkPolicy>(&ctx, |_| {});
+    let (memories, memory_stream) = child_stream::<Memory>(&ctx, |m| m.status = None);
+
+    let state = Arc::new(State {
+        ctx: ctx.clone(),
+        stores: ChildStores {
+            deployments,
+            services,
+            service_accounts,
+            network_policies,
+            memories,
+        },
+    });
+    Controller::for_stream(agent_stream, agents)
+        .owns_stream(deployment_stream)
+        .owns_stream(service_stream)
+        .owns_stream(service_account_stream)
+        .owns_stream(network_policy_stream)
+        // A RETAIN or COMPOST Memory has no owner reference; its label names the Agent.
+        .watches_stream(memory_stream, |memory: Memory| {
+            let agent = memory.labels().get(plan::AGENT_LABEL)?.clone();
+            Some(ObjectRef::<Agent>::new(&agent).within(&memory.namespace()?))
+        })
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(sync_signal(shutdown))
+        .run(reconcile, error_policy, state)
+        .for_each(|result| async move {
+            match result {
+                Ok(_) => {}
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "agent controller"),
+            }
+        })
+        .await;
+}
+
+/// Turns any shutdown future into the `Sync` one the kube Controller wants, by waiting for it
+/// on a task of its own.
+pub(crate) fn sync_signal(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    async move {
+        // A dropped sender (the runtime is going away) also means "stop".
+        let _ = rx.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{cache, failure, test_agent, test_state};
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use serde_json::json;
+
+    fn agent_with_status(agent: &Agent, status: &serde_json::Value) -> serde_json::Value {
+        let mut value = serde_json::to_value(agent).expect("agent JSON");
+        value["status"] = status.clone();
+        value
+    }
+
+    async fn finish(server: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the scenario finished in time")
+            .expect("the scenario's assertions held");
+    }
+
+    #[tokio::test]
+    async fn a_new_agent_gets_its_children_then_a_pending_status() {
+        let (state, _caches, mut api) = test_state();
+        let agent = test_agent(json!({"replicas": 2}));
+        let stored = agent.clone();
+        let server = tokio::spawn(async move {
+            let sa = api.echo().await;
+            assert!(
+                sa.is("PATCH", "/api/v1/namespaces/hive/serviceaccounts/scout?"),
+                "{sa:?}"
+            );
+            assert!(
+                sa.uri.contains("fieldManager=kgents-operator") && sa.uri.contains("force=true"),
+                "{sa:?}"
+            );
+            let deployment = api.echo().await;
+            assert!(
+                deployment.is("PATCH", "/apis/apps/v1/namespaces/hive/deployments/scout?"),
+                "{deployment:?}"
+            );
+            assert_eq!(
+                deployment.body["metadata"]["ownerReferences"][0]["uid"],
+                "uid-scout"
+            );
+            assert_eq!(
+                deployment.body["metadata"]["ownerReferences"][0]["controller"],
+                true
+            );
+            assert_eq!(deployment.body["spec"]["replicas"], 2);
+            assert_eq!(deployment.body["spec"]["strategy"]["type"], "Recreate");
+            let service = api.echo().await;
+            assert!(
+                service.is("PATCH", "/api/v1/namespaces/hive/services/scout?"),
+                "{service:?}"
+            );
+            let status = api
+                .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
+                .await;
+            assert!(
+                status.is(
+                    "PATCH",
+                    "/apis/kgents.io/v1/namespaces/hive/agents/scout/status?"
+                ),
+                "{status:?}"
+            );
+            assert_eq!(status.body["apiVersion"], "kgents.io/v1");
+            assert_eq!(status.body["kind"], "Agent");
+            assert_eq!(status.body["status"]["phase"], "Pending");
+            assert_eq!(status.body["status"]["observedGeneration"], 1);
+            assert_eq!(
+                status.body["status"]["selector"],
+                "app.kubernetes.io/instance=scout,app.kubernetes.io/name=kgents-agent"
+            );
+            assert_eq!(status.body["status"]["conditions"][0]["type"], "Ready");
+            assert_eq!(status.body["status"]["conditions"][0]["status"], "False");
+            assert!(
+                status.body["status"].get("cognitiveHealth").is_none(),
+                "other writers' fields are not claimed"
+            );
+            let event = api.echo().await;
+            assert!(
+                event.is("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
+                "{event:?}"
+            );
+            assert_eq!(event.body["reason"], "Pending");
+            assert_eq!(event.body["type"], "Normal");
+            api.expect_silence().await;
+        });
+        let action = reconcile(Arc::new(agent), state.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(state.ctx.config.resync_interval));
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn nothing_changed_means_no_request_at_all() {
+        let (state, mut caches, mut api) = test_state();
+        let mut agent = test_agent(
+            json!({"networkPolicy": {}, "symbiont": {"memory": {"retentionPolicy": "RETAIN"}}}),
+        );
+        let children = plan::plan(
+            &AgentRef {
+                name: "scout",
+                namespace: "hive",
+                uid: "uid-scout",
+            },
+            &agent.spec,
+            &PlanConfig {
+                placeholder_image: &state.ctx.config.placeholder_image,
+            },
+        )
+        .expect("plan");
+        let mut deployment = children.deployment.clone();
+        deployment.metadata.generation = Some(1);
+        deployment.status = Some(DeploymentStatus {
+            observed_generation: Some(1),
+            replicas: Some(1),
+            ready_replicas: Some(1),
+            updated_replicas: Some(1),
+            ..DeploymentStatus::default()
+        });
+        cache(&mut caches.deployments, deployment.clone());
+        cache(&mut caches.services, children.service.clone());
+        cache(
+            &mut caches.service_accounts,
+            children.service_account.clone().expect("sa"),
+        );
+        cache(
+            &mut caches.network_policies,
+            children.network_policy.clone().expect("np"),
+        );
+        cache(
+            &mut caches.memories,
+            children.memory.clone().expect("memory").memory,
+        );
+        let selector = plan::selector_string("scout");
+        let input = StatusInput {
+            generation: Some(1),
+            desired_replicas: 1,
+            name: "scout",
+            selector: &selector,
+            memory: Some("scout"),
+            umwelt: None,
+            realisation: Realisation::Applied {
+                deployment: Some(&deployment),
+            },
+        };
+        let earlier = jiff::Timestamp::from_second(1_000).expect("timestamp");
+        let current = status::compute(&input, None, earlier);
+        assert_eq!(current.phase, Some(AgentPhase::Running));
+        agent.status = Some(current);
+
+        let server = tokio::spawn(async move { api.expect_silence().await });
+        let action = reconcile(Arc::new(agent), state.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(state.ctx.config.resync_interval));
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_quota_rejection_fails_the_agent_with_a_reason_and_an_event() {
+        let (state, _caches, mut api) = test_state();
+        let agent = test_agent(json!({}));
+        let stored = agent.clone();
+        let server = tokio::spawn(async move {
+            api.echo().await; // ServiceAccount
+            let deployment = api
+                .answer(|_| (403, failure(403, "Forbidden", "deployments.apps \"scout\" is forbidden: exceeded quota: agents, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1")))
+                .await;
+            assert!(
+                deployment.uri.contains("/deployments/scout"),
+                "{deployment:?}"
+            );
+            api.echo().await; // Service
+            let status = api
+                .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
+                .await;
+            assert_eq!(status.body["status"]["phase"], "Failed");
+            let ready = &status.body["status"]["conditions"][0];
+            assert_eq!(ready["reason"], "QuotaExceeded");
+            assert!(
+                ready["message"]
+                    .as_str()
+                    .expect("message")
+                    .contains("exceeded quota"),
+                "{ready}"
+            );
+            let event = api.echo().await;
+            assert_eq!(event.body["type"], "Warning");
+            assert_eq!(event.body["reason"], "QuotaExceeded");
+            api.expect_silence().await;
+        });
+        let action = reconcile(Arc::new(agent), state)
+            .await
+            .expect("a refusal is reported, not retried fast");
+        assert_eq!(action, Action::requeue(REJECTED_RETRY));
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_server_error_is_returned_counted_and_retried() {
+        let (state, _caches, mut api) = test_state();
+        let agent = Arc::new(test_agent(json!({})));
+        let server = tokio::spawn(async move {
+            api.answer(|_| (500, failure(500, "InternalError", "etcd is unhappy")))
+                .await;
+            api.echo().await; // Deployment
+            api.echo().await; // Service
+            api.expect_silence().await;
+        });
+        let error = reconcile(agent.clone(), state.clone())
+            .await
+            .expect_err("a server error fails the reconcile");
+        assert_eq!(error.metric_label(), "kube_api");
+        let action = error_policy(agent, &error, state.clone());
+        assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+        let metrics = state.ctx.metrics.encode();
+        assert!(
+            metrics.contains(
+                r#"kgents_reconcile_errors_total{controller="agent",reason="kube_api"} 1"#
+            ),
+            "{metrics}"
+        );
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn full_mode_without_an_image_creates_nothing_and_says_why() {
+        let (state, _caches, mut api) = test_state();
+        let agent = test_agent(json!({"deployMode": "FULL"}));
+        let stored = agent.clone();
+        let server = tokio::spawn(async move {
+            let status = api
+                .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
+                .await;
+            assert!(status.uri.contains("/agents/scout/status"), "{status:?}");
+            assert_eq!(status.body["status"]["phase"], "Failed");
+            assert_eq!(
+                status.body["status"]["conditions"][0]["reason"],
+                "MissingImage"
+            );
+            let event = api.echo().await;
+            assert_eq!(event.body["type"], "Warning");
+            assert_eq!(event.body["reason"], "MissingImage");
+            api.expect_silence().await;
+        });
+        reconcile(Arc::new(agent), state).await.expect("reconcile");
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn dry_run_removes_running_children_and_reports_what_it_would_create() {
+        let (state, mut caches, mut api) = test_state();
+        let agent = test_agent(json!({"deployMode": "DRY_RUN"}));
+        let children = plan::plan(
+            &AgentRef {
+                name: "scout",
+                namespace: "hive",
+                uid: "uid-scout",
+            },
+            &test_agent(json!({})).spec,
+            &PlanConfig {
+                placeholder_image: "pause",
+            },
+        )
+        .expect("plan");
+        cache(&mut caches.deployments, children.deployment.clone());
+        let stored = agent.clone();
+        let server = tokio::spawn(async move {
+            let delete = api.answer(|_| (200, failure(200, "", "deleted"))).await;
+            assert!(
+                delete.is("DELETE", "/apis/apps/v1/namespaces/hive/deployments/scout"),
+                "{delete:?}"
+            );
+            let status = api
+                .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
+                .await;
+            assert_eq!(status.body["status"]["phase"], "Pending");
+            let ready = &status.body["status"]["conditions"][0];
+            assert_eq!(ready["reason"], "DryRun");
+            assert!(
+                ready["message"]
+                    .as_str()
+                    .expect("message")
+                    .contains("would create ServiceAccount scout; Deployment scout"),
+                "{ready}"
+            );
+            assert!(status.body["status"].get("deployment").is_none());
+            api.echo().await; // the Pending Event
+            api.expect_silence().await;
+        });
+        reconcile(Arc::new(agent), state).await.expect("reconcile");
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_umwelt_account_is_reported_and_rechecked_soon() {
+        let (state, _caches, mut api) = test_state();
+        let agent = test_agent(json!({"umwelt": "explorer"}));
+        let stored = agent.clone();
+        let server = tokio::spawn(async move {
+            let deployment = api.echo().await;
+            assert!(
+                deployment.uri.contains("/deployments/scout"),
+                "no ServiceAccount of its own: {deployment:?}"
+            );
+            assert_eq!(
+                deployment.body["spec"]["template"]["spec"]["serviceAccountName"],
+                "explorer"
+            );
+            api.echo().await; // Service
+            let get = api
+                .answer(|_| {
+                    (
+                        404,
+                        failure(404, "NotFound", "serviceaccounts \"explorer\" not found"),
+                    )
+                })
+                .await;
+            assert!(
+                get.is("GET", "/api/v1/namespaces/hive/serviceaccounts/explorer"),
+                "{get:?}"
+            );
+            let status = api
+                .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
+                .await;
+            assert_eq!(status.body["status"]["phase"], "Failed");
+            assert_eq!(
+                status.body["status"]["conditions"][0]["reason"],
+                "ServiceAccountNotFound"
+            );
+            assert_eq!(status.body["status"]["umwelt"], "explorer");
+            let event = api.echo().await;
+            assert_eq!(event.body["reason"], "ServiceAccountNotFound");
+            api.expect_silence().await;
+        });
+        let action = reconcile(Arc::new(agent), state).await.expect("reconcile");
+        assert_eq!(action, Action::requeue(SERVICE_ACCOUNT_WAIT));
+        finish(server).await;
+    }
+
+    #[test]
+    fn status_only_changes_do_not_trigger() {
+        let agent = test_agent(json!({}));
+        let mut with_status = agent.clone();
+        with_status.status = Some(AgentStatus {
+            phase: Some(AgentPhase::Running),
+            ..AgentStatus::default()
+        });
+        assert_eq!(trigger_key(&agent), trigger_key(&with_status));
+        let mut scaled = agent.clone();
+        scaled.metadata.generation = Some(2);
+        assert_ne!(trigger_key(&agent), trigger_key(&scaled));
+        let mut deleting = agent.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert_ne!(
+            trigger_key(&agent),
+            trigger_key(&deleting),
+            "deletion triggers although generation is unchanged"
+        );
+        let mut finalized = agent.clone();
+        finalized.metadata.finalizers = Some(vec!["example.com/x".to_owned()]);
+        assert_ne!(trigger_key(&agent), trigger_key(&finalized));
+    }
+}
