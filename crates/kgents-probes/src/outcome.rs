@@ -19,7 +19,9 @@ pub enum Verdict {
     Healthy,
     /// Correct, but slower than the latency budget.
     Degraded,
-    /// The model answered, and the answer was wrong.
+    /// The model answered, and the answer was wrong. There is no partial credit: a reply that
+    /// is nearly right (the answer inside a sentence, an extra field) is wrong, because
+    /// partial matching is how "UNHEALTHY" once passed as healthy.
     Unhealthy,
     /// No answer to judge: timeout, transport error, or any other runtime failure.
     Unresponsive,

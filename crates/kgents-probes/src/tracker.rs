@@ -301,10 +301,8 @@ impl HealthTracker {
         self.last = Some(verdict);
 
         let next = match self.health.level() {
-            None => self
-                .sustained_better(1)
-                .filter(|&level| level == 0)
-                .or_else(|| self.sustained_worse(0)),
+            // From UNKNOWN: a Healthy streak (levels below 1, i.e. 0) or a failing streak.
+            None => self.sustained_better(1).or_else(|| self.sustained_worse(0)),
             Some(current) if severity > current => self.sustained_worse(current),
             Some(current) if severity < current => self.sustained_better(current),
             Some(_) => None,

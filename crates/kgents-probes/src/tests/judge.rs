@@ -131,11 +131,30 @@ proptest! {
     }
 
     #[test]
-    fn the_right_integer_passes_and_every_other_integer_fails(challenge in any_reasoning(), other in any::<i64>()) {
-        let expected = challenge.expected_integer().unwrap();
+    fn the_right_integer_passes_and_every_other_integer_fails(
+        challenge in any_reasoning(),
+        other in any::<i64>(),
+        delta in -1_000i128..=1_000,
+        digit in 0i128..=9,
+    ) {
+        let expected = i128::from(challenge.expected_integer().unwrap());
         prop_assert!(challenge.judge(&expected.to_string()).is_correct());
-        if i128::from(other) != i128::from(expected) {
-            prop_assert!(!challenge.judge(&other.to_string()).is_correct(), "{} accepted for {}", other, expected);
+        // Arbitrary integers, near misses, and the answer with a digit appended or prepended
+        // (the "112" for 12 trap).
+        let candidates = [
+            i128::from(other),
+            expected + delta,
+            expected * 10 + digit,
+            (digit + 1) * 10i128.pow(expected.to_string().len() as u32) + expected,
+            -expected,
+        ];
+        for candidate in candidates {
+            if candidate != expected {
+                prop_assert!(
+                    !challenge.judge(&candidate.to_string()).is_correct(),
+                    "{} accepted for {}", candidate, expected
+                );
+            }
         }
     }
 
