@@ -1,0 +1,2 @@
+//! K8-gents model runtimes.
+#![forbid(unsafe_code)]
