@@ -27,11 +27,7 @@ pub enum Error {
     },
 
     /// An Umwelt affordance is not a valid AGENTESE glob.
-    #[error(
-        "spec.affordances[{index}] = {glob:?} is not an AGENTESE glob: {reason}; \
-         write context.segment[.segment…] with context one of world, self, concept, void, time \
-         and `*` for a whole segment (e.g. world.*.manifest)"
-    )]
+    #[error("spec.affordances[{index}] = {glob:?} is not an AGENTESE glob: {reason}")]
     InvalidAffordance {
         /// Position of the glob in `spec.affordances`.
         index: usize,

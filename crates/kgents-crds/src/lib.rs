@@ -8,6 +8,7 @@
 //! | [`memory`] | `Memory` (`mem`): an agent's storage and its retention policy |
 //! | [`umwelt`] | `Umwelt` (`uw`): what an agent perceives and may do (compiled to RBAC) |
 //! | [`proposal`] | `Proposal` (`prop`): an immutable request to change the cluster, gated by risk |
+//! | [`convert`] | into `kgents-core` / `kgents-risk`: a Pheromone is a `Signal`, a Proposal a risk input |
 //! | [`common`] | genus, pheromone types, secret references, `metav1.Condition` |
 //! | [`manifest`] | [`crds()`] and the YAML committed under `deploy/crds/` |
 //! | [`error`] | [`Error`] and [`Result`] |
@@ -23,6 +24,7 @@
 
 pub mod agent;
 pub mod common;
+pub mod convert;
 pub mod error;
 pub mod manifest;
 pub mod memory;
@@ -32,9 +34,10 @@ pub mod umwelt;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use common::{Condition, Genus, PheromoneType, Time};
+pub use convert::PheromoneSignal;
 pub use error::{Error, Result};
 pub use manifest::{crds, manifests};
 pub use memory::{Memory, MemorySpec, MemoryStatus};
 pub use pheromone::{Pheromone, PheromoneSpec, PheromoneStatus};
 pub use proposal::{Proposal, ProposalSpec, ProposalStatus};
-pub use umwelt::{Umwelt, UmweltSpec, UmweltStatus};
+pub use umwelt::{Umwelt, UmweltSpec, UmweltStatus, validate_affordances};

@@ -388,6 +388,15 @@ pub struct RiskAssessment {
     pub level: RiskLevel,
     /// What the score means for this proposal.
     pub decision: RiskDecision,
+    /// Other proposals in the namespace's velocity window that counted.
+    #[serde(default)]
+    pub recent_proposals: i64,
+    /// Changes applied in the namespace's cumulative window.
+    #[serde(default)]
+    pub applied_changes: i64,
+    /// The whole calculation in one line, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
     /// When it was computed.
     pub calculated_at: Time,
 }
@@ -408,16 +417,18 @@ pub enum RiskLevel {
     Critical,
 }
 
-/// What a risk assessment decided.
+/// What a risk assessment decided (the decision table of `kgents_risk::Decision`).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RiskDecision {
-    /// Apply without review.
-    AutoMerge,
-    /// Review (T-gent / LLM reviewer / humans) before applying.
+    /// Approved without review (LOW, autoMerge, no required approvers).
+    AutoApprove,
+    /// Reviewed (LLM reviewer and/or human approvals) before approval.
     Review,
-    /// Refuse.
-    Deny,
+    /// Admitted, but only a human approval can approve it (HIGH, filed by a person).
+    RequireHuman,
+    /// Denied at admission (CRITICAL, or HIGH filed by an agent).
+    Block,
 }
 
 /// The review of a proposal.

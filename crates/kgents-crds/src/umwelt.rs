@@ -5,16 +5,20 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, PheromoneType, SecretRef, Time};
+use kgents_core::agentese::{AffordanceGlob, Affordances};
 
-/// CEL regular expression every entry of `spec.affordances` must match: an AGENTESE glob
-/// `context.segment[.segment…]`, context one of world, self, concept, void, time, each segment a
-/// lowercase name (letters, digits, `-`, `_`) or `*` for any one segment.
+use crate::common::{Condition, PheromoneType, SecretRef, Time};
+use crate::error::{Error, Result};
+
+/// CEL regular expression every entry of `spec.affordances` must match: the grammar of
+/// `kgents_core::agentese::AffordanceGlob` — dot-separated elements, the first a context (world,
+/// self, concept, void, time) or `*`, each further element a lowercase segment (letters, digits,
+/// `-`, `_`) or `*` as a whole element, at most 34 elements.
 ///
-/// The same grammar is checked in Rust by [`crate::validate_affordances`] (for the admission
-/// webhook); a test keeps the two in agreement.
+/// The admission webhook checks the same with [`validate_affordances`], which uses the
+/// `kgents-core` parser itself; a property test keeps the two in agreement.
 pub const AFFORDANCE_PATTERN: &str =
-    "^(world|self|concept|void|time)([.]([a-z0-9][a-z0-9_-]*|[*]))+$";
+    "^([*]|world|self|concept|void|time)([.]([a-z0-9_-]+|[*])){0,33}$";
 
 /// Longest affordance glob accepted, in characters.
 pub const MAX_AFFORDANCE_LEN: usize = 253;
@@ -23,7 +27,7 @@ pub const MAX_AFFORDANCES: usize = 128;
 
 fn affordances_rule() -> kube::core::Rule {
     kube::core::Rule::new(format!("self.all(a, a.matches('{AFFORDANCE_PATTERN}'))"))
-        .message("every affordance must be an AGENTESE glob context.segment[.segment...] with context world, self, concept, void or time and lowercase segments or * (e.g. world.*.manifest, self.memory.*)")
+        .message("every affordance must be an AGENTESE glob: context.segment[.segment...] with context world, self, concept, void or time, segments of lowercase letters, digits, - or _, and * only as a whole element (e.g. world.*.manifest, self.memory.*)")
 }
 
 /// Desired state of an Umwelt.
@@ -85,7 +89,7 @@ pub struct UmweltSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = affordances_rule())]
     #[x_kube(merge_strategy = ListMerge::Set)]
-    #[schemars(length(max = 128), inner(length(min = 1, max = 253)))]
+    #[schemars(length(max = 128), inner(length(max = 253)))]
     pub affordances: Vec<String>,
 
     /// Resource budgets of the agent.
@@ -117,6 +121,38 @@ pub struct UmweltSpec {
 
 fn default_slop_budget() -> f64 {
     0.1
+}
+
+/// Checks `spec.affordances` exactly as the CRD schema and its CEL rule do (at most
+/// [`MAX_AFFORDANCES`] globs of at most [`MAX_AFFORDANCE_LEN`] characters, each parsing as a
+/// `kgents_core` [`AffordanceGlob`](kgents_core::agentese::AffordanceGlob)) and returns the parsed
+/// set. For the admission webhook, which must not trust that a stored object went through the
+/// current schema.
+pub fn validate_affordances<S: AsRef<str>>(globs: &[S]) -> Result<Affordances> {
+    if globs.len() > MAX_AFFORDANCES {
+        return Err(Error::OutOfRange {
+            field: "spec.affordances",
+            value: format!("{} entries", globs.len()),
+            expected: "at most 128 entries",
+        });
+    }
+    let mut affordances = Affordances::deny_all();
+    for (index, glob) in globs.iter().enumerate() {
+        let glob = glob.as_ref();
+        let invalid = |reason: String| Error::InvalidAffordance {
+            index,
+            glob: glob.chars().take(80).collect(),
+            reason,
+        };
+        let length = glob.chars().count();
+        if length > MAX_AFFORDANCE_LEN {
+            return Err(invalid(format!(
+                "{length} characters, at most {MAX_AFFORDANCE_LEN} allowed"
+            )));
+        }
+        affordances.push(AffordanceGlob::parse(glob).map_err(|e| invalid(e.to_string()))?);
+    }
+    Ok(affordances)
 }
 
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -521,6 +521,10 @@ fn umwelt_affordances_are_agentese_globs() {
         "time.witness.b-gent.replay",
         "world.cluster.agents",
         "self.a_b.c9",
+        "*",
+        "*.manifest",
+        "world",
+        "world.-x",
     ];
     ok(umwelt(UmweltSpec {
         affordances: valid.iter().map(|s| s.to_string()).collect(),
@@ -529,17 +533,17 @@ fn umwelt_affordances_are_agentese_globs() {
     .validate_cel());
     let invalid = [
         "cluster.agents.delete",
-        "world",
+        "",
         "world.",
         "world..manifest",
-        "*.manifest",
         "World.x",
         "world.X",
         "world.a b",
         "world.**",
         "self.memory.*x",
         ".world.x",
-        "world.-x",
+        "wor*.x",
+        "world.caf\u{e9}",
     ];
     for glob in invalid {
         rejects(
@@ -549,6 +553,14 @@ fn umwelt_affordances_are_agentese_globs() {
             })
             .validate_cel(),
             "every affordance must be an AGENTESE glob",
+        );
+    }
+    // The same verdicts from the kgents-core parser the webhook uses.
+    assert!(kgents_crds::validate_affordances(&valid).is_ok());
+    for glob in invalid {
+        assert!(
+            kgents_crds::validate_affordances(&[glob]).is_err(),
+            "{glob:?}"
         );
     }
 }

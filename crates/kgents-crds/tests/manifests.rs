@@ -275,7 +275,10 @@ fn status_schemas_are_closed_and_declare_every_written_field() {
             cumulative_penalty: 0.05,
             score: 0.17,
             level: RiskLevel::Low,
-            decision: RiskDecision::AutoMerge,
+            decision: RiskDecision::AutoApprove,
+            recent_proposals: 1,
+            applied_changes: 1,
+            explanation: Some("risk 0.17 LOW".into()),
             calculated_at: t.clone(),
         }),
         review: Some(ReviewStatus {

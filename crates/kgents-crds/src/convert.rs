@@ -1,0 +1,292 @@
+//! Conversions between the resources and the pure types of `kgents-core` and `kgents-risk`.
+//!
+//! - [`Genus`], [`PheromoneType`] and [`ChangeType`] map one to one onto their core/risk twins
+//!   (the schema keeps its own enums so that the CRD's shape is decided here).
+//! - A [`Pheromone`] resource is a [`Signal`] through the checked view [`PheromoneSignal`]:
+//!   `emittedAt` defaults to `metadata.creationTimestamp`, and a resource with neither is an
+//!   [`Error::MissingEmissionTime`] (the original let such pheromones never decay).
+//! - A [`Proposal`] becomes a [`kgents_risk::ProposalInput`] with [`Proposal::risk_input`], and a
+//!   [`kgents_risk::RiskAssessment`] becomes the status' [`RiskAssessment`].
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kgents_core::decay::{HalfLife, Intensity};
+use kgents_core::field::Signal;
+
+use crate::common::{Genus, PheromoneType, Time};
+use crate::error::{Error, Result};
+use crate::pheromone::Pheromone;
+use crate::proposal::{
+    ChangeType, Magnitude, Proposal, ReviewRequirements, RiskAssessment, RiskDecision, RiskLevel,
+};
+
+impl From<Genus> for kgents_core::genus::Genus {
+    fn from(genus: Genus) -> Self {
+        // Both enums list A–Z, PSI, OMEGA in the same order (checked by a test).
+        kgents_core::genus::Genus::ALL[genus as usize]
+    }
+}
+
+impl From<kgents_core::genus::Genus> for Genus {
+    fn from(genus: kgents_core::genus::Genus) -> Self {
+        Genus::ALL[genus as usize]
+    }
+}
+
+impl From<PheromoneType> for kgents_core::field::PheromoneType {
+    fn from(kind: PheromoneType) -> Self {
+        kgents_core::field::PheromoneType::ALL[kind as usize]
+    }
+}
+
+impl From<kgents_core::field::PheromoneType> for PheromoneType {
+    fn from(kind: kgents_core::field::PheromoneType) -> Self {
+        PheromoneType::ALL[kind as usize]
+    }
+}
+
+impl From<ChangeType> for kgents_risk::ChangeType {
+    fn from(change: ChangeType) -> Self {
+        kgents_risk::ChangeType::ALL[change as usize]
+    }
+}
+
+impl From<kgents_risk::ChangeType> for ChangeType {
+    fn from(change: kgents_risk::ChangeType) -> Self {
+        ChangeType::ALL[change as usize]
+    }
+}
+
+impl From<kgents_risk::RiskLevel> for RiskLevel {
+    fn from(level: kgents_risk::RiskLevel) -> Self {
+        match level {
+            kgents_risk::RiskLevel::Low => RiskLevel::Low,
+            kgents_risk::RiskLevel::Medium => RiskLevel::Medium,
+            kgents_risk::RiskLevel::High => RiskLevel::High,
+            kgents_risk::RiskLevel::Critical => RiskLevel::Critical,
+        }
+    }
+}
+
+impl From<kgents_risk::Decision> for RiskDecision {
+    fn from(decision: kgents_risk::Decision) -> Self {
+        match decision {
+            kgents_risk::Decision::AutoApprove => RiskDecision::AutoApprove,
+            kgents_risk::Decision::Review => RiskDecision::Review,
+            kgents_risk::Decision::RequireHuman => RiskDecision::RequireHuman,
+            kgents_risk::Decision::Block => RiskDecision::Block,
+        }
+    }
+}
+
+impl From<&kgents_risk::RiskAssessment> for RiskAssessment {
+    fn from(assessment: &kgents_risk::RiskAssessment) -> Self {
+        RiskAssessment {
+            base_risk: assessment.base,
+            size_factor: assessment.size_factor,
+            test_factor: assessment.test_factor,
+            velocity_penalty: assessment.velocity,
+            cumulative_penalty: assessment.cumulative,
+            score: assessment.score,
+            level: assessment.level.into(),
+            decision: assessment.decision.into(),
+            recent_proposals: i64::try_from(assessment.recent_proposals).unwrap_or(i64::MAX),
+            applied_changes: i64::try_from(assessment.applied_changes).unwrap_or(i64::MAX),
+            explanation: Some(assessment.explain()),
+            calculated_at: Time(assessment.assessed_at),
+        }
+    }
+}
+
+fn non_negative(field: &'static str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| Error::OutOfRange {
+        field,
+        value: value.to_string(),
+        expected: "must not be negative",
+    })
+}
+
+impl TryFrom<&Magnitude> for kgents_risk::Magnitude {
+    type Error = Error;
+
+    fn try_from(m: &Magnitude) -> Result<Self> {
+        Ok(kgents_risk::Magnitude {
+            lines_added: non_negative("spec.magnitude.linesAdded", m.lines_added)?,
+            lines_removed: non_negative("spec.magnitude.linesRemoved", m.lines_removed)?,
+            files_changed: non_negative("spec.magnitude.filesChanged", m.files_changed)?,
+            tests_added: non_negative("spec.magnitude.testsAdded", m.tests_added)?,
+            tests_removed: non_negative("spec.magnitude.testsRemoved", m.tests_removed)?,
+        })
+    }
+}
+
+impl TryFrom<&ReviewRequirements> for kgents_risk::ReviewRequirements {
+    type Error = Error;
+
+    fn try_from(r: &ReviewRequirements) -> Result<Self> {
+        if !(0..=10).contains(&r.required_approvers) {
+            return Err(Error::OutOfRange {
+                field: "spec.reviewRequirements.requiredApprovers",
+                value: r.required_approvers.to_string(),
+                expected: "must be between 0 and 10",
+            });
+        }
+        Ok(kgents_risk::ReviewRequirements {
+            auto_merge: r.auto_merge,
+            required_approvers: r.required_approvers.unsigned_abs(),
+        })
+    }
+}
+
+impl Proposal {
+    /// What the risk calculus needs to know about this proposal.
+    ///
+    /// `proposer_kind` is not read from `spec.proposer` (a free-form name anyone can write): the
+    /// admission webhook classifies the requesting user with
+    /// [`kgents_risk::ProposerKind::from_username`], and the controller reuses what admission
+    /// recorded. Guessing from the spec would let an agent pass itself off as a person.
+    ///
+    /// Fails when the object has no namespace (it was never stored) or a count is out of range.
+    pub fn risk_input(
+        &self,
+        proposer_kind: kgents_risk::ProposerKind,
+    ) -> Result<kgents_risk::ProposalInput> {
+        let namespace = self.metadata.namespace.clone().ok_or(Error::Conversion {
+            field: "metadata.namespace",
+            reason: "a Proposal without a namespace cannot be assessed (velocity and cumulative \
+                     penalties are per namespace); read it from the API server or set the namespace"
+                .to_owned(),
+        })?;
+        Ok(kgents_risk::ProposalInput {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            uid: self.metadata.uid.clone(),
+            namespace,
+            proposer: self.spec.proposer.clone(),
+            proposer_kind,
+            change_type: self.spec.change_type.into(),
+            magnitude: (&self.spec.magnitude).try_into()?,
+            review: (&self.spec.review_requirements).try_into()?,
+            created_at: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        })
+    }
+}
+
+/// A [`Pheromone`] resource seen as a [`Signal`], with every value checked once.
+///
+/// Build it with `PheromoneSignal::try_from(&pheromone)`; it borrows the resource's strings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PheromoneSignal<'a> {
+    resource: &'a Pheromone,
+    initial_intensity: Intensity,
+    half_life: HalfLife,
+    emitted_at: Timestamp,
+    ttl: Option<Duration>,
+}
+
+impl<'a> PheromoneSignal<'a> {
+    /// The resource this signal views.
+    pub fn resource(&self) -> &'a Pheromone {
+        self.resource
+    }
+}
+
+impl<'a> TryFrom<&'a Pheromone> for PheromoneSignal<'a> {
+    type Error = Error;
+
+    fn try_from(resource: &'a Pheromone) -> Result<Self> {
+        let spec = &resource.spec;
+        let initial = spec.initial_intensity;
+        if !(initial > 0.0 && initial <= 1.0) {
+            return Err(Error::OutOfRange {
+                field: "spec.initialIntensity",
+                value: initial.to_string(),
+                expected: "must be greater than 0 and at most 1",
+            });
+        }
+        let initial_intensity = Intensity::new(initial).map_err(|e| Error::Conversion {
+            field: "spec.initialIntensity",
+            reason: e.to_string(),
+        })?;
+        if !(spec.half_life_minutes >= 0.1) {
+            return Err(Error::OutOfRange {
+                field: "spec.halfLifeMinutes",
+                value: spec.half_life_minutes.to_string(),
+                expected: "must be at least 0.1",
+            });
+        }
+        let half_life =
+            HalfLife::from_minutes(spec.half_life_minutes).map_err(|e| Error::Conversion {
+                field: "spec.halfLifeMinutes",
+                reason: e.to_string(),
+            })?;
+        let emitted_at = spec
+            .emitted_at
+            .as_ref()
+            .or(resource.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0)
+            .ok_or_else(|| Error::MissingEmissionTime {
+                name: resource.metadata.name.clone().unwrap_or_default(),
+            })?;
+        let ttl = match spec.ttl_seconds {
+            None => None,
+            Some(seconds) if seconds >= 1 => Some(Duration::from_secs(seconds.unsigned_abs())),
+            Some(seconds) => {
+                return Err(Error::OutOfRange {
+                    field: "spec.ttlSeconds",
+                    value: seconds.to_string(),
+                    expected: "must be at least 1 (leave it unset for no hard limit)",
+                });
+            }
+        };
+        Ok(PheromoneSignal {
+            resource,
+            initial_intensity,
+            half_life,
+            emitted_at,
+            ttl,
+        })
+    }
+}
+
+impl Signal for PheromoneSignal<'_> {
+    fn pheromone_type(&self) -> kgents_core::field::PheromoneType {
+        self.resource.spec.kind.into()
+    }
+    fn source(&self) -> &str {
+        &self.resource.spec.source
+    }
+    fn target(&self) -> Option<&str> {
+        self.resource.spec.target.as_deref()
+    }
+    fn initial_intensity(&self) -> Intensity {
+        self.initial_intensity
+    }
+    fn half_life(&self) -> HalfLife {
+        self.half_life
+    }
+    fn emitted_at(&self) -> Timestamp {
+        self.emitted_at
+    }
+    fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+}
+
+impl TryFrom<&Pheromone> for kgents_core::field::Pheromone {
+    type Error = Error;
+
+    /// An owned copy of the signal (see [`PheromoneSignal`] for the checks and defaults).
+    fn try_from(resource: &Pheromone) -> Result<Self> {
+        let signal = PheromoneSignal::try_from(resource)?;
+        Ok(kgents_core::field::Pheromone {
+            pheromone_type: signal.pheromone_type(),
+            source: signal.source().to_owned(),
+            target: signal.target().map(str::to_owned),
+            initial_intensity: signal.initial_intensity,
+            half_life: signal.half_life,
+            emitted_at: signal.emitted_at,
+            ttl: signal.ttl,
+        })
+    }
+}
