@@ -61,6 +61,24 @@ pub fn child_labels(component: &str, instance_label: &str, name: &str) -> BTreeM
     ])
 }
 
+/// Longest Kubernetes object name (a DNS subdomain).
+pub const MAX_NAME: usize = 253;
+
+/// `<base><suffix>`, cut and made unique with a hash of `base` when it would exceed
+/// [`MAX_NAME`] (so two long names never collide and no name is ever refused for length).
+pub fn suffixed_name(base: &str, suffix: &str) -> String {
+    if base.len() + suffix.len() <= MAX_NAME {
+        return format!("{base}{suffix}");
+    }
+    let hash = format!("{:016x}", fnv1a(base.as_bytes()));
+    let mut cut = MAX_NAME.saturating_sub(suffix.len() + hash.len() + 1);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = base[..cut].trim_end_matches(['-', '.']);
+    format!("{head}-{hash}{suffix}")
+}
+
 /// 64-bit FNV-1a: stable across processes and releases (unlike `DefaultHasher`).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {

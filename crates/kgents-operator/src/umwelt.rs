@@ -48,25 +48,13 @@ pub const READY: &str = "Ready";
 const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 const SUFFIX: &str = "-umwelt";
-/// Longest Kubernetes object name (a DNS subdomain).
-const MAX_NAME: usize = 253;
 
 /// The name of the ServiceAccount (and Role, RoleBinding and ConfigMap) generated for the
 /// Umwelt `umwelt_name`: `<name>-umwelt`, so it never collides with an Agent's own
 /// ServiceAccount, which is named after the Agent. A name too long for the suffix is cut and
 /// made unique with a hash of the full name.
 pub fn service_account_name(umwelt_name: &str) -> String {
-    if umwelt_name.len() + SUFFIX.len() <= MAX_NAME {
-        return format!("{umwelt_name}{SUFFIX}");
-    }
-    let hash = support::desired_hash(&umwelt_name).unwrap_or_default();
-    let keep = MAX_NAME - SUFFIX.len() - hash.len() - 1;
-    let mut cut = keep;
-    while !umwelt_name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let head = umwelt_name[..cut].trim_end_matches(['-', '.']);
-    format!("{head}-{hash}{SUFFIX}")
+    support::suffixed_name(umwelt_name, SUFFIX)
 }
 
 /// What the agent's runtime reads from the ConfigMap.
