@@ -15,6 +15,50 @@
 //!
 //! Time comes from an injected [`kgents_core::clock::Clock`]; budgets from an injected
 //! [`Timer`]. The crate needs no async runtime.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use kgents_core::clock::SystemClock;
+//! use kgents_ghost::snapshot::ClusterStatus;
+//! use kgents_ghost::{
+//!     FallbackChain, GhostStore, InMemoryGhostStore, Layer, LayerError, Payload, Query,
+//!     Snapshot, ThreadTimer,
+//! };
+//!
+//! /// A daemon that is not running.
+//! struct NoDaemon;
+//! #[async_trait]
+//! impl Layer for NoDaemon {
+//!     fn name(&self) -> &str { "cortex" }
+//!     fn is_live(&self) -> bool { true }
+//!     async fn fetch(&self, _: &Query) -> Result<Snapshot, LayerError> {
+//!         Err(LayerError::Unavailable("connection refused".into()))
+//!     }
+//! }
+//!
+//! /// An API server that answers.
+//! struct Api;
+//! #[async_trait]
+//! impl Layer for Api {
+//!     fn name(&self) -> &str { "kubernetes" }
+//!     fn is_live(&self) -> bool { true }
+//!     async fn fetch(&self, _: &Query) -> Result<Snapshot, LayerError> {
+//!         let status = ClusterStatus { nodes_ready: 1, nodes_total: 1, ..Default::default() };
+//!         Ok(Snapshot::new(jiff::Timestamp::now(), Payload::ClusterStatus(status)))
+//!     }
+//! }
+//!
+//! let store = Arc::new(InMemoryGhostStore::new());
+//! let chain = FallbackChain::standard(
+//!     NoDaemon, Api, store.clone(), Arc::new(SystemClock), Arc::new(ThreadTimer),
+//! );
+//! let answer = futures::executor::block_on(chain.fetch(&Query::ClusterStatus))?;
+//! assert_eq!(answer.layer, "kubernetes");
+//! // The live answer was written through, so the next read survives an API outage.
+//! assert!(store.read(&Query::ClusterStatus.into()).hit().is_some());
+//! # Ok::<(), kgents_ghost::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod chain;

@@ -64,7 +64,7 @@ fn writes_exactly_the_seed_tree() {
     assert_eq!(
         files,
         [
-            ".lock",
+            "_meta/.lock",
             "_meta/stability_score.json",
             "agents/_index.json",
             "agents/l-gent.json",

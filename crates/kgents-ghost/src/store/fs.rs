@@ -1,8 +1,9 @@
 //! [`FsGhostStore`]: the seed's directory tree under a root (default `~/.kgents/ghost/`).
 //!
-//! Writes are atomic and serialised: under an exclusive advisory lock on `<root>/.lock`, the
-//! bytes go to a temporary file in the destination directory, which is fsynced, renamed over the
-//! destination, and the directory is fsynced. Readers take no lock: a rename is atomic, so a
+//! Writes are atomic and serialised: under an exclusive advisory lock on `<root>/_meta/.lock`
+//! (inside `_meta/`, so the top level holds exactly the seed's tree), the bytes go to a
+//! temporary file in the destination directory, which is fsynced, renamed over the destination,
+//! and the directory is fsynced. Readers take no lock: a rename is atomic, so a
 //! reader sees either the old or the new file. Reads check the size from the metadata before
 //! reading and never read more than the limit even if the file grows meanwhile.
 
@@ -20,8 +21,8 @@ use crate::snapshot::{Payload, Snapshot, SnapshotKey, StabilityScore};
 /// Environment variable that overrides the default cache root.
 pub const GHOST_DIR_ENV: &str = "KGENTS_GHOST_DIR";
 
-/// Name of the lock file in the root.
-const LOCK_FILE: &str = ".lock";
+/// The lock file, relative to the root.
+const LOCK_FILE: [&str; 2] = ["_meta", ".lock"];
 
 /// The ghost cache on the filesystem.
 #[derive(Debug, Clone)]
@@ -104,8 +105,9 @@ impl FsGhostStore {
     }
 
     fn lock(&self) -> Result<WriteLock> {
-        fs::create_dir_all(&self.root).map_err(io_error("create directory", &self.root))?;
-        let path = self.root.join(LOCK_FILE);
+        let meta = self.root.join(LOCK_FILE[0]);
+        fs::create_dir_all(&meta).map_err(io_error("create directory", &meta))?;
+        let path = meta.join(LOCK_FILE[1]);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
