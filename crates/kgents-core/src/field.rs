@@ -5,7 +5,7 @@
 //! what can be sensed ([`sense`](PheromoneField::sense), [`top_k`](PheromoneField::top_k)), how
 //! hot each type is ([`heat`](PheromoneField::heat)) and what should be collected
 //! ([`evaporated`](PheromoneField::evaporated)). Intensities are computed on read (see
-//! [`decay`](crate::decay)); DREAM signals use their doubled half-life.
+//! [`decay`]); DREAM signals use their doubled half-life.
 //!
 //! Ranking is by current intensity, strongest first; equal intensities keep slice order, so results
 //! are deterministic.
@@ -479,18 +479,33 @@ impl<'a, S: Signal> PheromoneField<'a, S> {
 
     /// Per-type heat of the live signals. Types without live signals are absent.
     pub fn heat(&self, now: Timestamp) -> BTreeMap<PheromoneType, Heat> {
-        let mut heat: BTreeMap<PheromoneType, Heat> = BTreeMap::new();
-        for sensed in self.live(&SenseQuery::all(), now) {
-            let entry = heat.entry(sensed.signal.pheromone_type()).or_insert(Heat {
-                sum: 0.0,
-                max: Intensity::ZERO,
-                count: 0,
-            });
-            entry.sum += sensed.intensity.get();
-            entry.max = entry.max.max(sensed.intensity);
-            entry.count += 1;
+        // Accumulate in a fixed array indexed by type; the map is built once at the end.
+        let mut by_type: [Heat; PheromoneType::ALL.len()] = [Heat {
+            sum: 0.0,
+            max: Intensity::ZERO,
+            count: 0,
+        }; PheromoneType::ALL.len()];
+        for signal in self.signals {
+            let (intensity, evaporated) = decay::assess(
+                signal.initial_intensity(),
+                signal.effective_half_life(),
+                signal.emitted_at(),
+                signal.ttl(),
+                now,
+            );
+            if evaporated {
+                continue;
+            }
+            let heat = &mut by_type[signal.pheromone_type() as usize];
+            heat.sum += intensity.get();
+            heat.max = heat.max.max(intensity);
+            heat.count += 1;
         }
-        heat
+        PheromoneType::ALL
+            .into_iter()
+            .zip(by_type)
+            .filter(|(_, heat)| heat.count > 0)
+            .collect()
     }
 
     /// The signals that have evaporated at `now` and should be collected, in slice order.

@@ -13,6 +13,25 @@
 //!
 //! Intensity is always computed on read from `(initial, half-life, emitted_at, now)`; nothing in
 //! this crate stores a decayed value.
+//!
+//! ```
+//! use kgents_core::agentese::{Affordances, Path, Registry};
+//! use kgents_core::field::{Pheromone, PheromoneField, PheromoneType, SenseQuery};
+//! use jiff::{SignedDuration, Timestamp};
+//!
+//! let path: Path = "world.cluster.agents.b-gent.tether".parse()?;
+//! let registry = Registry::seed();
+//! let found = registry.by_path(&path).expect("in the seed table");
+//! assert_eq!(found.entry.command(), "tether");
+//! assert_eq!(found.binding("agent").unwrap(), "b-gent");
+//! assert!(!Affordances::parse_all(["self.memory.*"])?.allows(&path)); // deny by default
+//!
+//! let now = Timestamp::from_second(1_700_000_000)?;
+//! let signals = [Pheromone::new(PheromoneType::Warning, "a-gent", now - SignedDuration::from_mins(10))];
+//! let sensed = PheromoneField::new(&signals).sense(&SenseQuery::all(), now);
+//! assert_eq!(sensed[0].intensity.get(), 0.5); // one 10-minute half-life later
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod access;

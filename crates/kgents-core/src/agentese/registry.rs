@@ -66,9 +66,9 @@ pub enum TemplateSegment {
 }
 
 /// An AGENTESE path whose segments may be `<name>` placeholders, e.g.
-/// `world.cluster.agents.<agent>.tether`. The aspect follows the same rule as in
-/// [`Path`](super::Path): the last element when it is an aspect verb after at least one segment. A
-/// placeholder is never the aspect.
+/// `world.cluster.agents.<agent>.tether`. The aspect follows the same rule as in a [`Path`]: it
+/// is the last element when that is an aspect verb after at least one segment. A placeholder is
+/// never the aspect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathTemplate {
     context: Context,
