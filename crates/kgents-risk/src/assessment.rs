@@ -157,9 +157,10 @@ pub struct RiskAssessment {
 
 impl RiskAssessment {
     /// A one-line explanation listing every factor, e.g.
-    /// `risk 0.91 CRITICAL: AGENT_DELETE base 0.70 × size 1.00 × tests 1.00 × (1 + velocity 0.30)
-    /// + cumulative 0.00 (3 other proposals in the velocity window, 0 changes applied in the
-    /// cumulative window) → Block: CRITICAL risk is never admitted`.
+    ///
+    /// ```text
+    /// risk 0.91 CRITICAL: AGENT_DELETE base 0.70 × size 1.00 × tests 1.00 × (1 + velocity 0.30) + cumulative 0.00 (3 other proposal(s) in the velocity window, 0 change(s) applied in the cumulative window) → Block: CRITICAL risk is never admitted
+    /// ```
     pub fn explain(&self) -> String {
         self.to_string()
     }

@@ -39,7 +39,7 @@ impl LedgerProposal {
 }
 
 /// Read access to the proposal history of each namespace. Object safe, so
-/// [`assess`](crate::assess) takes `&dyn ProposalLedger`; no I/O is expected behind it (an
+/// [`assess`](fn@crate::assess) takes `&dyn ProposalLedger`; no I/O is expected behind it (an
 /// operator fills a [`LedgerSnapshot`] from its informer cache).
 ///
 /// `since` is a hint for cheap filtering: an implementation may also visit older entries, and

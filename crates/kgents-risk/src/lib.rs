@@ -12,11 +12,11 @@
 //! | [`ledger`] | the [`ProposalLedger`] trait and the in-memory [`LedgerSnapshot`] |
 //! | [`factors`] | each factor of the score as a pure function |
 //! | [`assessment`] | [`RiskLevel`], [`Decision`], [`RiskAssessment`] and its explanation |
-//! | [`mod@assess`] | [`assess`], which puts it all together |
+//! | [`mod@assess`] | [`assess()`], which puts it all together |
 //! | [`error`] | [`Error`] and [`Result`] |
 //!
 //! score = clamp(base × size × tests × (1 + velocity) + cumulative, 0, 1); see DESIGN §2 and
-//! [`assess`].
+//! [`assess()`].
 //!
 //! ```
 //! use kgents_risk::{assess, ChangeType, LedgerSnapshot, ProposalInput, ProposerKind, RiskPolicy, RiskLevel};

@@ -249,7 +249,7 @@ impl RiskPolicy {
     /// 0 ≤ low_max < medium_max < high_max ≤ 1. Returns the first problem found.
     ///
     /// A valid policy guarantees that every factor is finite and non-negative, so the score is
-    /// monotone in every input. [`assess`](crate::assess) never panics on an invalid policy
+    /// monotone in every input. [`assess`](fn@crate::assess) never panics on an invalid policy
     /// either, but its numbers may then be meaningless (it fails closed: a non-finite score is
     /// treated as 1, CRITICAL).
     pub fn validate(&self) -> Result<()> {
@@ -363,7 +363,8 @@ mod tests {
 
     #[test]
     fn nan_negative_and_out_of_range_weights_are_rejected_with_their_field() {
-        let cases: [(fn(&mut RiskPolicy), &str); 7] = [
+        type BreakPolicy = fn(&mut RiskPolicy);
+        let cases: [(BreakPolicy, &str); 7] = [
             (|p| p.size.log_weight = f64::NAN, "size.logWeight"),
             (|p| p.velocity.increment = -0.1, "velocity.increment"),
             (|p| p.cumulative.cap = f64::INFINITY, "cumulative.cap"),
@@ -419,11 +420,13 @@ mod tests {
             (-0.1, 0.5, 0.8),
             (0.2, f64::NAN, 0.8),
         ] {
-            let mut policy = RiskPolicy::default();
-            policy.thresholds = LevelThresholds {
-                low_max,
-                medium_max,
-                high_max,
+            let policy = RiskPolicy {
+                thresholds: LevelThresholds {
+                    low_max,
+                    medium_max,
+                    high_max,
+                },
+                ..RiskPolicy::default()
             };
             assert!(
                 matches!(policy.validate(), Err(Error::UnorderedThresholds { .. })),

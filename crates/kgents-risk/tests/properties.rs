@@ -302,28 +302,40 @@ proptest! {
     fn levels_are_exact_at_the_default_boundaries_through_assess(
         change in change_type(),
         boundary in 0usize..3,
+        fresh_others in 0usize..=5,
         applied_changes in 0u64..=4,
     ) {
-        // base + cumulative lands exactly on a threshold: the lower level; one step of the score's
-        // resolution above it: the upper level.
+        // base × (1 + velocity) + cumulative is made to land exactly on a threshold, with
+        // velocity = 0.1 per fresh other proposal and 0.05 per applied change. Floating point
+        // alone misses by an ulp in some of these (0.1 + 0.1 + 0.1 ≠ 0.3); the score must still
+        // be the threshold, hence the lower level; 1e-9 (the score's resolution) above it must be
+        // the upper level.
         let (threshold, at, above) = [
             (0.2, RiskLevel::Low, RiskLevel::Medium),
             (0.5, RiskLevel::Medium, RiskLevel::High),
             (0.8, RiskLevel::High, RiskLevel::Critical),
         ][boundary];
         let mut ledger = LedgerSnapshot::new();
+        for index in 0..fresh_others {
+            ledger.record_proposal(
+                NAMESPACES[0],
+                LedgerProposal::new(format!("p{index}"), format!("uid-p{index}"), "alice", now()),
+            );
+        }
         for hours in 0..applied_changes {
             ledger.record_applied_change(NAMESPACES[0], now() - SignedDuration::from_hours(hours as i64));
         }
+        let velocity: f64 = (0..fresh_others).map(|_| 0.1).sum();
+        let base_for = |score: f64| (score - 0.05 * applied_changes as f64) / (1.0 + velocity);
         let input = ProposalInput::new("p-self", NAMESPACES[0], "alice", ProposerKind::Person, change);
         let mut policy = RiskPolicy::default();
-        policy.base_risks.set(change, threshold - 0.05 * applied_changes as f64);
+        policy.base_risks.set(change, base_for(threshold));
         let on = run(&input, &ledger, &policy);
-        prop_assert_eq!(on.score, threshold);
+        prop_assert_eq!(on.score, threshold, "{}", on);
         prop_assert_eq!(on.level, at);
-        policy.base_risks.set(change, threshold - 0.05 * applied_changes as f64 + 1e-9);
+        policy.base_risks.set(change, base_for(threshold + 1e-9));
         let over = run(&input, &ledger, &policy);
-        prop_assert!(over.score > threshold);
+        prop_assert!(over.score > threshold, "{}", over);
         prop_assert_eq!(over.level, above);
     }
 
