@@ -481,7 +481,9 @@ impl Default for ClaudeCliOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeOptions {
     /// Deadline for one attempt: connecting, sending, and reading the whole answer (for the
-    /// CLI: the whole process run). Retries each get their own.
+    /// CLI: the whole process run, not the wait for a concurrency slot). Retries each get
+    /// their own; a timed-out attempt is not retried. Callers with an overall deadline (the
+    /// probe runner) wrap the call in their own timeout, and dropping the call cancels it.
     pub request_timeout: Duration,
     /// Timeout for establishing a connection.
     pub connect_timeout: Duration,

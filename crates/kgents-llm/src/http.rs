@@ -304,7 +304,7 @@ impl HttpTransport {
                 Err(AttemptError::Transient(error)) => (error, None),
             };
             if last_attempt {
-                return Err(error);
+                return Err(gave_up(error, attempts));
             }
             let Some(wait) = self
                 .retry
@@ -427,6 +427,23 @@ impl HttpTransport {
             retry_after,
             body,
         })
+    }
+}
+
+/// Notes on the final error of a retried call how many attempts were made.
+fn gave_up(error: LlmError, attempts: u32) -> LlmError {
+    if attempts < 2 {
+        return error;
+    }
+    match error {
+        LlmError::Provider { status, message } => LlmError::Provider {
+            status,
+            message: format!("{message} (gave up after {attempts} attempts)"),
+        },
+        LlmError::Transport { message } => LlmError::Transport {
+            message: format!("{message} (gave up after {attempts} attempts)"),
+        },
+        other => other,
     }
 }
 

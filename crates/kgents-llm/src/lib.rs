@@ -61,3 +61,33 @@ pub fn build_client_with(
         Provider::None => return Err(Error::NoModel),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_an_https_client_installs_a_crypto_provider() {
+        let config =
+            ModelConfig::from_parts("anthropic", Some("m"), None, Some("k".into())).unwrap();
+        build_client(&config).expect("reqwest builds without its own provider");
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    #[test]
+    fn every_provider_but_none_builds_a_client() {
+        let key = || Some(secrecy::SecretString::from("k"));
+        for (provider, endpoint) in [
+            ("anthropic", None),
+            ("openai", None),
+            ("openrouter", None),
+            ("ollama", Some("http://ollama:11434")),
+            ("claude-cli", None),
+        ] {
+            let config = ModelConfig::from_parts(provider, Some("m"), endpoint, key()).unwrap();
+            assert!(build_client(&config).is_ok(), "{provider}");
+        }
+        let none = ModelConfig::from_parts("none", None, None, None).unwrap();
+        assert_eq!(build_client(&none).err(), Some(Error::NoModel));
+    }
+}

@@ -224,6 +224,7 @@ async fn server_errors_until_give_up_report_the_last_one() {
     };
     assert_eq!(status, Some(503));
     assert!(message.contains("down for now"), "{message}");
+    assert!(message.contains("gave up after 4 attempts"), "{message}");
     assert_eq!(server.hits(), 4);
 }
 
