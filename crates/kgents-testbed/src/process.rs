@@ -310,10 +310,10 @@ pub(crate) fn sweep_orphans(temp_roots: &[PathBuf]) {
             let recorded = std::fs::read_to_string(entry.path()).unwrap_or_default();
             let running = std::fs::read_link(format!("/proc/{child}/exe")).ok();
             // Kill only if the pid still runs the recorded program (pids are reused).
-            if running.is_some_and(|exe| exe == Path::new(recorded.trim())) {
-                if let Some(pid) = Pid::from_raw(child as i32) {
-                    let _ = kill_process_group(pid, Signal::KILL);
-                }
+            if running.is_some_and(|exe| exe == Path::new(recorded.trim()))
+                && let Some(pid) = Pid::from_raw(child as i32)
+            {
+                let _ = kill_process_group(pid, Signal::KILL);
             }
             let _ = std::fs::remove_file(entry.path());
         }

@@ -204,10 +204,13 @@ struct Processes {
 
 impl Processes {
     fn stop_everything(&mut self) {
-        let mut all: Vec<ChildProcess> = self.helpers.drain(..).rev().collect();
-        all.extend(self.apiserver.take());
-        all.extend(self.etcd.take());
-        process::stop_all(&mut all, STOP_GRACE);
+        let mut clients: Vec<ChildProcess> = self.helpers.drain(..).rev().collect();
+        clients.extend(self.apiserver.take());
+        process::stop_all(&mut clients, STOP_GRACE);
+        // etcd last: kube-apiserver cleans up its lease on exit and would wait
+        // for a storage that is already gone.
+        let mut etcd: Vec<ChildProcess> = self.etcd.take().into_iter().collect();
+        process::stop_all(&mut etcd, STOP_GRACE);
     }
 }
 
