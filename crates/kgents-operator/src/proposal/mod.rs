@@ -1,0 +1,10 @@
+//! The Proposal controller: the slow path of the proposal lifecycle (DESIGN §2).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`phase`] | the phase machine as a pure function ([`phase::plan`]) |
+//! | [`review`] | the [`Reviewer`] trait and the LLM reviewer (ALLOW / DENY / ESCALATE) |
+//! | [`execute`] | dry run, apply with a dedicated field manager, previous state, idempotency |
+//! | [`controller`] | the reconcile: assessment, review request, approvals, expiry, supersession |
+
+pub mod phase;
