@@ -261,3 +261,65 @@ async fn data_survives_an_apiserver_restart() {
     // `kube-root-ca.crt` is published only by a controller-manager; none runs here.
     assert_eq!(names, ["kept"]);
 }
+
+#[tokio::test]
+async fn crds_install_idempotently_and_serve_custom_objects() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let testbed = ok(shared().await);
+    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.testbed.kgents.dev"},
+        "spec": {
+            "group": "testbed.kgents.dev",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {"spec": {
+                        "type": "object",
+                        "required": ["size"],
+                        "properties": {"size": {"type": "integer", "minimum": 1}},
+                    }},
+                }},
+            }],
+        },
+    }))
+    .expect("valid CRD");
+    ok(testbed.install_crds(std::slice::from_ref(&crd)).await);
+    // A second apply of the same CRD is a no-op, not an error.
+    ok(testbed.install_crds(&[crd]).await);
+
+    let namespace = ok(testbed.create_namespace("crd").await);
+    let resource =
+        ApiResource::from_gvk(&GroupVersionKind::gvk("testbed.kgents.dev", "v1", "Widget"));
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(ok(testbed.client().await), &namespace, &resource);
+    let good: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "testbed.kgents.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w1"}, "spec": {"size": 3},
+    }))
+    .expect("widget");
+    widgets
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("create widget");
+    let bad: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "testbed.kgents.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w2"}, "spec": {"size": 0},
+    }))
+    .expect("widget");
+    let rejected = widgets
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("the schema requires size >= 1");
+    assert!(
+        matches!(&rejected, kube::Error::Api(s) if s.code == 422),
+        "{rejected:?}"
+    );
+}
