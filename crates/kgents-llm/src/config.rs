@@ -114,7 +114,7 @@ impl FromStr for Provider {
 /// The names under which each configuration value was supplied, so errors point at the right
 /// place (`spec.model.endpoint` for an Agent, `KGENTS_MODEL_ENDPOINT` for the environment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FieldNames {
+pub(crate) struct FieldNames {
     /// Where the provider came from.
     pub provider: &'static str,
     /// Where the model name came from.
@@ -127,7 +127,7 @@ pub struct FieldNames {
 
 impl FieldNames {
     /// The Agent CRD's field paths.
-    pub const AGENT_SPEC: FieldNames = FieldNames {
+    pub(crate) const AGENT_SPEC: FieldNames = FieldNames {
         provider: "spec.model.provider",
         name: "spec.model.name",
         endpoint: "spec.model.endpoint",

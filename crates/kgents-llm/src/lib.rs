@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use anthropic::AnthropicClient;
 pub use claude_cli::ClaudeCliClient;
 pub use config::{
-    ClaudeCliOptions, DEFAULT_MAX_BODY_BYTES, FieldNames, ModelConfig, Provider, RuntimeOptions,
+    ClaudeCliOptions, DEFAULT_MAX_BODY_BYTES, ModelConfig, Provider, RuntimeOptions,
     UnknownProvider,
 };
 pub use error::{Error, Result};
