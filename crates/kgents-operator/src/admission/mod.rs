@@ -23,8 +23,10 @@ pub mod decision;
 pub mod ledger;
 pub mod patch;
 pub mod policy;
+pub mod server;
 
 pub use cel::CompiledRules;
 pub use decision::{Requester, Verdict, decide, evaluate};
 pub use ledger::StoreLedger;
 pub use policy::{AdmissionPolicy, PolicyDocument, PolicyRule};
+pub use server::{Endpoint, WebhookConfig, WebhookServer, serve};

@@ -7,4 +7,5 @@
 //! | [`execute`] | dry run, apply with a dedicated field manager, previous state, idempotency |
 //! | [`controller`] | the reconcile: assessment, review request, approvals, expiry, supersession |
 
+pub mod metrics;
 pub mod phase;
