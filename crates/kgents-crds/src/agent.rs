@@ -12,6 +12,8 @@ use crate::common::{Condition, Genus, SecretKeyRef, Time};
 use crate::memory::{MemoryType, RetentionPolicy};
 
 /// Desired state of an Agent: which genus, how it runs, what it may talk to.
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kgents.io",

@@ -208,7 +208,8 @@ impl<'a> TryFrom<&'a Pheromone> for PheromoneSignal<'a> {
             field: "spec.initialIntensity",
             reason: e.to_string(),
         })?;
-        if !(spec.half_life_minutes >= 0.1) {
+        // Written so that NaN is refused too.
+        if spec.half_life_minutes.is_nan() || spec.half_life_minutes < 0.1 {
             return Err(Error::OutOfRange {
                 field: "spec.halfLifeMinutes",
                 value: spec.half_life_minutes.to_string(),

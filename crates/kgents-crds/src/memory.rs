@@ -40,6 +40,8 @@ fn backup_schedule_rule() -> kube::core::Rule {
 }
 
 /// Desired state of a Memory.
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kgents.io",

@@ -13,6 +13,8 @@ use crate::common::{PheromoneType, Time};
 pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
 
 /// Desired state of a Pheromone (immutable once created).
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kgents.io",
@@ -112,7 +114,8 @@ pub struct PheromoneSpec {
     #[schemars(length(max = 32768))]
     pub payload: Option<String>,
 
-    /// Where in the shared field the signal was left.
+    /// Where in the shared field the signal was left. Quote the key "y" in YAML (a bare y is
+    /// the boolean true to kubectl).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
 }
@@ -126,6 +129,9 @@ fn default_half_life_minutes() -> f64 {
 }
 
 /// A point in the pheromone field.
+///
+/// In YAML for kubectl, quote the key `"y"`: kubectl reads YAML 1.1, where a bare `y` is the
+/// boolean `true`, and the API server then refuses the unknown field `spec.position.true`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Position {

@@ -12,6 +12,8 @@ use crate::common::{Condition, Time};
 pub const MAX_PATCH_BYTES: usize = 128 * 1024;
 
 /// Desired change (immutable once created).
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kgents.io",

@@ -31,6 +31,8 @@ fn affordances_rule() -> kube::core::Rule {
 }
 
 /// Desired state of an Umwelt.
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kgents.io",
@@ -125,7 +127,7 @@ fn default_slop_budget() -> f64 {
 
 /// Checks `spec.affordances` exactly as the CRD schema and its CEL rule do (at most
 /// [`MAX_AFFORDANCES`] globs of at most [`MAX_AFFORDANCE_LEN`] characters, each parsing as a
-/// `kgents_core` [`AffordanceGlob`](kgents_core::agentese::AffordanceGlob)) and returns the parsed
+/// `kgents_core` [`AffordanceGlob`]) and returns the parsed
 /// set. For the admission webhook, which must not trust that a stored object went through the
 /// current schema.
 pub fn validate_affordances<S: AsRef<str>>(globs: &[S]) -> Result<Affordances> {

@@ -346,12 +346,33 @@ async fn kubectl_parses_the_crds_and_explains_the_fields() -> TestResult {
     };
     let crd_dir = common::workspace_root().join("deploy/crds");
     let crd_dir = crd_dir.to_str().expect("UTF-8 path");
-    let parsed = run(&["apply", "--dry-run=client", "-f", crd_dir, "-o", "name"]);
+    // Every file parses as a CRD. (`create`, not `apply --dry-run=client`: the CRDs already
+    // exist here, installed by server-side apply, and kubectl's client-side apply cannot diff
+    // against an object created that way: it fails with "expected a struct, but received a nil"
+    // even for a minimal CRD. On a cluster without them, or where they were created by
+    // `kubectl apply`, `kubectl apply --dry-run=client -f deploy/crds/` succeeds.)
+    let parsed = run(&["create", "--dry-run=client", "-f", crd_dir, "-o", "name"]);
+    // And the API server takes them as they are (schema, CEL cost estimates, defaults).
+    let server = run(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=kgents-crds-test",
+        "--dry-run=server",
+        "-f",
+        crd_dir,
+        "-o",
+        "name",
+    ]);
     for crd in crds() {
         let name = crd.metadata.name.unwrap();
         assert!(
             parsed.contains(&name),
             "kubectl did not read {name}: {parsed}"
+        );
+        assert!(
+            server.contains(&name),
+            "the API server did not take {name}: {server}"
         );
     }
     let explained = run(&["explain", "agents.spec.deployMode"]);
