@@ -5,7 +5,14 @@
 //! | [`phase`] | the phase machine as a pure function ([`phase::plan`]) |
 //! | [`review`] | the [`Reviewer`] trait and the LLM reviewer (ALLOW / DENY / ESCALATE) |
 //! | [`execute`] | dry run, apply with a dedicated field manager, previous state, idempotency |
+//! | [`metrics`] | admission verdicts and phase transitions |
 //! | [`controller`] | the reconcile: assessment, review request, approvals, expiry, supersession |
 
+pub mod controller;
+pub mod execute;
 pub mod metrics;
 pub mod phase;
+pub mod review;
+
+pub use controller::{CONTROLLER, ProposalSettings, configure, required_rules, run, run_with};
+pub use review::{LlmReviewer, ReviewVerdict, Reviewer};
