@@ -18,5 +18,6 @@
 pub use kgents_core;
 pub use kgents_crds;
 pub use kgents_ghost;
+pub use kgents_operator;
 pub use kgents_probes;
 pub use kgents_risk;

@@ -47,6 +47,21 @@ pub enum Error {
     #[error("leader election: {0}")]
     LeaderElection(String),
 
+    /// A custom resource definition the controllers need is not installed.
+    #[error(
+        "the CRD for {resource}.kgents.io is not installed (the API server answered: {message}); install the CRDs with `kubectl apply -f deploy/crds/` (or generate them with `cargo run --example crdgen`) and start the operator again"
+    )]
+    CrdMissing {
+        /// The plural resource name, e.g. `agents`.
+        resource: &'static str,
+        /// What the API server said.
+        message: String,
+    },
+
+    /// A controller stopped although neither shutdown nor loss of leadership asked it to.
+    #[error("the {0} controller stopped unexpectedly; the operator exits so it can be restarted")]
+    ControllerStopped(&'static str),
+
     /// The operator's HTTP server (metrics, health) could not start.
     #[error("HTTP server on {addr}: {source}")]
     Http {
@@ -74,6 +89,8 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::LeaderElection(_) => "leader_election",
             Error::Http { .. } => "http",
+            Error::CrdMissing { .. } => "crd_missing",
+            Error::ControllerStopped(_) => "controller_stopped",
         }
     }
 }

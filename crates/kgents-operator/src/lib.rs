@@ -12,7 +12,13 @@
 //! | [`metrics`] | Prometheus metrics: reconciles, errors, durations, objects per phase |
 //! | [`http`] | `/metrics`, `/healthz`, `/readyz` |
 //! | [`leader`] | Lease-based leader election; only the holder reconciles |
+//! | [`memory`] | the Memory controller: claim, metadata ConfigMap, retention, compost sweep |
+//! | [`pheromone`] | the Pheromone controller: status once, requeue exactly at fading and evaporation |
 //! | [`proposal`] | the Proposal controller: phase machine, review, approval, execution |
+//! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
+//! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
+//! | [`support`] | shared by the Pheromone, Memory and Umwelt controllers: apply-if-changed, status, RBAC rules |
+//! | [`umwelt`] | the Umwelt controller: affordances compiled to a ServiceAccount, Role, RoleBinding, ConfigMap |
 //! | [`error`] | the crate's [`Error`] with stable metric labels |
 //!
 //! Decisions (what children an Agent needs, when a pheromone evaporates, which RBAC rules an
@@ -27,11 +33,19 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
+pub mod pheromone;
 pub mod proposal;
+pub mod rbac;
+pub mod run;
+pub mod support;
+pub mod umwelt;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod fixtures_controllers;
 
 pub use context::{Context, FIELD_MANAGER, OperatorConfig};
 pub use error::{Error, Result};

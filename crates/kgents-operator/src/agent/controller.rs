@@ -948,7 +948,7 @@ mod tests {
             );
             assert_eq!(
                 deployment.body["spec"]["template"]["spec"]["serviceAccountName"],
-                "explorer"
+                "explorer-umwelt"
             );
             api.echo().await; // Service
             let get = api
@@ -960,7 +960,10 @@ mod tests {
                 })
                 .await;
             assert!(
-                get.is("GET", "/api/v1/namespaces/hive/serviceaccounts/explorer"),
+                get.is(
+                    "GET",
+                    "/api/v1/namespaces/hive/serviceaccounts/explorer-umwelt"
+                ),
                 "{get:?}"
             );
             let status = api

@@ -14,16 +14,9 @@ pub mod status;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-pub use controller::{CONTROLLER, run};
+use crate::support::rule;
 
-fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(vec![group.to_owned()]),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        ..PolicyRule::default()
-    }
-}
+pub use controller::{CONTROLLER, run};
 
 /// The Kubernetes permissions the Agent controller uses, and nothing more.
 ///

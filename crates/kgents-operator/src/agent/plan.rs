@@ -154,12 +154,10 @@ fn name_of(meta: &ObjectMeta) -> &str {
     meta.name.as_deref().unwrap_or("")
 }
 
-/// The name of the ServiceAccount an Umwelt's controller creates for `umwelt`.
-///
-/// The Umwelt controller names its ServiceAccount after the Umwelt; both sides use this
-/// function so the names cannot drift apart.
+/// The name of the ServiceAccount the Umwelt controller creates for `umwelt` (one function on
+/// both sides, so the names cannot drift apart).
 pub fn umwelt_service_account_name(umwelt: &str) -> String {
-    umwelt.to_owned()
+    crate::umwelt::service_account_name(umwelt)
 }
 
 /// Whether `name` is a DNS-1035 label (what a Service name must be): lowercase letters, digits
@@ -830,7 +828,7 @@ mod tests {
         let pod = Some(&children.deployment.spec)
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod");
-        assert_eq!(pod.service_account_name.as_deref(), Some("explorer"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("explorer-umwelt"));
     }
 
     #[test]

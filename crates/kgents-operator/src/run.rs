@@ -1,0 +1,297 @@
+//! The operator process: check the CRDs, serve `/metrics` and health, compete for the leader
+//! Lease, run every controller while leading and stop them when leadership is lost, and shut
+//! down gracefully (in-flight reconciles finish, the Lease is released) on SIGTERM or Ctrl+C.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use kgents_crds::{Agent, Memory, Pheromone, Umwelt};
+use kube::api::ListParams;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::http::{self, Health};
+use crate::leader::{Election, LeaderElectionConfig, LeaderState};
+use crate::metrics::Metrics;
+use crate::{Context, Error, OperatorConfig, Result, agent, memory, pheromone, umwelt};
+
+/// How one controller is started: its context and a future that resolves when it must stop.
+pub type StartController = fn(Arc<Context>, BoxFuture<'static, ()>) -> BoxFuture<'static, ()>;
+
+/// How a controller checks that the CRDs it watches are installed.
+pub type CheckCrds = fn(Client) -> BoxFuture<'static, Result<()>>;
+
+/// One controller the operator runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ControllerEntry {
+    /// Its name (logs, errors).
+    pub name: &'static str,
+    /// How to start it.
+    pub start: StartController,
+    /// How to check that its CRDs are installed.
+    pub check_crds: CheckCrds,
+}
+
+/// Every controller the operator runs while it leads. To add one, add a line here (and its
+/// `required_rules()` to [`crate::rbac::cluster_role_rules`]).
+pub fn controllers() -> Vec<ControllerEntry> {
+    vec![
+        ControllerEntry {
+            name: agent::CONTROLLER,
+            start: |ctx, stop| agent::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move {
+                    check_crd::<Agent>(&client, "agents").await?;
+                    check_crd::<Memory>(&client, "memories").await
+                }
+                .boxed()
+            },
+        },
+        ControllerEntry {
+            name: pheromone::CONTROLLER,
+            start: |ctx, stop| pheromone::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move { check_crd::<Pheromone>(&client, "pheromones").await }.boxed()
+            },
+        },
+        ControllerEntry {
+            name: memory::CONTROLLER,
+            start: |ctx, stop| memory::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move { check_crd::<Memory>(&client, "memories").await }.boxed()
+            },
+        },
+        ControllerEntry {
+            name: umwelt::CONTROLLER,
+            start: |ctx, stop| umwelt::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move { check_crd::<Umwelt>(&client, "umwelts").await }.boxed()
+            },
+        },
+    ]
+}
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Controller settings.
+    pub config: OperatorConfig,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`None`: not served).
+    pub http_addr: Option<SocketAddr>,
+    /// Leader election (`None`: this process always leads — only for a single replica).
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// The metrics registry (shared with the caller, e.g. to read it in tests).
+    pub metrics: Arc<Metrics>,
+    /// The controllers to run.
+    pub controllers: Vec<ControllerEntry>,
+}
+
+impl RunOptions {
+    /// Every controller, HTTP on `0.0.0.0:8080`, leader election in `namespace`.
+    pub fn new(config: OperatorConfig, lease_namespace: &str) -> Self {
+        Self {
+            config,
+            http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            leader_election: Some(LeaderElectionConfig::new(lease_namespace)),
+            metrics: Arc::new(Metrics::new()),
+            controllers: controllers(),
+        }
+    }
+}
+
+/// Fails with [`Error::CrdMissing`] when the CRD of `K` (plural `resource`) is not installed.
+pub async fn check_crd<K>(client: &Client, resource: &'static str) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::CrdMissing {
+            resource,
+            message: status.message.clone(),
+        }),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Fails with a message naming the fix when a CRD one of `controllers` needs is missing.
+pub async fn check_crds(client: &Client, controllers: &[ControllerEntry]) -> Result<()> {
+    for entry in controllers {
+        (entry.check_crds)(client.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl+C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl+C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl+C: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// A future that resolves once `rx` holds `true`.
+fn when_set(mut rx: watch::Receiver<bool>) -> BoxFuture<'static, ()> {
+    async move {
+        // An error means the sender is gone, which also means "stop".
+        let _ = rx.wait_for(|set| *set).await;
+    }
+    .boxed()
+}
+
+/// Resolves when this replica stops leading; never for a replica that always leads.
+async fn leadership_lost(mut leader: LeaderState) {
+    if !leader.wait_for(false).await {
+        // The election ended without this replica losing (or there is none): it leads for good.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long controllers get to finish their in-flight reconciles when they are stopped.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the operator until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let election = match &options.leader_election {
+        Some(config) => Some(Election::start(client.clone(), config).await?),
+        None => None,
+    };
+    let leader = election
+        .as_ref()
+        .map(|e| e.state.clone())
+        .unwrap_or_else(LeaderState::always);
+    let health = Arc::new(Health::new(leader.clone()));
+    let server = match options.http_addr {
+        Some(addr) => {
+            let (bound, task) = http::serve(
+                addr,
+                options.metrics.clone(),
+                health.clone(),
+                when_set(stop_rx.clone()),
+            )
+            .await?;
+            tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+            Some(task)
+        }
+        None => None,
+    };
+
+    let outcome = lead_while_elected(&client, &options, &health, leader, stop_rx).await;
+
+    if let Some(election) = election {
+        election.release().await;
+    }
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    outcome
+}
+
+async fn lead_while_elected(
+    client: &Client,
+    options: &RunOptions,
+    health: &Health,
+    mut leader: LeaderState,
+    stop_rx: watch::Receiver<bool>,
+) -> Result<()> {
+    check_crds(client, &options.controllers).await?;
+    health.set_ready(true);
+    loop {
+        tracing::info!("waiting for leadership");
+        tokio::select! {
+            leading = leader.wait_for(true) => if !leading {
+                return Err(Error::LeaderElection("the election task ended".to_owned()));
+            },
+            _ = when_set(stop_rx.clone()) => return Ok(()),
+        }
+        tracing::info!("leading: starting the controllers");
+        let ctx = Arc::new(
+            Context::new(client.clone(), options.config.clone())
+                .with_metrics(options.metrics.clone())
+                .with_leader(leader.clone()),
+        );
+        let (term_tx, term_rx) = watch::channel(false);
+        let mut running = Vec::new();
+        for entry in &options.controllers {
+            let task = tokio::spawn((entry.start)(ctx.clone(), when_set(term_rx.clone())));
+            running.push((entry.name, task));
+        }
+        let mut stopped_by_itself: futures::stream::FuturesUnordered<_> = running
+            .iter_mut()
+            .map(|(name, task)| {
+                let name = *name;
+                async move {
+                    let _ = task.await;
+                    name
+                }
+            })
+            .collect();
+        let mut shutting_down = false;
+        let mut failure = None;
+        tokio::select! {
+            _ = leadership_lost(leader.clone()) => tracing::warn!("leadership lost: stopping the controllers"),
+            _ = when_set(stop_rx.clone()) => shutting_down = true,
+            Some(name) = stopped_by_itself.next() => failure = Some(Error::ControllerStopped(name)),
+        }
+        drop(stopped_by_itself);
+        let _ = term_tx.send(true);
+        for (name, mut task) in running {
+            if task.is_finished() && failure.is_some() {
+                // Already awaited above; polling a finished handle again is not allowed.
+                continue;
+            }
+            match tokio::time::timeout(STOP_GRACE, &mut task).await {
+                Ok(_) => tracing::info!(controller = name, "stopped"),
+                Err(_) => {
+                    tracing::warn!(
+                        controller = name,
+                        "did not stop within {STOP_GRACE:?}; aborting it"
+                    );
+                    task.abort();
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        if shutting_down {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The K8-gents operator: every controller (Agent, Pheromone, Memory, Umwelt) in one process,
+//! with `/metrics`, `/healthz` and `/readyz`, leader election and graceful shutdown.
+//!
+//! ```sh
+//! cargo run --example operator                                  # against the current kubeconfig
+//! cargo run --example operator -- --embedded --with-samples     # a private control plane + samples
+//! cargo run --example operator -- --no-leader-election          # a single replica, no Lease
+//! ```
+//!
+//! `--embedded` starts the testbed control plane (etcd, kube-apiserver, controller-manager,
+//! scheduler and kwok with fake nodes; build it once with `scripts/testbed-build`), installs the
+//! CRDs from `kgents-crds`, optionally applies `deploy/examples/*.yaml`, and prints how to point
+//! kubectl at it. Everything it started goes away on Ctrl+C.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use k8s_openapi::api::core::v1::Namespace;
+use kgents::kgents_operator::leader::LeaderElectionConfig;
+use kgents::kgents_operator::run::{self, RunOptions};
+use kgents::kgents_operator::{OperatorConfig, rbac};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+#[derive(Parser, Debug)]
+#[command(about = "Runs the K8-gents operator (Agent, Pheromone, Memory and Umwelt controllers).")]
+struct Args {
+    /// Start a private control plane (the testbed, with fake nodes) instead of using the kubeconfig.
+    #[arg(long)]
+    embedded: bool,
+    /// With --embedded: fake nodes of the private control plane.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Apply the sample resources from deploy/examples/ once the operator runs.
+    #[arg(long)]
+    with_samples: bool,
+    /// Run without leader election (only safe with a single replica).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = rbac::OPERATOR_NAMESPACE)]
+    lease_namespace: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KGENTS_WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "KGENTS_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Reconciles each controller may run at once.
+    #[arg(long, env = "KGENTS_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Image of PLACEHOLDER agents.
+    #[arg(long, env = "KGENTS_PLACEHOLDER_IMAGE")]
+    placeholder_image: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // One crypto provider for every TLS user in the process (kube, the webhook server).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_runtime=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+
+    let testbed = if args.embedded {
+        eprintln!(
+            "starting a private control plane with {} fake node(s) ...",
+            args.nodes
+        );
+        let testbed = kgents_testbed::Testbed::builder()
+            .with_nodes(args.nodes)
+            .start()
+            .await
+            .context(
+                "starting the embedded control plane (build it once with scripts/testbed-build)",
+            )?;
+        testbed
+            .install_crds(&kgents_crds::crds())
+            .await
+            .context("installing the CRDs")?;
+        println!(
+            "Kubernetes {} is up at {}",
+            testbed.kubernetes_version(),
+            testbed.apiserver_url()
+        );
+        println!(
+            "Point kubectl at it:\n\n    export KUBECONFIG={}\n    kubectl get agents,pheromones,memories,umwelts -A\n",
+            testbed.kubeconfig_path().display()
+        );
+        Some(testbed)
+    } else {
+        None
+    };
+    let client = match &testbed {
+        Some(testbed) => testbed.client().await.context("a client for the embedded control plane")?,
+        None => Client::try_default()
+            .await
+            .context("no usable kubeconfig or in-cluster configuration; use --embedded to try the operator without a cluster")?,
+    };
+
+    let mut config = OperatorConfig {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        ..OperatorConfig::default()
+    };
+    if let Some(image) = args.placeholder_image {
+        config.placeholder_image = image;
+    }
+    let mut options = RunOptions::new(config, &args.lease_namespace);
+    options.http_addr = Some(args.http_addr);
+    if args.no_leader_election {
+        options.leader_election = None;
+    } else {
+        ensure_namespace(&client, &args.lease_namespace).await?;
+        options.leader_election = Some(LeaderElectionConfig::new(&args.lease_namespace));
+    }
+
+    if args.with_samples {
+        let client = client.clone();
+        tokio::spawn(async move {
+            // Give the controllers a moment to start; the samples would be reconciled anyway.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match apply_samples(&client, Path::new("deploy/examples")).await {
+                Ok(count) => tracing::info!(count, "applied the samples from deploy/examples/"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "could not apply the samples"),
+            }
+        });
+    }
+
+    run::run(client, options, run::shutdown_signal())
+        .await
+        .context("the operator stopped with an error")?;
+    drop(testbed);
+    Ok(())
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.to_owned());
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => Ok(()),
+        // It exists, or we may not create namespaces (then it must exist already).
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 403 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating the Lease namespace {name}")),
+    }
+}
+
+/// The kinds the samples may contain.
+fn api_resource(kind: &str) -> Option<ApiResource> {
+    use kgents::kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+    Some(match kind {
+        "Agent" => ApiResource::erase::<Agent>(&()),
+        "Pheromone" => ApiResource::erase::<Pheromone>(&()),
+        "Memory" => ApiResource::erase::<Memory>(&()),
+        "Umwelt" => ApiResource::erase::<Umwelt>(&()),
+        "Proposal" => ApiResource::erase::<Proposal>(&()),
+        _ => return None,
+    })
+}
+
+/// Applies every document of `dir/*.yaml` (not sub-directories, which hold invalid examples).
+async fn apply_samples(client: &Client, dir: &Path) -> Result<usize> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {} (run from the repository root)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let params = PatchParams::apply("kgents-samples").force();
+    let mut applied = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        for document in text
+            .split("\n---")
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != "---")
+        {
+            let value: serde_json::Value = serde_saphyr::from_str(document)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            if value.is_null() {
+                continue;
+            }
+            let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+            let Some(resource) = api_resource(&kind) else {
+                bail!(
+                    "{}: kind {kind:?} is not a K8-gents resource",
+                    file.display()
+                );
+            };
+            let object: DynamicObject = serde_json::from_value(value)
+                .with_context(|| format!("reading {} as a Kubernetes object", file.display()))?;
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let namespace = object
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned());
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &namespace, &resource);
+            api.patch(&name, &params, &Patch::Apply(&object))
+                .await
+                .with_context(|| {
+                    format!("applying {kind} {namespace}/{name} from {}", file.display())
+                })?;
+            applied += 1;
+        }
+    }
+    Ok(applied)
+}
