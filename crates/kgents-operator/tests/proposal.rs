@@ -1,0 +1,787 @@
+//! Proposals end to end on a real API server, with the T-gent webhook registered and called by
+//! it: LOW auto-executed, CRITICAL denied with its explanation, HIGH denied for an agent and
+//! admitted-then-approved-then-executed for a person, MEDIUM reviewed through a fake
+//! OpenAI-compatible model (ALLOW, DENY, garbage), a Secret target denied, a proposal that
+//! slipped in without the webhook re-assessed and rejected, and expiry at the TTL.
+//!
+//! Every test has its own namespace, its own webhook configuration (selecting only that
+//! namespace) and its own controller, running as a ServiceAccount that holds exactly
+//! `proposal::required_rules()`.
+
+mod support_controllers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::routing::post;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kgents_crds::proposal::{ProposalPhase, ReviewResult, RiskDecision};
+use kgents_crds::{Agent, Pheromone, Proposal};
+use kgents_operator::Context;
+use kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
+use kgents_operator::admission::{self, WebhookServer};
+use kgents_operator::proposal::{self, LlmReviewer, ProposalSettings};
+use kgents_testbed::Testbed;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support_controllers::{Running, eventually, namespace, operator_context};
+
+const AGENT_SA: &str = "b-gent";
+
+fn agent_user(ns: &str) -> String {
+    format!("system:serviceaccount:{ns}:{AGENT_SA}")
+}
+
+/// Lets user `alice` and `bob` and the agent's ServiceAccount file proposals and write
+/// approvals in `ns`.
+async fn grant_proposers(testbed: &Testbed, ns: &str) {
+    let admin = testbed.client().await.expect("admin");
+    let roles: Api<Role> = Api::namespaced(admin.clone(), ns);
+    roles
+        .create(
+            &PostParams::default(),
+            &Role {
+                metadata: ObjectMeta {
+                    name: Some("proposers".into()),
+                    ..ObjectMeta::default()
+                },
+                rules: Some(vec![
+                    PolicyRule {
+                        api_groups: Some(vec!["kgents.io".into()]),
+                        resources: Some(vec!["proposals".into()]),
+                        verbs: vec!["create".into(), "get".into(), "list".into()],
+                        ..PolicyRule::default()
+                    },
+                    PolicyRule {
+                        api_groups: Some(vec!["kgents.io".into()]),
+                        resources: Some(vec!["proposals/status".into()]),
+                        verbs: vec!["patch".into()],
+                        ..PolicyRule::default()
+                    },
+                ]),
+            },
+        )
+        .await
+        .expect("role");
+    let bindings: Api<RoleBinding> = Api::namespaced(admin, ns);
+    let user = |name: &str| Subject {
+        kind: "User".into(),
+        name: name.into(),
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        ..Subject::default()
+    };
+    bindings
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: ObjectMeta {
+                    name: Some("proposers".into()),
+                    ..ObjectMeta::default()
+                },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: "proposers".into(),
+                },
+                subjects: Some(vec![
+                    user("alice"),
+                    user("bob"),
+                    Subject {
+                        kind: "ServiceAccount".into(),
+                        name: AGENT_SA.into(),
+                        namespace: Some(ns.into()),
+                        ..Subject::default()
+                    },
+                ]),
+            },
+        )
+        .await
+        .expect("role binding");
+}
+
+fn proposal(
+    name: &str,
+    proposer: &str,
+    change: &str,
+    target: Value,
+    patch: Option<Value>,
+) -> Proposal {
+    let mut spec = json!({"proposer": proposer, "changeType": change, "target": target});
+    if let Some(patch) = patch {
+        spec["patch"] = patch;
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Proposal",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("valid proposal")
+}
+
+fn agent_target(name: &str) -> Value {
+    json!({"apiVersion": "kgents.io/v1", "kind": "Agent", "name": name})
+}
+
+fn replicas(n: i64) -> Option<Value> {
+    Some(json!({"type": "merge", "content": format!("{{\"spec\":{{\"replicas\":{n}}}}}")}))
+}
+
+async fn create_agent(client: &Client, ns: &str, name: &str) {
+    let agent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": name}, "spec": {"genus": "B", "replicas": 1},
+    }))
+    .expect("valid agent");
+    Api::<Agent>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &agent)
+        .await
+        .expect("agent created");
+}
+
+/// The webhook for `ns` only, reached by the API server on 127.0.0.1.
+async fn start_webhook(testbed: &Testbed, ctx: &Context, ns: &str) -> WebhookServer {
+    let config = WebhookConfig {
+        configuration_name: format!("kgents-proposals-{ns}"),
+        namespace: ns.to_owned(),
+        secret_name: "kgents-webhook-tls".to_owned(),
+        policy_config_map: None,
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        endpoint: Endpoint::Url {
+            host: "127.0.0.1".into(),
+        },
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some([("kubernetes.io/metadata.name".to_owned(), ns.to_owned())].into()),
+            ..LabelSelector::default()
+        }),
+        watch_namespace: Some(ns.to_owned()),
+        certificates: CertificateSource::Generated {
+            validity: Duration::from_secs(30 * 86_400),
+            renew_before: Duration::from_secs(7 * 86_400),
+        },
+        timeout_seconds: 3,
+        remove_on_shutdown: true,
+    };
+    let server = admission::serve(ctx.client.clone(), config, ctx.clock.clone())
+        .await
+        .expect("webhook serving");
+    // The API server learns about webhook configurations through an informer: wait until a
+    // dry-run CRITICAL proposal is denied by it.
+    let admin = testbed.client().await.expect("admin");
+    let admin_user = proposal::whoami(&admin).await.expect("whoami");
+    let api: Api<Proposal> = Api::namespaced(admin, ns);
+    let probe = proposal(
+        "probe",
+        &admin_user,
+        "RISK_OVERRIDE",
+        agent_target("x"),
+        None,
+    );
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    eventually(
+        "the webhook to take effect",
+        Duration::from_secs(30),
+        || async {
+            match api.create(&dry_run, &probe).await {
+                Err(kube::Error::Api(status)) if status.message.contains("T-gent") => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    let _ = testbed;
+    server
+}
+
+async fn phase_of(
+    api: &Api<Proposal>,
+    name: &str,
+    phase: ProposalPhase,
+    within: Duration,
+) -> Proposal {
+    eventually(&format!("{name} to be {phase:?}"), within, || async {
+        api.get(name)
+            .await
+            .ok()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(phase))
+    })
+    .await
+}
+
+fn denial(outcome: Result<Proposal, kube::Error>) -> String {
+    match outcome {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{status:?}");
+            status.message.clone()
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_approved() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "proposal").await;
+    grant_proposers(testbed, &ns).await;
+    let ctx =
+        Arc::new(operator_context(testbed, &ns, "proposal", proposal::required_rules()).await);
+    let webhook = start_webhook(testbed, &ctx, &ns).await;
+    let controller = Running::start(ctx.clone(), |ctx, stop| {
+        proposal::run_with(ctx, ProposalSettings::default(), stop)
+    });
+
+    let admin = testbed.client().await.expect("admin");
+    create_agent(&admin, &ns, "b").await;
+    let agent_client = testbed
+        .service_account_client(&ns, AGENT_SA)
+        .await
+        .expect("agent client");
+    let alice = testbed
+        .impersonating_client("alice", &["system:authenticated"])
+        .await
+        .expect("alice");
+    let bob = testbed
+        .impersonating_client("bob", &["system:authenticated"])
+        .await
+        .expect("bob");
+    let as_agent: Api<Proposal> = Api::namespaced(agent_client, &ns);
+    let as_alice: Api<Proposal> = Api::namespaced(alice, &ns);
+    let as_admin: Api<Proposal> = Api::namespaced(admin.clone(), &ns);
+    let agent = agent_user(&ns);
+
+    // LOW from an agent: admitted, auto-approved, executed.
+    as_agent
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "scale-b",
+                &agent,
+                "AGENT_SCALE",
+                agent_target("b"),
+                replicas(3),
+            ),
+        )
+        .await
+        .expect("LOW is admitted");
+    let merged = phase_of(
+        &as_admin,
+        "scale-b",
+        ProposalPhase::Merged,
+        Duration::from_secs(20),
+    )
+    .await;
+    let status = merged.status.expect("status");
+    assert_eq!(
+        status.risk_assessment.as_ref().map(|a| a.decision),
+        Some(RiskDecision::AutoApprove)
+    );
+    let execution = status.execution.expect("execution recorded");
+    assert!(execution.success && !execution.dry_run, "{execution:?}");
+    let previous: Value =
+        serde_json::from_str(execution.previous.as_deref().expect("previous")).expect("JSON");
+    assert_eq!(previous["spec"]["replicas"], 1);
+    let b = Api::<Agent>::namespaced(admin.clone(), &ns)
+        .get("b")
+        .await
+        .expect("agent");
+    assert_eq!(b.spec.replicas, 3);
+    assert_eq!(
+        b.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("kgents.io/applied-proposal"),
+        merged.metadata.uid.as_ref()
+    );
+
+    // CRITICAL: denied at create with the explanation.
+    let message = denial(
+        as_alice
+            .create(
+                &PostParams::default(),
+                &proposal(
+                    "override",
+                    "alice",
+                    "RISK_OVERRIDE",
+                    agent_target("b"),
+                    None,
+                ),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("CRITICAL") && message.contains("RISK_OVERRIDE base 0.90"),
+        "{message}"
+    );
+
+    // HIGH from an agent (0.6 × (1 + velocity 0.1) + cumulative 0.05 = 0.71): denied.
+    let message = denial(
+        as_agent
+            .create(
+                &PostParams::default(),
+                &proposal(
+                    "migrate-by-agent",
+                    &agent,
+                    "MEMORY_MIGRATE",
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "memory-index"}),
+                    None,
+                ),
+            )
+            .await,
+    );
+    assert!(message.contains("HIGH risk filed by an agent"), "{message}");
+
+    // A Secret target: denied whoever asks.
+    let message = denial(
+        as_alice
+            .create(
+                &PostParams::default(),
+                &proposal(
+                    "secret",
+                    "alice",
+                    "CONFIG_UPDATE",
+                    json!({"apiVersion": "v1", "kind": "Secret", "name": "s"}),
+                    None,
+                ),
+            )
+            .await,
+    );
+    assert!(message.contains("never allowed"), "{message}");
+
+    // Filing in someone else's name: denied.
+    let message = denial(
+        as_agent
+            .create(
+                &PostParams::default(),
+                &proposal(
+                    "pose",
+                    "alice",
+                    "AGENT_SCALE",
+                    agent_target("b"),
+                    replicas(2),
+                ),
+            )
+            .await,
+    );
+    assert!(message.contains("own name"), "{message}");
+
+    // HIGH from a person: admitted, waits for a human, executes once bob approves.
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    config_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "memory-index"}, "data": {"layout": "v1"}}),
+            )
+            .expect("cm"),
+        )
+        .await
+        .expect("config map");
+    as_alice
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "migrate",
+                "alice",
+                "MEMORY_MIGRATE",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "memory-index"}),
+                Some(json!({"type": "merge", "content": "{\"data\":{\"layout\":\"v2\"}}"})),
+            ),
+        )
+        .await
+        .expect("HIGH from a person is admitted");
+    let waiting = phase_of(
+        &as_admin,
+        "migrate",
+        ProposalPhase::Reviewing,
+        Duration::from_secs(20),
+    )
+    .await;
+    let status = waiting.status.expect("status");
+    assert_eq!(
+        status.risk_assessment.map(|a| a.decision),
+        Some(RiskDecision::RequireHuman)
+    );
+    assert_eq!(
+        status.review.and_then(|r| r.result),
+        Some(ReviewResult::Skipped)
+    );
+    // alice approving her own proposal does not count.
+    proposal::approve(
+        &testbed
+            .impersonating_client("alice", &["system:authenticated"])
+            .await
+            .expect("alice"),
+        &ns,
+        "migrate",
+        None,
+    )
+    .await
+    .expect("alice approves");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        as_admin
+            .get("migrate")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase),
+        Some(ProposalPhase::Reviewing)
+    );
+    assert_eq!(
+        config_maps
+            .get("memory-index")
+            .await
+            .expect("cm")
+            .data
+            .unwrap_or_default()["layout"],
+        "v1"
+    );
+    let approver = proposal::approve(&bob, &ns, "migrate", Some("checked the layout"))
+        .await
+        .expect("bob approves");
+    assert_eq!(approver, "bob");
+    let merged = phase_of(
+        &as_admin,
+        "migrate",
+        ProposalPhase::Merged,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        merged
+            .status
+            .expect("status")
+            .approvals
+            .iter()
+            .any(|a| a.approver == "bob")
+    );
+    assert_eq!(
+        config_maps
+            .get("memory-index")
+            .await
+            .expect("cm")
+            .data
+            .unwrap_or_default()["layout"],
+        "v2"
+    );
+
+    controller.stop().await;
+    webhook.shutdown().await;
+}
+
+/// A fake OpenAI-compatible endpoint: answers ALLOW, DENY or garbage depending on the proposal
+/// named in the prompt.
+async fn fake_model() -> String {
+    async fn chat(Json(request): Json<Value>) -> Json<Value> {
+        let prompt = request["messages"].to_string();
+        let text = if prompt.contains("review-allow") {
+            "ALLOW\nOne more replica is within budget."
+        } else if prompt.contains("review-deny") {
+            "DENY\nThe agent is already over its budget."
+        } else {
+            "Well, it depends; I would probably allow it."
+        };
+        Json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }))
+    }
+    let app = axum::Router::new().route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medium_proposals_are_reviewed_by_the_model_and_garbage_escalates_to_humans() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "review").await;
+    grant_proposers(testbed, &ns).await;
+    let ctx = Arc::new(operator_context(testbed, &ns, "review", proposal::required_rules()).await);
+    let webhook = start_webhook(testbed, &ctx, &ns).await;
+    let endpoint = fake_model().await;
+    let config = kgents_llm::ModelConfig::from_parts("openai", Some("fake"), Some(&endpoint), None)
+        .expect("model config");
+    let client = kgents_llm::build_client(&config).expect("client");
+    let reviewer = Arc::new(LlmReviewer::new(
+        client,
+        "t-gent/fake",
+        Duration::from_secs(10),
+    ));
+    let settings = ProposalSettings {
+        reviewer: Some(reviewer),
+        policy_config_map: None,
+    };
+    let controller = Running::start(ctx.clone(), move |ctx, stop| {
+        proposal::run_with(ctx, settings, stop)
+    });
+
+    let admin = testbed.client().await.expect("admin");
+    for name in ["allow", "deny", "garbage"] {
+        create_agent(&admin, &ns, name).await;
+    }
+    let as_agent: Api<Proposal> = Api::namespaced(
+        testbed
+            .service_account_client(&ns, AGENT_SA)
+            .await
+            .expect("agent"),
+        &ns,
+    );
+    let as_admin: Api<Proposal> = Api::namespaced(admin.clone(), &ns);
+    let agent = agent_user(&ns);
+    for name in ["allow", "deny", "garbage"] {
+        as_agent
+            .create(
+                &PostParams::default(),
+                &proposal(
+                    &format!("review-{name}"),
+                    &agent,
+                    "AGENT_DEPLOY",
+                    agent_target(name),
+                    replicas(2),
+                ),
+            )
+            .await
+            .expect("MEDIUM is admitted");
+    }
+
+    let allowed = phase_of(
+        &as_admin,
+        "review-allow",
+        ProposalPhase::Merged,
+        Duration::from_secs(30),
+    )
+    .await;
+    let review = allowed
+        .status
+        .as_ref()
+        .and_then(|s| s.review.clone())
+        .expect("review");
+    assert_eq!(review.result, Some(ReviewResult::Passed));
+    assert_eq!(review.reviewer.as_deref(), Some("t-gent/fake"));
+    assert!(review.report.unwrap_or_default().contains("within budget"));
+    let agents: Api<Agent> = Api::namespaced(admin.clone(), &ns);
+    assert_eq!(agents.get("allow").await.expect("agent").spec.replicas, 2);
+
+    let denied = phase_of(
+        &as_admin,
+        "review-deny",
+        ProposalPhase::Rejected,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        denied.status.and_then(|s| s.review).and_then(|r| r.result),
+        Some(ReviewResult::Failed)
+    );
+    assert_eq!(agents.get("deny").await.expect("agent").spec.replicas, 1);
+
+    let escalated = eventually(
+        "the garbage answer to escalate",
+        Duration::from_secs(30),
+        || async {
+            as_admin.get("review-garbage").await.ok().filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.review.as_ref())
+                    .and_then(|r| r.result)
+                    == Some(ReviewResult::Skipped)
+            })
+        },
+    )
+    .await;
+    let status = escalated.status.expect("status");
+    assert_eq!(status.phase, Some(ProposalPhase::Reviewing));
+    assert!(
+        status
+            .review
+            .and_then(|r| r.report)
+            .unwrap_or_default()
+            .starts_with("ESCALATE")
+    );
+
+    // Each reviewed proposal emitted its REVIEW_REQUEST pheromone, owned by the proposal.
+    let pheromones: Api<Pheromone> = Api::namespaced(admin, &ns);
+    let signal = pheromones
+        .get("review-review-garbage")
+        .await
+        .expect("pheromone");
+    assert_eq!(signal.spec.kind, kgents_crds::PheromoneType::ReviewRequest);
+    let owner = &signal.metadata.owner_references.expect("owner")[0];
+    assert_eq!(owner.kind, "Proposal");
+    assert_eq!(Some(&owner.uid), escalated.metadata.uid.as_ref());
+
+    controller.stop().await;
+    webhook.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_that_slipped_in_without_the_webhook_are_reassessed_and_rejected() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "slipped").await;
+    grant_proposers(testbed, &ns).await;
+    let ctx = Arc::new(operator_context(testbed, &ns, "slipped", proposal::required_rules()).await);
+    let admin = testbed.client().await.expect("admin");
+    create_agent(&admin, &ns, "b").await;
+    let as_agent: Api<Proposal> = Api::namespaced(
+        testbed
+            .service_account_client(&ns, AGENT_SA)
+            .await
+            .expect("agent"),
+        &ns,
+    );
+    let as_admin: Api<Proposal> = Api::namespaced(admin.clone(), &ns);
+    let agent = agent_user(&ns);
+    // No webhook: these are stored.
+    as_agent
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "delete-b",
+                &agent,
+                "AGENT_DELETE",
+                agent_target("b"),
+                replicas(0),
+            ),
+        )
+        .await
+        .expect("stored without the webhook");
+    as_agent
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "secret",
+                &agent,
+                "CONFIG_UPDATE",
+                json!({"apiVersion": "v1", "kind": "Secret", "name": "s"}),
+                None,
+            ),
+        )
+        .await
+        .expect("stored without the webhook");
+    as_agent
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "scale-b",
+                &agent,
+                "AGENT_SCALE",
+                agent_target("b"),
+                replicas(2),
+            ),
+        )
+        .await
+        .expect("stored without the webhook");
+
+    let controller = Running::start(ctx.clone(), |ctx, stop| {
+        proposal::run_with(ctx, ProposalSettings::default(), stop)
+    });
+    for name in ["delete-b", "secret"] {
+        let rejected = phase_of(
+            &as_admin,
+            name,
+            ProposalPhase::Rejected,
+            Duration::from_secs(20),
+        )
+        .await;
+        let ready = rejected
+            .status
+            .expect("status")
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
+        assert_eq!(ready.reason, "WouldHaveBeenDenied", "{name}");
+        assert!(
+            ready.message.contains("T-gent"),
+            "{name}: {}",
+            ready.message
+        );
+    }
+    // What the webhook would have admitted goes on as usual.
+    phase_of(
+        &as_admin,
+        "scale-b",
+        ProposalPhase::Merged,
+        Duration::from_secs(20),
+    )
+    .await;
+    let agents: Api<Agent> = Api::namespaced(admin, &ns);
+    assert_eq!(
+        agents.get("b").await.expect("agent").spec.replicas,
+        2,
+        "the rejected delete never ran"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_proposal_expires_within_two_seconds_of_its_ttl() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "expiry").await;
+    grant_proposers(testbed, &ns).await;
+    let ctx = Arc::new(operator_context(testbed, &ns, "expiry", proposal::required_rules()).await);
+    let controller = Running::start(ctx.clone(), |ctx, stop| {
+        proposal::run_with(ctx, ProposalSettings::default(), stop)
+    });
+    let admin = testbed.client().await.expect("admin");
+    let as_alice: Api<Proposal> = Api::namespaced(
+        testbed
+            .impersonating_client("alice", &["system:authenticated"])
+            .await
+            .expect("alice"),
+        &ns,
+    );
+    let as_admin: Api<Proposal> = Api::namespaced(admin, &ns);
+    let mut waiting = proposal(
+        "waits",
+        "alice",
+        "AGENT_DEPLOY",
+        agent_target("nobody"),
+        None,
+    );
+    waiting.spec.ttl_seconds = 60;
+    let created = as_alice
+        .create(&PostParams::default(), &waiting)
+        .await
+        .expect("created");
+    let ttl_at = created.metadata.creation_timestamp.expect("created at").0
+        + jiff::SignedDuration::from_secs(60);
+    phase_of(
+        &as_admin,
+        "waits",
+        ProposalPhase::Reviewing,
+        Duration::from_secs(10),
+    )
+    .await;
+    let expired = phase_of(
+        &as_admin,
+        "waits",
+        ProposalPhase::Expired,
+        Duration::from_secs(75),
+    )
+    .await;
+    let seen = jiff::Timestamp::now();
+    let late = seen.duration_since(ttl_at);
+    assert!(
+        late.as_secs_f64() < 2.0 && late.as_secs_f64() > -0.001,
+        "expired {late:?} after the TTL"
+    );
+    assert_eq!(
+        expired.status.and_then(|s| s.expires_at).map(|t| t.0),
+        Some(ttl_at)
+    );
+    controller.stop().await;
+}
