@@ -58,6 +58,8 @@ pub fn controller_rules() -> Vec<PolicyRule> {
     rules.extend(pheromone::required_rules());
     rules.extend(memory::required_rules());
     rules.extend(umwelt::required_rules());
+    rules.extend(crate::proposal::required_rules());
+    rules.extend(crate::admission::server::required_rules());
     rules
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use kgents_crds::{Agent, Memory, Pheromone, Umwelt};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::http::{self, Health};
 use crate::leader::{Election, LeaderElectionConfig, LeaderState};
 use crate::metrics::Metrics;
-use crate::{Context, Error, OperatorConfig, Result, agent, memory, pheromone, umwelt};
+use crate::{Context, Error, OperatorConfig, Result, agent, memory, pheromone, proposal, umwelt};
 
 /// How one controller is started: its context and a future that resolves when it must stop.
 pub type StartController = fn(Arc<Context>, BoxFuture<'static, ()>) -> BoxFuture<'static, ()>;
@@ -64,6 +64,13 @@ pub fn controllers() -> Vec<ControllerEntry> {
             start: |ctx, stop| memory::run(ctx, stop).boxed(),
             check_crds: |client| {
                 async move { check_crd::<Memory>(&client, "memories").await }.boxed()
+            },
+        },
+        ControllerEntry {
+            name: proposal::CONTROLLER,
+            start: |ctx, stop| proposal::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move { check_crd::<Proposal>(&client, "proposals").await }.boxed()
             },
         },
         ControllerEntry {

@@ -6,7 +6,7 @@
 //!
 //! Every test has its own namespace, its own webhook configuration (selecting only that
 //! namespace) and its own controller, running as a ServiceAccount that holds exactly
-//! `proposal::required_rules()`.
+//! the controller's and the webhook's required rules.
 
 mod support_controllers;
 
@@ -31,6 +31,17 @@ use serde_json::{Value, json};
 use support_controllers::{Running, eventually, namespace, operator_context};
 
 const AGENT_SA: &str = "b-gent";
+
+/// The controller's and the webhook's rules, plus Events (the operator process holds those).
+/// The test binds them cluster-wide; a deployment binds the webhook's Secret rule in its own
+/// namespace only.
+fn all_rules() -> Vec<PolicyRule> {
+    let mut rules = proposal::required_rules();
+    rules.extend(admission::server::required_rules());
+    rules.extend(admission::server::namespaced_rules());
+    rules.extend(kgents_operator::rbac::process_rules());
+    rules
+}
 
 fn agent_user(ns: &str) -> String {
     format!("system:serviceaccount:{ns}:{AGENT_SA}")
@@ -228,8 +239,7 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "proposal").await;
     grant_proposers(testbed, &ns).await;
-    let ctx =
-        Arc::new(operator_context(testbed, &ns, "proposal", proposal::required_rules()).await);
+    let ctx = Arc::new(operator_context(testbed, &ns, "proposal", all_rules()).await);
     let webhook = start_webhook(testbed, &ctx, &ns).await;
     let controller = Running::start(ctx.clone(), |ctx, stop| {
         proposal::run_with(ctx, ProposalSettings::default(), stop)
@@ -509,7 +519,7 @@ async fn medium_proposals_are_reviewed_by_the_model_and_garbage_escalates_to_hum
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "review").await;
     grant_proposers(testbed, &ns).await;
-    let ctx = Arc::new(operator_context(testbed, &ns, "review", proposal::required_rules()).await);
+    let ctx = Arc::new(operator_context(testbed, &ns, "review", all_rules()).await);
     let webhook = start_webhook(testbed, &ctx, &ns).await;
     let endpoint = fake_model().await;
     let config = kgents_llm::ModelConfig::from_parts("openai", Some("fake"), Some(&endpoint), None)
@@ -632,7 +642,7 @@ async fn proposals_that_slipped_in_without_the_webhook_are_reassessed_and_reject
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "slipped").await;
     grant_proposers(testbed, &ns).await;
-    let ctx = Arc::new(operator_context(testbed, &ns, "slipped", proposal::required_rules()).await);
+    let ctx = Arc::new(operator_context(testbed, &ns, "slipped", all_rules()).await);
     let admin = testbed.client().await.expect("admin");
     create_agent(&admin, &ns, "b").await;
     let as_agent: Api<Proposal> = Api::namespaced(
@@ -732,7 +742,7 @@ async fn an_undecided_proposal_expires_within_two_seconds_of_its_ttl() {
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "expiry").await;
     grant_proposers(testbed, &ns).await;
-    let ctx = Arc::new(operator_context(testbed, &ns, "expiry", proposal::required_rules()).await);
+    let ctx = Arc::new(operator_context(testbed, &ns, "expiry", all_rules()).await);
     let controller = Running::start(ctx.clone(), |ctx, stop| {
         proposal::run_with(ctx, ProposalSettings::default(), stop)
     });

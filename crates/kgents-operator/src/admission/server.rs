@@ -234,6 +234,31 @@ pub fn webhook_configuration(
     configuration
 }
 
+/// The cluster-wide permissions the webhook uses: its own configuration, the proposals it reads
+/// for the risk ledger, and the policy ConfigMap it watches.
+pub fn required_rules() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+    use crate::support::rule;
+    vec![
+        rule(
+            "admissionregistration.k8s.io",
+            &["validatingwebhookconfigurations"],
+            &["get", "create", "patch", "delete"],
+        ),
+        rule("kgents.io", &["proposals"], &["get", "list", "watch"]),
+        rule("", &["configmaps"], &["get", "list", "watch"]),
+    ]
+}
+
+/// The permissions the webhook needs in its own namespace only (a Role, never a ClusterRole):
+/// its certificate Secret.
+pub fn namespaced_rules() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+    vec![crate::support::rule(
+        "",
+        &["secrets"],
+        &["get", "create", "patch"],
+    )]
+}
+
 /// A certificate resolver whose certificate can be replaced while the server runs.
 #[derive(Debug)]
 struct ReloadableCert {

@@ -71,16 +71,14 @@ pub fn configure(settings: ProposalSettings) -> bool {
     SETTINGS.set(settings).is_ok()
 }
 
-/// The Kubernetes permissions the Proposal controller and the webhook use.
+/// The Kubernetes permissions the Proposal controller uses (the webhook's are
+/// [`crate::admission::server::required_rules`] and
+/// [`crate::admission::server::namespaced_rules`]).
 pub fn required_rules() -> Vec<PolicyRule> {
     use crate::support::rule;
     vec![
         rule("kgents.io", &["proposals"], &["get", "list", "watch"]),
-        rule(
-            "kgents.io",
-            &["proposals/status"],
-            &["get", "patch", "update"],
-        ),
+        rule("kgents.io", &["proposals/status"], &["get", "patch"]),
         rule("kgents.io", &["pheromones"], &["get", "create"]),
         // Execution: the allow-listed target kinds (admission refuses everything else).
         rule(
@@ -88,17 +86,8 @@ pub fn required_rules() -> Vec<PolicyRule> {
             &["agents", "memories", "umwelts", "pheromones"],
             &["get", "patch"],
         ),
-        rule("", &["configmaps"], &["get", "list", "watch", "patch"]),
+        rule("", &["configmaps"], &["get", "patch"]),
         rule("apps", &["deployments"], &["get", "patch"]),
-        rule("", &["events"], &["create", "patch"]),
-        rule("events.k8s.io", &["events"], &["create", "patch"]),
-        // The webhook: its certificate Secret and its own configuration.
-        rule("", &["secrets"], &["get", "create", "patch"]),
-        rule(
-            "admissionregistration.k8s.io",
-            &["validatingwebhookconfigurations"],
-            &["get", "create", "patch", "delete"],
-        ),
     ]
 }
 
