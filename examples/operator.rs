@@ -5,6 +5,7 @@
 //! cargo run --example operator                                  # against the current kubeconfig
 //! cargo run --example operator -- --embedded --with-samples     # a private control plane + samples
 //! cargo run --example operator -- --no-leader-election          # a single replica, no Lease
+//! cargo run --example operator -- --embedded --webhook          # with the T-gent webhook
 //! ```
 //!
 //! `--embedded` starts the testbed control plane (etcd, kube-apiserver, controller-manager,
@@ -19,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
+use kgents::kgents_operator::admission::server::{Endpoint, WebhookConfig};
 use kgents::kgents_operator::leader::LeaderElectionConfig;
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, rbac};
@@ -55,6 +57,10 @@ struct Args {
     /// Image of PLACEHOLDER agents.
     #[arg(long, env = "KGENTS_PLACEHOLDER_IMAGE")]
     placeholder_image: Option<String>,
+    /// Serve the T-gent admission webhook for proposals (in-cluster: Service kgents-webhook in
+    /// the Lease namespace; with --embedded: on 127.0.0.1).
+    #[arg(long, env = "KGENTS_WEBHOOK")]
+    webhook: bool,
 }
 
 #[tokio::main]
@@ -134,9 +140,24 @@ async fn main() -> Result<()> {
         });
     }
 
-    run::run(client, options, run::shutdown_signal())
-        .await
-        .context("the operator stopped with an error")?;
+    if args.webhook {
+        let mut webhook = WebhookConfig::in_cluster(&args.lease_namespace);
+        if args.embedded {
+            ensure_namespace(&client, &args.lease_namespace).await?;
+            webhook.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+            webhook.endpoint = Endpoint::Url {
+                host: "127.0.0.1".to_owned(),
+            };
+            webhook.remove_on_shutdown = true;
+        }
+        run::run_with_webhook(client, options, webhook, run::shutdown_signal())
+            .await
+            .context("the operator stopped with an error")?;
+    } else {
+        run::run(client, options, run::shutdown_signal())
+            .await
+            .context("the operator stopped with an error")?;
+    }
     drop(testbed);
     Ok(())
 }

@@ -230,6 +230,22 @@ pub async fn run(
     outcome
 }
 
+/// Runs the operator like [`run`], with the T-gent admission webhook served (on every replica,
+/// leader or not: admission must answer wherever the API server sends it) until `shutdown`.
+pub async fn run_with_webhook(
+    client: Client,
+    options: RunOptions,
+    webhook: crate::admission::WebhookConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let clock: Arc<dyn kgents_core::clock::Clock> = Arc::new(kgents_core::clock::SystemClock);
+    let server = crate::admission::serve(client.clone(), webhook, clock).await?;
+    tracing::info!(addr = %server.addr, "T-gent admission webhook serving");
+    let outcome = run(client, options, shutdown).await;
+    server.shutdown().await;
+    outcome
+}
+
 async fn lead_while_elected(
     client: &Client,
     options: &RunOptions,

@@ -795,3 +795,56 @@ async fn an_undecided_proposal_expires_within_two_seconds_of_its_ttl() {
     );
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_trusted_and_served_without_a_restart() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "rotate").await;
+    let ctx = Arc::new(operator_context(testbed, &ns, "rotate", all_rules()).await);
+    let webhook = start_webhook(testbed, &ctx, &ns).await;
+    let before = webhook.ca_pem();
+    webhook.rotate_now().await.expect("rotated");
+    let after = webhook.ca_pem();
+    assert_ne!(before, after);
+    assert_eq!(
+        after.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "new and previous CA trusted"
+    );
+    assert!(
+        after.contains(before.trim()),
+        "the previous CA stays in the bundle"
+    );
+
+    let admin = testbed.client().await.expect("admin");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin.clone(), &ns);
+    let stored = secrets.get("kgents-webhook-tls").await.expect("secret");
+    let stored_ca = stored.data.expect("data")["ca.crt"].0.clone();
+    assert_eq!(String::from_utf8(stored_ca).expect("utf-8"), after);
+
+    // The API server keeps calling it over TLS with the new certificate.
+    let user = proposal::whoami(&admin).await.expect("whoami");
+    let api: Api<Proposal> = Api::namespaced(admin, &ns);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    for attempt in 0..3 {
+        let critical = proposal(
+            &format!("critical-{attempt}"),
+            &user,
+            "RISK_OVERRIDE",
+            agent_target("x"),
+            None,
+        );
+        let message = denial(api.create(&dry_run, &critical).await);
+        assert!(message.contains("CRITICAL"), "{message}");
+    }
+    api.create(
+        &dry_run,
+        &proposal("low", &user, "AGENT_SCALE", agent_target("x"), replicas(2)),
+    )
+    .await
+    .expect("LOW still admitted after rotation");
+    webhook.shutdown().await;
+}

@@ -1,16 +1,32 @@
 //! The risk ledger read from the operator's Proposal informer cache: every proposal is a
 //! filing (velocity), every proposal executed with success an applied change (cumulative).
-//! Reading it costs a scan of the cache, never an API call.
+//! Reading it never costs an API call.
+//!
+//! Building the ledger from the cache allocates per proposal, which under load (hundreds of
+//! admissions per second over thousands of proposals) would cost more than the decision itself,
+//! so [`StoreLedger`] rebuilds a [`LedgerSnapshot`] at most once per `max_age` (250 ms by
+//! default) and shares it. Velocity and cumulative penalties are soft, hour- and day-scale
+//! signals, so a quarter second of staleness does not change what they mean, and the
+//! controller's authoritative assessment is made later from the live cache.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kgents_crds::Proposal;
 use kgents_risk::{LedgerProposal, LedgerSnapshot, ProposalLedger};
 use kube::runtime::reflector::Store;
 
-/// A [`ProposalLedger`] over a reflector store of Proposals.
+/// A snapshot and when it was built.
+type Built = (Instant, Arc<LedgerSnapshot>);
+
+/// A [`ProposalLedger`] over a reflector store of Proposals, through a snapshot rebuilt at most
+/// once per `max_age`.
 #[derive(Clone)]
 pub struct StoreLedger {
     store: Store<Proposal>,
+    max_age: Duration,
+    cache: Arc<Mutex<Option<Built>>>,
 }
 
 impl std::fmt::Debug for StoreLedger {
@@ -20,9 +36,32 @@ impl std::fmt::Debug for StoreLedger {
 }
 
 impl StoreLedger {
-    /// A ledger reading `store`.
+    /// A ledger reading `store`, with snapshots at most 250 ms old.
     pub fn new(store: Store<Proposal>) -> Self {
-        Self { store }
+        Self::with_max_age(store, Duration::from_millis(250))
+    }
+
+    /// A ledger reading `store`, with snapshots at most `max_age` old (zero: always fresh).
+    pub fn with_max_age(store: Store<Proposal>, max_age: Duration) -> Self {
+        Self {
+            store,
+            max_age,
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The current snapshot, rebuilt when older than `max_age`.
+    pub fn snapshot(&self) -> Arc<LedgerSnapshot> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.as_ref() {
+            Some((built, snapshot)) if built.elapsed() < self.max_age => snapshot.clone(),
+            _ => {
+                let state = self.store.state();
+                let fresh = Arc::new(snapshot(state.iter().map(|p| p.as_ref())));
+                *cache = Some((Instant::now(), fresh.clone()));
+                fresh
+            }
+        }
     }
 }
 
@@ -65,14 +104,7 @@ impl ProposalLedger for StoreLedger {
         since: Timestamp,
         visit: &mut dyn FnMut(&LedgerProposal),
     ) {
-        for proposal in self.store.state() {
-            if proposal.metadata.namespace.as_deref() != Some(namespace) {
-                continue;
-            }
-            if let Some(entry) = ledger_entry(&proposal).filter(|e| e.created_at >= since) {
-                visit(&entry);
-            }
-        }
+        self.snapshot().visit_proposals(namespace, since, visit);
     }
 
     fn visit_applied_changes(
@@ -81,13 +113,64 @@ impl ProposalLedger for StoreLedger {
         since: Timestamp,
         visit: &mut dyn FnMut(Timestamp),
     ) {
-        for proposal in self.store.state() {
-            if proposal.metadata.namespace.as_deref() != Some(namespace) {
-                continue;
-            }
-            if let Some(at) = applied_at(&proposal).filter(|at| *at >= since) {
-                visit(at);
-            }
+        self.snapshot()
+            .visit_applied_changes(namespace, since, visit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::{reflector, watcher};
+
+    fn proposal(name: &str, namespace: &str, created: i64, applied: Option<i64>) -> Proposal {
+        let mut value = serde_json::json!({
+            "apiVersion": "kgents.io/v1", "kind": "Proposal",
+            "metadata": {"name": name, "namespace": namespace, "uid": format!("u-{name}"),
+                "creationTimestamp": Timestamp::from_second(created).expect("valid").to_string()},
+            "spec": {"proposer": "alice", "changeType": "AGENT_SCALE", "target": {"kind": "Agent", "name": "b"}},
+        });
+        if let Some(at) = applied {
+            value["status"] = serde_json::json!({"execution": {"success": true, "dryRun": false,
+                "executedAt": Timestamp::from_second(at).expect("valid").to_string()}});
         }
+        serde_json::from_value(value).expect("valid proposal")
+    }
+
+    fn count(ledger: &dyn ProposalLedger, namespace: &str) -> (usize, usize) {
+        let (mut proposals, mut applied) = (0, 0);
+        ledger.visit_proposals(namespace, Timestamp::UNIX_EPOCH, &mut |_| proposals += 1);
+        ledger.visit_applied_changes(namespace, Timestamp::UNIX_EPOCH, &mut |_| applied += 1);
+        (proposals, applied)
+    }
+
+    #[test]
+    fn filings_and_applied_changes_come_from_the_cache_per_namespace() {
+        let (store, mut writer) = reflector::store::<Proposal>();
+        writer.apply_watcher_event(&watcher::Event::Apply(proposal(
+            "a",
+            "team",
+            100,
+            Some(150),
+        )));
+        writer.apply_watcher_event(&watcher::Event::Apply(proposal("b", "team", 200, None)));
+        writer.apply_watcher_event(&watcher::Event::Apply(proposal("c", "other", 200, None)));
+        let fresh = StoreLedger::with_max_age(store.clone(), Duration::ZERO);
+        assert_eq!(count(&fresh, "team"), (2, 1));
+        assert_eq!(count(&fresh, "other"), (1, 0));
+
+        let cached = StoreLedger::with_max_age(store, Duration::from_secs(3_600));
+        assert_eq!(count(&cached, "team"), (2, 1));
+        writer.apply_watcher_event(&watcher::Event::Apply(proposal("d", "team", 300, None)));
+        assert_eq!(
+            count(&cached, "team"),
+            (2, 1),
+            "a snapshot is reused within its age"
+        );
+        assert_eq!(
+            count(&fresh, "team"),
+            (3, 1),
+            "an age of zero always reads the cache"
+        );
     }
 }

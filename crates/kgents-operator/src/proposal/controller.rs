@@ -289,7 +289,8 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
     let mut denial = None;
     if status.risk_assessment.is_none() {
         let policy = load_policy(ctx, &state.settings).await?;
-        let ledger = StoreLedger::new(state.store.clone());
+        // The authoritative assessment reads the live cache, never a cached snapshot.
+        let ledger = StoreLedger::with_max_age(state.store.clone(), Duration::ZERO);
         let occasion = Occasion {
             operation: "REVIEW",
             requester: None,
