@@ -269,6 +269,10 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
     if proposal.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if !ctx.leader.is_leader() {
+        // Only the leader reviews, executes and writes; look again when leadership may have moved.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     let namespace = proposal
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
@@ -665,19 +669,6 @@ async fn execute_step(
         let m =
             "the change was already applied (the target carries this proposal's stamp)".to_owned();
         return (record(true, m.clone(), None), m);
-    }
-    if !ctx.leader.is_leader() {
-        let m = "not the leader; execution waits".to_owned();
-        return (
-            Execution {
-                success: true,
-                dry_run: true,
-                executed_at: Time(now),
-                message: Some(m.clone()),
-                previous: None,
-            },
-            m,
-        );
     }
     let previous = execute::previous_record(&live);
     match execute::send(&target, parsed, Some(&live), &uid, dry_run).await {
