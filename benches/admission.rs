@@ -32,7 +32,12 @@ fn ledger(now: Timestamp) -> LedgerSnapshot {
         } else {
             ledger.record_proposal(
                 namespace,
-                LedgerProposal::new(format!("p{index}"), format!("u{index}"), format!("agent-{}", index % 5), at),
+                LedgerProposal::new(
+                    format!("p{index}"),
+                    format!("u{index}"),
+                    format!("agent-{}", index % 5),
+                    at,
+                ),
             );
         }
     }
@@ -46,7 +51,10 @@ fn rules() -> Vec<PolicyRule> {
     for i in 0..20 {
         rules.push(PolicyRule::new(
             format!("max-replicas-{i}"),
-            format!("!has(patch.spec) || !has(patch.spec.replicas) || patch.spec.replicas <= {}", 10 + i),
+            format!(
+                "!has(patch.spec) || !has(patch.spec.replicas) || patch.spec.replicas <= {}",
+                10 + i
+            ),
         ));
     }
     for i in 0..10 {
@@ -61,13 +69,18 @@ fn rules() -> Vec<PolicyRule> {
     for i in 0..10 {
         rules.push(PolicyRule::new(
             format!("name-{i}"),
-            format!("!target.name.startsWith('forbidden-{i}') && size(request.userInfo.username) < 300"),
+            format!(
+                "!target.name.startsWith('forbidden-{i}') && size(request.userInfo.username) < 300"
+            ),
         ));
     }
     for i in 0..10 {
         rules.push(PolicyRule::new(
             format!("risk-{i}"),
-            format!("risk.score <= 0.{} || request.userInfo.username != 'blocked-{i}'", 5 + i % 4),
+            format!(
+                "risk.score <= 0.{} || request.userInfo.username != 'blocked-{i}'",
+                5 + i % 4
+            ),
         ));
     }
     rules
