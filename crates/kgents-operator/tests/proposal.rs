@@ -480,6 +480,74 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
         "v2"
     );
 
+    // Only the operator writes the phase, and nobody records someone else's vote.
+    as_alice
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "deploy-b",
+                "alice",
+                "AGENT_DEPLOY",
+                agent_target("b"),
+                replicas(4),
+            ),
+        )
+        .await
+        .expect("MEDIUM is admitted");
+    phase_of(
+        &as_admin,
+        "deploy-b",
+        ProposalPhase::Reviewing,
+        Duration::from_secs(20),
+    )
+    .await;
+    let as_bob: Api<Proposal> = Api::namespaced(bob.clone(), &ns);
+    let forge =
+        |status: Value| json!({"apiVersion": "kgents.io/v1", "kind": "Proposal", "status": status});
+    // Forced, so that only admission can stop it (an SSA conflict would otherwise).
+    let params = kube::api::PatchParams::apply("bob").force();
+    let message = denial(
+        as_bob
+            .patch_status(
+                "deploy-b",
+                &params,
+                &kube::api::Patch::Apply(&forge(json!({"phase": "Approved"}))),
+            )
+            .await,
+    );
+    assert!(message.contains("only the operator"), "{message}");
+    let message = denial(
+        as_bob
+            .patch_status(
+                "deploy-b",
+                &params,
+                &kube::api::Patch::Apply(&forge(
+                    json!({"approvals": [{"approver": "carol", "at": "2027-01-01T00:00:00Z"}]}),
+                )),
+            )
+            .await,
+    );
+    assert!(message.contains("'carol'"), "{message}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        as_admin
+            .get("deploy-b")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase),
+        Some(ProposalPhase::Reviewing)
+    );
+    assert_eq!(
+        Api::<Agent>::namespaced(admin.clone(), &ns)
+            .get("b")
+            .await
+            .expect("agent")
+            .spec
+            .replicas,
+        3
+    );
+
     controller.stop().await;
     webhook.shutdown().await;
 }

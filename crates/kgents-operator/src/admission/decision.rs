@@ -122,12 +122,10 @@ pub fn decide(
             request.kind.kind, request.kind.group
         ));
     }
-    if request
-        .sub_resource
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Verdict::allow();
+    match request.sub_resource.as_deref() {
+        Some("status") => return judge_status_update(request),
+        Some(other) if !other.is_empty() => return Verdict::allow(),
+        _ => {}
     }
     let Some(proposal) = request.object.as_ref() else {
         return Verdict::deny("the request carries no Proposal object");
@@ -164,6 +162,97 @@ pub fn decide(
         );
     }
     verdict
+}
+
+/// Judges a write to a proposal's status by someone other than the operator (the webhook
+/// configuration leaves the operator's own writes out with a match condition): a person may
+/// add, change or withdraw only their own approval or rejection; the phase, the review, the
+/// risk assessment and the execution record are the controller's alone. Without this anyone
+/// allowed to approve could write `phase: Approved` and have a change executed.
+fn judge_status_update(request: &AdmissionRequest<Proposal>) -> Verdict {
+    let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_ref()) else {
+        return Verdict::deny("a status update without the object and its previous version");
+    };
+    let who = request.user_info.username.clone().unwrap_or_default();
+    let new_status = new.status.clone().unwrap_or_default();
+    let old_status = old.status.clone().unwrap_or_default();
+    let mut reasons = Vec::new();
+    let without_votes = |status: &kgents_crds::ProposalStatus| {
+        let mut status = status.clone();
+        status.approvals.clear();
+        status.rejections.clear();
+        status
+    };
+    if without_votes(&new_status) != without_votes(&old_status) {
+        reasons.push(format!(
+            "{who} may not change a proposal's phase, review, risk assessment or execution record (only the operator writes them); record an approval or rejection instead (examples/proposal approve|reject)"
+        ));
+    }
+    let votes = |entries: Vec<(String, Option<serde_json::Value>)>| entries;
+    let changed_approvers = changed_keys(
+        &votes(
+            old_status
+                .approvals
+                .iter()
+                .map(|a| (a.approver.clone(), serde_json::to_value(a).ok()))
+                .collect(),
+        ),
+        &votes(
+            new_status
+                .approvals
+                .iter()
+                .map(|a| (a.approver.clone(), serde_json::to_value(a).ok()))
+                .collect(),
+        ),
+    );
+    let changed_rejectors = changed_keys(
+        &votes(
+            old_status
+                .rejections
+                .iter()
+                .map(|r| (r.rejector.clone(), serde_json::to_value(r).ok()))
+                .collect(),
+        ),
+        &votes(
+            new_status
+                .rejections
+                .iter()
+                .map(|r| (r.rejector.clone(), serde_json::to_value(r).ok()))
+                .collect(),
+        ),
+    );
+    for (what, names) in [
+        ("approval", changed_approvers),
+        ("rejection", changed_rejectors),
+    ] {
+        for name in names.into_iter().filter(|n| *n != who) {
+            reasons.push(format!(
+                "{who} may not add, change or remove the {what} of '{name}'; each person records only their own"
+            ));
+        }
+    }
+    Verdict {
+        allowed: reasons.is_empty(),
+        reasons,
+        ..Verdict::default()
+    }
+}
+
+/// The keys whose entries differ between `old` and `new` (added, changed or removed).
+fn changed_keys(
+    old: &[(String, Option<serde_json::Value>)],
+    new: &[(String, Option<serde_json::Value>)],
+) -> Vec<String> {
+    let mut keys: Vec<&String> = old.iter().chain(new).map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let find = |list: &[(String, Option<serde_json::Value>)], key: &str| {
+        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    keys.into_iter()
+        .filter(|key| find(old, key) != find(new, key))
+        .cloned()
+        .collect()
 }
 
 /// Judges a proposal with every check but the identity binding (see the module docs); shared by
@@ -772,6 +861,59 @@ mod tests {
             now(),
         );
         assert!(verdict.allowed);
+    }
+
+    fn status_request(
+        user: &str,
+        old_status: Value,
+        new_status: Value,
+    ) -> AdmissionRequest<Proposal> {
+        let mut old = proposal(PERSON, "AGENT_DEPLOY", "Agent", "kgents.io/v1", None);
+        old["status"] = old_status;
+        let mut new = old.clone();
+        new["status"] = new_status;
+        let mut request = request("UPDATE", user, new, Some(old));
+        request.sub_resource = Some("status".to_owned());
+        request
+    }
+
+    #[test]
+    fn people_write_only_their_own_votes_into_status() {
+        let at = "2027-01-15T09:00:00Z";
+        let base = json!({"phase": "Reviewing"});
+        let policy = AdmissionPolicy::default();
+        let ledger = LedgerSnapshot::new();
+        let own = status_request(
+            "bob",
+            base.clone(),
+            json!({"phase": "Reviewing", "approvals": [{"approver": "bob", "at": at}]}),
+        );
+        assert!(decide(&own, &policy, &ledger, now()).allowed);
+        let forged = status_request(
+            "bob",
+            base.clone(),
+            json!({"phase": "Reviewing", "approvals": [{"approver": "carol", "at": at}]}),
+        );
+        let verdict = decide(&forged, &policy, &ledger, now());
+        assert!(
+            !verdict.allowed && verdict.reasons[0].contains("'carol'"),
+            "{verdict:?}"
+        );
+        let phase = status_request("bob", base.clone(), json!({"phase": "Approved"}));
+        let verdict = decide(&phase, &policy, &ledger, now());
+        assert!(
+            !verdict.allowed && verdict.reasons[0].contains("only the operator"),
+            "{verdict:?}"
+        );
+        let withdraw = status_request(
+            "bob",
+            json!({"phase": "Reviewing", "rejections": [{"rejector": "carol", "at": at}]}),
+            base,
+        );
+        assert!(
+            !decide(&withdraw, &policy, &ledger, now()).allowed,
+            "removing carol's rejection"
+        );
     }
 
     #[test]

@@ -166,10 +166,18 @@ impl WebhookConfig {
 }
 
 /// The ValidatingWebhookConfiguration for `config`, reaching the server on `bound`.
+/// The name of the webhook that guards writes to proposals' status.
+pub const STATUS_WEBHOOK_NAME: &str = "proposal-votes.t-gent.kgents.io";
+
+/// The ValidatingWebhookConfiguration for `config`, reaching the server on `bound`. Besides
+/// CREATE/UPDATE of proposals it guards UPDATE of `proposals/status` by anyone but `operator`
+/// (the operator's own username, left out by a match condition so its writes never wait on
+/// itself): people may write only their own approvals and rejections.
 pub fn webhook_configuration(
     config: &WebhookConfig,
     bound: SocketAddr,
     ca_bundle: Option<&str>,
+    operator: &str,
 ) -> ValidatingWebhookConfiguration {
     let client_config = match &config.endpoint {
         Endpoint::Service {
@@ -199,25 +207,55 @@ pub fn webhook_configuration(
             }
         }
     };
-    let mut configuration = ValidatingWebhookConfiguration {
-        webhooks: Some(vec![ValidatingWebhook {
-            name: WEBHOOK_NAME.to_owned(),
-            client_config,
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["kgents.io".to_owned()]),
-                api_versions: Some(vec!["v1".to_owned()]),
-                operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-                resources: Some(vec!["proposals".to_owned()]),
-                scope: Some("Namespaced".to_owned()),
-            }]),
-            failure_policy: Some("Fail".to_owned()),
-            match_policy: Some("Equivalent".to_owned()),
-            side_effects: "None".to_owned(),
-            timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
-            admission_review_versions: vec!["v1".to_owned()],
-            namespace_selector: config.namespace_selector.clone(),
-            ..ValidatingWebhook::default()
+    let votes = ValidatingWebhook {
+        name: STATUS_WEBHOOK_NAME.to_owned(),
+        client_config: client_config.clone(),
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec!["kgents.io".to_owned()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            operations: Some(vec!["UPDATE".to_owned()]),
+            resources: Some(vec!["proposals/status".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
         }]),
+        match_conditions: Some(vec![
+            k8s_openapi::api::admissionregistration::v1::MatchCondition {
+                name: "not-the-operator".to_owned(),
+                expression: format!(
+                    "request.userInfo.username != '{}'",
+                    operator.replace('\\', "\\\\").replace('\'', "\\'")
+                ),
+            },
+        ]),
+        failure_policy: Some("Fail".to_owned()),
+        match_policy: Some("Equivalent".to_owned()),
+        side_effects: "None".to_owned(),
+        timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
+        admission_review_versions: vec!["v1".to_owned()],
+        namespace_selector: config.namespace_selector.clone(),
+        ..ValidatingWebhook::default()
+    };
+    let mut configuration = ValidatingWebhookConfiguration {
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: WEBHOOK_NAME.to_owned(),
+                client_config,
+                rules: Some(vec![RuleWithOperations {
+                    api_groups: Some(vec!["kgents.io".to_owned()]),
+                    api_versions: Some(vec!["v1".to_owned()]),
+                    operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+                    resources: Some(vec!["proposals".to_owned()]),
+                    scope: Some("Namespaced".to_owned()),
+                }]),
+                failure_policy: Some("Fail".to_owned()),
+                match_policy: Some("Equivalent".to_owned()),
+                side_effects: "None".to_owned(),
+                timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
+                admission_review_versions: vec!["v1".to_owned()],
+                namespace_selector: config.namespace_selector.clone(),
+                ..ValidatingWebhook::default()
+            },
+            votes,
+        ]),
         ..ValidatingWebhookConfiguration::default()
     };
     configuration.metadata.name = Some(config.configuration_name.clone());
@@ -486,8 +524,10 @@ async fn register(
     bound: SocketAddr,
     ca_pem: Option<&str>,
 ) -> Result<()> {
+    // Our own identity, as the API server sees it: the status guard leaves our writes out.
+    let operator = crate::proposal::approval::whoami(client).await?;
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let desired = webhook_configuration(config, bound, ca_pem);
+    let desired = webhook_configuration(config, bound, ca_pem, &operator);
     api.patch(
         &config.configuration_name,
         &PatchParams::apply(WEBHOOK_FIELD_MANAGER).force(),
@@ -787,6 +827,7 @@ mod tests {
             &url_config(),
             SocketAddr::from(([127, 0, 0, 1], 9443)),
             Some("PEM"),
+            "system:serviceaccount:kgents:kgents-operator",
         );
         let hook = &configuration.webhooks.as_ref().expect("webhooks")[0];
         let rules = hook.rules.as_ref().expect("rules");
@@ -804,6 +845,20 @@ mod tests {
             Some(&["CREATE".to_owned(), "UPDATE".to_owned()][..])
         );
         assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        let votes = &configuration.webhooks.as_ref().expect("webhooks")[1];
+        let vote_rules = votes.rules.as_ref().expect("rules");
+        assert_eq!(
+            vote_rules[0].resources.as_deref(),
+            Some(&["proposals/status".to_owned()][..])
+        );
+        assert_eq!(
+            vote_rules[0].operations.as_deref(),
+            Some(&["UPDATE".to_owned()][..])
+        );
+        assert_eq!(
+            votes.match_conditions.as_ref().expect("conditions")[0].expression,
+            "request.userInfo.username != 'system:serviceaccount:kgents:kgents-operator'"
+        );
         assert_eq!(hook.timeout_seconds, Some(3));
         assert_eq!(hook.side_effects, "None");
         assert_eq!(
@@ -827,8 +882,12 @@ mod tests {
                 .certificate_names()
                 .contains(&"kgents-webhook.kgents.svc".to_owned())
         );
-        let configuration =
-            webhook_configuration(&config, SocketAddr::from(([0, 0, 0, 0], 8443)), None);
+        let configuration = webhook_configuration(
+            &config,
+            SocketAddr::from(([0, 0, 0, 0], 8443)),
+            None,
+            "system:serviceaccount:kgents:kgents-operator",
+        );
         let hook = &configuration.webhooks.as_ref().expect("webhooks")[0];
         assert_eq!(
             hook.client_config.service.as_ref().map(|s| s.port),
