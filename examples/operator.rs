@@ -227,12 +227,21 @@ async fn apply_samples(client: &Client, dir: &Path) -> Result<usize> {
                 .unwrap_or_else(|| "default".to_owned());
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), &namespace, &resource);
-            api.patch(&name, &params, &Patch::Apply(&object))
-                .await
-                .with_context(|| {
-                    format!("applying {kind} {namespace}/{name} from {}", file.display())
-                })?;
-            applied += 1;
+            // A sample the API server refuses (e.g. a proposal the T-gent webhook denies) is
+            // reported and skipped: the other samples are still worth having.
+            match api.patch(&name, &params, &Patch::Apply(&object)).await {
+                Ok(_) => applied += 1,
+                Err(kube::Error::Api(status)) => tracing::warn!(
+                    file = %file.display(),
+                    "the API server refused {kind} {namespace}/{name}: {}",
+                    status.message
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("applying {kind} {namespace}/{name} from {}", file.display())
+                    });
+                }
+            }
         }
     }
     Ok(applied)
