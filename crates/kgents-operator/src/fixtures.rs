@@ -21,7 +21,7 @@ use kube::{Client, Resource};
 use crate::agent::controller::{ChildStores, State};
 use crate::{Context, OperatorConfig};
 
-type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub(crate) type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// One request as the mocked API server saw it.
 #[derive(Debug, Clone)]
@@ -39,6 +39,12 @@ impl Seen {
     pub fn is(&self, method: &str, path: &str) -> bool {
         self.method == method && self.uri.contains(path)
     }
+
+    /// Whether the request is `method` on exactly `path` (query ignored).
+    pub fn is_exactly(&self, method: &str, path: &str) -> bool {
+        let only_path = self.uri.split('?').next().unwrap_or_default();
+        self.method == method && only_path == path
+    }
 }
 
 /// Answers the reconcile's requests.
@@ -48,29 +54,7 @@ impl ApiServerVerifier {
     /// Waits (up to a second) for the next request and answers it with `reply(request)`:
     /// `(status code, JSON body)`.
     pub async fn answer(&mut self, reply: impl FnOnce(&Seen) -> (u16, serde_json::Value)) -> Seen {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(1), self.0.next_request())
-            .await
-            .expect("the reconcile made the expected request within a second")
-            .expect("the client is still alive");
-        let method = request.method().to_string();
-        let uri = request.uri().to_string();
-        let bytes = http_body_util::BodyExt::collect(request.into_body())
-            .await
-            .expect("request body")
-            .to_bytes();
-        let body = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON request body")
-        };
-        let seen = Seen { method, uri, body };
-        let (code, json) = reply(&seen);
-        let response = Response::builder()
-            .status(code)
-            .body(Body::from(serde_json::to_vec(&json).expect("JSON")))
-            .expect("response");
-        send.send_response(response);
-        seen
+        answer_next(&mut self.0, reply).await
     }
 
     /// Answers the next request by echoing its body with status 200 (what an apply returns).
@@ -85,6 +69,37 @@ impl ApiServerVerifier {
             panic!("unexpected request: {} {}", request.method(), request.uri());
         }
     }
+}
+
+/// Waits (up to a second) for the next request on `handle` and answers it with
+/// `reply(request)`: `(status code, JSON body)`. Shared by every mocked-apiserver fixture.
+pub(crate) async fn answer_next(
+    handle: &mut ApiServerHandle,
+    reply: impl FnOnce(&Seen) -> (u16, serde_json::Value),
+) -> Seen {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(1), handle.next_request())
+        .await
+        .expect("the reconcile made the expected request within a second")
+        .expect("the client is still alive");
+    let method = request.method().to_string();
+    let uri = request.uri().to_string();
+    let bytes = http_body_util::BodyExt::collect(request.into_body())
+        .await
+        .expect("request body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("a JSON request body")
+    };
+    let seen = Seen { method, uri, body };
+    let (code, json) = reply(&seen);
+    let response = Response::builder()
+        .status(code)
+        .body(Body::from(serde_json::to_vec(&json).expect("JSON")))
+        .expect("response");
+    send.send_response(response);
+    seen
 }
 
 /// A `metav1.Status` failure body.

@@ -18,26 +18,9 @@ use kube::client::Body;
 
 use crate::{Context, OperatorConfig};
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+type Handle = crate::fixtures::ApiServerHandle;
 
-/// One request as the mocked API server saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    /// HTTP method.
-    pub method: String,
-    /// Path and query.
-    pub uri: String,
-    /// JSON body (`Null` when empty).
-    pub body: serde_json::Value,
-}
-
-impl Seen {
-    /// Whether the request is `method` on a path that starts with `path` (query ignored).
-    pub fn is(&self, method: &str, path: &str) -> bool {
-        let only_path = self.uri.split('?').next().unwrap_or_default();
-        self.method == method && only_path == path
-    }
-}
+pub use crate::fixtures::{Seen, failure};
 
 /// The far side of the mocked API server.
 pub struct ApiServer(Handle);
@@ -46,29 +29,7 @@ impl ApiServer {
     /// Waits (up to a second) for the next request and answers it with `reply(request)`:
     /// `(status code, JSON body)`.
     pub async fn answer(&mut self, reply: impl FnOnce(&Seen) -> (u16, serde_json::Value)) -> Seen {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(1), self.0.next_request())
-            .await
-            .expect("the reconcile made the expected request within a second")
-            .expect("the client is still alive");
-        let method = request.method().to_string();
-        let uri = request.uri().to_string();
-        let bytes = http_body_util::BodyExt::collect(request.into_body())
-            .await
-            .expect("request body")
-            .to_bytes();
-        let body = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON request body")
-        };
-        let seen = Seen { method, uri, body };
-        let (code, json) = reply(&seen);
-        let response = Response::builder()
-            .status(code)
-            .body(Body::from(serde_json::to_vec(&json).expect("JSON")))
-            .expect("response");
-        send.send_response(response);
-        seen
+        crate::fixtures::answer_next(&mut self.0, reply).await
     }
 
     /// Answers the next request by echoing its body with status 200 (what an apply returns).
@@ -89,14 +50,6 @@ impl ApiServer {
             panic!("unexpected request: {} {}", request.method(), request.uri());
         }
     }
-}
-
-/// A `metav1.Status` failure body.
-pub fn failure(code: u16, reason: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code
-    })
 }
 
 /// A context over a mocked API server, with a manual clock reading `now`.

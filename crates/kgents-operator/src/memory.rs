@@ -1067,7 +1067,7 @@ mod tests {
     async fn preamble(api: &mut ApiServer) {
         let seen = api.not_found().await;
         assert!(
-            seen.is("GET", "/apis/kgents.io/v1/namespaces/hive/agents/scout"),
+            seen.is_exactly("GET", "/apis/kgents.io/v1/namespaces/hive/agents/scout"),
             "{seen:?}"
         );
     }
@@ -1081,7 +1081,7 @@ mod tests {
             preamble(&mut api).await;
             let seen = api.not_found().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "GET",
                     "/api/v1/namespaces/hive/configmaps/scout-memory-meta"
                 ),
@@ -1089,7 +1089,7 @@ mod tests {
             );
             let seen = api.echo().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/api/v1/namespaces/hive/configmaps/scout-memory-meta"
                 ),
@@ -1097,7 +1097,7 @@ mod tests {
             );
             let seen = api.not_found().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "GET",
                     "/api/v1/namespaces/hive/persistentvolumeclaims/scout-memory"
                 ),
@@ -1106,7 +1106,7 @@ mod tests {
             api.not_found().await;
             let seen = api.echo().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/api/v1/namespaces/hive/persistentvolumeclaims/scout-memory"
                 ),
@@ -1118,17 +1118,17 @@ mod tests {
             );
             // No readers: the reader grant is looked for, found absent.
             let seen = api.not_found().await;
-            assert!(seen.is("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/hive/rolebindings/scout-memory-meta-read"), "{seen:?}");
+            assert!(seen.is_exactly("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/hive/rolebindings/scout-memory-meta-read"), "{seen:?}");
             api.not_found().await;
             // The owner writes.
             for kind in ["roles", "rolebindings"] {
                 api.not_found().await;
                 let seen = api.echo().await;
-                assert!(seen.is("PATCH", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/hive/{kind}/scout-memory-meta-write")), "{seen:?}");
+                assert!(seen.is_exactly("PATCH", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/hive/{kind}/scout-memory-meta-write")), "{seen:?}");
             }
             let seen = api.answer(|_| (200, status_reply)).await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/apis/kgents.io/v1/namespaces/hive/memories/scout-memory/status"
                 ),
@@ -1192,7 +1192,7 @@ mod tests {
                 })
                 .await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/apis/kgents.io/v1/namespaces/hive/memories/scout-memory"
                 ),
@@ -1226,7 +1226,7 @@ mod tests {
             api.answer(move |_| (200, claim.clone())).await;
             let seen = api.echo().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/api/v1/namespaces/hive/persistentvolumeclaims/scout-memory"
                 ),

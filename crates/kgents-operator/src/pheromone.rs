@@ -435,7 +435,7 @@ mod tests {
         let reply = with_status(&p, json!({"phase": "ACTIVE"}));
         let server = serve(api, move |mut api| async move {
             let seen = api.answer(|_| (200, reply)).await;
-            assert!(seen.is(
+            assert!(seen.is_exactly(
                 "PATCH",
                 "/apis/kgents.io/v1/namespaces/hive/pheromones/alarm/status"
             ));
@@ -538,7 +538,7 @@ mod tests {
                     )
                 })
                 .await;
-            assert!(seen.is(
+            assert!(seen.is_exactly(
                 "DELETE",
                 "/apis/kgents.io/v1/namespaces/hive/pheromones/alarm"
             ));

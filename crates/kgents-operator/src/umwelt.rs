@@ -602,13 +602,13 @@ mod tests {
                 Some(body) => {
                     let body = body.expect("JSON");
                     let seen = api.answer(move |_| (200, body)).await;
-                    assert!(seen.is("GET", path), "{seen:?}");
+                    assert!(seen.is_exactly("GET", path), "{seen:?}");
                 }
                 None => {
                     let seen = api.not_found().await;
-                    assert!(seen.is("GET", path), "{seen:?}");
+                    assert!(seen.is_exactly("GET", path), "{seen:?}");
                     let seen = api.echo().await;
-                    assert!(seen.is("PATCH", path), "{seen:?}");
+                    assert!(seen.is_exactly("PATCH", path), "{seen:?}");
                     assert!(
                         seen.uri.contains("fieldManager=kgents-operator"),
                         "{}",
@@ -634,7 +634,7 @@ mod tests {
             children_exchange(&mut api, None).await;
             let seen = api.answer(|_| (200, status_reply)).await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "PATCH",
                     "/apis/kgents.io/v1/namespaces/hive/umwelts/scout/status"
                 ),
@@ -644,7 +644,7 @@ mod tests {
             assert_eq!(seen.body["status"]["conditions"][0]["reason"], "Compiled");
             let seen = api.echo().await;
             assert!(
-                seen.is("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
+                seen.is_exactly("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
                 "{seen:?}"
             );
             assert_eq!(seen.body["reason"], "Compiled");
@@ -676,7 +676,7 @@ mod tests {
         let server = serve(api, move |mut api| async move {
             let seen = api.not_found().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "DELETE",
                     "/apis/rbac.authorization.k8s.io/v1/namespaces/hive/rolebindings/scout-umwelt"
                 ),
@@ -684,7 +684,7 @@ mod tests {
             );
             let seen = api.not_found().await;
             assert!(
-                seen.is(
+                seen.is_exactly(
                     "DELETE",
                     "/apis/rbac.authorization.k8s.io/v1/namespaces/hive/roles/scout-umwelt"
                 ),
@@ -716,7 +716,7 @@ mod tests {
             children_exchange(&mut api, Some(&children)).await;
             let seen = api.not_found().await;
             assert!(
-                seen.is("GET", "/api/v1/namespaces/hive/secrets/llm"),
+                seen.is_exactly("GET", "/api/v1/namespaces/hive/secrets/llm"),
                 "{seen:?}"
             );
             let seen = api.answer(|_| (200, status_reply)).await;
