@@ -36,6 +36,20 @@ pub(crate) fn kubernetes_version_from_go_mod(go_mod: &str) -> Option<&str> {
     })
 }
 
+/// The format marker on the first line of the kwok stage file that `scripts/testbed-build`
+/// writes (`stages_format` there; change both together). A file without it predates the
+/// kubelet-faithful pod stages (readiness-gate conditions left to their controllers, Ready
+/// recomputed from them).
+pub(crate) const KWOK_STAGES_FORMAT: &str = "kgents-testbed kwok stages, format 2";
+
+/// Whether the text of a kwok stage file carries [`KWOK_STAGES_FORMAT`] on its first line.
+pub(crate) fn kwok_stages_are_current(stages: &str) -> bool {
+    stages
+        .lines()
+        .next()
+        .is_some_and(|first| first.starts_with('#') && first.contains(KWOK_STAGES_FORMAT))
+}
+
 /// One control-plane program the testbed can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Component {
@@ -163,6 +177,23 @@ impl Binaries {
             missing.push(binaries.kwok_stages.clone());
         }
         if missing.is_empty() {
+            if needed.contains(&Component::Kwok) {
+                let stages = std::fs::read_to_string(&binaries.kwok_stages).map_err(|e| {
+                    Error::io(
+                        format!(
+                            "reading the kwok stage file {}",
+                            binaries.kwok_stages.display()
+                        ),
+                        e,
+                    )
+                })?;
+                if !kwok_stages_are_current(&stages) {
+                    return Err(Error::KwokStagesOutdated {
+                        path: binaries.kwok_stages.clone(),
+                        expected: KWOK_STAGES_FORMAT,
+                    });
+                }
+            }
             Ok(binaries)
         } else {
             Err(Error::BinariesMissing {
@@ -256,5 +287,42 @@ mod tests {
         // Only what is needed is required.
         std::fs::write(dir.path().join("etcd"), b"").expect("write");
         assert!(Binaries::locate(&env, &[Component::Etcd]).is_ok());
+    }
+
+    #[test]
+    fn an_outdated_kwok_stage_file_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = LookupEnv {
+            testbed_bin: Some(dir.path().to_path_buf()),
+            ..LookupEnv::default()
+        };
+        std::fs::write(dir.path().join("kwok"), b"").expect("write");
+        let stages = dir.path().join("kwok-stages.yaml");
+        // Upstream's stages as an older build script copied them: no marker.
+        std::fs::write(&stages, "apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Stage\n")
+            .expect("write");
+        let message = Binaries::locate(&env, &[Component::Kwok])
+            .expect_err("a stage file without the marker is outdated")
+            .to_string();
+        assert!(message.contains("run scripts/testbed-build"), "{message}");
+        assert!(message.contains(KWOK_STAGES_FORMAT), "{message}");
+        // An older format number is outdated too.
+        std::fs::write(&stages, "# kgents-testbed kwok stages, format 1\n").expect("write");
+        assert!(Binaries::locate(&env, &[Component::Kwok]).is_err());
+        std::fs::write(
+            &stages,
+            format!("# {KWOK_STAGES_FORMAT} (generated)\napiVersion: kwok.x-k8s.io/v1alpha1\n"),
+        )
+        .expect("write");
+        assert!(Binaries::locate(&env, &[Component::Kwok]).is_ok());
+    }
+
+    #[test]
+    fn the_build_script_writes_the_stage_format_the_testbed_expects() {
+        let script = include_str!("../../../scripts/testbed-build");
+        assert!(
+            script.contains(&format!("stages_format=\"{KWOK_STAGES_FORMAT}\"")),
+            "scripts/testbed-build and KWOK_STAGES_FORMAT disagree"
+        );
     }
 }

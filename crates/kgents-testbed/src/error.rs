@@ -22,6 +22,20 @@ pub enum Error {
         bin_dir: PathBuf,
     },
 
+    /// The kwok stage file was written by an older `scripts/testbed-build` (its stages
+    /// behave differently, e.g. upstream's pod-ready stage that marks readiness gates True).
+    #[error(
+        "the kwok stage file {} is outdated (its first line does not carry \"{expected}\"); \
+         run scripts/testbed-build, which rewrites it in a second without rebuilding anything",
+        .path.display()
+    )]
+    KwokStagesOutdated {
+        /// The stage file.
+        path: PathBuf,
+        /// The format marker the testbed expects.
+        expected: &'static str,
+    },
+
     /// A file-system or process operation failed.
     #[error("{action}: {source}")]
     Io {
