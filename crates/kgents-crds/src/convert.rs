@@ -18,7 +18,8 @@ use crate::common::{Genus, PheromoneType, Time};
 use crate::error::{Error, Result};
 use crate::pheromone::Pheromone;
 use crate::proposal::{
-    ChangeType, Magnitude, Proposal, ReviewRequirements, RiskAssessment, RiskDecision, RiskLevel,
+    ChangeType, Magnitude, Proposal, ProposerKind, ReviewRequirements, RiskAssessment,
+    RiskDecision, RiskLevel,
 };
 
 impl From<Genus> for kgents_core::genus::Genus {
@@ -55,6 +56,24 @@ impl From<ChangeType> for kgents_risk::ChangeType {
 impl From<kgents_risk::ChangeType> for ChangeType {
     fn from(change: kgents_risk::ChangeType) -> Self {
         ChangeType::ALL[change as usize]
+    }
+}
+
+impl From<kgents_risk::ProposerKind> for ProposerKind {
+    fn from(kind: kgents_risk::ProposerKind) -> Self {
+        match kind {
+            kgents_risk::ProposerKind::Agent => ProposerKind::Agent,
+            kgents_risk::ProposerKind::Person => ProposerKind::Person,
+        }
+    }
+}
+
+impl From<ProposerKind> for kgents_risk::ProposerKind {
+    fn from(kind: ProposerKind) -> Self {
+        match kind {
+            ProposerKind::Agent => kgents_risk::ProposerKind::Agent,
+            ProposerKind::Person => kgents_risk::ProposerKind::Person,
+        }
     }
 }
 

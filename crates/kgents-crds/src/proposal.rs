@@ -75,6 +75,9 @@ pub const MAX_PATCH_BYTES: usize = 128 * 1024;
     .message("a proposal with a patch must set target.apiVersion (e.g. kgents.io/v1 or apps/v1) so the patch can be applied")
     .field_path(".target.apiVersion")
     .reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("self.target.kind != 'File' || has(self.target.apiVersion) || self.changeType.startsWith('CODE_')")
+    .message("target kind File (without apiVersion) records a code change made outside the cluster: only CODE_PATCH, CODE_FEATURE, CODE_REFACTOR and CODE_DELETE proposals may target it, and they carry no patch (the operator never executes them)")
+    .field_path(".target.kind"))]
 #[serde(rename_all = "camelCase")]
 pub struct ProposalSpec {
     /// Who files the proposal (an agent name or a user). Required.
@@ -168,6 +171,18 @@ pub enum ChangeType {
 }
 
 impl ChangeType {
+    /// Whether this is a code change (CODE_PATCH, CODE_FEATURE, CODE_REFACTOR, CODE_DELETE):
+    /// the only kinds of change that may record a change made outside the cluster.
+    pub const fn is_code(self) -> bool {
+        matches!(
+            self,
+            ChangeType::CodePatch
+                | ChangeType::CodeFeature
+                | ChangeType::CodeRefactor
+                | ChangeType::CodeDelete
+        )
+    }
+
     /// Every change type, in schema order.
     pub const ALL: [ChangeType; 15] = [
         ChangeType::CodePatch,
@@ -188,6 +203,9 @@ impl ChangeType {
     ];
 }
 
+/// The kind a proposal names, without an apiVersion, for a file outside the cluster.
+pub const EXTERNAL_FILE_KIND: &str = "File";
+
 /// The object a proposal changes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -196,7 +214,10 @@ pub struct TargetRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub api_version: Option<String>,
-    /// Kind of the target, e.g. Agent, Memory, ConfigMap (or File for CODE_* changes). Required.
+    /// Kind of the target, e.g. Agent, Memory, ConfigMap. Required. `File` without an apiVersion
+    /// names a file outside the cluster: a CODE_* proposal that records a change made (and
+    /// executed) elsewhere, without a patch; it is assessed, reviewed and approved or rejected,
+    /// never executed by the operator.
     #[x_kube(validation = Rule::new("self != ''").message("target.kind must name the kind of the object to change").reason(Reason::FieldValueRequired))]
     #[schemars(length(max = 63))]
     pub kind: String,
@@ -208,6 +229,14 @@ pub struct TargetRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     pub namespace: Option<String>,
+}
+
+impl TargetRef {
+    /// Whether this names a file outside the cluster (kind `File`, no apiVersion) rather than a
+    /// Kubernetes object: nothing the operator can read, patch or execute.
+    pub fn is_external_file(&self) -> bool {
+        self.kind == EXTERNAL_FILE_KIND && self.api_version.is_none()
+    }
 }
 
 /// A patch to apply to the target.
@@ -343,6 +372,12 @@ pub struct ProposalStatus {
     /// Name of the newer proposal that superseded this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
+    /// Who filed it, as established from the authenticated identity: AGENT (a ServiceAccount,
+    /// `system:serviceaccount:<namespace>:<name>`) or PERSON (any other user). Admission binds
+    /// `spec.proposer` to the requester's username, so the controller reads the kind from it;
+    /// HIGH risk is denied for an AGENT and needs a human approval for a PERSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposer_kind: Option<ProposerKind>,
     /// Standard conditions, one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -368,6 +403,18 @@ pub enum ProposalPhase {
     Expired,
     /// Replaced by a newer proposal for the same target from the same proposer.
     Superseded,
+}
+
+/// Who filed a proposal, established from the requester's authenticated username: AGENT (a
+/// ServiceAccount, `system:serviceaccount:<namespace>:<name>`) or PERSON (any other user).
+/// HIGH risk is denied for an AGENT and needs a human approval for a PERSON.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProposerKind {
+    /// An agent: authenticated as a ServiceAccount (`system:serviceaccount:<namespace>:<name>`).
+    Agent,
+    /// A person: any other authenticated user.
+    Person,
 }
 
 /// A risk score and every factor behind it.
@@ -443,7 +490,7 @@ pub struct ReviewStatus {
     /// Name of the REVIEW_REQUEST Pheromone emitted for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pheromone: Option<String>,
-    /// PENDING, PASSED, FAILED or SKIPPED.
+    /// PENDING, PASSED, FAILED, ESCALATED or SKIPPED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ReviewResult>,
     /// Who reviewed.
@@ -467,7 +514,11 @@ pub enum ReviewResult {
     Passed,
     /// The change is not fine.
     Failed,
-    /// No review was needed or possible.
+    /// The reviewer would not decide (it answered ESCALATE, something unreadable, or could not
+    /// be asked): a human approval decides.
+    Escalated,
+    /// No reviewer ran (none is configured, or tGentValidation is off): a human approval
+    /// decides.
     Skipped,
 }
 

@@ -908,3 +908,35 @@ fn every_genus_and_change_type_is_in_the_schema() {
             .contains(&serde_json::json!("REVIEW_REQUEST"))
     );
 }
+
+#[test]
+fn a_file_target_is_only_for_patchless_code_changes() {
+    let mut spec = proposal_spec();
+    spec.patch = None;
+    spec.target.api_version = None;
+    spec.target.kind = "File".into();
+    for change in ChangeType::ALL {
+        let mut spec = spec.clone();
+        spec.change_type = change;
+        let outcome = proposal(spec).validate_cel();
+        if change.is_code() {
+            ok(outcome);
+        } else {
+            rejects(outcome, "target kind File (without apiVersion)");
+        }
+    }
+    // A patch needs an apiVersion, and with one the target is a Kubernetes kind named File
+    // (no longer a file outside the cluster).
+    let mut with_patch = proposal_spec();
+    with_patch.change_type = ChangeType::CodePatch;
+    with_patch.target.kind = "File".into();
+    with_patch.target.api_version = None;
+    rejects(
+        proposal(with_patch.clone()).validate_cel(),
+        "a proposal with a patch must set target.apiVersion",
+    );
+    assert!(with_patch.target.is_external_file());
+    with_patch.target.api_version = Some("example.com/v1".into());
+    assert!(!with_patch.target.is_external_file());
+    ok(proposal(with_patch).validate_cel());
+}

@@ -18,7 +18,7 @@ use axum::routing::post;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kgents_crds::proposal::{ProposalPhase, ReviewResult, RiskDecision};
+use kgents_crds::proposal::{ProposalPhase, ProposerKind, ReviewResult, RiskDecision};
 use kgents_crds::{Agent, Pheromone, Proposal};
 use kgents_operator::Context;
 use kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
@@ -675,20 +675,21 @@ async fn medium_proposals_are_reviewed_by_the_model_and_garbage_escalates_to_hum
                     .as_ref()
                     .and_then(|s| s.review.as_ref())
                     .and_then(|r| r.result)
-                    == Some(ReviewResult::Skipped)
+                    == Some(ReviewResult::Escalated)
             })
         },
     )
     .await;
-    let status = escalated.status.expect("status");
+    let status = escalated.status.clone().expect("status");
     assert_eq!(status.phase, Some(ProposalPhase::Reviewing));
     assert!(
         status
             .review
             .and_then(|r| r.report)
             .unwrap_or_default()
-            .starts_with("ESCALATE")
+            .contains("did not start with a line reading ALLOW, DENY or ESCALATE")
     );
+    assert_eq!(status.proposer_kind, Some(ProposerKind::Agent));
 
     // Each reviewed proposal emitted its REVIEW_REQUEST pheromone, owned by the proposal.
     let pheromones: Api<Pheromone> = Api::namespaced(admin, &ns);

@@ -4,7 +4,9 @@
 //! Checks, all of them evaluated so that a denial explains every factor at once:
 //! 1. the requester files in their own name (`spec.proposer` = the authenticated username), so
 //!    the controller can later classify the proposer from the spec without trusting its author;
-//! 2. the target kind is on the allow-list and never a forbidden kind or group;
+//! 2. the target kind is on the allow-list and never a forbidden kind or group — or the target
+//!    is a file outside the cluster (`File`, no apiVersion), admitted only for a CODE_* change
+//!    without a patch (it is assessed and reviewed, never executed by the operator);
 //! 3. the target stays in the proposal's namespace (unless the policy allows otherwise);
 //! 4. the patch parses for its type;
 //! 5. the risk from `kgents-risk`: CRITICAL is denied, HIGH is denied for a ServiceAccount and
@@ -19,7 +21,7 @@ use serde_json::json;
 
 use super::cel::Bindings;
 use super::patch::{self, ParsedPatch};
-use super::policy::{AdmissionPolicy, forbidden_reason};
+use super::policy::{AdmissionPolicy, external_file_reason, forbidden_reason};
 
 /// Longest warning sent back (the API server truncates longer ones).
 const MAX_WARNING: usize = 240;
@@ -279,7 +281,10 @@ pub fn evaluate(
             Some((group, _)) => group,
             None => "",
         });
-    if let Some(reason) = forbidden_reason(&target.kind, group) {
+    if target.is_external_file() {
+        // A file outside the cluster: no Kubernetes kind to allow-list; see external_file_reason.
+        reasons.extend(external_file_reason(spec));
+    } else if let Some(reason) = forbidden_reason(&target.kind, group) {
         reasons.push(reason);
     } else if !policy.allows_kind(&target.kind, group) {
         let allowed: Vec<String> = policy.allowed_kinds().map(ToString::to_string).collect();
@@ -738,6 +743,56 @@ mod tests {
                 Some(("merge", privileged)),
                 false,
                 "no privileged containers",
+            ),
+            (
+                "external code change recorded by a person",
+                PERSON,
+                "CODE_PATCH",
+                "File",
+                "",
+                None,
+                true,
+                "",
+            ),
+            (
+                "external code change recorded by an agent",
+                AGENT,
+                "CODE_REFACTOR",
+                "File",
+                "",
+                None,
+                true,
+                "",
+            ),
+            (
+                "external file with a non-code change type",
+                PERSON,
+                "CONFIG_UPDATE",
+                "File",
+                "",
+                None,
+                false,
+                "only CODE_PATCH, CODE_FEATURE, CODE_REFACTOR and CODE_DELETE",
+            ),
+            (
+                "external file with a patch",
+                PERSON,
+                "CODE_PATCH",
+                "File",
+                "",
+                Some(("merge", r#"{"spec":{"replicas":2}}"#)),
+                false,
+                "it carries a patch",
+            ),
+            (
+                "a Kubernetes kind named File",
+                PERSON,
+                "CODE_PATCH",
+                "File",
+                "example.com/v1",
+                None,
+                false,
+                "not on the allow-list",
             ),
             (
                 "privileged rule ignores agents",

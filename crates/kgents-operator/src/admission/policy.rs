@@ -175,6 +175,39 @@ pub fn forbidden_reason(kind: &str, group: Option<&str>) -> Option<String> {
     }
 }
 
+/// Why a proposal naming a file outside the cluster (target kind `File` without an
+/// apiVersion) is refused, if it is. Such a proposal records a code change made and executed
+/// elsewhere: it is admitted only as a CODE_* change without a patch (the operator has nothing
+/// to execute), is assessed and reviewed like any other, and ends Approved or Rejected. It needs
+/// no place on the allow-list (it changes nothing in the cluster); a policy that wants none can
+/// say so with a CEL rule such as `target.kind != 'File'`.
+pub fn external_file_reason(spec: &kgents_crds::ProposalSpec) -> Option<String> {
+    if !spec.target.is_external_file() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    if !spec.change_type.is_code() {
+        problems.push(format!(
+            "its changeType is {} (only CODE_PATCH, CODE_FEATURE, CODE_REFACTOR and CODE_DELETE may record an external change)",
+            serde_json::to_value(spec.change_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ));
+    }
+    if spec.patch.is_some() {
+        problems.push(
+            "it carries a patch (the operator never executes an external change; drop the patch, or target the Kubernetes object with its apiVersion)".to_owned(),
+        );
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "target kind File records a code change made outside the cluster, but {}",
+            problems.join(" and ")
+        )
+    })
+}
+
 /// What the webhook enforces; cheap to share (`Arc<AdmissionPolicy>`), immutable once built.
 #[derive(Debug)]
 pub struct AdmissionPolicy {

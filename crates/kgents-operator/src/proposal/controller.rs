@@ -12,8 +12,8 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kgents_crds::common::Time;
 use kgents_crds::pheromone::PheromoneSpec;
 use kgents_crds::proposal::{
-    Execution, ProposalPhase, ProposalStatus, ReviewResult, ReviewStatus, RiskAssessment,
-    RiskDecision,
+    Execution, ProposalPhase, ProposalStatus, ProposerKind, ReviewResult, ReviewStatus,
+    RiskAssessment, RiskDecision,
 };
 use kgents_crds::{Pheromone, PheromoneType, Proposal};
 use kgents_risk::Decision;
@@ -28,7 +28,7 @@ use serde_json::json;
 use super::execute;
 use super::metrics::metrics;
 use super::phase::{Effect, ExecutionState, Facts, ReviewState, is_terminal, plan};
-use super::review::{ReviewRequest, ReviewVerdict, Reviewer};
+use super::review::{ReviewRequest, Reviewer};
 use crate::admission::decision::{Occasion, evaluate};
 use crate::admission::ledger::StoreLedger;
 use crate::admission::patch;
@@ -162,14 +162,16 @@ fn decision_of(decision: RiskDecision) -> Decision {
     }
 }
 
-/// Where the review stands, as recorded in status. ESCALATE is recorded as SKIPPED (humans
-/// decide) with a report that starts with `ESCALATE` (the CRD has no ESCALATED result).
+/// Where the review stands, as recorded in status. Objects stored before the ESCALATED result
+/// existed recorded an escalation as SKIPPED with a report starting with `ESCALATE`; they still
+/// read as escalated.
 pub fn review_state(review: Option<&ReviewStatus>) -> ReviewState {
     match review.and_then(|r| r.result) {
         None => ReviewState::NotRequested,
         Some(ReviewResult::Pending) => ReviewState::Pending,
         Some(ReviewResult::Passed) => ReviewState::Passed,
         Some(ReviewResult::Failed) => ReviewState::Failed,
+        Some(ReviewResult::Escalated) => ReviewState::Escalated,
         Some(ReviewResult::Skipped)
             if review
                 .and_then(|r| r.report.as_deref())
@@ -179,6 +181,14 @@ pub fn review_state(review: Option<&ReviewStatus>) -> ReviewState {
         }
         Some(ReviewResult::Skipped) => ReviewState::Skipped,
     }
+}
+
+/// Who filed the proposal: an agent when `spec.proposer` is a ServiceAccount username
+/// (`system:serviceaccount:<namespace>:<name>`), else a person. Admission admits a proposal only
+/// when `spec.proposer` equals the requester's authenticated username, so this is the kind the
+/// webhook saw.
+pub fn proposer_kind(proposal: &Proposal) -> ProposerKind {
+    kgents_risk::ProposerKind::from_username(&proposal.spec.proposer).into()
 }
 
 /// Where the execution stands, as recorded in status.
@@ -316,6 +326,9 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         .clone()
         .unwrap_or_else(|| unassessable(now));
     let decision = decision_of(assessment.decision);
+    // Admission bound spec.proposer to the requester's authenticated username, so its form is
+    // the verified kind (a ServiceAccount is an agent); recorded for people and tools to read.
+    status.proposer_kind = Some(proposer_kind(proposal));
     let expires = expires_at(proposal);
     status.expires_at = expires.map(Time);
     let superseded = superseded_by(proposal, state.store.state().iter().map(|p| p.as_ref()));
@@ -337,6 +350,7 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         expired: expires.is_some_and(|at| now >= at),
         superseded: superseded.is_some(),
         has_patch: proposal.spec.patch.is_some(),
+        external: proposal.spec.target.is_external_file(),
         execution: execution_state(status.execution.as_ref()),
     };
     let mut step = plan(&facts);
@@ -609,21 +623,12 @@ async fn request_review(
         risk: assessment.explanation.clone().unwrap_or_default(),
     };
     let report = reviewer.review(&request).await;
-    let result = match report.verdict {
-        ReviewVerdict::Allow => ReviewResult::Passed,
-        ReviewVerdict::Deny => ReviewResult::Failed,
-        ReviewVerdict::Escalate => ReviewResult::Skipped,
-    };
-    let text = match report.verdict {
-        ReviewVerdict::Escalate => format!("ESCALATE: {}", report.report),
-        _ => report.report,
-    };
     ReviewStatus {
         requested: true,
         pheromone,
-        result: Some(result),
+        result: Some(report.verdict.result()),
         reviewer: Some(reviewer.name()),
-        report: Some(text),
+        report: Some(report.report),
         reviewed_at: Some(Time(ctx.clock.now())),
     }
 }
@@ -643,6 +648,12 @@ async fn execute_step(
         message: Some(message),
         previous,
     };
+    if proposal.spec.target.is_external_file() {
+        // The phase machine never gets here for a File target; this keeps it so if that changes.
+        let m =
+            "the target is a file outside the cluster; the operator never executes it".to_owned();
+        return (record(false, m.clone(), None), m);
+    }
     let Some(parsed) = parsed else {
         let m = "the patch does not parse for its type; nothing was applied".to_owned();
         return (record(false, m.clone(), None), m);
@@ -770,14 +781,39 @@ mod tests {
     }
 
     #[test]
-    fn escalations_are_recorded_as_skipped_with_their_report() {
-        let escalated = ReviewStatus {
-            result: Some(ReviewResult::Skipped),
-            report: Some("ESCALATE: unsure".into()),
+    fn recorded_reviews_read_back_including_escalations_stored_before_escalated_existed() {
+        let review = |result: ReviewResult, report: &str| ReviewStatus {
+            result: Some(result),
+            report: Some(report.into()),
             ..ReviewStatus::default()
         };
-        assert_eq!(review_state(Some(&escalated)), ReviewState::Escalated);
+        let table = [
+            (review(ReviewResult::Pending, ""), ReviewState::Pending),
+            (review(ReviewResult::Passed, "fine"), ReviewState::Passed),
+            (review(ReviewResult::Failed, "no"), ReviewState::Failed),
+            (
+                review(ReviewResult::Escalated, "unsure"),
+                ReviewState::Escalated,
+            ),
+            // The form stored before ESCALATED existed.
+            (
+                review(ReviewResult::Skipped, "ESCALATE: unsure"),
+                ReviewState::Escalated,
+            ),
+            (
+                review(ReviewResult::Skipped, "no reviewer is configured"),
+                ReviewState::Skipped,
+            ),
+        ];
+        for (status, state) in table {
+            assert_eq!(review_state(Some(&status)), state, "{status:?}");
+        }
         assert_eq!(review_state(None), ReviewState::NotRequested);
+        let old_object: ReviewStatus = serde_json::from_value(
+            json!({"requested": true, "result": "SKIPPED", "report": "ESCALATE: the answer was unreadable"}),
+        )
+        .expect("an object stored before ESCALATED existed still reads");
+        assert_eq!(review_state(Some(&old_object)), ReviewState::Escalated);
         let execution = Execution {
             success: true,
             dry_run: true,

@@ -12,7 +12,9 @@
 //! Merged | Failed
 //! ```
 //! Terminal phases (Rejected, Merged, Failed, Expired, Superseded) are absorbing. Nothing is
-//! executed unless the phase already written is Approved.
+//! executed unless the phase already written is Approved. A proposal that records a change made
+//! outside the cluster (a CODE_* proposal targeting a `File`) is never executed: it ends
+//! Approved or Rejected, and whoever made the change acts on the verdict.
 
 use kgents_crds::proposal::ProposalPhase;
 use kgents_risk::Decision;
@@ -72,6 +74,9 @@ pub struct Facts {
     pub superseded: bool,
     /// Whether it carries a patch to apply.
     pub has_patch: bool,
+    /// Whether its target is a file outside the cluster (`File`, no apiVersion): nothing for
+    /// the operator to execute, whatever the spec carries.
+    pub external: bool,
     /// Where the execution stands.
     pub execution: ExecutionState,
 }
@@ -139,6 +144,10 @@ pub fn plan(facts: &Facts) -> Plan {
     if current == ProposalPhase::Approved {
         // Approved is past every gate: only execution moves it on. It does not expire (the
         // original let approved proposals expire because nothing executed them).
+        if facts.external {
+            // Executed outside the cluster: Approved is the verdict, and it stays.
+            return plan_of(current, Effect::None, "ApprovedForExternalExecution");
+        }
         return match (facts.has_patch, facts.execution) {
             (false, _) => plan_of(ProposalPhase::Merged, Effect::None, "NothingToApply"),
             (true, ExecutionState::NotStarted) => plan_of(current, Effect::DryRun, "Executing"),
@@ -205,6 +214,7 @@ mod tests {
             expired: false,
             superseded: false,
             has_patch: true,
+            external: false,
             execution: ExecutionState::NotStarted,
         }
     }
@@ -261,6 +271,52 @@ mod tests {
         let mut f = facts(Decision::AutoApprove);
         f.admissible = false;
         assert_eq!(plan(&f).reason, "WouldHaveBeenDenied");
+    }
+
+    #[test]
+    fn an_external_code_change_ends_approved_or_rejected_and_is_never_executed() {
+        // (decision, approvals, rejected) → final phase, for a File target with and without a
+        // (stray) patch.
+        let table = [
+            (Decision::AutoApprove, 0, false, ProposalPhase::Approved),
+            (Decision::Review, 1, false, ProposalPhase::Approved),
+            (Decision::Review, 0, false, ProposalPhase::Reviewing),
+            (Decision::Review, 1, true, ProposalPhase::Rejected),
+            (Decision::RequireHuman, 1, false, ProposalPhase::Approved),
+            (Decision::Block, 1, false, ProposalPhase::Rejected),
+        ];
+        for has_patch in [false, true] {
+            for (decision, approvals, rejected, end) in table {
+                let mut f = facts(decision);
+                f.external = true;
+                f.has_patch = has_patch;
+                f.approvals = approvals;
+                f.rejected = rejected;
+                f.review = ReviewState::Skipped;
+                let mut phase = None;
+                for _ in 0..5 {
+                    f.phase = phase;
+                    let step = plan(&f);
+                    assert!(
+                        !matches!(step.effect, Effect::DryRun | Effect::Apply),
+                        "{decision:?}: {step:?}"
+                    );
+                    if step.effect == Effect::RequestReview {
+                        f.review = ReviewState::Skipped;
+                    }
+                    phase = Some(step.phase);
+                }
+                assert_eq!(
+                    phase,
+                    Some(end),
+                    "{decision:?} approvals {approvals} rejected {rejected}"
+                );
+            }
+        }
+        let mut approved = facts(Decision::AutoApprove);
+        approved.external = true;
+        approved.phase = Some(ProposalPhase::Approved);
+        assert_eq!(plan(&approved).reason, "ApprovedForExternalExecution");
     }
 
     #[test]
@@ -333,6 +389,7 @@ mod state_machine {
             admissible in any::<bool>(),
             required in 0u32..3,
             has_patch in any::<bool>(),
+            external in any::<bool>(),
             events in proptest::collection::vec(event(), 1..40),
         ) {
             let mut facts = Facts {
@@ -346,6 +403,7 @@ mod state_machine {
                 expired: false,
                 superseded: false,
                 has_patch,
+                external,
                 execution: ExecutionState::NotStarted,
             };
             // What the executor would do when asked next; outcomes arrive as events.
@@ -389,6 +447,10 @@ mod state_machine {
                     if facts.decision == Decision::RequireHuman {
                         prop_assert!(facts.approvals >= 1);
                     }
+                }
+                if facts.external {
+                    prop_assert_eq!(step.effect == Effect::DryRun || step.effect == Effect::Apply, false, "an external change is never executed");
+                    prop_assert!(step.phase != ProposalPhase::Merged, "an external change is never recorded as merged");
                 }
                 if step.phase == ProposalPhase::Merged && facts.has_patch {
                     prop_assert_eq!(facts.execution, ExecutionState::Applied);

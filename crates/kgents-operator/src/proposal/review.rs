@@ -24,6 +24,16 @@ pub enum ReviewVerdict {
 }
 
 impl ReviewVerdict {
+    /// The result recorded in `status.review.result`: PASSED, FAILED or ESCALATED.
+    pub const fn result(self) -> kgents_crds::proposal::ReviewResult {
+        use kgents_crds::proposal::ReviewResult;
+        match self {
+            ReviewVerdict::Allow => ReviewResult::Passed,
+            ReviewVerdict::Deny => ReviewResult::Failed,
+            ReviewVerdict::Escalate => ReviewResult::Escalated,
+        }
+    }
+
     /// `ALLOW`, `DENY` or `ESCALATE`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -236,6 +246,20 @@ mod tests {
                 "{text:?}: {}",
                 report.report
             );
+        }
+    }
+
+    #[test]
+    fn verdicts_are_recorded_as_passed_failed_or_escalated() {
+        use kgents_crds::proposal::ReviewResult;
+        let table = [
+            ("ALLOW\nfine", ReviewResult::Passed),
+            ("DENY\nno", ReviewResult::Failed),
+            ("ESCALATE\nunsure", ReviewResult::Escalated),
+            ("maybe", ReviewResult::Escalated),
+        ];
+        for (answer, result) in table {
+            assert_eq!(parse_answer(answer).verdict.result(), result, "{answer:?}");
         }
     }
 
