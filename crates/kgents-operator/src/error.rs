@@ -31,6 +31,26 @@ pub enum Error {
         message: String,
     },
 
+    /// The webhook's certificate could not be generated, read, stored or served.
+    #[error("T-gent webhook certificate ({what}): {message}")]
+    Certificate {
+        /// Which part: e.g. `CA certificate`, `serving key`, `Secret kgents-system/kgents-webhook-tls`.
+        what: String,
+        /// What was wrong and what to do.
+        message: String,
+    },
+
+    /// The admission policy (the `policy.yaml` key of the policy ConfigMap) is invalid.
+    #[error(
+        "admission policy, {location}: {message} (the policy is the policy.yaml key of the policy ConfigMap, kgents-admission-policy by default; while it is invalid the webhook keeps the previous policy, or refuses to start without one)"
+    )]
+    Policy {
+        /// Where in the policy document: `allowedKinds`, `risk`, `rules[max-replicas]`, ….
+        location: String,
+        /// What was wrong and what to do.
+        message: String,
+    },
+
     /// The object lacks something the API server always sets (a name, a namespace, a uid).
     #[error("object is missing {0}; it was not read from the API server")]
     MissingObjectKey(&'static str),
@@ -84,6 +104,8 @@ impl Error {
             Error::Kube(_) => "kube_api",
             Error::Timeout { .. } => "timeout",
             Error::InvalidSpec { .. } => "invalid_spec",
+            Error::Certificate { .. } => "certificate",
+            Error::Policy { .. } => "policy",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Serialization(_) => "serialization",
             Error::Finalizer(_) => "finalizer",

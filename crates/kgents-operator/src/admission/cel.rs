@@ -71,24 +71,21 @@ impl CompiledRules {
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
             if rule.name.trim().is_empty() {
-                return Err(Error::InvalidSpec {
-                    kind: "AdmissionPolicy",
-                    name: "rules".to_owned(),
+                return Err(Error::Policy {
+                    location: "rules".to_owned(),
                     message: format!(
                         "a rule has no name (expression '{}'); name every rule",
                         rule.expression
                     ),
                 });
             }
-            let program =
-                cel::Program::compile(&rule.expression).map_err(|e| Error::InvalidSpec {
-                    kind: "AdmissionPolicy",
-                    name: format!("rules[{}]", rule.name),
-                    message: format!(
-                        "the CEL expression '{}' does not compile: {e}; fix or remove the rule",
-                        rule.expression
-                    ),
-                })?;
+            let program = cel::Program::compile(&rule.expression).map_err(|e| Error::Policy {
+                location: format!("rules[{}]", rule.name),
+                message: format!(
+                    "the CEL expression '{}' does not compile: {e}; fix or remove the rule",
+                    rule.expression
+                ),
+            })?;
             compiled.push(CompiledRule {
                 rule: rule.clone(),
                 program,

@@ -54,10 +54,11 @@ impl std::fmt::Debug for CertificateBundle {
 }
 
 fn cert_error(what: &'static str) -> impl Fn(rcgen::Error) -> Error {
-    move |e| Error::InvalidSpec {
-        kind: "WebhookCertificate",
-        name: what.to_owned(),
-        message: format!("could not generate the {what}: {e}"),
+    move |e| Error::Certificate {
+        what: what.to_owned(),
+        message: format!(
+            "could not generate it: {e}; check the webhook's Service name or host (they become the certificate's names), or use cert-manager instead"
+        ),
     }
 }
 

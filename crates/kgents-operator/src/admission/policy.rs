@@ -237,10 +237,9 @@ fn unreachable_default_policy() -> AdmissionPolicy {
     }
 }
 
-fn invalid(message: String) -> Error {
-    Error::InvalidSpec {
-        kind: "AdmissionPolicy",
-        name: POLICY_KEY.to_owned(),
+fn invalid(location: &str, message: String) -> Error {
+    Error::Policy {
+        location: location.to_owned(),
         message,
     }
 }
@@ -260,20 +259,22 @@ impl AdmissionPolicy {
         for text in &kinds {
             let kind = KindRef::parse(text.trim());
             if kind.kind.is_empty() {
-                return Err(invalid(format!(
-                    "allowedKinds entry '{text}' names no kind; write Kind or Kind.group"
-                )));
+                return Err(invalid(
+                    "allowedKinds",
+                    format!("entry '{text}' names no kind; write Kind or Kind.group"),
+                ));
             }
             if let Some(reason) = forbidden_reason(&kind.kind, Some(&kind.group)) {
-                return Err(invalid(format!(
-                    "allowedKinds entry '{text}': {reason}; remove it"
-                )));
+                return Err(invalid(
+                    "allowedKinds",
+                    format!("entry '{text}': {reason}; remove it"),
+                ));
             }
             allowed_kinds.insert(kind);
         }
         let risk = document.risk.clone().unwrap_or_default();
         risk.validate()
-            .map_err(|e| invalid(format!("risk: {e}; fix the weight or remove it")))?;
+            .map_err(|e| invalid("risk", format!("{e}; fix the weight or remove it")))?;
         let rules = CompiledRules::compile(&document.rules)?;
         Ok(Self {
             allowed_kinds,
@@ -290,9 +291,12 @@ impl AdmissionPolicy {
             None => Ok(Self::default()),
             Some(text) => {
                 let document: PolicyDocument = serde_saphyr::from_str(text).map_err(|e| {
-                    invalid(format!(
-                        "{POLICY_KEY} is not a valid policy document: {e}; see the PolicyDocument documentation"
-                    ))
+                    invalid(
+                        POLICY_KEY,
+                        format!(
+                            "not a valid policy document: {e}; see the PolicyDocument documentation"
+                        ),
+                    )
                 })?;
                 Self::from_document(&document)
             }
@@ -376,5 +380,45 @@ mod tests {
             "risk: {thresholds: {lowMax: 0.9, mediumMax: 0.5}}".to_owned(),
         )]);
         assert!(AdmissionPolicy::from_config_map_data(&bad_risk).is_err());
+    }
+
+    #[test]
+    fn policy_errors_are_their_own_kind_and_say_where_and_what_to_do() {
+        // (policy.yaml, location, fragments of the message)
+        let table = [
+            ("allowedKinds: [Secret]", "allowedKinds", "remove it"),
+            (
+                "allowedKinds: ['.apps']",
+                "allowedKinds",
+                "write Kind or Kind.group",
+            ),
+            ("alowedKinds: []", POLICY_KEY, "not a valid policy document"),
+            (
+                "rules: [{name: broken, expression: \"1 +\"}]",
+                "rules[broken]",
+                "fix or remove the rule",
+            ),
+            (
+                "rules: [{name: '', expression: 'true'}]",
+                "rules",
+                "name every rule",
+            ),
+            (
+                "risk: {thresholds: {lowMax: 0.9, mediumMax: 0.5}}",
+                "risk",
+                "fix the weight or remove it",
+            ),
+        ];
+        for (text, expected_location, fragment) in table {
+            let data = BTreeMap::from([(POLICY_KEY.to_owned(), text.to_owned())]);
+            let error = AdmissionPolicy::from_config_map_data(&data).expect_err(text);
+            let Error::Policy { location, message } = &error else {
+                panic!("{text}: not a policy error: {error:?}");
+            };
+            assert_eq!(location, expected_location, "{text}");
+            assert!(message.contains(fragment), "{text}: {message}");
+            assert!(error.to_string().contains("policy ConfigMap"), "{error}");
+            assert_eq!(error.metric_label(), "policy");
+        }
     }
 }
