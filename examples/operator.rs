@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kgents::kgents_operator::admission::server::{Endpoint, WebhookConfig};
 use kgents::kgents_operator::leader::LeaderElectionConfig;
 use kgents::kgents_operator::run::{self, RunOptions};
-use kgents::kgents_operator::{OperatorConfig, rbac};
+use kgents::kgents_operator::{OperatorConfig, ProbeConfig, rbac};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
@@ -61,6 +61,22 @@ struct Args {
     /// the Lease namespace; with --embedded: on 127.0.0.1).
     #[arg(long, env = "KGENTS_WEBHOOK")]
     webhook: bool,
+    /// Do not probe COGNITIVE_PROBE agents (their pods then never pass the readiness gate).
+    #[arg(long, env = "KGENTS_NO_PROBES")]
+    no_probes: bool,
+    /// Cognitive probe calls in flight at once, across all agents.
+    #[arg(long, env = "KGENTS_PROBE_CONCURRENCY", default_value_t = 8)]
+    probe_concurrency: usize,
+    /// Cognitive probe calls per minute, across all agents (no 60 s window holds more).
+    #[arg(long, env = "KGENTS_PROBE_CALLS_PER_MINUTE", default_value_t = 600)]
+    probe_calls_per_minute: u32,
+    /// Seconds between status writes of an agent whose cognitive health did not change.
+    #[arg(
+        long,
+        env = "KGENTS_PROBE_STATUS_REFRESH_SECONDS",
+        default_value_t = 300
+    )]
+    probe_status_refresh_seconds: u64,
 }
 
 #[tokio::main]
@@ -114,6 +130,12 @@ async fn main() -> Result<()> {
     let mut config = OperatorConfig {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
+        probes: ProbeConfig {
+            enabled: !args.no_probes,
+            max_concurrent: args.probe_concurrency,
+            calls_per_minute: args.probe_calls_per_minute,
+            status_refresh: std::time::Duration::from_secs(args.probe_status_refresh_seconds),
+        },
         ..OperatorConfig::default()
     };
     if let Some(image) = args.placeholder_image {

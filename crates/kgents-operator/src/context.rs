@@ -31,6 +31,39 @@ pub struct OperatorConfig {
     pub placeholder_image: String,
     /// Watch only this namespace (`None`: all namespaces).
     pub namespace: Option<String>,
+    /// The cognitive probes of live agents ([`crate::cognitive`]).
+    pub probes: ProbeConfig,
+}
+
+/// Settings of the cognitive probe runner ([`crate::cognitive`]): how many probe calls the
+/// operator may make, how many at once, and how often an unchanged verdict is written back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Whether COGNITIVE_PROBE agents are probed at all (default true). When false their pods'
+    /// readiness gate is never set, so they never become Ready: turn it off only together
+    /// with the agents' `health.type`.
+    pub enabled: bool,
+    /// Probe calls in flight at once, across all agents (default 8; 0 counts as 1).
+    pub max_concurrent: usize,
+    /// Probe calls started per minute, across all agents (default 600; 0 counts as 1). No
+    /// 60-second window ever holds more; agents that fall due beyond it wait their turn in
+    /// order of due time.
+    pub calls_per_minute: u32,
+    /// Between health transitions, an Agent's `cognitiveHealth`, `CognitiveReady` and
+    /// `lastProbe` are written at most this often (default 5 minutes), so a thousand probing
+    /// agents do not become a status write storm. Transitions are written at once.
+    pub status_refresh: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_concurrent: 8,
+            calls_per_minute: 600,
+            status_refresh: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for OperatorConfig {
@@ -42,6 +75,7 @@ impl Default for OperatorConfig {
             api_timeout: Duration::from_secs(10),
             placeholder_image: "registry.k8s.io/pause:3.10".to_owned(),
             namespace: None,
+            probes: ProbeConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`admission`] | the T-gent admission webhook: pure decision, CEL policy, HTTPS server, certificates |
 //! | [`agent`] | the Agent controller: plan, status, reconcile |
+//! | [`cognitive`] | cognitive probes of live agents: schedule, budget, verdicts, readiness gate, safe mode |
 //! | [`context`] | the shared [`Context`]: client, Event recorder, metrics, clock, settings |
 //! | [`conditions`] | conditions computed from observations; transition times move only on change |
 //! | [`metrics`] | Prometheus metrics: reconciles, errors, durations, objects per phase |
@@ -28,6 +29,7 @@
 
 pub mod admission;
 pub mod agent;
+pub mod cognitive;
 pub mod conditions;
 pub mod context;
 pub mod error;
@@ -47,5 +49,5 @@ mod fixtures;
 #[cfg(test)]
 mod fixtures_controllers;
 
-pub use context::{Context, FIELD_MANAGER, OperatorConfig};
+pub use context::{Context, FIELD_MANAGER, OperatorConfig, ProbeConfig};
 pub use error::{Error, Result};

@@ -39,6 +39,27 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+/// Labels of the probe call counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeKindLabels {
+    /// The probe, e.g. `reasoning`.
+    pub kind: String,
+}
+
+/// Labels of counters keyed by a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A stable, low-cardinality reason, e.g. `wrong_answer` or `transition`.
+    pub reason: String,
+}
+
+/// Labels of the agents-per-cognitive-health gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HealthLabels {
+    /// The health as written in status, e.g. `HEALTHY`.
+    pub health: String,
+}
+
 fn duration_histogram() -> Histogram {
     // 1 ms … ~16 s: reconciles are API round trips, a few to a few hundred milliseconds.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -54,6 +75,13 @@ pub struct Metrics {
     /// The phase last seen for each object, so the gauge can move an object between phases.
     /// A plain mutex: it is held for a map update only, never across an await.
     phase_of: Mutex<HashMap<(String, String), String>>,
+    probe_calls: Family<ProbeKindLabels, Counter>,
+    probe_failures: Family<ReasonLabels, Counter>,
+    probe_budget_waits: Counter,
+    probe_status_writes: Family<ReasonLabels, Counter>,
+    cognitive_health: Family<HealthLabels, Gauge>,
+    /// The health last seen for each probed agent (same locking rule as `phase_of`).
+    health_of: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -95,6 +123,36 @@ impl Metrics {
             duration.clone(),
         );
         registry.register("objects", "Objects per kind and phase", phases.clone());
+        let probe_calls = Family::<ProbeKindLabels, Counter>::default();
+        let probe_failures = Family::<ReasonLabels, Counter>::default();
+        let probe_budget_waits = Counter::default();
+        let probe_status_writes = Family::<ReasonLabels, Counter>::default();
+        let cognitive_health = Family::<HealthLabels, Gauge>::default();
+        registry.register(
+            "probe_calls",
+            "Cognitive probe calls made to agents' models, by probe",
+            probe_calls.clone(),
+        );
+        registry.register(
+            "probe_failures",
+            "Cognitive probe rounds that did not pass, by reason (slow, wrong_answer, timeout, transport, rate_limited, auth, provider, bad_response, config)",
+            probe_failures.clone(),
+        );
+        registry.register(
+            "probe_budget_waits",
+            "Probe rounds that were due but had to wait for the global call budget",
+            probe_budget_waits.clone(),
+        );
+        registry.register(
+            "probe_status_writes",
+            "Agent status writes of the cognitive runner, by reason (transition, refresh)",
+            probe_status_writes.clone(),
+        );
+        registry.register(
+            "cognitive_agents",
+            "Probed agents per cognitive health",
+            cognitive_health.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -102,6 +160,12 @@ impl Metrics {
             duration,
             phases,
             phase_of: Mutex::new(HashMap::new()),
+            probe_calls,
+            probe_failures,
+            probe_budget_waits,
+            probe_status_writes,
+            cognitive_health,
+            health_of: Mutex::new(HashMap::new()),
         }
     }
 
@@ -172,6 +236,77 @@ impl Metrics {
         })
     }
 
+    /// Counts one probe call of `kind`.
+    pub fn probe_called(&self, kind: &str) {
+        self.probe_calls
+            .get_or_create(&ProbeKindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one probe round that did not pass, labelled by `reason`.
+    pub fn probe_failed(&self, reason: &str) {
+        self.probe_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts `rounds` probe rounds that began waiting for the call budget.
+    pub fn probe_budget_waited(&self, rounds: usize) {
+        self.probe_budget_waits
+            .inc_by(u64::try_from(rounds).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one status write of the cognitive runner, labelled by `reason`.
+    pub fn probe_status_written(&self, reason: &str) {
+        self.probe_status_writes
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records that the probed agent `key` now has cognitive `health`.
+    pub fn observe_cognitive_health(&self, key: &str, health: &str) {
+        let previous = {
+            let mut map = self
+                .health_of
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.insert(key.to_owned(), health.to_owned())
+        };
+        if previous.as_deref() == Some(health) {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.health_gauge(&previous).dec();
+        }
+        self.health_gauge(health).inc();
+    }
+
+    /// Forgets the probed agent `key` (deleted, or no longer probed).
+    pub fn forget_cognitive_health(&self, key: &str) {
+        let previous = {
+            let mut map = self
+                .health_of
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.remove(key)
+        };
+        if let Some(previous) = previous {
+            self.health_gauge(&previous).dec();
+        }
+    }
+
+    fn health_gauge(&self, health: &str) -> Gauge {
+        self.cognitive_health.get_or_create_owned(&HealthLabels {
+            health: health.to_owned(),
+        })
+    }
+
     /// Encodes every metric in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -207,6 +342,30 @@ mod tests {
             text.contains(r#"kgents_objects{kind="Agent",phase="Running"} 0"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn probe_metrics_are_labelled_and_health_moves() {
+        let metrics = Metrics::new();
+        metrics.probe_called("echo");
+        metrics.probe_failed("wrong_answer");
+        metrics.probe_budget_waited(3);
+        metrics.probe_status_written("transition");
+        metrics.observe_cognitive_health("ns/a", "UNKNOWN");
+        metrics.observe_cognitive_health("ns/a", "HEALTHY");
+        metrics.observe_cognitive_health("ns/b", "HEALTHY");
+        metrics.forget_cognitive_health("ns/b");
+        let text = metrics.encode();
+        for line in [
+            r#"kgents_probe_calls_total{kind="echo"} 1"#,
+            r#"kgents_probe_failures_total{reason="wrong_answer"} 1"#,
+            "kgents_probe_budget_waits_total 3",
+            r#"kgents_probe_status_writes_total{reason="transition"} 1"#,
+            r#"kgents_cognitive_agents{health="HEALTHY"} 1"#,
+            r#"kgents_cognitive_agents{health="UNKNOWN"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn controller_rules() -> Vec<PolicyRule> {
     rules.extend(pheromone::required_rules());
     rules.extend(memory::required_rules());
     rules.extend(umwelt::required_rules());
+    rules.extend(crate::cognitive::required_rules());
     rules.extend(crate::proposal::required_rules());
     rules.extend(crate::admission::server::required_rules());
     rules
@@ -212,10 +213,17 @@ mod tests {
                 "{rule:?}"
             );
             let read_only = |verbs: &[&str]| rule.verbs.iter().all(|v| verbs.contains(&v.as_str()));
-            if resources.iter().any(|r| r == "pods" || r == "pods/log") {
-                // An Umwelt may afford observing pods and the operator must hold what it grants;
-                // running or changing pods is never needed.
+            if resources.iter().any(|r| r == "pods/log") {
+                // An Umwelt may afford observing pods and the operator must hold what it grants.
                 assert!(read_only(&["get", "list", "watch"]), "{rule:?}");
+            }
+            if resources.iter().any(|r| r == "pods") {
+                // The cognitive runner annotates agent pods (safe mode) and deletes them
+                // (restart of an unresponsive agent); creating pods is never needed.
+                assert!(
+                    read_only(&["get", "list", "watch", "patch", "delete"]),
+                    "{rule:?}"
+                );
             }
             if resources.iter().any(|r| r == "secrets") {
                 // The Umwelt controller checks that a named Secret exists; it never lists them.

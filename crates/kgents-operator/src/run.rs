@@ -18,7 +18,9 @@ use tokio::sync::watch;
 use crate::http::{self, Health};
 use crate::leader::{Election, LeaderElectionConfig, LeaderState};
 use crate::metrics::Metrics;
-use crate::{Context, Error, OperatorConfig, Result, agent, memory, pheromone, proposal, umwelt};
+use crate::{
+    Context, Error, OperatorConfig, Result, agent, cognitive, memory, pheromone, proposal, umwelt,
+};
 
 /// How one controller is started: its context and a future that resolves when it must stop.
 pub type StartController = fn(Arc<Context>, BoxFuture<'static, ()>) -> BoxFuture<'static, ()>;
@@ -72,6 +74,11 @@ pub fn controllers() -> Vec<ControllerEntry> {
             check_crds: |client| {
                 async move { check_crd::<Proposal>(&client, "proposals").await }.boxed()
             },
+        },
+        ControllerEntry {
+            name: cognitive::CONTROLLER,
+            start: |ctx, stop| cognitive::run(ctx, stop).boxed(),
+            check_crds: |client| async move { check_crd::<Agent>(&client, "agents").await }.boxed(),
         },
         ControllerEntry {
             name: umwelt::CONTROLLER,

@@ -350,6 +350,23 @@ pub fn plan(
         }]),
         ..Container::default()
     };
+    let mut container = container;
+    let mut volumes = vec![Volume {
+        name: "tmp".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    // COGNITIVE_PROBE agents: pods are Ready only once the probes say the agent thinks (the
+    // readiness gate the cognitive runner sets), and the runtime can read its safe-mode
+    // annotation live from the downward-API file.
+    let cognitive = crate::cognitive::is_cognitive(spec);
+    if cognitive {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(crate::cognitive::podinfo_mount());
+        volumes.push(crate::cognitive::podinfo_volume());
+    }
 
     let pod_labels = labels(agent.name, spec);
     let deployment = stamped!(Deployment {
@@ -387,11 +404,8 @@ pub fn plan(
                         seccomp_profile: Some(runtime_default()),
                         ..PodSecurityContext::default()
                     }),
-                    volumes: Some(vec![Volume {
-                        name: "tmp".to_owned(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(volumes),
+                    readiness_gates: cognitive.then(|| vec![crate::cognitive::readiness_gate()]),
                     ..PodSpec::default()
                 }),
             },

@@ -1,0 +1,976 @@
+//! The runner: watches Agents and their pods, probes COGNITIVE_PROBE agents under the global
+//! budget, and writes what the verdicts say (status, pod readiness gates, safe mode, restarts,
+//! Events).
+//!
+//! # Concurrency
+//!
+//! One task owns all per-agent state (trackers, schedule, model clients) and is the only
+//! writer; it selects over the Agent watch, the pod watch, finished probe rounds and the
+//! schedule's next wake-up, so no state is shared and no lock is taken. Each probe round
+//! (reading the Secret when due, building the client when the model changed, one model call)
+//! runs on a task of its own in a [`JoinSet`] bounded by the scheduler's concurrency limit, and
+//! hands its result back to the owner. Writes to the API server happen on the owner task,
+//! one agent at a time, each under the operator's API timeout; they are rare (transitions,
+//! new pods, a status refresh every few minutes), so they never hold back probes for long.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kgents_crds::Agent;
+use kgents_crds::agent::{self as crd, AgentSpec, HealthSpec};
+use kgents_probes::{
+    Completion, CompletionRequest, EchoProbe, HealthTracker, JsonProbe, LlmClient, LlmError, Probe,
+    ProbeOutcome, ProbeRunner, ReasoningProbe, RunnerConfig, Timer, TrackerConfig, Transition,
+    Verdict,
+};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
+
+use super::model::{self, ConfigProblem, SecretRead};
+use super::schedule::{self, Scheduler};
+use super::verdict::{self, Observation, Remedy};
+use super::{CONTROLLER, is_cognitive};
+use crate::agent::plan::{AGENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL};
+use crate::{Context, Result};
+
+/// How often the API key is read again from its Secret (a rotated key is picked up within
+/// this time; a rejected key is re-read at the next round).
+pub const SECRET_REFRESH: Duration = Duration::from_secs(60);
+
+/// An agent's key: `namespace/name`.
+pub type Key = String;
+
+fn key_of(namespace: &str, name: &str) -> Key {
+    format!("{namespace}/{name}")
+}
+
+fn fingerprint<T: serde::Serialize>(value: &T, extra: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    extra.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Tokio time for the probe runner (paused test time applies).
+struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Wraps a model client to remember why its last call failed (for the failure metric).
+struct Recording {
+    inner: Arc<dyn LlmClient>,
+    failure: Mutex<Option<&'static str>>,
+}
+
+#[async_trait]
+impl LlmClient for Recording {
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, LlmError> {
+        let result = self.inner.complete(request).await;
+        if let Err(error) = &result {
+            let kind = match error {
+                LlmError::Timeout { .. } => "timeout",
+                LlmError::Transport { .. } => "transport",
+                LlmError::RateLimited { .. } => "rate_limited",
+                LlmError::Auth { .. } => "auth",
+                LlmError::Provider { .. } => "provider",
+                LlmError::BadResponse { .. } => "bad_response",
+            };
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+        }
+        result
+    }
+}
+
+/// A built model client and what it was built from.
+#[derive(Clone)]
+pub struct CachedClient {
+    /// Hash of `spec.model` and the timeout.
+    model: u64,
+    /// Hash of the above and the Secret's resourceVersion.
+    built_from: u64,
+    client: Arc<dyn LlmClient>,
+    secret_read_at: Instant,
+}
+
+/// The probe timings of a health spec: the timeout, and half of it as the latency budget.
+pub fn runner_config(health: &HealthSpec) -> RunnerConfig {
+    let timeout = Duration::from_secs(u64::try_from(health.timeout_seconds.max(1)).unwrap_or(1));
+    RunnerConfig {
+        timeout,
+        latency_budget: timeout / 2,
+    }
+}
+
+/// The tracker thresholds of a health spec, clamped into the accepted range.
+pub fn tracker_config(health: &HealthSpec) -> TrackerConfig {
+    let clamp = |v: i32| u32::try_from(v.clamp(1, 1_000)).unwrap_or(1);
+    TrackerConfig {
+        failure_threshold: clamp(health.unhealthy_threshold),
+        success_threshold: clamp(health.healthy_threshold),
+        degraded_is_ready: false,
+    }
+}
+
+fn interval_of(health: &HealthSpec) -> Duration {
+    Duration::from_secs(u64::try_from(health.interval_seconds.max(1)).unwrap_or(30))
+}
+
+/// The probe of round `round`: the configured probes take turns.
+pub fn probe_of_round(health: &HealthSpec, round: u64) -> crd::ProbeKind {
+    if health.probes.is_empty() {
+        return crd::ProbeKind::Echo;
+    }
+    let index = usize::try_from(round % health.probes.len() as u64).unwrap_or(0);
+    health.probes[index]
+}
+
+/// What the runner keeps per probed agent.
+struct AgentState {
+    namespace: String,
+    name: String,
+    uid: String,
+    health_spec: HealthSpec,
+    model: u64,
+    tracker: HealthTracker,
+    round: u64,
+    last_probe: Option<crd::ProbeRecord>,
+    problem: Option<ConfigProblem>,
+    client: Option<CachedClient>,
+    last_write: Option<Timestamp>,
+    restarted_in_episode: bool,
+    safe_mode: bool,
+}
+
+impl AgentState {
+    fn observation(&self) -> Observation<'_> {
+        Observation {
+            tracker: &self.tracker,
+            last_probe: self.last_probe.as_ref(),
+            problem: self.problem.as_ref(),
+        }
+    }
+
+    fn object_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("kgents.io/v1".to_owned()),
+            kind: Some("Agent".to_owned()),
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: Some(self.uid.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a probe round found.
+pub enum RoundOutcome {
+    /// The model was called; the probe concluded. `failure` is the client error kind, if any.
+    Probed {
+        /// The outcome.
+        outcome: ProbeOutcome,
+        /// Why the call failed, when it did (`timeout`, `transport`, `auth`, ...).
+        failure: Option<&'static str>,
+    },
+    /// The configuration is wrong; no call was made.
+    Problem(ConfigProblem),
+    /// Reading the Secret failed for a reason that may pass (API server unreachable, ...).
+    Retry(String),
+}
+
+/// A finished round, handed back to the owner task.
+pub struct RoundResult {
+    key: Key,
+    uid: String,
+    kind: crd::ProbeKind,
+    client: Option<CachedClient>,
+    outcome: RoundOutcome,
+}
+
+/// Everything a round task needs.
+struct RoundJob {
+    ctx: Arc<Context>,
+    key: Key,
+    namespace: String,
+    uid: String,
+    round: u64,
+    spec: AgentSpec,
+    health: HealthSpec,
+    model: u64,
+    cached: Option<CachedClient>,
+    reread_secret: bool,
+}
+
+impl RoundJob {
+    async fn run(self) -> RoundResult {
+        let kind = probe_of_round(&self.health, self.round);
+        let (client, outcome) = self.probe(kind).await;
+        RoundResult {
+            key: self.key,
+            uid: self.uid,
+            kind,
+            client,
+            outcome,
+        }
+    }
+
+    /// Finds or builds the client, then makes the one call.
+    async fn probe(&self, kind: crd::ProbeKind) -> (Option<CachedClient>, RoundOutcome) {
+        let config = runner_config(&self.health);
+        let reusable = self
+            .cached
+            .as_ref()
+            .filter(|c| c.model == self.model)
+            .cloned();
+        let cached = match (model::secret_ref(&self.spec), reusable) {
+            (None, Some(cached)) => cached,
+            (Some(_), Some(cached)) if !self.reread_secret => cached,
+            (reference, reusable) => {
+                let secret = match reference {
+                    None => SecretRead::NotReferenced,
+                    Some((name, _)) => {
+                        match model::read_secret(&self.ctx, &self.namespace, name).await {
+                            Ok(read) => read,
+                            Err(e) => {
+                                return (
+                                    self.cached.clone(),
+                                    RoundOutcome::Retry(format!(
+                                        "could not read Secret {}/{name}: {e}",
+                                        self.namespace
+                                    )),
+                                );
+                            }
+                        }
+                    }
+                };
+                let version = match &secret {
+                    SecretRead::Found(s) => s.metadata.resource_version.clone().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                let built_from = fingerprint(&self.model, &version);
+                match reusable.filter(|c| c.built_from == built_from) {
+                    Some(mut same) => {
+                        same.secret_read_at = Instant::now();
+                        same
+                    }
+                    None => {
+                        let built = model::model_config(&self.spec, &self.namespace, &secret)
+                            .and_then(|c| model::build(&c, config.timeout));
+                        match built {
+                            Ok(client) => CachedClient {
+                                model: self.model,
+                                built_from,
+                                client,
+                                secret_read_at: Instant::now(),
+                            },
+                            Err(problem) => return (None, RoundOutcome::Problem(problem)),
+                        }
+                    }
+                }
+            }
+        };
+        let recording = Arc::new(Recording {
+            inner: cached.client.clone(),
+            failure: Mutex::new(None),
+        });
+        let client: Arc<dyn LlmClient> = recording.clone();
+        let probe: Box<dyn Probe> = match kind {
+            crd::ProbeKind::Echo => Box::new(EchoProbe::new(client)),
+            crd::ProbeKind::Reasoning => Box::new(ReasoningProbe::new(client)),
+            crd::ProbeKind::Json => Box::new(JsonProbe::new(client)),
+        };
+        let runner = match ProbeRunner::new(Arc::new(TokioTimer), config) {
+            Ok(runner) => runner,
+            Err(e) => {
+                return (
+                    Some(cached),
+                    RoundOutcome::Problem(ConfigProblem {
+                        reason: "InvalidTimeout",
+                        field: "spec.health.timeoutSeconds".to_owned(),
+                        message: format!("spec.health.timeoutSeconds: {e}"),
+                    }),
+                );
+            }
+        };
+        let mut rng = StdRng::seed_from_u64(seed(&self.uid, self.round));
+        let outcome = runner.run(probe.as_ref(), &mut rng).await;
+        let failure = *recording.failure.lock().unwrap_or_else(|p| p.into_inner());
+        (Some(cached), RoundOutcome::Probed { outcome, failure })
+    }
+}
+
+/// A seed no model can guess: the agent, the round and the wall-clock nanoseconds.
+fn seed(uid: &str, round: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (uid, round, nanos).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The failure label of a round's outcome, `None` when it passed.
+pub fn failure_label(
+    outcome: &ProbeOutcome,
+    failure: Option<&'static str>,
+) -> Option<&'static str> {
+    match outcome.verdict() {
+        Verdict::Healthy => None,
+        Verdict::Degraded => Some("slow"),
+        Verdict::Unhealthy => Some("wrong_answer"),
+        Verdict::Unresponsive => Some(failure.unwrap_or("timeout")),
+    }
+}
+
+/// The probe runner's state and its writes. Driven by [`run`]; tests drive it directly over a
+/// mocked API server.
+pub struct Runner {
+    ctx: Arc<Context>,
+    agents: Store<Agent>,
+    pods: Store<Pod>,
+    states: HashMap<Key, AgentState>,
+    scheduler: Scheduler<Key>,
+    epoch: Instant,
+    field_manager: String,
+}
+
+impl Runner {
+    /// A runner over the given caches.
+    pub fn new(ctx: Arc<Context>, agents: Store<Agent>, pods: Store<Pod>) -> Self {
+        let probes = &ctx.config.probes;
+        let scheduler = Scheduler::new(
+            probes.calls_per_minute,
+            probes.max_concurrent,
+            Duration::ZERO,
+        );
+        let field_manager = super::field_manager(&ctx.config.field_manager);
+        Self {
+            ctx,
+            agents,
+            pods,
+            states: HashMap::new(),
+            scheduler,
+            epoch: Instant::now(),
+            field_manager,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The keys of the agents being probed.
+    pub fn probed(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.states.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Takes in an Agent as the watch reports it: starts probing a new COGNITIVE_PROBE agent,
+    /// follows spec changes, stops for agents that are no longer probed.
+    pub async fn agent_applied(&mut self, agent: &Agent) {
+        let (Some(namespace), Some(name), Some(uid)) = (
+            agent.metadata.namespace.as_deref(),
+            agent.metadata.name.as_deref(),
+            agent.metadata.uid.as_deref(),
+        ) else {
+            return;
+        };
+        let key = key_of(namespace, name);
+        let health = agent.spec.health.as_ref();
+        let wanted = is_cognitive(&agent.spec) && agent.metadata.deletion_timestamp.is_none();
+        let Some(health) = health.filter(|_| wanted) else {
+            self.forget(&key);
+            return;
+        };
+        if self.states.get(&key).is_some_and(|s| s.uid != uid) {
+            self.forget(&key);
+        }
+        let model = fingerprint(&agent.spec.model, &health.timeout_seconds.to_string());
+        let now = self.now();
+        match self.states.get_mut(&key) {
+            Some(state) => {
+                if state.health_spec != *health {
+                    if let Ok(tracker) =
+                        HealthTracker::resume(tracker_config(health), state.tracker.health())
+                    {
+                        state.tracker = tracker;
+                    }
+                    state.health_spec = health.clone();
+                }
+                if state.model != model {
+                    // A new model or timeout: judge it soon rather than a whole interval later.
+                    state.model = model;
+                    state.client = None;
+                    self.scheduler.reschedule(&key, now);
+                }
+                // Pods may have to follow (e.g. degradeToSafemode was switched).
+                self.sync_pods(&key).await;
+            }
+            None => {
+                let observed = agent.status.as_ref();
+                let resumed = observed
+                    .and_then(|s| s.cognitive_health)
+                    .map(verdict::tracker_health)
+                    .unwrap_or_default();
+                let Ok(tracker) = HealthTracker::resume(tracker_config(health), resumed) else {
+                    return;
+                };
+                self.states.insert(
+                    key.clone(),
+                    AgentState {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        uid: uid.to_owned(),
+                        health_spec: health.clone(),
+                        model,
+                        tracker,
+                        round: 0,
+                        last_probe: observed.and_then(|s| s.last_probe.clone()),
+                        problem: None,
+                        client: None,
+                        last_write: None,
+                        restarted_in_episode: resumed
+                            == kgents_probes::CognitiveHealth::Unresponsive,
+                        safe_mode: false,
+                    },
+                );
+                self.scheduler.track(
+                    key.clone(),
+                    schedule::first_due(now, interval_of(health), uid),
+                );
+                self.ctx
+                    .metrics
+                    .observe_cognitive_health(&key, resumed.as_str());
+                self.publish(&key, None, false).await;
+            }
+        }
+    }
+
+    /// Stops probing an agent (deleted, or no longer COGNITIVE_PROBE).
+    pub fn forget(&mut self, key: &str) {
+        let key = key.to_owned();
+        if self.states.remove(&key).is_some() {
+            self.scheduler.forget(&key);
+            self.ctx.metrics.forget_cognitive_health(&key);
+        }
+    }
+
+    /// After a re-list: forgets agents the cache no longer holds.
+    pub fn agents_relisted(&mut self) {
+        let present: std::collections::HashSet<Key> = self
+            .agents
+            .state()
+            .iter()
+            .map(|a| key_of(&a.namespace().unwrap_or_default(), &a.name_any()))
+            .collect();
+        let gone: Vec<Key> = self
+            .states
+            .keys()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.forget(&key);
+        }
+    }
+
+    /// Brings a pod of a probed agent in line (a new pod gets its gate at once).
+    pub async fn pod_applied(&mut self, pod: &Pod) {
+        let (Some(namespace), Some(agent)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.labels().get(AGENT_LABEL),
+        ) else {
+            return;
+        };
+        let key = key_of(namespace, agent);
+        let Some(state) = self.states.get(&key) else {
+            return;
+        };
+        let wants = verdict::pod_wants(&state.observation(), state.health_spec.degrade_to_safemode);
+        let now = self.ctx.clock.now();
+        self.patch_pod(pod, &verdict::pod_patches(pod, &wants, now))
+            .await;
+    }
+
+    fn pods_of(&self, key: &str) -> Vec<Arc<Pod>> {
+        let Some(state) = self.states.get(key) else {
+            return Vec::new();
+        };
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| {
+                p.metadata.namespace.as_deref() == Some(state.namespace.as_str())
+                    && p.labels().get(AGENT_LABEL) == Some(&state.name)
+            })
+            .collect()
+    }
+
+    async fn sync_pods(&mut self, key: &str) {
+        let Some(state) = self.states.get(key) else {
+            return;
+        };
+        let wants = verdict::pod_wants(&state.observation(), state.health_spec.degrade_to_safemode);
+        if wants.safe_mode != state.safe_mode {
+            let (reason, note) = if wants.safe_mode {
+                (
+                    "SafeModeEntered",
+                    format!(
+                        "UNRESPONSIVE with degradeToSafemode: pods annotated {}=\"true\"",
+                        super::SAFE_MODE_ANNOTATION
+                    ),
+                )
+            } else {
+                (
+                    "SafeModeLeft",
+                    format!(
+                        "safe mode over: {} removed from the pods",
+                        super::SAFE_MODE_ANNOTATION
+                    ),
+                )
+            };
+            let type_ = if wants.safe_mode {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            let regarding = state.object_ref();
+            self.ctx
+                .event(&regarding, type_, reason, "SafeMode", note)
+                .await;
+            if let Some(state) = self.states.get_mut(key) {
+                state.safe_mode = wants.safe_mode;
+            }
+        }
+        let now = self.ctx.clock.now();
+        for pod in self.pods_of(key) {
+            self.patch_pod(&pod, &verdict::pod_patches(&pod, &wants, now))
+                .await;
+        }
+    }
+
+    async fn patch_pod(&self, pod: &Pod, patches: &verdict::PodPatches) {
+        if patches.is_empty() || !self.ctx.leader.is_leader() {
+            return;
+        }
+        let (Some(namespace), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), namespace);
+        let params = PatchParams::default();
+        if let Some(gate) = &patches.gate
+            && let Err(e) = self
+                .ctx
+                .api(
+                    "patch pod readiness gate",
+                    api.patch_status(name, &params, &Patch::Strategic(gate)),
+                )
+                .await
+        {
+            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not set the cognitive readiness gate");
+        }
+        if let Some(annotation) = &patches.safe_mode
+            && let Err(e) = self
+                .ctx
+                .api(
+                    "patch pod safe mode",
+                    api.patch(name, &params, &Patch::Merge(annotation)),
+                )
+                .await
+        {
+            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not set the safe-mode annotation");
+        }
+    }
+
+    /// Starts every round that is due and allowed; returns how many started.
+    pub fn start_due(
+        &mut self,
+        jobs: &mut JoinSet<RoundResult>,
+        ids: &mut HashMap<Id, Key>,
+    ) -> usize {
+        let now = self.now();
+        let started = self.scheduler.start_due(now);
+        if started.newly_waiting_for_budget > 0 {
+            self.ctx
+                .metrics
+                .probe_budget_waited(started.newly_waiting_for_budget);
+        }
+        let count = started.keys.len();
+        for key in started.keys {
+            let Some(state) = self.states.get(&key) else {
+                self.scheduler.finish(&key, now);
+                continue;
+            };
+            let Some(agent) = self
+                .agents
+                .get(&ObjectRef::new(&state.name).within(&state.namespace))
+            else {
+                self.scheduler
+                    .finish(&key, now + interval_of(&state.health_spec));
+                continue;
+            };
+            let reread_secret = state
+                .client
+                .as_ref()
+                .is_none_or(|c| c.secret_read_at.elapsed() >= SECRET_REFRESH)
+                || matches!(
+                    state.last_probe.as_ref().map(|p| p.outcome),
+                    Some(crd::ProbeOutcome::Unresponsive)
+                );
+            let job = RoundJob {
+                ctx: self.ctx.clone(),
+                key: key.clone(),
+                namespace: state.namespace.clone(),
+                uid: state.uid.clone(),
+                round: state.round,
+                spec: agent.spec.clone(),
+                health: state.health_spec.clone(),
+                model: state.model,
+                cached: state.client.clone(),
+                reread_secret,
+            };
+            let handle = jobs.spawn(job.run());
+            ids.insert(handle.id(), key);
+        }
+        count
+    }
+
+    /// When the next round may start, if any is queued and a slot is free.
+    pub fn next_wake(&mut self) -> Option<Instant> {
+        let now = self.now();
+        self.scheduler.next_wake(now).map(|d| self.epoch + d)
+    }
+
+    /// A round task ended without a result (it panicked or was cancelled): schedule the agent
+    /// again after its interval.
+    pub fn round_lost(&mut self, key: &str) {
+        let now = self.now();
+        let key = key.to_owned();
+        let interval = self
+            .states
+            .get(&key)
+            .map_or(Duration::from_secs(30), |s| interval_of(&s.health_spec));
+        self.scheduler.finish(&key, now + interval);
+    }
+
+    /// Takes in a finished round: feeds the tracker, reports, writes what changed, schedules
+    /// the next round.
+    pub async fn round_finished(&mut self, result: RoundResult) {
+        let now = self.now();
+        let at = self.ctx.clock.now();
+        let key = result.key.clone();
+        let Some(state) = self.states.get_mut(&key).filter(|s| s.uid == result.uid) else {
+            self.scheduler.finish(&key, now);
+            return;
+        };
+        let interval = interval_of(&state.health_spec);
+        let next = schedule::next_due(now, interval, &state.uid, state.round);
+        state.round = state.round.wrapping_add(1);
+        self.scheduler.finish(&key, next);
+        let metrics = self.ctx.metrics.clone();
+        let (transition, new_problem) = match result.outcome {
+            RoundOutcome::Probed { outcome, failure } => {
+                metrics.probe_called(verdict::kind_name(result.kind));
+                if let Some(label) = failure_label(&outcome, failure) {
+                    metrics.probe_failed(label);
+                }
+                if failure == Some("auth") {
+                    // Re-read the key next time: it may have been rotated.
+                    state.client = None;
+                } else {
+                    state.client = result.client;
+                }
+                state.problem = None;
+                state.last_probe = Some(verdict::record(&outcome, result.kind, at));
+                (state.tracker.observe(&outcome), false)
+            }
+            RoundOutcome::Problem(problem) => {
+                metrics.probe_failed("config");
+                state.client = None;
+                let new = state.problem.as_ref() != Some(&problem);
+                state.problem = Some(problem);
+                (None, new)
+            }
+            RoundOutcome::Retry(message) => {
+                tracing::warn!(agent = %key, %message, "probe round skipped; retrying at the next round");
+                return;
+            }
+        };
+        if let Some(t) = &transition {
+            let (remedy, restarted) = verdict::remedy(
+                t,
+                state.health_spec.degrade_to_safemode,
+                state.restarted_in_episode,
+            );
+            state.restarted_in_episode = restarted;
+            metrics.observe_cognitive_health(&key, t.to.as_str());
+            self.publish(&key, Some(t.clone()), new_problem).await;
+            if remedy == Remedy::RestartPods {
+                self.restart_pods(&key).await;
+            }
+        } else {
+            self.publish(&key, None, new_problem).await;
+        }
+    }
+
+    /// Writes the status when the rule says so, reports a transition or a new problem with an
+    /// Event, and brings the pods in line.
+    async fn publish(&mut self, key: &str, transition: Option<Transition>, new_problem: bool) {
+        let Some(state) = self.states.get(key) else {
+            return;
+        };
+        let regarding = state.object_ref();
+        if let Some(t) = &transition {
+            let (type_, reason, note) = verdict::transition_event(t);
+            self.ctx
+                .event(&regarding, type_, reason, "Probe", note)
+                .await;
+        }
+        if new_problem && let Some(problem) = &state.problem {
+            self.ctx
+                .event(
+                    &regarding,
+                    EventType::Warning,
+                    problem.reason,
+                    "Probe",
+                    problem.message.clone(),
+                )
+                .await;
+        }
+        self.write_status(key).await;
+        self.sync_pods(key).await;
+    }
+
+    async fn write_status(&mut self, key: &str) {
+        let Some(state) = self.states.get(key) else {
+            return;
+        };
+        let agent = self
+            .agents
+            .get(&ObjectRef::new(&state.name).within(&state.namespace));
+        let observed = agent.as_ref().and_then(|a| a.status.as_ref());
+        let desired = verdict::desired(&state.observation());
+        let now = self.ctx.clock.now();
+        let Some(reason) = verdict::should_write(
+            observed,
+            &desired,
+            state.last_write,
+            now,
+            self.ctx.config.probes.status_refresh,
+        ) else {
+            return;
+        };
+        if !self.ctx.leader.is_leader() {
+            return;
+        }
+        let generation = agent.as_ref().and_then(|a| a.metadata.generation);
+        let body = serde_json::json!({
+            "apiVersion": "kgents.io/v1",
+            "kind": "Agent",
+            "status": verdict::status_body(&desired, observed, generation, now),
+        });
+        let api: Api<Agent> = Api::namespaced(self.ctx.client.clone(), &state.namespace);
+        let params = PatchParams::apply(&self.field_manager).force();
+        let name = state.name.clone();
+        match self
+            .ctx
+            .api(
+                "apply agent cognitive status",
+                api.patch_status(&name, &params, &Patch::Apply(&body)),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.ctx.metrics.probe_status_written(reason.as_str());
+                if let Some(state) = self.states.get_mut(key) {
+                    state.last_write = Some(now);
+                }
+            }
+            Err(e) => {
+                self.ctx
+                    .metrics
+                    .reconcile_failed(CONTROLLER, e.metric_label());
+                tracing::warn!(agent = %key, error = %e, "could not write the cognitive status");
+            }
+        }
+    }
+
+    async fn restart_pods(&mut self, key: &str) {
+        let Some(state) = self.states.get(key) else {
+            return;
+        };
+        if !self.ctx.leader.is_leader() {
+            return;
+        }
+        let regarding = state.object_ref();
+        let namespace = state.namespace.clone();
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let mut deleted = Vec::new();
+        for pod in self.pods_of(key) {
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let name = pod.name_any();
+            match self
+                .ctx
+                .api(
+                    "delete unresponsive pod",
+                    api.delete(&name, &DeleteParams::default()),
+                )
+                .await
+            {
+                Ok(_) => deleted.push(name),
+                Err(e) => {
+                    tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not restart an unresponsive agent's pod")
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            self.ctx
+                .event(
+                    &regarding,
+                    EventType::Warning,
+                    "PodsRestarted",
+                    "Restart",
+                    format!(
+                        "UNRESPONSIVE and degradeToSafemode is false: deleted pod(s) {} so their Deployment recreates them (once per UNRESPONSIVE episode)",
+                        deleted.join(", ")
+                    ),
+                )
+                .await;
+        }
+    }
+}
+
+fn api_for<K>(ctx: &Context) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+/// The label selector of the pods the runner watches: every agent pod the operator manages.
+pub fn pod_selector() -> String {
+    format!("{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}")
+}
+
+/// Runs the cognitive probe runner until `shutdown` resolves. Started by
+/// [`crate::run::run`] as the controller [`CONTROLLER`] while this replica leads; does nothing
+/// but wait when [`crate::ProbeConfig::enabled`] is false.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let mut shutdown = Box::pin(shutdown);
+    if !ctx.config.probes.enabled {
+        tracing::info!("cognitive probes are disabled");
+        shutdown.await;
+        return;
+    }
+    let (agents, agent_writer) = reflector::store::<Agent>();
+    let mut agent_events = watcher(
+        api_for::<Agent>(&ctx),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(|a: &mut Agent| a.metadata.managed_fields = None)
+    .reflect(agent_writer)
+    .boxed();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let mut pod_events = watcher(
+        api_for::<Pod>(&ctx),
+        watcher::Config::default()
+            .labels(&pod_selector())
+            .any_semantic(),
+    )
+    .default_backoff()
+    .modify(|p: &mut Pod| {
+        // Only labels, annotations, the deletion mark and status conditions are read.
+        p.metadata.managed_fields = None;
+        p.spec = None;
+    })
+    .reflect(pod_writer)
+    .boxed();
+
+    let mut runner = Runner::new(ctx.clone(), agents, pods);
+    let mut jobs: JoinSet<RoundResult> = JoinSet::new();
+    let mut ids: HashMap<Id, Key> = HashMap::new();
+    loop {
+        let wake = runner.next_wake();
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => match done {
+                Ok((id, result)) => {
+                    ids.remove(&id);
+                    runner.round_finished(result).await;
+                }
+                Err(e) => {
+                    if let Some(key) = ids.remove(&e.id()) {
+                        tracing::warn!(agent = %key, error = %e, "a probe round ended abnormally");
+                        runner.round_lost(&key);
+                    }
+                }
+            },
+            event = agent_events.next() => match event {
+                Some(Ok(watcher::Event::Apply(agent) | watcher::Event::InitApply(agent))) => {
+                    runner.agent_applied(&agent).await;
+                }
+                Some(Ok(watcher::Event::Delete(agent))) => {
+                    runner.forget(&key_of(&agent.namespace().unwrap_or_default(), &agent.name_any()));
+                }
+                Some(Ok(watcher::Event::InitDone)) => runner.agents_relisted(),
+                Some(Ok(watcher::Event::Init)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "cognitive runner: agent watch"),
+                None => break,
+            },
+            event = pod_events.next() => match event {
+                Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
+                    runner.pod_applied(&pod).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "cognitive runner: pod watch"),
+                None => break,
+            },
+            () = sleep_until(wake) => {}
+        }
+        runner.start_due(&mut jobs, &mut ids);
+    }
+    // Dropping the set cancels the rounds in flight; nothing is written after shutdown.
+    jobs.shutdown().await;
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
