@@ -404,7 +404,15 @@ impl Runner {
         let health = agent.spec.health.as_ref();
         let wanted = is_cognitive(&agent.spec) && agent.metadata.deletion_timestamp.is_none();
         let Some(health) = health.filter(|_| wanted) else {
+            let switched = agent.metadata.deletion_timestamp.is_none()
+                && agent
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.cognitive_health.is_some());
             self.forget(&key);
+            if switched {
+                self.clear_status(namespace, name).await;
+            }
             return;
         };
         if self.states.get(&key).is_some_and(|s| s.uid != uid) {
@@ -823,6 +831,32 @@ impl Runner {
         }
     }
 
+    /// Releases the runner's status fields of an agent that is no longer probed (switched to
+    /// HTTP): an apply of an empty status under the runner's field manager removes exactly
+    /// the fields it owned, so no stale verdict stays behind.
+    async fn clear_status(&self, namespace: &str, name: &str) {
+        if !self.ctx.leader.is_leader() {
+            return;
+        }
+        let body = serde_json::json!({
+            "apiVersion": "kgents.io/v1",
+            "kind": "Agent",
+            "status": {},
+        });
+        let api: Api<Agent> = Api::namespaced(self.ctx.client.clone(), namespace);
+        let params = PatchParams::apply(&self.field_manager).force();
+        if let Err(e) = self
+            .ctx
+            .api(
+                "release agent cognitive status",
+                api.patch_status(name, &params, &Patch::Apply(&body)),
+            )
+            .await
+        {
+            tracing::warn!(agent = %key_of(namespace, name), error = %e, "could not remove the cognitive status");
+        }
+    }
+
     async fn restart_pods(&mut self, key: &str) {
         let Some(state) = self.states.get(key) else {
             return;
@@ -972,5 +1006,537 @@ async fn sleep_until(wake: Option<Instant>) {
     match wake {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OperatorConfig;
+    use crate::fixtures::{ApiServerHandle, Seen, answer_next, failure};
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use kgents_probes::{Challenge, ProbeDetail};
+    use kube::Client;
+    use kube::client::Body;
+    use kube::runtime::reflector::store::Writer;
+    use serde_json::json;
+
+    struct Harness {
+        agents: Writer<Agent>,
+        pods: Writer<Pod>,
+        api: ApiServerHandle,
+    }
+
+    fn harness() -> (Runner, Harness) {
+        let (service, api) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+        let client = Client::new(service, "default");
+        let ctx = Arc::new(Context::new(client, OperatorConfig::default()));
+        let (agent_store, mut agents) = reflector::store();
+        let (pod_store, mut pods) = reflector::store();
+        agents.apply_watcher_event(&watcher::Event::InitDone);
+        pods.apply_watcher_event(&watcher::Event::InitDone);
+        (
+            Runner::new(ctx, agent_store, pod_store),
+            Harness { agents, pods, api },
+        )
+    }
+
+    /// `hive/scout`, COGNITIVE_PROBE with a failure threshold of 1, an OpenAI-compatible model
+    /// whose key is in Secret `llm`.
+    fn agent(degrade_to_safemode: bool) -> Agent {
+        let mut agent = crate::fixtures::test_agent(json!({
+            "health": {
+                "type": "COGNITIVE_PROBE",
+                "intervalSeconds": 30,
+                "timeoutSeconds": 5,
+                "unhealthyThreshold": 1,
+                "degradeToSafemode": degrade_to_safemode,
+                "probes": ["Reasoning"],
+            },
+            "model": {
+                "provider": "openai",
+                "name": "fake",
+                "endpoint": "http://127.0.0.1:9/v1",
+                "secretRef": {"name": "llm", "key": "token"},
+            },
+        }));
+        agent.metadata.uid = Some("uid-scout".to_owned());
+        agent
+    }
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "namespace": "hive",
+                "labels": {
+                    AGENT_LABEL: "scout",
+                    NAME_LABEL: NAME,
+                    MANAGED_BY_LABEL: MANAGED_BY,
+                },
+            },
+        }))
+        .expect("pod")
+    }
+
+    fn with_gate(mut pod: Pod, status: &str, reason: &str) -> Pod {
+        pod.status = Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: super::super::READINESS_GATE.to_owned(),
+                status: status.to_owned(),
+                reason: Some(reason.to_owned()),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        });
+        pod
+    }
+
+    fn outcome(verdict: Verdict, reason: &str) -> ProbeOutcome {
+        ProbeOutcome::new(
+            verdict,
+            ProbeDetail {
+                challenge: Challenge::Reasoning {
+                    operation: kgents_probes::Operation::Sum,
+                    lhs: 5,
+                    rhs: 7,
+                },
+                reply: None,
+                latency: Duration::from_millis(20),
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    fn probed(verdict: Verdict, reason: &str, failure: Option<&'static str>) -> RoundResult {
+        RoundResult {
+            key: "hive/scout".to_owned(),
+            uid: "uid-scout".to_owned(),
+            kind: crd::ProbeKind::Reasoning,
+            client: None,
+            outcome: RoundOutcome::Probed {
+                outcome: outcome(verdict, reason),
+                failure,
+            },
+        }
+    }
+
+    /// Answers the next request with 200 and the Agent carrying the applied status, and
+    /// updates the cache the way the watch would.
+    async fn answer_status(h: &mut Harness, stored: &Agent) -> Seen {
+        let seen = answer_next(&mut h.api, |seen| {
+            let mut value = serde_json::to_value(stored).expect("agent JSON");
+            value["status"] = seen.body["status"].clone();
+            (200, value)
+        })
+        .await;
+        let mut updated = stored.clone();
+        updated.status = Some(serde_json::from_value(seen.body["status"].clone()).expect("status"));
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(updated));
+        seen
+    }
+
+    async fn echo(h: &mut Harness) -> Seen {
+        answer_next(&mut h.api, |seen| (200, seen.body.clone())).await
+    }
+
+    async fn silence(h: &mut Harness) {
+        let next = tokio::time::timeout(Duration::from_millis(200), h.api.next_request()).await;
+        if let Ok(Some((request, _))) = next {
+            panic!("unexpected request: {} {}", request.method(), request.uri());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_agent_awaits_its_first_probe_with_closed_gates() {
+        let (mut runner, mut h) = harness();
+        let stored = agent(true);
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(pod("scout-1")));
+        let adopt = runner.agent_applied(&stored);
+        let script = async {
+            let status = answer_status(&mut h, &stored).await;
+            assert!(
+                status.is(
+                    "PATCH",
+                    "/apis/kgents.io/v1/namespaces/hive/agents/scout/status?"
+                ),
+                "{status:?}"
+            );
+            assert!(
+                status
+                    .uri
+                    .contains("fieldManager=kgents-operator-cognitive")
+                    && status.uri.contains("force=true"),
+                "{status:?}"
+            );
+            let s = &status.body["status"];
+            assert_eq!(s["cognitiveHealth"], "UNKNOWN");
+            assert_eq!(s["conditions"][0]["type"], "CognitiveReady");
+            assert_eq!(s["conditions"][0]["status"], "Unknown");
+            assert_eq!(s["conditions"][0]["reason"], "AwaitingFirstProbe");
+            assert!(
+                s.get("phase").is_none(),
+                "the Agent controller's fields are not claimed"
+            );
+            let gate = echo(&mut h).await;
+            assert!(
+                gate.is("PATCH", "/api/v1/namespaces/hive/pods/scout-1/status"),
+                "{gate:?}"
+            );
+            let condition = &gate.body["status"]["conditions"][0];
+            assert_eq!(condition["type"], "kgents.io/cognitive-ready");
+            assert_eq!(condition["status"], "False");
+            assert_eq!(condition["reason"], "AwaitingFirstProbe");
+            silence(&mut h).await;
+        };
+        tokio::join!(adopt, script);
+        assert_eq!(runner.probed(), vec!["hive/scout".to_owned()]);
+    }
+
+    /// Adopts the agent and answers the adoption's writes (status, then one gate per pod).
+    async fn adopt(runner: &mut Runner, h: &mut Harness, stored: &Agent, pods: usize) {
+        let adopt = runner.agent_applied(stored);
+        let script = async {
+            answer_status(h, stored).await;
+            for _ in 0..pods {
+                echo(h).await;
+            }
+        };
+        tokio::join!(adopt, script);
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_named_and_no_model_is_called() {
+        let (mut runner, mut h) = harness();
+        let stored = agent(true);
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(pod("scout-1")));
+        adopt(&mut runner, &mut h, &stored, 1).await;
+        // The gate the adoption set, as the watch would report it.
+        h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
+            pod("scout-1"),
+            "False",
+            "AwaitingFirstProbe",
+        )));
+        let job = RoundJob {
+            ctx: runner.ctx.clone(),
+            key: "hive/scout".to_owned(),
+            namespace: "hive".to_owned(),
+            uid: "uid-scout".to_owned(),
+            round: 0,
+            spec: stored.spec.clone(),
+            health: stored.spec.health.clone().expect("health"),
+            model: 1,
+            cached: None,
+            reread_secret: true,
+        };
+        let round = async {
+            let result = job.run().await;
+            assert!(
+                matches!(&result.outcome, RoundOutcome::Problem(p) if p.reason == "SecretNotFound"),
+                "a missing Secret is a configuration problem"
+            );
+            runner.round_finished(result).await;
+        };
+        let script = async {
+            let get = answer_next(&mut h.api, |_| {
+                (404, failure(404, "NotFound", "secrets \"llm\" not found"))
+            })
+            .await;
+            assert!(
+                get.is("GET", "/api/v1/namespaces/hive/secrets/llm"),
+                "{get:?}"
+            );
+            let event = echo(&mut h).await;
+            assert!(
+                event.is("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
+                "{event:?}"
+            );
+            assert_eq!(event.body["type"], "Warning");
+            assert_eq!(event.body["reason"], "SecretNotFound");
+            assert!(
+                event.body["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("spec.model.secretRef.name: Secret hive/llm does not exist"),
+                "{event:?}"
+            );
+            let status = answer_status(&mut h, &stored).await;
+            let condition = &status.body["status"]["conditions"][0];
+            assert_eq!(condition["status"], "False");
+            assert_eq!(condition["reason"], "SecretNotFound");
+            let gate = echo(&mut h).await;
+            assert_eq!(
+                gate.body["status"]["conditions"][0]["reason"],
+                "SecretNotFound"
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(round, script);
+        let metrics = runner.ctx.metrics.encode();
+        assert!(
+            metrics.contains(r#"kgents_probe_failures_total{reason="config"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("kgents_probe_calls_total{"),
+            "no model call: {metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unresponsive_with_safe_mode_annotates_the_pods_and_recovery_removes_it() {
+        let (mut runner, mut h) = harness();
+        let stored = agent(true);
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(pod("scout-1")));
+        adopt(&mut runner, &mut h, &stored, 1).await;
+        h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
+            pod("scout-1"),
+            "False",
+            "AwaitingFirstProbe",
+        )));
+        let round = async {
+            runner
+                .round_finished(probed(
+                    Verdict::Unresponsive,
+                    "no answer within the 5s timeout",
+                    Some("transport"),
+                ))
+                .await;
+        };
+        let script = async {
+            let event = echo(&mut h).await;
+            assert_eq!(event.body["reason"], "CognitiveUnresponsive");
+            assert_eq!(event.body["type"], "Warning");
+            let status = answer_status(&mut h, &stored).await;
+            assert_eq!(status.body["status"]["cognitiveHealth"], "UNRESPONSIVE");
+            assert_eq!(
+                status.body["status"]["lastProbe"]["outcome"],
+                "Unresponsive"
+            );
+            let condition = &status.body["status"]["conditions"][0];
+            assert_eq!(condition["reason"], "Unresponsive");
+            assert!(
+                condition["message"]
+                    .as_str()
+                    .expect("message")
+                    .contains("reasoning probe: Unresponsive: no answer within the 5s timeout"),
+                "{condition}"
+            );
+            let safe = echo(&mut h).await;
+            assert_eq!(safe.body["reason"], "SafeModeEntered");
+            let gate = echo(&mut h).await;
+            assert!(gate.is("PATCH", "/pods/scout-1/status"), "{gate:?}");
+            assert_eq!(gate.body["status"]["conditions"][0]["status"], "False");
+            let annotation = echo(&mut h).await;
+            assert!(
+                annotation.is_exactly("PATCH", "/api/v1/namespaces/hive/pods/scout-1"),
+                "{annotation:?}"
+            );
+            assert_eq!(
+                annotation.body,
+                json!({"metadata": {"annotations": {"kgents.io/safe-mode": "true"}}})
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(round, script);
+        let metrics = runner.ctx.metrics.encode();
+        assert!(
+            metrics.contains(r#"kgents_probe_failures_total{reason="transport"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"kgents_cognitive_agents{health="UNRESPONSIVE"} 1"#),
+            "{metrics}"
+        );
+
+        // The pod as the watch now reports it; then the model answers again.
+        let mut annotated = with_gate(pod("scout-1"), "False", "Unresponsive");
+        annotated.metadata.annotations = Some(
+            [("kgents.io/safe-mode".to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(annotated));
+        let round = async {
+            runner
+                .round_finished(probed(Verdict::Healthy, "correct answer in 20ms", None))
+                .await;
+        };
+        let script = async {
+            let event = echo(&mut h).await;
+            assert_eq!(event.body["reason"], "CognitiveHealthy");
+            assert_eq!(event.body["type"], "Normal");
+            let status = answer_status(&mut h, &stored).await;
+            assert_eq!(status.body["status"]["cognitiveHealth"], "HEALTHY");
+            assert_eq!(status.body["status"]["conditions"][0]["status"], "True");
+            let left = echo(&mut h).await;
+            assert_eq!(left.body["reason"], "SafeModeLeft");
+            let gate = echo(&mut h).await;
+            assert_eq!(gate.body["status"]["conditions"][0]["status"], "True");
+            let annotation = echo(&mut h).await;
+            assert_eq!(
+                annotation.body,
+                json!({"metadata": {"annotations": {"kgents.io/safe-mode": null}}})
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(round, script);
+    }
+
+    #[tokio::test]
+    async fn unresponsive_without_safe_mode_restarts_the_pods_once_per_episode() {
+        let (mut runner, mut h) = harness();
+        let stored = agent(false);
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(pod("scout-1")));
+        adopt(&mut runner, &mut h, &stored, 1).await;
+        h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
+            pod("scout-1"),
+            "False",
+            "AwaitingFirstProbe",
+        )));
+        let round = async {
+            runner
+                .round_finished(probed(Verdict::Unresponsive, "no answer", None))
+                .await;
+        };
+        let script = async {
+            assert_eq!(echo(&mut h).await.body["reason"], "CognitiveUnresponsive");
+            answer_status(&mut h, &stored).await;
+            let gate = echo(&mut h).await;
+            assert!(gate.is("PATCH", "/pods/scout-1/status"), "{gate:?}");
+            let delete = answer_next(&mut h.api, |_| {
+                (
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                )
+            })
+            .await;
+            assert!(
+                delete.is_exactly("DELETE", "/api/v1/namespaces/hive/pods/scout-1"),
+                "{delete:?}"
+            );
+            let event = echo(&mut h).await;
+            assert_eq!(event.body["reason"], "PodsRestarted");
+            assert!(
+                event.body["note"]
+                    .as_str()
+                    .expect("note")
+                    .contains("scout-1"),
+                "{event:?}"
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(round, script);
+
+        // The replacement pod gets the closed gate; further silence restarts nothing.
+        h.pods
+            .apply_watcher_event(&watcher::Event::Delete(pod("scout-1")));
+        let fresh = pod("scout-2");
+        h.pods
+            .apply_watcher_event(&watcher::Event::Apply(fresh.clone()));
+        let gate_new_pod = runner.pod_applied(&fresh);
+        let script = async {
+            let gate = echo(&mut h).await;
+            assert!(gate.is("PATCH", "/pods/scout-2/status"), "{gate:?}");
+            assert_eq!(
+                gate.body["status"]["conditions"][0]["reason"],
+                "Unresponsive"
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(gate_new_pod, script);
+        h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
+            fresh,
+            "False",
+            "Unresponsive",
+        )));
+        let still_silent = runner.round_finished(probed(Verdict::Unresponsive, "no answer", None));
+        let script = async {
+            silence(&mut h).await;
+        };
+        tokio::join!(still_silent, script);
+    }
+
+    #[tokio::test]
+    async fn http_agents_are_not_probed_and_a_switch_to_http_stops_probing() {
+        let (mut runner, mut h) = harness();
+        let mut plain = agent(true);
+        plain.spec.health = None;
+        runner.agent_applied(&plain).await;
+        assert!(runner.probed().is_empty());
+        silence(&mut h).await;
+
+        let stored = agent(true);
+        h.agents
+            .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
+        adopt(&mut runner, &mut h, &stored, 0).await;
+        assert_eq!(runner.probed(), vec!["hive/scout".to_owned()]);
+        // Switched to HTTP while its status holds a verdict: the runner's fields are released.
+        plain.status = Some(crd::AgentStatus {
+            cognitive_health: Some(crd::CognitiveHealth::Unknown),
+            ..crd::AgentStatus::default()
+        });
+        let switch = runner.agent_applied(&plain);
+        let script = async {
+            let release = echo(&mut h).await;
+            assert!(
+                release.is("PATCH", "/agents/scout/status?")
+                    && release
+                        .uri
+                        .contains("fieldManager=kgents-operator-cognitive"),
+                "{release:?}"
+            );
+            assert_eq!(release.body["status"], json!({}));
+            silence(&mut h).await;
+        };
+        tokio::join!(switch, script);
+        assert!(runner.probed().is_empty());
+    }
+
+    #[test]
+    fn probes_take_turns_and_timings_follow_the_spec() {
+        let health: HealthSpec = serde_json::from_value(json!({
+            "type": "COGNITIVE_PROBE", "timeoutSeconds": 8, "unhealthyThreshold": 0,
+            "probes": ["Echo", "Json"],
+        }))
+        .expect("health");
+        assert_eq!(probe_of_round(&health, 0), crd::ProbeKind::Echo);
+        assert_eq!(probe_of_round(&health, 1), crd::ProbeKind::Json);
+        assert_eq!(probe_of_round(&health, 2), crd::ProbeKind::Echo);
+        let timings = runner_config(&health);
+        assert_eq!(timings.timeout, Duration::from_secs(8));
+        assert_eq!(timings.latency_budget, Duration::from_secs(4));
+        assert_eq!(
+            tracker_config(&health).failure_threshold,
+            1,
+            "clamped into range"
+        );
+        assert_eq!(
+            failure_label(&outcome(Verdict::Unhealthy, "wrong"), None),
+            Some("wrong_answer")
+        );
+        assert_eq!(
+            failure_label(&outcome(Verdict::Degraded, "slow"), None),
+            Some("slow")
+        );
+        assert_eq!(
+            failure_label(&outcome(Verdict::Unresponsive, "-"), None),
+            Some("timeout")
+        );
+        assert_eq!(failure_label(&outcome(Verdict::Healthy, "ok"), None), None);
     }
 }
