@@ -6,7 +6,15 @@
 //! cargo run --example operator -- --embedded --with-samples     # a private control plane + samples
 //! cargo run --example operator -- --no-leader-election          # a single replica, no Lease
 //! cargo run --example operator -- --embedded --webhook          # with the T-gent webhook
+//! cargo run --example operator -- --embedded --webhook --reviewer-from-env  # and an LLM reviewer
 //! ```
+//!
+//! With `--reviewer-from-env`, MEDIUM-risk proposals are reviewed by the model the environment
+//! names (`KGENTS_MODEL_PROVIDER`, `KGENTS_MODEL`, `KGENTS_MODEL_ENDPOINT`, and
+//! `KGENTS_MODEL_API_KEY` or the provider's own key variable); without it their review is
+//! SKIPPED and a human approval decides. Sample Proposals are filed in the name of the identity
+//! that applies them: the webhook admits a proposal only when `spec.proposer` is its
+//! requester's username (an agent files as `system:serviceaccount:<namespace>:<name>`).
 //!
 //! `--embedded` starts the testbed control plane (etcd, kube-apiserver, controller-manager,
 //! scheduler and kwok with fake nodes; build it once with `scripts/testbed-build`), installs the
@@ -15,6 +23,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -22,6 +31,7 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
 use kgents::kgents_operator::admission::server::{Endpoint, WebhookConfig};
 use kgents::kgents_operator::leader::LeaderElectionConfig;
+use kgents::kgents_operator::proposal::{self, LlmReviewer, ProposalSettings, Reviewer};
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, rbac};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -61,6 +71,13 @@ struct Args {
     /// the Lease namespace; with --embedded: on 127.0.0.1).
     #[arg(long, env = "KGENTS_WEBHOOK")]
     webhook: bool,
+    /// Review proposals with the language model the environment names (KGENTS_MODEL_PROVIDER,
+    /// KGENTS_MODEL, KGENTS_MODEL_ENDPOINT, KGENTS_MODEL_API_KEY); without it humans decide.
+    #[arg(long, env = "KGENTS_REVIEWER_FROM_ENV")]
+    reviewer_from_env: bool,
+    /// Seconds the reviewer model may take before the review escalates to humans.
+    #[arg(long, env = "KGENTS_REVIEWER_TIMEOUT_SECONDS", default_value_t = 60)]
+    reviewer_timeout_seconds: u64,
     /// Do not probe COGNITIVE_PROBE agents (their pods then never pass the readiness gate).
     #[arg(long, env = "KGENTS_NO_PROBES")]
     no_probes: bool,
@@ -90,6 +107,15 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    // Checked before anything starts: an incomplete model environment is an error, not a
+    // silently unreviewed operator.
+    let reviewer = if args.reviewer_from_env {
+        Some(reviewer_from_env(Duration::from_secs(
+            args.reviewer_timeout_seconds,
+        ))?)
+    } else {
+        None
+    };
 
     let testbed = if args.embedded {
         eprintln!(
@@ -162,8 +188,17 @@ async fn main() -> Result<()> {
         });
     }
 
+    let mut webhook = WebhookConfig::in_cluster(&args.lease_namespace);
+    proposal::configure(ProposalSettings {
+        reviewer,
+        // The controller re-checks unvetted proposals against the webhook's policy.
+        policy_config_map: webhook
+            .policy_config_map
+            .clone()
+            .filter(|_| args.webhook)
+            .map(|name| (webhook.namespace.clone(), name)),
+    });
     if args.webhook {
-        let mut webhook = WebhookConfig::in_cluster(&args.lease_namespace);
         if args.embedded {
             ensure_namespace(&client, &args.lease_namespace).await?;
             webhook.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -182,6 +217,19 @@ async fn main() -> Result<()> {
     }
     drop(testbed);
     Ok(())
+}
+
+/// The LLM reviewer of the model the environment names.
+fn reviewer_from_env(timeout: Duration) -> Result<Arc<dyn Reviewer>> {
+    const HOW: &str = "--reviewer-from-env reads the reviewer's model from KGENTS_MODEL_PROVIDER (anthropic, openai, openrouter, ollama or claude-cli), KGENTS_MODEL, KGENTS_MODEL_ENDPOINT (required for openai-compatible servers other than the provider's default) and KGENTS_MODEL_API_KEY (or ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY); set them, or drop the flag to let humans decide";
+    let config = kgents_llm::ModelConfig::from_env().context(HOW)?;
+    let client = kgents_llm::build_client(&config).context(HOW)?;
+    let name = format!(
+        "t-gent/{}",
+        config.model().unwrap_or(config.provider().as_str())
+    );
+    tracing::info!(reviewer = %name, "proposals are reviewed by a language model");
+    Ok(Arc::new(LlmReviewer::new(client, name, timeout)))
 }
 
 async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
@@ -218,6 +266,10 @@ async fn apply_samples(client: &Client, dir: &Path) -> Result<usize> {
         .collect();
     files.sort();
     let params = PatchParams::apply("kgents-samples").force();
+    // Proposals are filed in the applier's own name (the webhook admits nothing else).
+    let applier = proposal::whoami(client)
+        .await
+        .context("asking the API server who applies the samples")?;
     let mut applied = 0;
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -239,6 +291,10 @@ async fn apply_samples(client: &Client, dir: &Path) -> Result<usize> {
                     file.display()
                 );
             };
+            let mut value = value;
+            if kind == "Proposal" {
+                value["spec"]["proposer"] = serde_json::Value::String(applier.clone());
+            }
             let object: DynamicObject = serde_json::from_value(value)
                 .with_context(|| format!("reading {} as a Kubernetes object", file.display()))?;
             let name = object.metadata.name.clone().unwrap_or_default();

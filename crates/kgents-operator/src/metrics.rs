@@ -153,6 +153,8 @@ impl Metrics {
             "Probed agents per cognitive health",
             cognitive_health.clone(),
         );
+        // The proposal lifecycle's process-wide metrics, so one /metrics shows everything.
+        crate::proposal::metrics::metrics().register_in(&mut registry);
         Self {
             registry,
             reconciles,

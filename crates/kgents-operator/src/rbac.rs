@@ -2,15 +2,19 @@
 //!
 //! [`cluster_role_rules`] is the union of every controller's `required_rules()` plus what the
 //! process itself needs (the leader Lease, Events). [`render_manifests`] turns it into the
-//! ServiceAccount, ClusterRole and ClusterRoleBinding committed as `deploy/operator/rbac.yaml`;
-//! a test fails when the committed file differs from what the code generates, so the deployed
-//! permissions cannot drift from the code. To regenerate:
+//! ServiceAccount, ClusterRole and ClusterRoleBinding committed as `deploy/operator/rbac.yaml`,
+//! followed by the T-gent webhook's Role and RoleBinding ([`webhook_role_manifests`]): its
+//! certificate Secret is reachable in the operator's namespace only, and only by name, never
+//! through the ClusterRole. A test fails when the committed file differs from what the code
+//! generates, so the deployed permissions cannot drift from the code. To regenerate:
 //! `KGENTS_WRITE_RBAC=1 cargo test -p kgents-operator --lib rbac`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{Error, Result, agent, memory, pheromone, umwelt};
@@ -148,14 +152,69 @@ pub fn manifests(namespace: &str) -> (ServiceAccount, ClusterRole, ClusterRoleBi
     (account, role, binding)
 }
 
+/// Name of the webhook's Role and RoleBinding in the operator's namespace.
+pub const WEBHOOK_ROLE_NAME: &str = "kgents-webhook";
+
+/// The webhook's rules in its own namespace
+/// ([`crate::admission::server::namespaced_rules`]), limited to its certificate Secret by name.
+pub fn webhook_role_rules(secret_name: &str) -> Vec<PolicyRule> {
+    normalise(&crate::admission::server::namespaced_rules())
+        .into_iter()
+        .map(|mut rule| {
+            rule.resource_names = Some(vec![secret_name.to_owned()]);
+            rule
+        })
+        .collect()
+}
+
+/// The webhook's Role (its certificate Secret, named as in
+/// [`crate::admission::WebhookConfig::in_cluster`]) and the RoleBinding that gives it to the
+/// operator's ServiceAccount, both in `namespace`.
+pub fn webhook_role_manifests(namespace: &str) -> (Role, RoleBinding) {
+    let secret_name = crate::admission::WebhookConfig::in_cluster(namespace).secret_name;
+    let metadata = ObjectMeta {
+        name: Some(WEBHOOK_ROLE_NAME.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_owned(),
+                OPERATOR_NAME.to_owned(),
+            ),
+            ("app.kubernetes.io/part-of".to_owned(), "kgents".to_owned()),
+        ])),
+        ..ObjectMeta::default()
+    };
+    let role = Role {
+        metadata: metadata.clone(),
+        rules: Some(webhook_role_rules(&secret_name)),
+    };
+    let binding = RoleBinding {
+        metadata,
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Role".to_owned(),
+            name: WEBHOOK_ROLE_NAME.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: OPERATOR_NAME.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            ..Subject::default()
+        }]),
+    };
+    (role, binding)
+}
+
 /// Header of the generated file.
 pub const HEADER: &str = "# Generated from the controllers' required_rules() in crates/kgents-operator (src/rbac.rs).\n\
 # Do not edit by hand: a test fails when this file differs from what the code generates.\n\
 # Regenerate with: KGENTS_WRITE_RBAC=1 cargo test -p kgents-operator --lib rbac\n";
 
-/// `deploy/operator/rbac.yaml`: the three objects as a multi-document YAML file.
+/// `deploy/operator/rbac.yaml`: the ServiceAccount, ClusterRole and ClusterRoleBinding, then the
+/// webhook's Role and RoleBinding, as a multi-document YAML file.
 pub fn render_manifests(namespace: &str) -> Result<String> {
     let (account, role, binding) = manifests(namespace);
+    let (webhook_role, webhook_binding) = webhook_role_manifests(namespace);
     let render = |value: serde_json::Value| {
         serde_saphyr::to_string(&value).map_err(|e| Error::InvalidSpec {
             kind: "ClusterRole",
@@ -168,6 +227,8 @@ pub fn render_manifests(namespace: &str) -> Result<String> {
         serde_json::to_value(&account)?,
         serde_json::to_value(&role)?,
         serde_json::to_value(&binding)?,
+        serde_json::to_value(&webhook_role)?,
+        serde_json::to_value(&webhook_binding)?,
     ] {
         out.push_str("---\n");
         out.push_str(&render(value)?);
@@ -242,6 +303,40 @@ mod tests {
                 );
             }
             assert!(rule.non_resource_urls.is_none(), "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn the_webhook_secret_is_granted_in_the_operator_namespace_only_and_by_name() {
+        let webhook = crate::admission::WebhookConfig::in_cluster(OPERATOR_NAMESPACE);
+        let (role, binding) = webhook_role_manifests(OPERATOR_NAMESPACE);
+        assert_eq!(
+            role.metadata.namespace.as_deref(),
+            Some(webhook.namespace.as_str())
+        );
+        let rules = role.rules.expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].resources, Some(vec!["secrets".to_owned()]));
+        assert_eq!(
+            rules[0].resource_names,
+            Some(vec![webhook.secret_name.clone()])
+        );
+        assert_eq!(rules[0].verbs, ["get", "create", "patch"]);
+        let subject = &binding.subjects.expect("subjects")[0];
+        assert_eq!(
+            (
+                subject.kind.as_str(),
+                subject.name.as_str(),
+                subject.namespace.as_deref()
+            ),
+            ("ServiceAccount", OPERATOR_NAME, Some(OPERATOR_NAMESPACE))
+        );
+        assert_eq!(binding.role_ref.name, WEBHOOK_ROLE_NAME);
+        // Never cluster-wide: the ClusterRole may at most read Secrets (the Umwelt check).
+        for rule in cluster_role_rules() {
+            if rule.resources.iter().flatten().any(|r| r == "secrets") {
+                assert_eq!(rule.verbs, ["get"], "{rule:?}");
+            }
         }
     }
 

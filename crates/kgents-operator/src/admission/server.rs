@@ -315,9 +315,8 @@ impl ResolvesServerCert for ReloadableCert {
 }
 
 fn tls_error(message: String) -> Error {
-    Error::InvalidSpec {
-        kind: "WebhookCertificate",
-        name: "tls".to_owned(),
+    Error::Certificate {
+        what: "serving certificate".to_owned(),
         message,
     }
 }

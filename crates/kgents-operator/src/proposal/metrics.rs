@@ -1,9 +1,9 @@
 //! Metrics of the proposal lifecycle: admission verdicts by outcome and risk level, admission
 //! latency, and controller transitions by phase, reason and risk decision.
 //!
-//! They live in a registry of their own, served by the webhook's HTTPS server at `/metrics`
-//! (every replica runs the webhook); the operator-wide [`crate::metrics::Metrics`] still counts
-//! the controller's reconciles and its objects per phase.
+//! They are process-wide (the webhook and the controller record into [`metrics()`]) and are
+//! registered into every operator [`crate::metrics::Metrics`] registry, so the operator's one
+//! `/metrics` shows them next to the reconcile counters and objects per phase.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -62,6 +62,24 @@ impl ProposalMetrics {
         // 20 µs … ~0.7 s.
         let admission_seconds = Histogram::new(exponential_buckets(0.000_02, 2.0, 16));
         let transitions = Family::<TransitionLabels, Counter>::default();
+        let metrics = Self {
+            registry: Registry::default(),
+            verdicts,
+            admission_seconds,
+            transitions,
+        };
+        metrics.register_in(&mut registry);
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Registers these metrics (the same counters, shared) in `registry`, e.g. the operator's
+    /// [`crate::metrics::Metrics`] registry, whose prefix they take.
+    pub fn register_in(&self, registry: &mut Registry) {
+        let (verdicts, admission_seconds, transitions) =
+            (&self.verdicts, &self.admission_seconds, &self.transitions);
         registry.register(
             "admission_verdicts",
             "Admission verdicts on proposals, by outcome and risk level",
@@ -77,12 +95,6 @@ impl ProposalMetrics {
             "Proposal phase transitions, by phase, reason and risk decision",
             transitions.clone(),
         );
-        Self {
-            registry,
-            verdicts,
-            admission_seconds,
-            transitions,
-        }
     }
 
     /// Counts one admission verdict.
@@ -141,5 +153,25 @@ mod tests {
             text.contains("kgents_admission_duration_seconds_count 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_operator_registry_shows_the_process_wide_proposal_metrics() {
+        metrics().transition("Merged", "Applied", "AutoApprove");
+        metrics().verdict(true, Some("LOW"), Duration::from_micros(50));
+        let operator = crate::metrics::Metrics::new();
+        operator.reconcile_started("proposal");
+        let text = operator.encode();
+        assert!(
+            text.contains(r#"kgents_proposal_transitions_total{phase="Merged",reason="Applied",decision="AutoApprove"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kgents_admission_verdicts_total{allowed="true",level="LOW"}"#),
+            "{text}"
+        );
+        assert!(text.contains("kgents_admission_duration_seconds"), "{text}");
+        assert!(text.contains("kgents_reconciles"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     }
 }
