@@ -2,7 +2,11 @@
 //! it: LOW auto-executed, CRITICAL denied with its explanation, HIGH denied for an agent and
 //! admitted-then-approved-then-executed for a person, MEDIUM reviewed through a fake
 //! OpenAI-compatible model (ALLOW, DENY, garbage), a Secret target denied, a proposal that
-//! slipped in without the webhook re-assessed and rejected, and expiry at the TTL.
+//! slipped in without the webhook re-assessed and rejected, and expiry at the TTL; an Event for
+//! every transition, the verified proposer kind in status, a patch-less CODE_PATCH for a File
+//! admitted and never executed (it ends Approved), the ESCALATED review result, supersession of
+//! a pending proposal by a newer filing, and the policy ConfigMap hot-reloaded (a bad edit keeps
+//! the previous policy).
 //!
 //! Every test has its own namespace, its own webhook configuration (selecting only that
 //! namespace) and its own controller, running as a ServiceAccount that holds exactly
@@ -16,6 +20,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::routing::post;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kgents_crds::proposal::{ProposalPhase, ProposerKind, ReviewResult, RiskDecision};
@@ -154,11 +159,21 @@ async fn create_agent(client: &Client, ns: &str, name: &str) {
 
 /// The webhook for `ns` only, reached by the API server on 127.0.0.1.
 async fn start_webhook(testbed: &Testbed, ctx: &Context, ns: &str) -> WebhookServer {
+    start_webhook_with_policy(testbed, ctx, ns, None).await
+}
+
+/// [`start_webhook`] with the policy read from ConfigMap `ns/policy` (watched).
+async fn start_webhook_with_policy(
+    testbed: &Testbed,
+    ctx: &Context,
+    ns: &str,
+    policy: Option<&str>,
+) -> WebhookServer {
     let config = WebhookConfig {
         configuration_name: format!("kgents-proposals-{ns}"),
         namespace: ns.to_owned(),
         secret_name: "kgents-webhook-tls".to_owned(),
-        policy_config_map: None,
+        policy_config_map: policy.map(str::to_owned),
         bind: "127.0.0.1:0".parse().expect("addr"),
         endpoint: Endpoint::Url {
             host: "127.0.0.1".into(),
@@ -222,6 +237,40 @@ async fn phase_of(
             .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(phase))
     })
     .await
+}
+
+/// The reasons of the Events published about proposal `name` in `ns`.
+async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Proposal") && r.name.as_deref() == Some(name)
+            })
+        })
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// Waits until every reason in `expected` has an Event about proposal `name`.
+async fn events_for(client: &Client, ns: &str, name: &str, expected: &[&str]) {
+    eventually(
+        &format!("Events {expected:?} about {name}"),
+        Duration::from_secs(20),
+        || async {
+            let reasons = event_reasons(client, ns, name).await;
+            expected
+                .iter()
+                .all(|r| reasons.iter().any(|seen| seen == r))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 fn denial(outcome: Result<Proposal, kube::Error>) -> String {
@@ -306,6 +355,17 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
             .unwrap_or_default()
             .get("kgents.io/applied-proposal"),
         merged.metadata.uid.as_ref()
+    );
+    // Every transition is published as an Event.
+    events_for(&admin, &ns, "scale-b", &["AutoApproved", "Applied"]).await;
+    assert_eq!(
+        as_admin
+            .get("scale-b")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.proposer_kind),
+        Some(ProposerKind::Agent)
     );
 
     // CRITICAL: denied at create with the explanation.
@@ -478,6 +538,85 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
             .data
             .unwrap_or_default()["layout"],
         "v2"
+    );
+    events_for(
+        &admin,
+        &ns,
+        "migrate",
+        &["AwaitingApproval", "Approved", "Applied"],
+    )
+    .await;
+
+    // A code change made outside the cluster (File target, no patch): admitted, decided like
+    // any proposal, and never executed by the operator — it ends Approved.
+    let mut external = proposal(
+        "fix-parser",
+        "alice",
+        "CODE_PATCH",
+        json!({"kind": "File", "name": "crates/kgents-probes/src/challenge.rs"}),
+        None,
+    );
+    external.spec.magnitude.lines_added = 12;
+    as_alice
+        .create(&PostParams::default(), &external)
+        .await
+        .expect("a patch-less CODE_PATCH for a File is admitted");
+    let seen = eventually(
+        "fix-parser to be assessed",
+        Duration::from_secs(20),
+        || async {
+            as_admin.get("fix-parser").await.ok().filter(|p| {
+                matches!(
+                    p.status.as_ref().and_then(|s| s.phase),
+                    Some(ProposalPhase::Approved | ProposalPhase::Reviewing)
+                )
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        seen.status.as_ref().and_then(|s| s.proposer_kind),
+        Some(ProposerKind::Person)
+    );
+    if seen.status.as_ref().and_then(|s| s.phase) == Some(ProposalPhase::Reviewing) {
+        proposal::approve(&bob, &ns, "fix-parser", Some("reviewed the diff"))
+            .await
+            .expect("bob approves");
+    }
+    phase_of(
+        &as_admin,
+        "fix-parser",
+        ProposalPhase::Approved,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Its transition into Approved was published (AutoApproved when LOW, else Approved).
+    eventually(
+        "an Event for fix-parser's approval",
+        Duration::from_secs(20),
+        || async {
+            event_reasons(&admin, &ns, "fix-parser")
+                .await
+                .iter()
+                .any(|r| r == "AutoApproved" || r == "Approved")
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = as_admin.get("fix-parser").await.expect("get");
+    let status = settled.status.expect("status");
+    assert_eq!(status.phase, Some(ProposalPhase::Approved), "never Merged");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason, "ApprovedForExternalExecution");
+    assert!(
+        status.execution.is_none(),
+        "never executed: {:?}",
+        status.execution
     );
 
     // Only the operator writes the phase, and nobody records someone else's vote.
@@ -838,6 +977,49 @@ async fn an_undecided_proposal_expires_within_two_seconds_of_its_ttl() {
         .expect("created");
     let ttl_at = created.metadata.creation_timestamp.expect("created at").0
         + jiff::SignedDuration::from_secs(60);
+
+    // A newer filing by the same proposer for the same target supersedes the pending one at
+    // once (not at its next requeue).
+    as_alice
+        .create(
+            &PostParams::default(),
+            &proposal("first", "alice", "AGENT_DEPLOY", agent_target("twin"), None),
+        )
+        .await
+        .expect("first");
+    phase_of(
+        &as_admin,
+        "first",
+        ProposalPhase::Reviewing,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Creation timestamps have whole seconds: the second filing is visibly newer.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    as_alice
+        .create(
+            &PostParams::default(),
+            &proposal(
+                "second",
+                "alice",
+                "AGENT_DEPLOY",
+                agent_target("twin"),
+                None,
+            ),
+        )
+        .await
+        .expect("second");
+    let superseded = phase_of(
+        &as_admin,
+        "first",
+        ProposalPhase::Superseded,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        superseded.status.and_then(|s| s.superseded_by).as_deref(),
+        Some("second")
+    );
     phase_of(
         &as_admin,
         "waits",
@@ -915,5 +1097,93 @@ async fn a_rotated_certificate_is_trusted_and_served_without_a_restart() {
     )
     .await
     .expect("LOW still admitted after rotation");
+    webhook.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_config_map_is_reloaded_and_a_bad_edit_keeps_the_previous_policy() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "policy").await;
+    let ctx = Arc::new(operator_context(testbed, &ns, "policy", all_rules()).await);
+    let admin = testbed.client().await.expect("admin");
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    let policy = |text: &str| -> ConfigMap {
+        serde_json::from_value(
+            json!({"metadata": {"name": "policy"}, "data": {"policy.yaml": text}}),
+        )
+        .expect("config map")
+    };
+    let at_most_two = "rules:\n  - name: max-replicas\n    kinds: [Agent]\n    expression: \"!has(patch.spec) || !has(patch.spec.replicas) || patch.spec.replicas <= 2\"\n    message: at most 2 replicas\n";
+    config_maps
+        .create(&PostParams::default(), &policy(at_most_two))
+        .await
+        .expect("policy");
+    let webhook = start_webhook_with_policy(testbed, &ctx, &ns, Some("policy")).await;
+    let user = proposal::whoami(&admin).await.expect("whoami");
+    let api: Api<Proposal> = Api::namespaced(admin.clone(), &ns);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let three = proposal(
+        "three",
+        &user,
+        "AGENT_SCALE",
+        agent_target("b"),
+        replicas(3),
+    );
+    let message = denial(api.create(&dry_run, &three).await);
+    assert!(message.contains("at most 2 replicas"), "{message}");
+
+    // The rule is lifted: admitted once the watch has the new policy.
+    let replace = |text: &str| {
+        let map = policy(text);
+        let config_maps = config_maps.clone();
+        async move {
+            config_maps
+                .replace("policy", &PostParams::default(), &{
+                    let mut map = map;
+                    map.metadata.resource_version = config_maps
+                        .get("policy")
+                        .await
+                        .expect("policy")
+                        .metadata
+                        .resource_version;
+                    map
+                })
+                .await
+                .expect("policy replaced");
+        }
+    };
+    replace("rules: []\n").await;
+    eventually(
+        "the lifted rule to take effect",
+        Duration::from_secs(20),
+        || async { api.create(&dry_run, &three).await.ok() },
+    )
+    .await;
+
+    // A broken edit is refused by the webhook, which keeps the previous (lifted) policy.
+    replace("rules: [{name: broken, expression: \"1 +\"}]\n").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.create(&dry_run, &three)
+        .await
+        .expect("the previous policy stays in force");
+
+    // And the rule comes back.
+    replace(at_most_two).await;
+    eventually(
+        "the restored rule to take effect",
+        Duration::from_secs(20),
+        || async {
+            match api.create(&dry_run, &three).await {
+                Err(kube::Error::Api(status)) if status.message.contains("at most 2 replicas") => {
+                    Some(())
+                }
+                _ => None,
+            }
+        },
+    )
+    .await;
     webhook.shutdown().await;
 }

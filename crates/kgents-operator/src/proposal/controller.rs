@@ -20,7 +20,7 @@ use kgents_risk::Decision;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -105,6 +105,9 @@ struct State {
     ctx: Arc<Context>,
     settings: ProposalSettings,
     store: Store<Proposal>,
+    /// Asks for a reconcile of older pending proposals a newer filing supersedes (they would
+    /// otherwise notice only at their next requeue).
+    supersede: futures::channel::mpsc::UnboundedSender<ObjectRef<Proposal>>,
 }
 
 /// Runs the controller with `settings` until `shutdown` resolves.
@@ -117,12 +120,15 @@ pub async fn run_with(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
+    let (supersede, superseded) = futures::channel::mpsc::unbounded();
     let controller = Controller::new(api, watcher::Config::default())
-        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency));
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .reconcile_on(superseded);
     let state = Arc::new(State {
         ctx: ctx.clone(),
         settings,
         store: controller.store(),
+        supersede,
     });
     controller
         .graceful_shutdown_on(crate::support::sync_signal(shutdown))
@@ -262,6 +268,24 @@ pub fn superseded_by<'a>(
         .and_then(|o| o.metadata.name.clone())
 }
 
+/// The undecided proposals (Pending or Reviewing) that `proposal` supersedes: older filings of
+/// the same proposer for the same target.
+pub fn supersedes<'a>(
+    proposal: &Proposal,
+    others: impl IntoIterator<Item = &'a Proposal>,
+) -> Vec<&'a Proposal> {
+    others
+        .into_iter()
+        .filter(|o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_none_or(|p| matches!(p, ProposalPhase::Pending | ProposalPhase::Reviewing))
+        })
+        .filter(|o| superseded_by(o, [proposal]).is_some())
+        .collect()
+}
+
 async fn load_policy(ctx: &Context, settings: &ProposalSettings) -> Result<AdmissionPolicy> {
     let Some((namespace, name)) = &settings.policy_config_map else {
         return Ok(AdmissionPolicy::default());
@@ -331,7 +355,11 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
     status.proposer_kind = Some(proposer_kind(proposal));
     let expires = expires_at(proposal);
     status.expires_at = expires.map(Time);
-    let superseded = superseded_by(proposal, state.store.state().iter().map(|p| p.as_ref()));
+    let others = state.store.state();
+    let superseded = superseded_by(proposal, others.iter().map(|p| p.as_ref()));
+    for older in supersedes(proposal, others.iter().map(|p| p.as_ref())) {
+        let _ = state.supersede.unbounded_send(ObjectRef::from_obj(older));
+    }
     let parsed = match &proposal.spec.patch {
         Some(p) => patch::parse(p, &proposal.spec.target).ok(),
         None => None,
@@ -748,6 +776,20 @@ mod tests {
         assert_eq!(superseded_by(&newer, all).as_deref(), Some("newest"));
         assert_eq!(superseded_by(&newest, all), None);
         assert_eq!(superseded_by(&other_proposer, all), None);
+        let names = |list: Vec<&Proposal>| -> Vec<String> {
+            list.into_iter().map(|p| p.name_any()).collect()
+        };
+        assert_eq!(names(supersedes(&newest, all)), ["old", "newer"]);
+        assert!(supersedes(&old, all).is_empty());
+        let mut decided = old.clone();
+        decided.status = Some(ProposalStatus {
+            phase: Some(ProposalPhase::Merged),
+            ..ProposalStatus::default()
+        });
+        assert!(
+            supersedes(&newest, [&decided]).is_empty(),
+            "only undecided proposals are superseded"
+        );
     }
 
     #[test]
