@@ -23,7 +23,10 @@
 //! `max_concurrent` calls in flight and at most `calls_per_minute` calls started in any
 //! 60-second window. Agents that are due beyond the budget wait in order of due time, so none
 //! starves. At the default interval of 30 s an agent costs 120 model calls an hour; the default
-//! budget of 600 calls a minute probes 300 such agents on time.
+//! budget of 600 calls a minute probes 300 such agents on time. Its Kubernetes API cost is a
+//! read of its model Secret every five minutes (when `secretRef` is set), a status write on
+//! every transition and otherwise at most every `status_refresh` (12 an hour by default), and
+//! one patch per pod when its gate or safe mode changes.
 //!
 //! The probe timeout is `spec.health.timeoutSeconds`; a correct answer slower than half of it
 //! is Degraded. `unhealthyThreshold` and `healthyThreshold` are the tracker's failure and

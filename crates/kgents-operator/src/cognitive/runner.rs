@@ -47,9 +47,10 @@ use super::{CONTROLLER, is_cognitive};
 use crate::agent::plan::{AGENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL};
 use crate::{Context, Result};
 
-/// How often the API key is read again from its Secret (a rotated key is picked up within
-/// this time; a rejected key is re-read at the next round).
-pub const SECRET_REFRESH: Duration = Duration::from_secs(60);
+/// How often the API key is read again from its Secret: a rotated key is picked up within
+/// this time, and at once after the provider rejected the key. One Secret read per agent per
+/// five minutes keeps a thousand agents at a few reads a second.
+pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
 
 /// An agent's key: `namespace/name`.
 pub type Key = String;
@@ -648,11 +649,7 @@ impl Runner {
             let reread_secret = state
                 .client
                 .as_ref()
-                .is_none_or(|c| c.secret_read_at.elapsed() >= SECRET_REFRESH)
-                || matches!(
-                    state.last_probe.as_ref().map(|p| p.outcome),
-                    Some(crd::ProbeOutcome::Unresponsive)
-                );
+                .is_none_or(|c| c.secret_read_at.elapsed() >= SECRET_REFRESH);
             let job = RoundJob {
                 ctx: self.ctx.clone(),
                 key: key.clone(),
@@ -1505,6 +1502,90 @@ mod tests {
         };
         tokio::join!(switch, script);
         assert!(runner.probed().is_empty());
+    }
+
+    /// Process CPU time (user + system) from `/proc/self/stat`, in clock ticks of 10 ms.
+    fn cpu_ticks() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the name.
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// Measures the CPU one probe round costs the operator process: the real OpenAI-compatible
+    /// client over loopback HTTP to a server in the same process (so the figure includes the
+    /// server's side too and is an upper bound), challenge, judgement, tracker and record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    #[ignore = "measurement: cargo test -p kgents-operator --lib probe_round_cpu -- --ignored --nocapture"]
+    async fn probe_round_cpu_cost() {
+        const ROUNDS: u64 = 2_000;
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(|| async {
+                axum::Json(json!({
+                    "id": "c1", "object": "chat.completion", "model": "fake",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "42"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 30, "completion_tokens": 1, "total_tokens": 31},
+                }))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (runner, _h) = harness();
+        let mut stored = agent(true);
+        let model = stored.spec.model.as_mut().expect("model");
+        model.endpoint = Some(format!("http://{addr}/v1"));
+        model.secret_ref = None;
+        let health = stored.spec.health.clone().expect("health");
+        let mut tracker = HealthTracker::new(tracker_config(&health)).expect("tracker");
+        let mut cached = None;
+        let started_cpu = cpu_ticks().expect("/proc/self/stat");
+        let started = std::time::Instant::now();
+        for round in 0..ROUNDS {
+            let job = RoundJob {
+                ctx: runner.ctx.clone(),
+                key: "hive/scout".to_owned(),
+                namespace: "hive".to_owned(),
+                uid: "uid-scout".to_owned(),
+                round,
+                spec: stored.spec.clone(),
+                health: health.clone(),
+                model: 7,
+                cached: cached.clone(),
+                reread_secret: false,
+            };
+            let result = job.run().await;
+            let RoundOutcome::Probed { outcome, .. } = result.outcome else {
+                panic!("round {round} made no call");
+            };
+            // "42" is the right answer to no challenge the probes pose.
+            assert_eq!(
+                outcome.verdict(),
+                Verdict::Unhealthy,
+                "{}",
+                outcome.reason()
+            );
+            tracker.observe(&outcome);
+            verdict::record(&outcome, result.kind, Timestamp::now());
+            cached = result.client;
+        }
+        let cpu = Duration::from_millis((cpu_ticks().expect("stat") - started_cpu) * 10);
+        let wall = started.elapsed();
+        let per_round = cpu / u32::try_from(ROUNDS).expect("rounds");
+        println!(
+            "{ROUNDS} probe rounds: {cpu:?} CPU ({per_round:?} a round, client and server), {wall:?} wall; \
+             at the default 30 s interval an agent costs 120 rounds an hour = {:?} CPU an hour",
+            per_round * 120
+        );
+        assert!(
+            per_round < Duration::from_millis(20),
+            "{per_round:?} a round"
+        );
     }
 
     #[test]
