@@ -27,6 +27,11 @@ pub struct OperatorConfig {
     pub resync_interval: Duration,
     /// The budget of one Kubernetes API call inside a reconcile.
     pub api_timeout: Duration,
+    /// Where restricted agents reach the API server (their NetworkPolicy allows egress there).
+    /// `None` (the default): the endpoints of `default/kubernetes`, read from its
+    /// EndpointSlices and followed as they change. `Some(list)`: exactly these (an empty list:
+    /// restricted agents cannot reach the API server).
+    pub api_server_endpoints: Option<Vec<crate::agent::plan::ApiServerEndpoint>>,
     /// The image of PLACEHOLDER agents.
     pub placeholder_image: String,
     /// Watch only this namespace (`None`: all namespaces).
@@ -73,6 +78,7 @@ impl Default for OperatorConfig {
             concurrency: 4,
             resync_interval: Duration::from_secs(300),
             api_timeout: Duration::from_secs(10),
+            api_server_endpoints: None,
             placeholder_image: "registry.k8s.io/pause:3.10".to_owned(),
             namespace: None,
             probes: ProbeConfig::default(),

@@ -160,7 +160,9 @@ pub fn test_state() -> (Arc<State>, Caches, ApiServerVerifier) {
             service_accounts,
             network_policies,
             memories,
+            api_server_slices: None,
         },
+        written: Default::default(),
     });
     let caches = Caches {
         deployments: deployment_writer,

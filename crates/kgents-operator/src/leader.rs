@@ -51,6 +51,10 @@ impl LeaderElectionConfig {
 #[derive(Clone, Debug)]
 pub struct LeaderState {
     rx: watch::Receiver<bool>,
+    /// Whether the last value still holds once the sender is gone: true for [`Self::always`];
+    /// false for an election, whose renewal task ending (aborted, panicked) means nobody
+    /// renews the lease any more, so this replica must not go on writing as if it led.
+    lasts_without_sender: bool,
 }
 
 impl LeaderState {
@@ -59,28 +63,40 @@ impl LeaderState {
         let (tx, rx) = watch::channel(true);
         // The value never changes, so the sender can go; receivers keep the last value.
         drop(tx);
-        Self { rx }
+        Self {
+            rx,
+            lasts_without_sender: true,
+        }
     }
 
-    /// A state driven by the given channel.
+    /// A state driven by the given channel; when its sender is dropped, the replica no longer
+    /// leads.
     pub fn from_receiver(rx: watch::Receiver<bool>) -> Self {
-        Self { rx }
+        Self {
+            rx,
+            lasts_without_sender: false,
+        }
     }
 
     /// Whether this replica leads right now.
     pub fn is_leader(&self) -> bool {
-        *self.rx.borrow()
+        let value = *self.rx.borrow();
+        if self.rx.has_changed().is_err() && !self.lasts_without_sender {
+            return false;
+        }
+        value
     }
 
     /// Waits until leadership equals `leading`. Returns `false` if the election ended
     /// (its task stopped) before that happened.
     pub async fn wait_for(&mut self, leading: bool) -> bool {
         loop {
-            if *self.rx.borrow_and_update() == leading {
+            self.rx.borrow_and_update();
+            if self.is_leader() == leading {
                 return true;
             }
             if self.rx.changed().await.is_err() {
-                return *self.rx.borrow() == leading;
+                return self.is_leader() == leading;
             }
         }
     }
@@ -170,5 +186,33 @@ impl Drop for Election {
     fn drop(&mut self) {
         // Released or not, the renewal task must not outlive the election.
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_election_whose_task_ended_no_longer_leads() {
+        let (tx, rx) = watch::channel(false);
+        let mut state = LeaderState::from_receiver(rx);
+        assert!(!state.is_leader());
+        tx.send_replace(true);
+        assert!(state.is_leader());
+        assert!(state.wait_for(true).await);
+        // The renewal task is gone (aborted or panicked): nobody renews the lease.
+        drop(tx);
+        assert!(!state.is_leader());
+        assert!(state.wait_for(false).await, "losing is reported");
+        assert!(!state.wait_for(true).await, "leading can never come back");
+    }
+
+    #[tokio::test]
+    async fn always_leads_for_good() {
+        let mut state = LeaderState::always();
+        assert!(state.is_leader());
+        assert!(state.wait_for(true).await);
+        assert!(!state.wait_for(false).await, "it never stops leading");
     }
 }

@@ -19,6 +19,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kgents_crds::Agent;
 use kgents_crds::Memory;
@@ -62,6 +63,9 @@ pub struct ChildStores {
     pub network_policies: Store<NetworkPolicy>,
     /// Memories of agents.
     pub memories: Store<Memory>,
+    /// The EndpointSlices of `default/kubernetes` (where restricted agents reach the API
+    /// server); `None` when the endpoints are configured instead.
+    pub api_server_slices: Option<Store<EndpointSlice>>,
 }
 
 impl ChildStores {
@@ -78,6 +82,16 @@ impl ChildStores {
             && ready(&self.service_accounts)
             && ready(&self.network_policies)
             && ready(&self.memories)
+            && self.api_server_slices.as_ref().is_none_or(ready)
+    }
+
+    /// Where restricted agents reach the API server: configured, or as last observed.
+    fn api_server(&self, config: &crate::OperatorConfig) -> Vec<plan::ApiServerEndpoint> {
+        match (&config.api_server_endpoints, &self.api_server_slices) {
+            (Some(fixed), _) => fixed.clone(),
+            (None, Some(slices)) => plan::api_server_endpoints(slices.state().iter().map(|s| &**s)),
+            (None, None) => Vec::new(),
+        }
     }
 }
 
@@ -87,6 +101,62 @@ pub struct State {
     pub ctx: Arc<Context>,
     /// The child caches.
     pub stores: ChildStores,
+    /// The statuses this controller wrote lately.
+    pub written: Arc<WrittenStatuses>,
+}
+
+/// The last status this controller wrote for each Agent (by uid, as a hash) and the version of
+/// the Agent it was computed from.
+///
+/// A reconcile triggered by a child's event can run before the Agent cache has received the
+/// controller's own status write; it then sees the Agent without that status and would write
+/// the same status again. Such a write is skipped when the Agent is still exactly the version
+/// the earlier write was computed from and the status is the same. Any other version (the
+/// write arrived, or someone changed the Agent) is compared as usual.
+#[derive(Debug, Default)]
+pub struct WrittenStatuses(std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>);
+
+impl WrittenStatuses {
+    fn fingerprint(status: &AgentStatus) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        serde_json::to_string(status)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, u64)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `desired` was already written from this very version of `agent`.
+    pub fn already_written(&self, agent: &Agent, desired: &AgentStatus) -> bool {
+        let (Some(uid), Some(version)) = (&agent.metadata.uid, &agent.metadata.resource_version)
+        else {
+            return false;
+        };
+        self.entries().get(uid).is_some_and(|(seen, fingerprint)| {
+            seen == version && *fingerprint == Self::fingerprint(desired)
+        })
+    }
+
+    /// Records that `status` was written from this version of `agent`.
+    pub fn record(&self, agent: &Agent, status: &AgentStatus) {
+        if let (Some(uid), Some(version)) = (&agent.metadata.uid, &agent.metadata.resource_version)
+        {
+            self.entries()
+                .insert(uid.clone(), (version.clone(), Self::fingerprint(status)));
+        }
+    }
+
+    /// Forgets a deleted Agent.
+    pub fn forget(&self, agent: &Agent) {
+        if let Some(uid) = &agent.metadata.uid {
+            self.entries().remove(uid);
+        }
+    }
 }
 
 /// The trigger key of an Agent: a reconcile runs when its generation, finalizers, deletion
@@ -162,8 +232,9 @@ fn hash_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Applies `desired` unless the cached object already carries its hash.
-async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<bool, ChildFailure>
+/// Applies `desired` unless the cached object already carries its hash; the object the API
+/// server returned when it was applied.
+async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>, ChildFailure>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -179,7 +250,7 @@ where
         && hash_of(current.meta()).is_some()
         && hash_of(current.meta()) == hash_of(desired.meta())
     {
-        return Ok(false);
+        return Ok(None);
     }
     let kind = K::kind(&());
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -189,7 +260,7 @@ where
         api.patch(&name, &params, &Patch::Apply(desired)),
     )
     .await
-    .map(|_| true)
+    .map(Some)
     .map_err(|e| classify(&kind, &name, e))
 }
 
@@ -235,7 +306,9 @@ where
 
 /// The outcome of bringing the children in line.
 enum Applied {
-    Done,
+    /// Every child is in place; the Deployment as the API server returned it when this
+    /// reconcile applied it (`None` when it was already up to date).
+    Done(Option<Box<Deployment>>),
     Rejected {
         reason: &'static str,
         message: String,
@@ -270,7 +343,9 @@ async fn apply_children(
     let service = ensure(ctx, &stores.services, &children.service);
     let policy = async {
         match &children.network_policy {
-            Some(np) => ensure(ctx, &stores.network_policies, np).await,
+            Some(np) => ensure(ctx, &stores.network_policies, np)
+                .await
+                .map(|applied| applied.is_some()),
             None => {
                 remove_owned(
                     ctx,
@@ -285,13 +360,24 @@ async fn apply_children(
     };
     let memory = async {
         match &children.memory {
-            Some(m) => ensure(ctx, &stores.memories, &m.memory).await,
+            Some(m) => ensure(ctx, &stores.memories, &m.memory)
+                .await
+                .map(|applied| applied.is_some()),
             // A memory that is no longer enabled is left alone: it holds data.
             None => Ok(false),
         }
     };
     let (d, s, p, m) = tokio::join!(deployment, service, policy, memory);
-    failures.extend([d, s, p, m].into_iter().filter_map(|r| r.err()));
+    let applied_deployment = match d {
+        Ok(applied) => applied.map(Box::new),
+        Err(f) => {
+            failures.push(f);
+            None
+        }
+    };
+    failures.extend(s.err());
+    failures.extend(p.err());
+    failures.extend(m.err());
     let mut rejected = None;
     for failure in failures {
         match failure {
@@ -301,7 +387,7 @@ async fn apply_children(
             }
         }
     }
-    Ok(rejected.unwrap_or(Applied::Done))
+    Ok(rejected.unwrap_or(Applied::Done(applied_deployment)))
 }
 
 async fn remove_all_owned(state: &State, agent: &AgentRef<'_>) -> Result<()> {
@@ -355,11 +441,13 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
         namespace,
         uid,
     };
+    let api_server = state.stores.api_server(&ctx.config);
     let planned = plan::plan(
         &agent_ref,
         &agent.spec,
         &PlanConfig {
             placeholder_image: &ctx.config.placeholder_image,
+            api_server: &api_server,
         },
     );
     let would_create;
@@ -398,7 +486,7 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
         }
         Ok(children) => {
             let applied = apply_children(state, children, &agent_ref).await?;
-            deployment = state
+            let cached = state
                 .stores
                 .deployments
                 .get(&ObjectRef::new(name).within(namespace));
@@ -411,7 +499,11 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
                     };
                     requeue = requeue.min(REJECTED_RETRY);
                 }
-                Applied::Done => {
+                Applied::Done(just_applied) => {
+                    // The Deployment this reconcile just applied is newer than the cache (its
+                    // watch event is still on the way): the status is computed from it, so it
+                    // is written once now and not again when that event arrives.
+                    deployment = just_applied.map(|d| Arc::new(*d)).or(cached);
                     input.realisation = Realisation::Applied {
                         deployment: deployment.as_deref(),
                     };
@@ -437,16 +529,29 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
         }
     }
     let desired = status::compute(&input, agent.status.as_ref(), ctx.clock.now());
-    write_status(ctx, agent, &desired).await?;
+    // A new Agent whose children were just created is Pending as a matter of course: its first
+    // status says so, and an Event would only repeat it (one write per Agent saved). Every
+    // later transition, and any first status that is not the plain "children created", is
+    // announced.
+    let announce_first = !matches!(input.realisation, Realisation::Applied { .. });
+    write_status(ctx, &state.written, agent, &desired, announce_first).await?;
     Ok(Action::requeue(requeue))
 }
 
 /// Writes the status when it changed and reports the transition.
-async fn write_status(ctx: &Context, agent: &Agent, desired: &AgentStatus) -> Result<()> {
+async fn write_status(
+    ctx: &Context,
+    written: &WrittenStatuses,
+    agent: &Agent,
+    desired: &AgentStatus,
+    announce_first: bool,
+) -> Result<()> {
     let key = key_of(agent);
     let phase = status::phase_name(desired.phase);
     ctx.metrics.observe_phase("Agent", &key, phase);
-    if !status::needs_write(agent.status.as_ref(), desired) {
+    if !status::needs_write(agent.status.as_ref(), desired)
+        || written.already_written(agent, desired)
+    {
         return Ok(());
     }
     if !ctx.leader.is_leader() {
@@ -467,6 +572,7 @@ async fn write_status(ctx: &Context, agent: &Agent, desired: &AgentStatus) -> Re
         api.patch_status(&agent.name_any(), &params, &Patch::Apply(&body)),
     )
     .await?;
+    written.record(agent, desired);
 
     let ready = crate::conditions::find(&desired.conditions, status::READY);
     let (reason, message) = ready
@@ -481,9 +587,11 @@ async fn write_status(ctx: &Context, agent: &Agent, desired: &AgentStatus) -> Re
         desired.phase,
         Some(AgentPhase::Failed | AgentPhase::Degraded)
     );
-    if previous_phase != desired.phase
-        || (failing && previous_reason.as_deref() != Some(reason.as_str()))
-    {
+    let transition = match previous_phase {
+        None => announce_first || failing,
+        Some(_) => previous_phase != desired.phase,
+    };
+    if transition || (failing && previous_reason.as_deref() != Some(reason.as_str())) {
         let type_ = if failing {
             EventType::Warning
         } else {
@@ -566,6 +674,8 @@ where
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let (agents, agent_writer) = reflector::store::<Agent>();
     let metrics = ctx.metrics.clone();
+    let written = Arc::new(WrittenStatuses::default());
+    let forget = written.clone();
     let agent_stream = watcher(
         api_for::<Agent>(&ctx),
         watcher::Config::default().any_semantic(),
@@ -575,6 +685,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     .inspect_ok(move |event| {
         if let watcher::Event::Delete(agent) = event {
             metrics.forget_object("Agent", &key_of(agent));
+            forget.forget(agent);
         }
     })
     .applied_objects()
@@ -589,6 +700,34 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (network_policies, network_policy_stream) = child_stream::<NetworkPolicy>(&ctx, |_| {});
     let (memories, memory_stream) = child_stream::<Memory>(&ctx, |m| m.status = None);
 
+    // Where the API server is: followed from its EndpointSlices unless configured. When the
+    // endpoint set changes, every Agent is reconciled (restricted ones re-apply their policy;
+    // for the others the plan is unchanged and nothing is written).
+    let (api_server_slices, api_server_moved) = if ctx.config.api_server_endpoints.is_some() {
+        (None, futures::stream::pending().boxed())
+    } else {
+        let (reader, writer) = reflector::store::<EndpointSlice>();
+        let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), "default");
+        let slices = reader.clone();
+        let mut last: Option<Vec<plan::ApiServerEndpoint>> = None;
+        let moved = watcher(
+            api,
+            watcher::Config::default().labels("kubernetes.io/service-name=kubernetes"),
+        )
+        .default_backoff()
+        .modify(|slice: &mut EndpointSlice| slice.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects()
+        .filter_map(move |_| {
+            let now = plan::api_server_endpoints(slices.state().iter().map(|s| &**s));
+            let changed = last.as_ref() != Some(&now);
+            last = Some(now);
+            futures::future::ready(changed.then_some(()))
+        })
+        .boxed();
+        (Some(reader), moved)
+    };
+
     let state = Arc::new(State {
         ctx: ctx.clone(),
         stores: ChildStores {
@@ -597,9 +736,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             service_accounts,
             network_policies,
             memories,
+            api_server_slices,
         },
+        written,
     });
     Controller::for_stream(agent_stream, agents)
+        .reconcile_all_on(api_server_moved)
         .owns_stream(deployment_stream)
         .owns_stream(service_stream)
         .owns_stream(service_account_stream)
@@ -717,13 +859,13 @@ mod tests {
                 status.body["status"].get("cognitiveHealth").is_none(),
                 "other writers' fields are not claimed"
             );
-            let event = api.echo().await;
-            assert!(
-                event.is("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
-                "{event:?}"
+            // The Deployment the apply returned is what the status is computed from, so the
+            // status is complete at once; a new Agent's first Pending is not an Event.
+            assert_eq!(status.body["status"]["deployment"], "scout");
+            assert_eq!(
+                status.body["status"]["conditions"][0]["reason"],
+                "PodsNotReady"
             );
-            assert_eq!(event.body["reason"], "Pending");
-            assert_eq!(event.body["type"], "Normal");
             api.expect_silence().await;
         });
         let action = reconcile(Arc::new(agent), state.clone())
@@ -748,6 +890,7 @@ mod tests {
             &agent.spec,
             &PlanConfig {
                 placeholder_image: &state.ctx.config.placeholder_image,
+                api_server: &[],
             },
         )
         .expect("plan");
@@ -903,6 +1046,7 @@ mod tests {
             &test_agent(json!({})).spec,
             &PlanConfig {
                 placeholder_image: "pause",
+                api_server: &[],
             },
         )
         .expect("plan");
@@ -982,6 +1126,33 @@ mod tests {
         let action = reconcile(Arc::new(agent), state).await.expect("reconcile");
         assert_eq!(action, Action::requeue(SERVICE_ACCOUNT_WAIT));
         finish(server).await;
+    }
+
+    #[test]
+    fn a_status_written_from_an_agent_version_is_not_written_again_from_it() {
+        let written = WrittenStatuses::default();
+        let mut agent = test_agent(json!({}));
+        agent.metadata.resource_version = Some("10".to_owned());
+        let status = AgentStatus {
+            phase: Some(AgentPhase::Pending),
+            ..AgentStatus::default()
+        };
+        assert!(!written.already_written(&agent, &status));
+        written.record(&agent, &status);
+        assert!(written.already_written(&agent, &status), "stale cache");
+        let running = AgentStatus {
+            phase: Some(AgentPhase::Running),
+            ..AgentStatus::default()
+        };
+        assert!(!written.already_written(&agent, &running), "another status");
+        let mut newer = agent.clone();
+        newer.metadata.resource_version = Some("11".to_owned());
+        assert!(
+            !written.already_written(&newer, &status),
+            "another version is compared as usual"
+        );
+        written.forget(&agent);
+        assert!(!written.already_written(&agent, &status));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use controller::{CONTROLLER, run};
 /// object, patch) and deleted when no longer wanted (a NetworkPolicy of an Agent that is no
 /// longer restricted, the children of an Agent switched to DRY_RUN). A Memory is never deleted
 /// by this controller. An Umwelt's ServiceAccount is read (get) to report when it is missing.
+/// The EndpointSlices of `default/kubernetes` are watched to know where the API server is.
 pub fn required_rules() -> Vec<PolicyRule> {
     let watch_apply_delete = ["list", "watch", "create", "patch", "delete"];
     vec![
@@ -46,5 +47,7 @@ pub fn required_rules() -> Vec<PolicyRule> {
             &["networkpolicies"],
             &watch_apply_delete,
         ),
+        // Where the API server is (restricted agents' NetworkPolicies allow egress there).
+        rule("discovery.k8s.io", &["endpointslices"], &["list", "watch"]),
     ]
 }

@@ -12,8 +12,10 @@ use k8s_openapi::api::core::v1::{
     PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Service,
     ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -64,6 +66,109 @@ pub struct AgentRef<'a> {
 pub struct PlanConfig<'a> {
     /// Image of PLACEHOLDER agents.
     pub placeholder_image: &'a str,
+    /// Where the API server is reached from pods (the endpoints of `default/kubernetes`): a
+    /// restricted Agent's NetworkPolicy lets it connect there. Empty: no such egress.
+    pub api_server: &'a [ApiServerEndpoint],
+}
+
+/// One address and port the API server answers on, as pods reach it: an endpoint of the
+/// `default/kubernetes` Service. NetworkPolicies are enforced after the Service's virtual IP
+/// is translated to an endpoint, so these (not the Service's cluster IP) are what a policy
+/// must allow.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiServerEndpoint {
+    /// An IPv4 or IPv6 address.
+    pub ip: String,
+    /// The TCP port (6443 on most clusters).
+    pub port: i32,
+}
+
+/// The API server's endpoints read from the EndpointSlices of `default/kubernetes`: every
+/// address of every endpoint not marked unready, with every TCP port of its slice; sorted,
+/// without duplicates. Slices of other Services are ignored.
+pub fn api_server_endpoints<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> Vec<ApiServerEndpoint> {
+    let mut found = std::collections::BTreeSet::new();
+    for slice in slices {
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"));
+        if slice.metadata.namespace.as_deref() != Some("default")
+            || service.map(String::as_str) != Some("kubernetes")
+            || !matches!(slice.address_type.as_str(), "IPv4" | "IPv6")
+        {
+            continue;
+        }
+        let ports: Vec<i32> = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| p.port)
+            .filter(|p| (1..=65535).contains(p))
+            .collect();
+        for endpoint in slice.endpoints.iter().flatten() {
+            let unready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .is_some_and(|ready| !ready);
+            if unready {
+                continue;
+            }
+            for address in &endpoint.addresses {
+                // Only literal addresses make an ipBlock; anything else is not an IP.
+                if address.parse::<std::net::IpAddr>().is_err() {
+                    continue;
+                }
+                for port in &ports {
+                    found.insert(ApiServerEndpoint {
+                        ip: address.clone(),
+                        port: *port,
+                    });
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// Egress rules to the API server: for each port, the endpoint addresses on it as single-host
+/// blocks (/32 for IPv4, /128 for IPv6). Nothing when no endpoint is known.
+pub fn api_server_egress(endpoints: &[ApiServerEndpoint]) -> Vec<NetworkPolicyEgressRule> {
+    let mut by_port: BTreeMap<i32, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for endpoint in endpoints {
+        let Ok(ip) = endpoint.ip.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        let cidr = match ip {
+            std::net::IpAddr::V4(v4) => format!("{v4}/32"),
+            std::net::IpAddr::V6(v6) => format!("{v6}/128"),
+        };
+        by_port.entry(endpoint.port).or_default().insert(cidr);
+    }
+    by_port
+        .into_iter()
+        .map(|(port, cidrs)| NetworkPolicyEgressRule {
+            to: Some(
+                cidrs
+                    .into_iter()
+                    .map(|cidr| NetworkPolicyPeer {
+                        ip_block: Some(IPBlock { cidr, except: None }),
+                        ..NetworkPolicyPeer::default()
+                    })
+                    .collect(),
+            ),
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(port)),
+                protocol: Some("TCP".to_owned()),
+                ..NetworkPolicyPort::default()
+            }]),
+        })
+        .collect()
 }
 
 /// Why an Agent's spec cannot be realised. Shown as the `Ready` condition's reason and message
@@ -430,7 +535,7 @@ pub fn plan(
         ..Service::default()
     });
 
-    let network_policy = network_policy(agent, spec).map(|np| stamped!(np));
+    let network_policy = network_policy(agent, spec, config.api_server).map(|np| stamped!(np));
 
     let memory = spec
         .symbiont
@@ -548,10 +653,15 @@ fn environment(agent: &AgentRef<'_>, spec: &AgentSpec) -> Result<Vec<EnvVar>, Sp
 ///
 /// An Agent without `spec.networkPolicy`, or with `allowEgress: true`, is unrestricted and gets
 /// none. Otherwise its pods may open connections only to the pods of its peer genera in its
-/// namespace and to DNS (UDP and TCP 53 in any namespace, so the cluster DNS in kube-system
-/// keeps working — a policy without it breaks every name lookup). Ingress is not restricted:
-/// the cognitive probes and the Service must reach the agent.
-fn network_policy(agent: &AgentRef<'_>, spec: &AgentSpec) -> Option<NetworkPolicy> {
+/// namespace, to DNS (UDP and TCP 53 in any namespace, so the cluster DNS in kube-system
+/// keeps working — a policy without it breaks every name lookup) and to the API server's
+/// endpoints (an agent talks to Kubernetes: pheromones, its Umwelt's grants). Ingress is not
+/// restricted: the cognitive probes and the Service must reach the agent.
+fn network_policy(
+    agent: &AgentRef<'_>,
+    spec: &AgentSpec,
+    api_server: &[ApiServerEndpoint],
+) -> Option<NetworkPolicy> {
     let policy = spec.network_policy.as_ref()?;
     if policy.allow_egress {
         return None;
@@ -591,6 +701,7 @@ fn network_policy(agent: &AgentRef<'_>, spec: &AgentSpec) -> Option<NetworkPolic
             ports: None,
         });
     }
+    egress.extend(api_server_egress(api_server));
     Some(NetworkPolicy {
         metadata: meta(agent, spec, true),
         spec: Some(NetworkPolicySpec {
@@ -617,6 +728,7 @@ mod tests {
     };
     const CONFIG: PlanConfig<'static> = PlanConfig {
         placeholder_image: "registry.k8s.io/pause:3.10",
+        api_server: &[],
     };
 
     fn spec(json: serde_json::Value) -> AgentSpec {
@@ -1046,6 +1158,206 @@ mod tests {
             for (key, value) in &keys {
                 prop_assert_eq!(env_value(container(&children), &format!("KGENTS_{}", key.to_ascii_uppercase())), Some(value.as_str()));
             }
+        }
+    }
+
+    fn slice(
+        namespace: &str,
+        service: &str,
+        address_type: &str,
+        endpoints: serde_json::Value,
+        ports: serde_json::Value,
+    ) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": service,
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": service}
+            },
+            "addressType": address_type,
+            "endpoints": endpoints,
+            "ports": ports,
+        }))
+        .expect("an EndpointSlice")
+    }
+
+    #[test]
+    fn api_server_endpoints_come_from_the_kubernetes_service_only() {
+        let slices = [
+            slice(
+                "default",
+                "kubernetes",
+                "IPv4",
+                serde_json::json!([
+                    {"addresses": ["10.0.0.2"], "conditions": {"ready": true}},
+                    {"addresses": ["10.0.0.1"]},
+                    {"addresses": ["10.0.0.9"], "conditions": {"ready": false}},
+                    {"addresses": ["not-an-ip"]}
+                ]),
+                serde_json::json!([
+                    {"name": "https", "port": 6443, "protocol": "TCP"},
+                    {"name": "odd", "port": 53, "protocol": "UDP"}
+                ]),
+            ),
+            slice(
+                "default",
+                "kubernetes",
+                "IPv6",
+                serde_json::json!([{"addresses": ["fd00::1"]}]),
+                serde_json::json!([{"name": "https", "port": 6443}]),
+            ),
+            slice(
+                "default",
+                "other",
+                "IPv4",
+                serde_json::json!([{"addresses": ["10.9.9.9"]}]),
+                serde_json::json!([{"port": 443}]),
+            ),
+            slice(
+                "elsewhere",
+                "kubernetes",
+                "IPv4",
+                serde_json::json!([{"addresses": ["10.8.8.8"]}]),
+                serde_json::json!([{"port": 443}]),
+            ),
+        ];
+        let endpoint = |ip: &str| ApiServerEndpoint {
+            ip: ip.to_owned(),
+            port: 6443,
+        };
+        assert_eq!(
+            api_server_endpoints(&slices),
+            vec![
+                endpoint("10.0.0.1"),
+                endpoint("10.0.0.2"),
+                endpoint("fd00::1")
+            ],
+            "ready (or unmarked) TCP endpoints of default/kubernetes, sorted"
+        );
+        assert!(api_server_endpoints(&[]).is_empty());
+    }
+
+    #[test]
+    fn restricted_agents_may_reach_the_api_server_and_nothing_more() {
+        let endpoints = [
+            ApiServerEndpoint {
+                ip: "10.0.0.1".to_owned(),
+                port: 6443,
+            },
+            ApiServerEndpoint {
+                ip: "fd00::1".to_owned(),
+                port: 6443,
+            },
+            ApiServerEndpoint {
+                ip: "10.0.0.7".to_owned(),
+                port: 443,
+            },
+        ];
+        let config = PlanConfig {
+            api_server: &endpoints,
+            ..CONFIG
+        };
+        let restricted = spec(serde_json::json!({"genus": "A", "networkPolicy": {}}));
+        let np = plan(&AGENT, &restricted, &config)
+            .expect("plan")
+            .network_policy
+            .expect("a policy");
+        let egress = np.spec.expect("spec").egress.expect("egress");
+        assert_eq!(egress.len(), 3, "DNS, then one rule per API server port");
+        let rule = |port: i32| {
+            egress
+                .iter()
+                .find(|r| {
+                    r.ports.as_ref().is_some_and(|p| {
+                        p[0].port == Some(IntOrString::Int(port))
+                            && p[0].protocol.as_deref() == Some("TCP")
+                    })
+                })
+                .unwrap_or_else(|| panic!("a rule for port {port}"))
+        };
+        let cidrs = |r: &NetworkPolicyEgressRule| -> Vec<String> {
+            r.to.iter()
+                .flatten()
+                .map(|peer| peer.ip_block.clone().expect("an ipBlock").cidr)
+                .collect()
+        };
+        assert_eq!(cidrs(rule(6443)), ["10.0.0.1/32", "fd00::1/128"]);
+        assert_eq!(cidrs(rule(443)), ["10.0.0.7/32"]);
+
+        // Another endpoint set is another policy (so a move of the API server re-applies it).
+        let moved = [ApiServerEndpoint {
+            ip: "10.0.0.5".to_owned(),
+            port: 6443,
+        }];
+        let elsewhere = plan(
+            &AGENT,
+            &restricted,
+            &PlanConfig {
+                api_server: &moved,
+                ..CONFIG
+            },
+        )
+        .expect("plan")
+        .network_policy
+        .expect("a policy");
+        let first = plan(&AGENT, &restricted, &config)
+            .expect("plan")
+            .network_policy
+            .expect("a policy");
+        assert_ne!(
+            first
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION)),
+            elsewhere
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
+        );
+
+        // Unrestricted agents get no policy whatever the endpoints.
+        let open = spec(serde_json::json!({"genus": "A"}));
+        assert!(
+            plan(&AGENT, &open, &config)
+                .expect("plan")
+                .network_policy
+                .is_none()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn api_server_egress_allows_exactly_the_endpoints(
+            hosts in proptest::collection::vec((any::<[u8; 4]>(), prop_oneof![Just(443), Just(6443), 1..=65535i32]), 0..8)
+        ) {
+            let endpoints: Vec<ApiServerEndpoint> = hosts
+                .iter()
+                .map(|(octets, port)| ApiServerEndpoint {
+                    ip: std::net::Ipv4Addr::from(*octets).to_string(),
+                    port: *port,
+                })
+                .collect();
+            let rules = api_server_egress(&endpoints);
+            let mut allowed = std::collections::BTreeSet::new();
+            for rule in &rules {
+                let ports = rule.ports.clone().unwrap_or_default();
+                prop_assert_eq!(ports.len(), 1);
+                let Some(IntOrString::Int(port)) = ports[0].port.clone() else {
+                    return Err(TestCaseError::fail("a numeric port"));
+                };
+                for peer in rule.to.iter().flatten() {
+                    let cidr = peer.ip_block.clone().map(|b| b.cidr).unwrap_or_default();
+                    let ip = cidr.strip_suffix("/32").unwrap_or_default().to_owned();
+                    prop_assert!(allowed.insert((ip, port)), "no duplicate grant");
+                }
+            }
+            let expected: std::collections::BTreeSet<(String, i32)> =
+                endpoints.iter().map(|e| (e.ip.clone(), e.port)).collect();
+            prop_assert_eq!(allowed, expected);
         }
     }
 }
