@@ -5,6 +5,13 @@
 //! Target (median, on the project's 2-core build machine): `admission/decide_50_rules_ledger_1000`
 //! < 200 µs. `admission/decide_no_rules_ledger_1000` shows what the CEL rules cost.
 //!
+//! The end-to-end latency run (`examples/proposal.rs latency`) fills one namespace with
+//! thousands of proposals from one proposer; `admission/decide_no_rules_ledger_10000_one_namespace`
+//! is that case over the webhook's live ledger (kept from watch events), and
+//! `admission/ledger_rebuild_10000` what rebuilding a snapshot of 10,000 cached proposals costs
+//! (what the webhook did every 250 ms before it kept a live ledger; the controller's fresh reads
+//! still do it).
+//!
 //! Run: `cargo bench --bench admission -- --quick`.
 
 use std::hint::black_box;
@@ -12,9 +19,13 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use kgents_crds::Proposal;
-use kgents_operator::admission::{AdmissionPolicy, PolicyDocument, PolicyRule, decide};
+use kgents_operator::admission::ledger::LiveLedger;
+use kgents_operator::admission::{
+    AdmissionPolicy, PolicyDocument, PolicyRule, StoreLedger, decide,
+};
 use kgents_risk::{LedgerProposal, LedgerSnapshot};
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
+use kube::runtime::{reflector, watcher};
 
 const NAMESPACE: &str = "kgents";
 const NAMESPACES: [&str; 4] = [NAMESPACE, "team-a", "team-b", "team-c"];
@@ -42,6 +53,37 @@ fn ledger(now: Timestamp) -> LedgerSnapshot {
         }
     }
     ledger
+}
+
+/// An informer cache of `count` proposals in one namespace from one proposer, filed over the
+/// last half hour, one in three executed: a snapshot ledger over the cache, and the live ledger
+/// fed the same watch events.
+fn cached_ledger(count: u64, now: Timestamp) -> (StoreLedger, LiveLedger) {
+    let (store, mut writer) = reflector::store::<Proposal>();
+    let live = LiveLedger::new();
+    for index in 0..count {
+        let created = now - SignedDuration::from_millis((index * 180) as i64);
+        let mut value = serde_json::json!({
+            "apiVersion": "kgents.io/v1", "kind": "Proposal",
+            "metadata": {"name": format!("gated-{index}"), "namespace": NAMESPACE,
+                "uid": format!("uid-{index}"), "creationTimestamp": created.to_string()},
+            "spec": {"proposer": REQUESTER, "changeType": "AGENT_SCALE",
+                "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "b-gent"},
+                "patch": {"type": "merge", "content": "{\"spec\":{\"replicas\":2}}"}},
+        });
+        if index % 3 == 0 {
+            value["status"] = serde_json::json!({"execution": {"success": true, "dryRun": false,
+                "executedAt": created.to_string()}});
+        }
+        let proposal: Proposal = serde_json::from_value(value).expect("valid proposal");
+        let event = watcher::Event::Apply(proposal);
+        writer.apply_watcher_event(&event);
+        live.apply(&event);
+    }
+    (
+        StoreLedger::with_max_age(store, std::time::Duration::from_secs(3_600)),
+        live,
+    )
 }
 
 /// 50 rules of the kinds a policy holds: numeric limits on the patch, string checks on the
@@ -132,6 +174,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decide_no_rules_ledger_1000", |b| {
         b.iter(|| decide(black_box(&request), &without_rules, &ledger, now))
     });
+    let (cached, live) = cached_ledger(10_000, now);
+    assert_eq!(live.len(), 10_000);
+    group.bench_function("decide_no_rules_ledger_10000_one_namespace", |b| {
+        b.iter(|| decide(black_box(&request), &without_rules, &live, now))
+    });
+    group.bench_function("ledger_rebuild_10000", |b| b.iter(|| cached.refresh()));
     group.finish();
 }
 

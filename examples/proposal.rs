@@ -15,7 +15,11 @@
 //! `scripts/testbed-build`), then has N clients create proposals as fast as they can for the
 //! given time, first without the webhook and then with it registered (failurePolicy Fail,
 //! served by this process over TLS on 127.0.0.1), and prints p50/p99 of `create` for both and
-//! the p99 the webhook adds.
+//! the p99 the webhook adds. No proposal controller runs in either phase (proposals are only
+//! created, never reconciled or executed), so the two phases carry the same other load: the API
+//! server, etcd and the clients, all on this machine. It also prints what splits the added time:
+//! the webhook's connections by protocol, its handler's own p50/p99, and the CPU time each
+//! process (API server, etcd, the clients, the webhook on its own threads) spent per create.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +31,7 @@ use kgents::kgents_crds::Proposal;
 use kgents::kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
 use kgents::kgents_operator::{admission, proposal};
 use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 #[derive(Parser, Debug)]
@@ -116,6 +121,75 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// Name of the webhook runtime's threads (their CPU time is counted apart from the clients').
+const WEBHOOK_THREAD: &str = "kgents-webhook";
+
+/// CPU time (user + system) of a `/proc/.../stat` file, in clock ticks.
+fn stat_ticks(path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU time (clock ticks) of this process's threads named `WEBHOOK_THREAD`, living or not: a
+/// thread's ticks vanish from /proc when it exits, so the webhook runtime keeps its threads.
+fn webhook_thread_ticks() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == WEBHOOK_THREAD)
+        })
+        .filter_map(|task| stat_ticks(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// CPU ticks per process of interest at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSample {
+    apiserver: u64,
+    etcd: u64,
+    this_process: u64,
+    webhook: u64,
+}
+
+fn cpu_sample(testbed: &kgents_testbed::Testbed) -> CpuSample {
+    let mut sample = CpuSample {
+        this_process: stat_ticks("/proc/self/stat").unwrap_or(0),
+        webhook: webhook_thread_ticks(),
+        ..CpuSample::default()
+    };
+    for (name, pid) in testbed.component_pids() {
+        let ticks = stat_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0);
+        match name {
+            "kube-apiserver" => sample.apiserver += ticks,
+            "etcd" => sample.etcd += ticks,
+            _ => {}
+        }
+    }
+    sample
+}
+
+/// CPU milliseconds per create, by process, between two samples.
+fn cpu_per_create(before: CpuSample, after: CpuSample, creates: usize) -> String {
+    // Linux reports CPU time in USER_HZ ticks, 100 per second on every mainstream platform.
+    let per = |b: u64, a: u64| (a.saturating_sub(b)) as f64 * 10.0 / creates.max(1) as f64;
+    let webhook = per(before.webhook, after.webhook);
+    let this = per(before.this_process, after.this_process);
+    format!(
+        "CPU ms/create: apiserver {:.2}, etcd {:.2}, clients {:.2}, webhook {:.2}",
+        per(before.apiserver, after.apiserver),
+        per(before.etcd, after.etcd),
+        this - webhook,
+        webhook,
+    )
+}
+
 /// `clients` tasks creating LOW proposals in `namespace` for `run`; the sorted latencies.
 async fn hammer(
     testbed: &kgents_testbed::Testbed,
@@ -175,8 +249,10 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
     let proposer = proposal::whoami(&admin).await?;
 
     let plain = testbed.create_namespace("latency-plain").await?;
+    let before_plain = cpu_sample(&testbed);
     let (without, failed_without) =
         hammer(&testbed, &plain, &proposer, clients, run, "plain").await?;
+    let after_plain = cpu_sample(&testbed);
 
     let gated = testbed.create_namespace("latency-webhook").await?;
     let config = WebhookConfig {
@@ -200,12 +276,33 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
         timeout_seconds: 3,
         remove_on_shutdown: true,
     };
-    let server = admission::serve(
-        admin.clone(),
-        config,
-        Arc::new(kgents::kgents_core::clock::SystemClock),
-    )
-    .await?;
+    // The webhook (its informer, listener and handlers, and its own API client) runs on a
+    // runtime of its own with named threads, as it would in the operator's process, so its CPU
+    // time can be told from the clients'. Two workers, like the machine's two cores; threads
+    // are kept alive for the whole run so their CPU time stays readable.
+    let webhook_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(WEBHOOK_THREAD)
+        .thread_keep_alive(Duration::from_secs(3_600))
+        .enable_all()
+        .build()?;
+    let kubeconfig = Kubeconfig::read_from(testbed.kubeconfig_path())?;
+    let server = webhook_runtime
+        .spawn(async move {
+            let kube_config =
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await?;
+            let client = Client::try_from(kube_config)?;
+            anyhow::Ok(
+                admission::serve(
+                    client,
+                    config,
+                    Arc::new(kgents::kgents_core::clock::SystemClock),
+                )
+                .await?,
+            )
+        })
+        .await??;
     // Wait until the API server calls it: a dry-run CRITICAL proposal is denied.
     let api: Api<Proposal> = Api::namespaced(admin.clone(), &gated);
     let probe: Proposal = serde_json::from_value(serde_json::json!({
@@ -222,8 +319,15 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "the webhook never took effect");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let stats_before = server.stats();
+    let before_gated = cpu_sample(&testbed);
     let (with, failed_with) = hammer(&testbed, &gated, &proposer, clients, run, "gated").await?;
-    server.shutdown().await;
+    let after_gated = cpu_sample(&testbed);
+    let stats = server.stats();
+    webhook_runtime.spawn(server.shutdown()).await?;
+    // A runtime may not be dropped from async code; it is shut down on a blocking thread.
+    tokio::task::spawn_blocking(move || webhook_runtime.shutdown_timeout(Duration::from_secs(5)))
+        .await?;
 
     let report = |label: &str, l: &[Duration], failed: usize| {
         println!(
@@ -234,13 +338,38 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
             percentile(l, 0.99).as_secs_f64() * 1e3,
         )
     };
-    println!("{clients} clients x {}s, LOW proposals", run.as_secs());
+    println!(
+        "{clients} clients x {}s, LOW proposals; no proposal controller in either phase \
+         (API server, etcd and clients share this machine's cores in both)",
+        run.as_secs()
+    );
     report("without webhook", &without, failed_without);
+    println!(
+        "                 {}",
+        cpu_per_create(before_plain, after_plain, without.len())
+    );
     report("with webhook", &with, failed_with);
+    println!(
+        "                 {}",
+        cpu_per_create(before_gated, after_gated, with.len())
+    );
     println!(
         "webhook adds    p50 {:>7.2} ms, p99 {:>7.2} ms",
         (percentile(&with, 0.50).as_secs_f64() - percentile(&without, 0.50).as_secs_f64()) * 1e3,
         (percentile(&with, 0.99).as_secs_f64() - percentile(&without, 0.99).as_secs_f64()) * 1e3,
+    );
+    println!(
+        "webhook server  {} reviews ({} in the run), handler p50 {:.1} µs, p99 {:.1} µs, max {:.2} ms; \
+         TLS connections: {} HTTP/2, {} HTTP/1.1 ({} during the run), {} failed handshakes",
+        stats.reviews,
+        stats.reviews - stats_before.reviews,
+        stats.handler_p50.as_secs_f64() * 1e6,
+        stats.handler_p99.as_secs_f64() * 1e6,
+        stats.handler_max.as_secs_f64() * 1e3,
+        stats.connections_h2,
+        stats.connections_http1,
+        stats.connections() - stats_before.connections(),
+        stats.failed_handshakes,
     );
     Ok(())
 }
