@@ -790,6 +790,98 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_lease_holder_is_replaced_within_the_lease_duration() {
+    const LEASE_SECS: u64 = 6;
+    const GRACE_SECS: u64 = 2;
+    let testbed = testbed().await;
+    let ns = testbed
+        .create_namespace("agent-crash")
+        .await
+        .expect("namespace");
+    let client = testbed.client().await.expect("client");
+    let election = |identity: &str| LeaderElectionConfig {
+        identity: identity.to_owned(),
+        lease_duration_secs: LEASE_SECS,
+        grace_secs: GRACE_SECS,
+        ..LeaderElectionConfig::new(&ns)
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = || async {
+        leases
+            .get_opt("kgents-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+
+    // The first operator runs on a runtime of its own, with a client made there, so that
+    // shutting the runtime down ends every one of its tasks at once — the renewal task, the
+    // controllers, the connections — without the graceful path that releases the lease: what
+    // a killed process leaves behind.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the first operator");
+    let mut first_options = options(&ns);
+    first_options.leader_election = Some(election("first"));
+    let first_metrics = first_options.metrics.clone();
+    doomed.spawn(async move {
+        let client = testbed.client().await.expect("client");
+        // Never asked to stop: it only ends when its runtime is shut down.
+        let _ = run::run(client, first_options, std::future::pending::<()>()).await;
+    });
+    eventually("the first operator to lead", WAIT, || async {
+        (holder().await? == "first").then_some(())
+    })
+    .await;
+    let mut second_options = options(&ns);
+    second_options.leader_election = Some(election("second"));
+    let second = Operator::start(client.clone(), second_options);
+
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
+    create(&agents, &agent("before-crash", json!({}))).await;
+    wait_phase(&agents, "before-crash", AgentPhase::Running).await;
+    assert!(reconciles(&first_metrics) > 0, "the leader reconciled");
+    assert_eq!(
+        second.agent_reconciles(),
+        0,
+        "the standby does not reconcile"
+    );
+
+    let crashed_at = Instant::now();
+    doomed.shutdown_background();
+    let lease = leases
+        .get("kgents-operator")
+        .await
+        .expect("the lease is still there");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("first"),
+        "a crash releases nothing: the lease still names the dead holder"
+    );
+    eventually(
+        "the standby to take over",
+        Duration::from_secs(LEASE_SECS + GRACE_SECS + 10),
+        || async { (holder().await? == "second").then_some(()) },
+    )
+    .await;
+    let took = crashed_at.elapsed();
+    // The dead holder last renewed at most the lease duration before the crash minus the
+    // renewal grace; the standby may take it once it expired, and notices within its own
+    // renewal slack.
+    assert!(
+        took <= Duration::from_secs(LEASE_SECS + GRACE_SECS),
+        "took over {took:?} after the crash; the lease lasts {LEASE_SECS} s, renewed {GRACE_SECS} s before expiry"
+    );
+    create(&agents, &agent("after-crash", json!({}))).await;
+    wait_phase(&agents, "after-crash", AgentPhase::Running).await;
+    assert!(second.agent_reconciles() > 0, "the new leader reconciles");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_operator_midway_through_200_agents_converges_after_a_restart() {
     const AGENTS: usize = 200;
     let testbed = testbed().await;
