@@ -17,7 +17,7 @@
 //! Children are applied only when their desired state changed, and the status only when it
 //! changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -758,7 +758,7 @@ pub fn required_rules() -> Vec<PolicyRule> {
     vec![
         support::rule("kgents.io", &["memories"], &["list", "watch", "patch"]),
         support::rule("kgents.io", &["memories/status"], &["patch"]),
-        support::rule("kgents.io", &["agents"], &["get"]),
+        support::rule("kgents.io", &["agents"], &["get", "list", "watch"]),
         support::rule(
             "",
             &["persistentvolumeclaims"],
@@ -776,6 +776,37 @@ pub fn required_rules() -> Vec<PolicyRule> {
         ),
         support::rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
+}
+
+/// The Agent an Agent watch event concerns when the ServiceAccount it runs as may have changed:
+/// first seen, its `spec.umwelt` changed, or deleted (`last` remembers each Agent's Umwelt
+/// between events). Its namespace and name; `None` for anything else.
+pub fn agent_account_changed(
+    last: &mut HashMap<String, Option<String>>,
+    event: &watcher::Event<Agent>,
+) -> Option<(String, String)> {
+    let key = |a: &Agent| (a.namespace().unwrap_or_default(), a.name_any());
+    match event {
+        watcher::Event::Apply(agent) | watcher::Event::InitApply(agent) => {
+            let (namespace, name) = key(agent);
+            let before = last.insert(format!("{namespace}/{name}"), agent.spec.umwelt.clone());
+            (before.as_ref() != Some(&agent.spec.umwelt)).then_some((namespace, name))
+        }
+        watcher::Event::Delete(agent) => {
+            let (namespace, name) = key(agent);
+            last.remove(&format!("{namespace}/{name}"));
+            Some((namespace, name))
+        }
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
+}
+
+/// Whether `memory` grants anything to `agent` (its owner, a reader or a writer).
+pub fn names_agent(memory: &Memory, agent: &str) -> bool {
+    let spec = &memory.spec;
+    spec.owner == agent
+        || spec.shared_with.iter().any(|a| a == agent)
+        || spec.write_access.iter().any(|a| a == agent)
 }
 
 /// Runs the Memory controller with default [`MemoryOptions`] until `shutdown` resolves.
@@ -847,7 +878,36 @@ pub async fn run_with(
             "{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}=memory"
         ))
         .any_semantic();
-    let controller = Controller::new(memories, watcher::Config::default().any_semantic())
+    let agents: Api<Agent> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = Controller::new(memories, watcher::Config::default().any_semantic());
+    // An Agent that changes the account it runs as (its Umwelt) has the Memories that grant
+    // it access re-granted at once, not at the next resync.
+    let memory_store = controller.store();
+    let mut last = HashMap::new();
+    let regrant = watcher(agents, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(|event| futures::future::ready(event.ok()))
+        .flat_map(move |event| {
+            let touched: Vec<ObjectRef<Memory>> = agent_account_changed(&mut last, &event)
+                .map(|(namespace, agent)| {
+                    memory_store
+                        .state()
+                        .iter()
+                        .filter(|m| {
+                            m.namespace().as_deref() == Some(namespace.as_str())
+                                && names_agent(m, &agent)
+                        })
+                        .map(|m| ObjectRef::from_obj(&**m))
+                        .collect()
+                })
+                .unwrap_or_default();
+            futures::stream::iter(touched)
+        });
+    let controller = controller
+        .reconcile_on(regrant)
         // Retained and composting claims have no owner: the label names their Memory.
         .watches(claims, children.clone(), |claim: PersistentVolumeClaim| {
             let memory = claim.labels().get(MEMORY_LABEL)?.clone();
@@ -869,6 +929,57 @@ mod tests {
     use crate::fixtures_controllers::{ApiServer, failure, mock_context, serve};
     use kgents_crds::MemorySpec;
     use serde_json::json;
+
+    #[test]
+    fn an_agent_concerns_its_memories_when_its_account_may_have_changed() {
+        let agent = |umwelt: Option<&str>| {
+            let mut a = Agent::new(
+                "scout",
+                serde_json::from_value(serde_json::json!({"genus": "B", "umwelt": umwelt}))
+                    .expect("agent spec"),
+            );
+            a.metadata.namespace = Some("hive".to_owned());
+            a
+        };
+        let mut last = HashMap::new();
+        let concerned = Some(("hive".to_owned(), "scout".to_owned()));
+        let apply = |a: Agent| watcher::Event::Apply(a);
+        assert_eq!(
+            agent_account_changed(&mut last, &apply(agent(None))),
+            concerned,
+            "new"
+        );
+        assert_eq!(
+            agent_account_changed(&mut last, &apply(agent(None))),
+            None,
+            "same"
+        );
+        assert_eq!(
+            agent_account_changed(&mut last, &apply(agent(Some("explorer")))),
+            concerned,
+            "now runs as the Umwelt's account"
+        );
+        assert_eq!(
+            agent_account_changed(&mut last, &apply(agent(Some("explorer")))),
+            None
+        );
+        assert_eq!(
+            agent_account_changed(&mut last, &watcher::Event::Delete(agent(Some("explorer")))),
+            concerned
+        );
+        assert!(last.is_empty());
+    }
+
+    #[test]
+    fn a_memory_names_its_owner_readers_and_writers() {
+        let m = memory(serde_json::json!({
+            "owner": "scout", "sharedWith": ["reader"], "writeAccess": ["writer"]
+        }));
+        for agent in ["scout", "reader", "writer"] {
+            assert!(names_agent(&m, agent), "{agent}");
+        }
+        assert!(!names_agent(&m, "stranger"));
+    }
 
     fn now() -> Timestamp {
         Timestamp::from_second(2_000_000).expect("ts")

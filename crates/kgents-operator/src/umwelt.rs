@@ -9,22 +9,23 @@
 //! RoleBinding are removed, the Ready condition turns False with the parse error, and an Event
 //! says why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kgents_core::access::{self, ACCESS_TABLE, CompiledAccess};
 use kgents_core::agentese::Affordances;
-use kgents_crds::Umwelt;
 use kgents_crds::umwelt::UmweltStatus;
+use kgents_crds::{Agent, Umwelt};
 use kube::api::DeleteParams;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -201,14 +202,73 @@ pub fn plan(umwelt: &Umwelt) -> Result<std::result::Result<UmweltChildren, PlanP
     }))
 }
 
-/// The status an Umwelt should have. `compiled` is the plan's outcome (`Ok(granted paths)`),
-/// `secret_exists` whether `spec.secretRef` names an existing Secret (`None`: none named).
+/// What the reconcile observed besides the Umwelt itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Observed {
+    /// Whether `spec.secretRef` names an existing Secret (`None`: none named).
+    pub secret_exists: Option<bool>,
+    /// How many Agents name this Umwelt in `spec.umwelt` (`None`: not known yet — the Agent
+    /// cache is still loading — so the last count stays).
+    pub active_agents: Option<i32>,
+    /// Whether this reconcile applied any child (then `lastApplied` is now).
+    pub applied: bool,
+}
+
+/// The Agents of `umwelt`'s namespace whose `spec.umwelt` names it.
+pub fn active_agents<'a>(umwelt: &Umwelt, agents: impl IntoIterator<Item = &'a Agent>) -> i32 {
+    let name = umwelt.name_any();
+    let namespace = umwelt.namespace();
+    let count = agents
+        .into_iter()
+        .filter(|a| a.namespace() == namespace && a.spec.umwelt.as_deref() == Some(name.as_str()))
+        .count();
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+/// The Umwelts an Agent watch event concerns: the one the Agent names now and the one it
+/// named before (`last` remembers each Agent's Umwelt between events), when they differ; for a
+/// deleted Agent the one it named. An unchanged Agent concerns none (no recount).
+pub fn umwelts_touched(
+    last: &mut HashMap<String, String>,
+    event: &watcher::Event<Agent>,
+) -> Vec<ObjectRef<Umwelt>> {
+    let key = |a: &Agent| format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any());
+    let umwelt_ref = |a: &Agent, name: &str| {
+        ObjectRef::<Umwelt>::new(name).within(&a.namespace().unwrap_or_default())
+    };
+    match event {
+        watcher::Event::Apply(agent) | watcher::Event::InitApply(agent) => {
+            let now = agent.spec.umwelt.clone();
+            let before = match &now {
+                Some(name) => last.insert(key(agent), name.clone()),
+                None => last.remove(&key(agent)),
+            };
+            if before == now {
+                return Vec::new();
+            }
+            before
+                .iter()
+                .chain(now.iter())
+                .map(|name| umwelt_ref(agent, name))
+                .collect()
+        }
+        watcher::Event::Delete(agent) => last
+            .remove(&key(agent))
+            .map(|name| umwelt_ref(agent, &name))
+            .into_iter()
+            .collect(),
+        watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+    }
+}
+
+/// The status an Umwelt should have. `compiled` is the plan's outcome (`Ok(granted paths)`).
 pub fn desired_status(
     umwelt: &Umwelt,
     compiled: &std::result::Result<&CompiledAccess, &PlanProblem>,
-    secret_exists: Option<bool>,
+    observed: Observed,
     now: jiff::Timestamp,
 ) -> UmweltStatus {
+    let secret_exists = observed.secret_exists;
     let existing = umwelt
         .status
         .as_ref()
@@ -252,17 +312,42 @@ pub fn desired_status(
         role: compiled_ok.then(|| name.clone()),
         config_map_name: compiled_ok.then(|| name.clone()),
         secret_valid: secret_exists,
-        active_agents: umwelt.status.as_ref().and_then(|s| s.active_agents),
-        last_applied: umwelt.status.as_ref().and_then(|s| s.last_applied.clone()),
+        active_agents: observed
+            .active_agents
+            .or_else(|| umwelt.status.as_ref().and_then(|s| s.active_agents)),
+        // Only a real apply moves it, so an unchanged Umwelt is never rewritten for it.
+        last_applied: if observed.applied {
+            Some(kgents_crds::common::Time(now))
+        } else {
+            umwelt.status.as_ref().and_then(|s| s.last_applied.clone())
+        },
         conditions: conditions::merge(existing, &[ready], umwelt.metadata.generation, now),
     }
 }
 
+/// What the Umwelt reconciler shares: the operator context and a cache of the Agents (to count
+/// those using each Umwelt).
+pub struct UmweltState {
+    /// The operator context.
+    pub ctx: Arc<Context>,
+    /// Every Agent the operator watches.
+    pub agents: Store<Agent>,
+}
+
+impl UmweltState {
+    /// The count of Agents naming `umwelt`, once the Agent cache has loaded.
+    fn active_agents(&self, umwelt: &Umwelt) -> Option<i32> {
+        matches!(self.agents.wait_until_ready().now_or_never(), Some(Ok(())))
+            .then(|| active_agents(umwelt, self.agents.state().iter().map(|a| &**a)))
+    }
+}
+
 /// Reconciles one Umwelt.
-pub async fn reconcile(umwelt: Arc<Umwelt>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(umwelt: Arc<Umwelt>, state: Arc<UmweltState>) -> Result<Action> {
+    let ctx = &state.ctx;
     let started = Instant::now();
     ctx.metrics.reconcile_started(CONTROLLER);
-    let result = reconcile_inner(&umwelt, &ctx).await;
+    let result = reconcile_inner(&umwelt, &state).await;
     ctx.metrics
         .reconcile_finished(CONTROLLER, started.elapsed());
     result
@@ -290,7 +375,8 @@ where
     }
 }
 
-async fn reconcile_inner(umwelt: &Umwelt, ctx: &Context) -> Result<Action> {
+async fn reconcile_inner(umwelt: &Umwelt, state: &UmweltState) -> Result<Action> {
+    let ctx = &*state.ctx;
     if umwelt.meta().deletion_timestamp.is_some() {
         // Children are owned: the garbage collector removes them.
         return Ok(Action::await_change());
@@ -301,12 +387,21 @@ async fn reconcile_inner(umwelt: &Umwelt, ctx: &Context) -> Result<Action> {
     let key = key_of(umwelt);
     let planned = plan(umwelt)?;
     let mut recheck = ctx.config.resync_interval;
+    let mut applied = false;
     let secret_exists = match &planned {
         Ok(children) => {
-            support::ensure(ctx, &namespace, children.service_account.clone()).await?;
-            support::ensure(ctx, &namespace, children.role.clone()).await?;
-            support::ensure(ctx, &namespace, children.role_binding.clone()).await?;
-            support::ensure(ctx, &namespace, children.config_map.clone()).await?;
+            applied |= support::ensure(ctx, &namespace, children.service_account.clone())
+                .await?
+                .applied;
+            applied |= support::ensure(ctx, &namespace, children.role.clone())
+                .await?
+                .applied;
+            applied |= support::ensure(ctx, &namespace, children.role_binding.clone())
+                .await?
+                .applied;
+            applied |= support::ensure(ctx, &namespace, children.config_map.clone())
+                .await?
+                .applied;
             match &umwelt.spec.secret_ref {
                 None => None,
                 Some(secret) => {
@@ -334,7 +429,12 @@ async fn reconcile_inner(umwelt: &Umwelt, ctx: &Context) -> Result<Action> {
         }
     };
     let compiled = planned.as_ref().map(|c| &c.access);
-    let desired = desired_status(umwelt, &compiled, secret_exists, ctx.clock.now());
+    let observed = Observed {
+        secret_exists,
+        active_agents: state.active_agents(umwelt),
+        applied,
+    };
+    let desired = desired_status(umwelt, &compiled, observed, ctx.clock.now());
     let ready = conditions::find(&desired.conditions, READY).cloned();
     ctx.metrics.observe_phase(
         "Umwelt",
@@ -373,7 +473,8 @@ async fn reconcile_inner(umwelt: &Umwelt, ctx: &Context) -> Result<Action> {
 }
 
 /// What happens after a failed reconcile: counted, logged and retried.
-pub fn error_policy(umwelt: Arc<Umwelt>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(umwelt: Arc<Umwelt>, error: &Error, state: Arc<UmweltState>) -> Action {
+    let ctx = &state.ctx;
     ctx.metrics
         .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(umwelt = %key_of(umwelt.as_ref()), %error, "umwelt reconcile failed");
@@ -395,6 +496,8 @@ pub fn required_rules() -> Vec<PolicyRule> {
     let mut rules = vec![
         support::rule("kgents.io", &["umwelts"], &["list", "watch"]),
         support::rule("kgents.io", &["umwelts/status"], &["patch"]),
+        // Agents are watched to count those using each Umwelt.
+        support::rule("kgents.io", &["agents"], &["list", "watch"]),
         support::rule("", &["serviceaccounts", "configmaps"], &children),
         support::rule(
             "rbac.authorization.k8s.io",
@@ -443,14 +546,36 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             "{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}=umwelt"
         ))
         .any_semantic();
+    // Agents: cached to count the users of each Umwelt; an Agent that starts or stops naming
+    // an Umwelt (created, changed, deleted) has that Umwelt recounted at once.
+    let agent_api: Api<Agent> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (agents, agent_writer) = reflector::store::<Agent>();
+    let mut last = HashMap::new();
+    let recount = watcher(agent_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|agent: &mut Agent| {
+            agent.metadata.managed_fields = None;
+            agent.status = None;
+        })
+        .reflect(agent_writer)
+        .filter_map(|event| futures::future::ready(event.ok()))
+        .flat_map(move |event| futures::stream::iter(umwelts_touched(&mut last, &event)));
+    let state = Arc::new(UmweltState {
+        ctx: ctx.clone(),
+        agents,
+    });
     Controller::new(umwelts, watcher::Config::default().any_semantic())
         .owns(service_accounts, children.clone())
         .owns(roles, children.clone())
         .owns(role_bindings, children.clone())
         .owns(config_maps, children)
+        .reconcile_on(recount)
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(support::sync_signal(shutdown))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, state)
         .for_each(|result| async move { support::log_outcome(CONTROLLER, &result) })
         .await;
 }
@@ -462,6 +587,110 @@ mod tests {
     use jiff::Timestamp;
     use kgents_crds::UmweltSpec;
     use serde_json::json;
+
+    /// A state whose Agent cache has not loaded (Agent counts unknown).
+    fn state(ctx: Arc<Context>) -> Arc<UmweltState> {
+        Arc::new(UmweltState {
+            ctx,
+            agents: reflector::store::<Agent>().0,
+        })
+    }
+
+    fn agent_named(name: &str, umwelt: Option<&str>) -> Agent {
+        let mut agent = Agent::new(
+            name,
+            serde_json::from_value(json!({"genus": "B", "umwelt": umwelt})).expect("agent spec"),
+        );
+        agent.metadata.namespace = Some("hive".to_owned());
+        agent
+    }
+
+    #[test]
+    fn active_agents_are_those_naming_the_umwelt_in_its_namespace() {
+        let u = umwelt(json!({"affordances": []}));
+        let mut elsewhere = agent_named("far", Some("scout"));
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        let agents = [
+            agent_named("a", Some("scout")),
+            agent_named("b", Some("scout")),
+            agent_named("c", Some("explorer")),
+            agent_named("d", None),
+            elsewhere,
+        ];
+        assert_eq!(active_agents(&u, &agents), 2);
+    }
+
+    #[test]
+    fn an_agent_event_concerns_the_umwelts_it_names_now_and_before() {
+        let mut last = HashMap::new();
+        let names = |refs: Vec<ObjectRef<Umwelt>>| -> Vec<String> {
+            refs.into_iter().map(|r| r.name).collect()
+        };
+        let apply = |a: Agent| watcher::Event::Apply(a);
+        assert_eq!(
+            names(umwelts_touched(
+                &mut last,
+                &apply(agent_named("a", Some("u1")))
+            )),
+            ["u1"]
+        );
+        assert!(
+            umwelts_touched(&mut last, &apply(agent_named("a", Some("u1")))).is_empty(),
+            "unchanged: no recount"
+        );
+        assert_eq!(
+            names(umwelts_touched(
+                &mut last,
+                &apply(agent_named("a", Some("u2")))
+            )),
+            ["u1", "u2"],
+            "moved: both counts change"
+        );
+        assert_eq!(
+            names(umwelts_touched(&mut last, &apply(agent_named("a", None)))),
+            ["u2"]
+        );
+        assert!(umwelts_touched(&mut last, &apply(agent_named("b", None))).is_empty());
+        umwelts_touched(&mut last, &apply(agent_named("c", Some("u3"))));
+        assert_eq!(
+            names(umwelts_touched(
+                &mut last,
+                &watcher::Event::Delete(agent_named("c", Some("u3")))
+            )),
+            ["u3"]
+        );
+        assert!(
+            last.is_empty(),
+            "nothing remembered of gone or umwelt-less agents"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_status_counts_active_agents_and_stamps_the_apply() {
+        let (ctx, api, _clock) = mock_context(now());
+        let u = umwelt(json!({"affordances": ["void.pheromone.sense"]}));
+        let (agents, mut writer) = reflector::store::<Agent>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(agent_named("a", Some("scout"))));
+        writer.apply_watcher_event(&watcher::Event::InitApply(agent_named("b", Some("scout"))));
+        writer.apply_watcher_event(&watcher::Event::InitApply(agent_named("c", None)));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let status_reply = serde_json::to_value(&u).expect("JSON");
+        let server = serve(api, move |mut api| async move {
+            children_exchange(&mut api, None).await;
+            let seen = api.answer(|_| (200, status_reply)).await;
+            assert_eq!(seen.body["status"]["activeAgents"], 2);
+            assert_eq!(
+                seen.body["status"]["lastApplied"],
+                serde_json::to_value(kgents_crds::common::Time(now())).expect("JSON")
+            );
+            api.echo().await; // the Compiled Event
+        });
+        reconcile(Arc::new(u), Arc::new(UmweltState { ctx, agents }))
+            .await
+            .expect("reconciled");
+        server.finish().await;
+    }
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_000_000).expect("ts")
@@ -551,7 +780,7 @@ mod tests {
             "{}",
             problem.message
         );
-        let status = desired_status(&u, &Err(&problem), None, now());
+        let status = desired_status(&u, &Err(&problem), Observed::default(), now());
         assert_eq!(status.conditions[0].status, "False");
         assert_eq!(status.role, None);
     }
@@ -649,7 +878,9 @@ mod tests {
             );
             assert_eq!(seen.body["reason"], "Compiled");
         });
-        let action = reconcile(Arc::new(u), ctx).await.expect("reconciled");
+        let action = reconcile(Arc::new(u), state(ctx))
+            .await
+            .expect("reconciled");
         server.finish().await;
         assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     }
@@ -659,12 +890,19 @@ mod tests {
         let (ctx, api, _clock) = mock_context(now());
         let mut u = umwelt(json!({"affordances": ["void.pheromone.sense"]}));
         let children = plan(&u).expect("plannable").expect("valid");
-        u.status = Some(desired_status(&u, &Ok(&children.access), None, now()));
+        u.status = Some(desired_status(
+            &u,
+            &Ok(&children.access),
+            Observed::default(),
+            now(),
+        ));
         let server = serve(api, move |mut api| async move {
             children_exchange(&mut api, Some(&children)).await;
             api.expect_silence().await;
         });
-        reconcile(Arc::new(u), ctx).await.expect("reconciled");
+        reconcile(Arc::new(u), state(ctx))
+            .await
+            .expect("reconciled");
         server.finish().await;
     }
 
@@ -700,7 +938,9 @@ mod tests {
             assert_eq!(seen.body["type"], "Warning");
             assert_eq!(seen.body["reason"], "InvalidAffordances");
         });
-        reconcile(Arc::new(u), ctx).await.expect("reconciled");
+        reconcile(Arc::new(u), state(ctx))
+            .await
+            .expect("reconciled");
         server.finish().await;
     }
 
@@ -710,7 +950,15 @@ mod tests {
         let mut u =
             umwelt(json!({"affordances": ["void.pheromone.sense"], "secretRef": {"name": "llm"}}));
         let children = plan(&u).expect("plannable").expect("valid");
-        u.status = Some(desired_status(&u, &Ok(&children.access), Some(true), now()));
+        u.status = Some(desired_status(
+            &u,
+            &Ok(&children.access),
+            Observed {
+                secret_exists: Some(true),
+                ..Observed::default()
+            },
+            now(),
+        ));
         let status_reply = serde_json::to_value(&u).expect("JSON");
         let server = serve(api, move |mut api| async move {
             children_exchange(&mut api, Some(&children)).await;
@@ -727,7 +975,9 @@ mod tests {
             );
             api.echo().await;
         });
-        let action = reconcile(Arc::new(u), ctx).await.expect("reconciled");
+        let action = reconcile(Arc::new(u), state(ctx))
+            .await
+            .expect("reconciled");
         server.finish().await;
         assert_eq!(action, Action::requeue(SECRET_RECHECK));
     }
@@ -746,11 +996,13 @@ mod tests {
             })
             .await;
         });
-        let error = reconcile(u.clone(), ctx.clone()).await.expect_err("403");
+        let error = reconcile(u.clone(), state(ctx.clone()))
+            .await
+            .expect_err("403");
         server.finish().await;
         assert_eq!(error.metric_label(), "forbidden");
         assert_eq!(
-            error_policy(u, &error, ctx),
+            error_policy(u, &error, state(ctx)),
             Action::requeue(Duration::from_secs(15))
         );
     }

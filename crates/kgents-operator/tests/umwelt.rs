@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kgents_crds::{Pheromone, Umwelt};
+use kgents_crds::{Agent, Pheromone, Umwelt};
 use kgents_operator::umwelt;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support_controllers::{Running, eventually, namespace, operator_context};
 
@@ -114,5 +114,80 @@ async fn an_umwelt_that_affords_only_sensing_can_sense_but_not_emit() {
         || async { pheromones.create(&PostParams::default(), &emit).await.ok() },
     )
     .await;
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_umwelt_counts_the_agents_using_it_as_they_come_move_and_go() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "umwelt-count").await;
+    let ctx = operator_context(testbed, &ns, "umwelt", umwelt::required_rules()).await;
+    let controller = Running::start(Arc::new(ctx), umwelt::run);
+    let admin = testbed.client().await.expect("client");
+    let umwelts: Api<Umwelt> = Api::namespaced(admin.clone(), &ns);
+    let agents: Api<Agent> = Api::namespaced(admin.clone(), &ns);
+    let den: Umwelt = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1",
+        "kind": "Umwelt",
+        "metadata": {"name": "den"},
+        "spec": {"agent": "fox", "affordances": ["void.pheromone.sense"]}
+    }))
+    .expect("valid Umwelt");
+    umwelts
+        .create(&PostParams::default(), &den)
+        .await
+        .expect("created");
+    let count = |expected: i32| {
+        let umwelts = umwelts.clone();
+        async move {
+            eventually(
+                &format!("activeAgents to be {expected}"),
+                Duration::from_secs(15),
+                || async {
+                    let status = umwelts.get("den").await.ok()?.status?;
+                    (status.active_agents == Some(expected)).then_some(status)
+                },
+            )
+            .await
+        }
+    };
+    let status = count(0).await;
+    assert!(
+        status.last_applied.is_some(),
+        "the first apply is stamped: {status:?}"
+    );
+    let stamped = status.last_applied;
+
+    for name in ["fox", "vixen"] {
+        let agent: Agent = serde_json::from_value(json!({
+            "apiVersion": "kgents.io/v1", "kind": "Agent",
+            "metadata": {"name": name},
+            "spec": {"genus": "B", "umwelt": "den"}
+        }))
+        .expect("valid Agent");
+        agents
+            .create(&PostParams::default(), &agent)
+            .await
+            .expect("agent created");
+    }
+    count(2).await;
+    agents
+        .patch(
+            "vixen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"umwelt": null}})),
+        )
+        .await
+        .expect("moved out");
+    count(1).await;
+    agents
+        .delete("fox", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let status = count(0).await;
+    assert_eq!(
+        status.last_applied, stamped,
+        "nothing was re-applied, so lastApplied did not move"
+    );
     controller.stop().await;
 }
