@@ -13,13 +13,14 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, HostPathVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
     PersistentVolumeSpec,
 };
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kgents_core::clock::{Clock, ManualClock};
-use kgents_crds::Memory;
 use kgents_crds::memory::MemoryPhase;
+use kgents_crds::{Agent, Memory};
 use kgents_operator::memory::{self, MemoryOptions};
 use kube::Api;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support_controllers::{Running, eventually, namespace, operator_context};
 
@@ -243,5 +244,71 @@ async fn retention_decides_what_happens_to_the_storage() {
         .await
         .expect("RETAIN storage survives the sweep");
     assert!(kept.metadata.deletion_timestamp.is_none());
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_grants_follow_an_agents_umwelt_at_once() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "memory-grants").await;
+    let ctx = operator_context(testbed, &ns, "memory", memory::required_rules()).await;
+    // The periodic resync (5 minutes) is far beyond the waits below: only the Agent watch can
+    // make the grant follow in time.
+    let controller = Running::start(Arc::new(ctx), memory::run);
+    let admin = testbed.client().await.expect("client");
+    let agents: Api<Agent> = Api::namespaced(admin.clone(), &ns);
+    let memories: Api<Memory> = Api::namespaced(admin.clone(), &ns);
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &ns);
+    let lens: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "lens"},
+        "spec": {"genus": "B"}
+    }))
+    .expect("valid Agent");
+    agents
+        .create(&PostParams::default(), &lens)
+        .await
+        .expect("agent created");
+    let notes: Memory = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Memory",
+        "metadata": {"name": "notes"},
+        "spec": {"owner": "scout", "type": "EPHEMERAL", "sharedWith": ["lens"]}
+    }))
+    .expect("valid Memory");
+    memories
+        .create(&PostParams::default(), &notes)
+        .await
+        .expect("memory created");
+    let reader = memory::reader_role_name("notes");
+    let subject = |wanted: String| {
+        let (bindings, reader) = (bindings.clone(), reader.clone());
+        async move {
+            eventually(
+                &format!("the reader binding to name {wanted}"),
+                Duration::from_secs(20),
+                || async {
+                    let binding = bindings.get(&reader).await.ok()?;
+                    let names: Vec<String> = binding
+                        .subjects
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|s| s.name)
+                        .collect();
+                    (names == [wanted.clone()]).then_some(())
+                },
+            )
+            .await;
+        }
+    };
+    subject("lens".to_owned()).await;
+    agents
+        .patch(
+            "lens",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"umwelt": "den"}})),
+        )
+        .await
+        .expect("umwelt set");
+    subject(kgents_operator::umwelt::service_account_name("den")).await;
     controller.stop().await;
 }
