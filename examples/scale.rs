@@ -54,7 +54,9 @@ struct Args {
     concurrency: usize,
     /// How the direct run writes: `apply` (server-side apply under the operator's field manager,
     /// the operator's own bodies including owner references — the fair ceiling) or `create`
-    /// (POST without owner references, as earlier runs of this benchmark did).
+    /// (POST without owner references, as earlier runs of this benchmark did) or `all-writes`
+    /// (every write the operator path requires — Agent, ServiceAccount, Deployment, Service,
+    /// status — made directly: the operator's overhead rather than the two-object ceiling).
     #[arg(long, value_enum, default_value_t = Baseline::Apply)]
     baseline: Baseline,
     /// Time completion by watching the Deployments and Services too (costs the API server a
@@ -85,6 +87,11 @@ enum Baseline {
     Apply,
     /// POST, no owner references.
     Create,
+    /// Every write the operator path requires, made directly: the Agent (POST), then its
+    /// ServiceAccount, then Deployment and Service at once (server-side apply), then its
+    /// status (server-side apply) — the operator's own overhead over the API server, not a
+    /// ceiling for two objects.
+    AllWrites,
 }
 
 #[tokio::main]
@@ -162,6 +169,10 @@ fn planned(i: usize, namespace: &str, uid: &str, image: &str) -> Result<plan::Ch
     .map_err(|p| anyhow::anyhow!("{}: {}", p.reason, p.message))
 }
 
+fn config_field_manager() -> String {
+    OperatorConfig::default().field_manager
+}
+
 /// A stand-in owner for the direct run's objects: nothing collects garbage on this control
 /// plane, so the reference only gives the bodies the operator's size and shape.
 const DIRECT_OWNER_UID: &str = "00000000-0000-0000-0000-000000000000";
@@ -176,7 +187,7 @@ where
         + std::fmt::Debug,
 {
     match baseline {
-        Baseline::Apply => {
+        Baseline::Apply | Baseline::AllWrites => {
             let name = object.meta().name.clone().unwrap_or_default();
             let params = PatchParams::apply(&OperatorConfig::default().field_manager).force();
             api.patch(&name, &params, &Patch::Apply(&object)).await?;
@@ -202,19 +213,53 @@ async fn direct(
     namespace(client, namespace_name).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace_name);
     let services: Api<Service> = Api::namespaced(client.clone(), namespace_name);
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace_name);
+    let agents: Api<Agent> = Api::namespaced(client.clone(), namespace_name);
     let config = OperatorConfig::default();
     let began = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
             let (deployments, services) = (deployments.clone(), services.clone());
+            let (accounts, agents) = (accounts.clone(), agents.clone());
             let image = config.placeholder_image.clone();
             async move {
-                let children = planned(i, namespace_name, DIRECT_OWNER_UID, &image)?;
+                let all = baseline == Baseline::AllWrites;
+                let uid = if all {
+                    let created = agents.create(&PostParams::default(), &new_agent(i)?).await?;
+                    created.uid().unwrap_or_default()
+                } else {
+                    DIRECT_OWNER_UID.to_owned()
+                };
+                let children = planned(i, namespace_name, &uid, &image)?;
+                if all && let Some(sa) = children.service_account.clone() {
+                    write(&accounts, baseline, sa).await?;
+                }
                 // Both at once, as the operator's reconcile applies them.
                 tokio::try_join!(
-                    write(&deployments, baseline, children.deployment),
+                    write(&deployments, baseline, children.deployment.clone()),
                     write(&services, baseline, children.service),
                 )?;
+                if all {
+                    let name = agent_named(i);
+                    let selector = plan::selector_string(&name);
+                    let input = StatusInput {
+                        generation: Some(1),
+                        desired_replicas: 1,
+                        name: &name,
+                        selector: &selector,
+                        memory: None,
+                        umwelt: None,
+                        realisation: Realisation::Applied {
+                            deployment: Some(&children.deployment),
+                        },
+                    };
+                    let status = agent_status::compute(&input, None, jiff::Timestamp::now());
+                    let body = serde_json::json!({"apiVersion": "kgents.io/v1", "kind": "Agent", "status": status});
+                    let params = PatchParams::apply(&config_field_manager()).force();
+                    agents
+                        .patch_status(&name, &params, &Patch::Apply(&body))
+                        .await?;
+                }
                 Ok::<_, anyhow::Error>(())
             }
         })
