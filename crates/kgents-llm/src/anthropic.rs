@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, Provider, RuntimeOptions};
 use crate::error::{Error, Result};
-use crate::http::{ErrorDetail, HttpTransport, Target, build_http_client, decode};
+use crate::http::{ErrorDetail, HttpTransport, SharedTransport, Target, decode};
 
 /// The API version this client speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -35,8 +35,19 @@ impl std::fmt::Debug for AnthropicClient {
 
 impl AnthropicClient {
     /// A client for `config` (provider `anthropic`, which guarantees a model, an endpoint and
-    /// a key).
+    /// a key) with its own connection pool.
     pub fn new(config: &ModelConfig, options: &RuntimeOptions) -> Result<Self> {
+        Self::with_transport(config, options, &SharedTransport::from_options(options)?)
+    }
+
+    /// A client for `config` whose requests go through `shared`'s connection pool. Its key,
+    /// request timeout, retries and body cap are its own; `options.connect_timeout` is the
+    /// pool's, not this client's.
+    pub fn with_transport(
+        config: &ModelConfig,
+        options: &RuntimeOptions,
+        shared: &SharedTransport,
+    ) -> Result<Self> {
         let wrong = |what: &str| Error::InvalidField {
             field: "provider".to_owned(),
             message: format!("the Anthropic client needs {what}"),
@@ -66,10 +77,9 @@ impl AnthropicClient {
             HeaderName::from_static("anthropic-version"),
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        let client = build_http_client(options)?;
         Ok(AnthropicClient {
             transport: HttpTransport::new(
-                client,
+                shared.client().clone(),
                 &url,
                 headers,
                 HeaderName::from_static("request-id"),

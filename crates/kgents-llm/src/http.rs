@@ -32,18 +32,59 @@ pub fn ensure_crypto_provider() {
     }
 }
 
-/// Builds the reqwest client every HTTP adapter uses.
-pub(crate) fn build_http_client(options: &RuntimeOptions) -> Result<reqwest::Client> {
-    ensure_crypto_provider();
-    reqwest::Client::builder()
-        .user_agent(concat!("kgents/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(options.connect_timeout)
-        // Redirects would resend the API key to wherever they point.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::HttpClient {
-            message: error_chain(&e),
-        })
+/// One HTTP connection pool and TLS configuration that any number of model clients share.
+///
+/// Building a reqwest client (its pool and its rustls configuration with the root
+/// certificates) costs on the order of a hundred KiB; a process that talks to many models —
+/// the operator probes every agent's — builds one `SharedTransport` and passes it to
+/// [`build_client_shared`](crate::build_client_shared). Cloning is cheap (a handle to the
+/// same pool).
+///
+/// Only connection-level settings live here: the user agent, the connect timeout and the
+/// refusal to follow redirects. Everything that belongs to one client stays with that client:
+/// its API key and other headers (sent with each request, never stored in the pool), its
+/// request timeout (set on each request, and it bounds connecting too), its retry policy and
+/// its body cap.
+#[derive(Clone)]
+pub struct SharedTransport {
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for SharedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTransport").finish_non_exhaustive()
+    }
+}
+
+impl SharedTransport {
+    /// A new pool whose connections must be established within `connect_timeout`. Clients
+    /// over it whose request timeout is shorter give up sooner, since the request timeout
+    /// covers connecting.
+    ///
+    /// Fails with [`Error::HttpClient`] only if the TLS backend cannot be initialised.
+    pub fn new(connect_timeout: Duration) -> Result<Self> {
+        ensure_crypto_provider();
+        reqwest::Client::builder()
+            .user_agent(concat!("kgents/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout)
+            // Redirects would resend the API key to wherever they point.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map(|client| SharedTransport { client })
+            .map_err(|e| Error::HttpClient {
+                message: error_chain(&e),
+            })
+    }
+
+    /// A new pool with the connect timeout of `options`.
+    pub fn from_options(options: &RuntimeOptions) -> Result<Self> {
+        Self::new(options.connect_timeout)
+    }
+
+    /// The reqwest client behind the pool.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
 }
 
 /// What a provider's error body says, as far as it could be read.

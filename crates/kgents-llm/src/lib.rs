@@ -8,10 +8,12 @@
 //! | [`openai`] | [`OpenAiClient`]: OpenAI-compatible chat completions (OpenAI, OpenRouter, Ollama, vLLM, llama.cpp) |
 //! | [`claude_cli`] | [`ClaudeCliClient`]: `claude -p` as a subprocess |
 //! | [`retry`] | [`RetryPolicy`], backoff with jitter, `Retry-After` parsing (pure) |
-//! | `http` | the shared HTTP transport: timeouts, retries, body cap, status mapping |
+//! | `http` | the HTTP transport: [`SharedTransport`] (one pool for many clients), timeouts, retries, body cap, status mapping |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
 //!
-//! [`build_client`] turns a [`ModelConfig`] into an `Arc<dyn LlmClient>`. API keys are held as
+//! [`build_client`] turns a [`ModelConfig`] into an `Arc<dyn LlmClient>`;
+//! [`build_client_shared`] does the same over one [`SharedTransport`], so that many clients
+//! share a connection pool and TLS configuration instead of building their own. API keys are held as
 //! [`secrecy::SecretString`], marked sensitive in headers, and never formatted into `Debug`
 //! output, logs or errors.
 //!
@@ -36,7 +38,7 @@ pub use config::{
     UnknownProvider,
 };
 pub use error::{Error, Result};
-pub use http::ensure_crypto_provider;
+pub use http::{SharedTransport, ensure_crypto_provider};
 pub use kgents_probes::{Completion, CompletionRequest, LlmClient, LlmError};
 pub use openai::OpenAiClient;
 pub use retry::RetryPolicy;
@@ -47,7 +49,8 @@ pub fn build_client(config: &ModelConfig) -> Result<Arc<dyn LlmClient>> {
 }
 
 /// Builds the client for `config`: Anthropic, OpenAI-compatible (openai, openrouter, ollama) or
-/// `claude -p`. Provider `none` is [`Error::NoModel`].
+/// `claude -p`. Provider `none` is [`Error::NoModel`]. An HTTP client gets a connection pool
+/// of its own; use [`build_client_shared`] when building many.
 pub fn build_client_with(
     config: &ModelConfig,
     options: &RuntimeOptions,
@@ -56,6 +59,25 @@ pub fn build_client_with(
         Provider::Anthropic => Arc::new(AnthropicClient::new(config, options)?),
         Provider::OpenAi | Provider::OpenRouter | Provider::Ollama => {
             Arc::new(OpenAiClient::new(config, options)?)
+        }
+        Provider::ClaudeCli => Arc::new(ClaudeCliClient::new(config, options)?),
+        Provider::None => return Err(Error::NoModel),
+    })
+}
+
+/// [`build_client_with`] over a connection pool shared with other clients: an HTTP client's
+/// requests go through `shared`, while its key, request timeout, retries and body cap come
+/// from `config` and `options` as usual (`options.connect_timeout` is the pool's instead).
+/// `claude -p` clients have no HTTP transport and ignore `shared`.
+pub fn build_client_shared(
+    config: &ModelConfig,
+    options: &RuntimeOptions,
+    shared: &SharedTransport,
+) -> Result<Arc<dyn LlmClient>> {
+    Ok(match config.provider() {
+        Provider::Anthropic => Arc::new(AnthropicClient::with_transport(config, options, shared)?),
+        Provider::OpenAi | Provider::OpenRouter | Provider::Ollama => {
+            Arc::new(OpenAiClient::with_transport(config, options, shared)?)
         }
         Provider::ClaudeCli => Arc::new(ClaudeCliClient::new(config, options)?),
         Provider::None => return Err(Error::NoModel),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, Provider, RuntimeOptions};
 use crate::error::{Error, Result};
-use crate::http::{ErrorDetail, HttpTransport, Target, body_excerpt, build_http_client, decode};
+use crate::http::{ErrorDetail, HttpTransport, SharedTransport, Target, body_excerpt, decode};
 
 /// Calls a model through an OpenAI-compatible chat completions endpoint.
 #[derive(Clone)]
@@ -33,8 +33,20 @@ impl std::fmt::Debug for OpenAiClient {
 }
 
 impl OpenAiClient {
-    /// A client for `config` (provider `openai`, `openrouter` or `ollama`).
+    /// A client for `config` (provider `openai`, `openrouter` or `ollama`) with its own
+    /// connection pool.
     pub fn new(config: &ModelConfig, options: &RuntimeOptions) -> Result<Self> {
+        Self::with_transport(config, options, &SharedTransport::from_options(options)?)
+    }
+
+    /// A client for `config` whose requests go through `shared`'s connection pool. Its key,
+    /// request timeout, retries and body cap are its own; `options.connect_timeout` is the
+    /// pool's, not this client's.
+    pub fn with_transport(
+        config: &ModelConfig,
+        options: &RuntimeOptions,
+        shared: &SharedTransport,
+    ) -> Result<Self> {
         let wrong = |what: &str| Error::InvalidField {
             field: "provider".to_owned(),
             message: format!("the OpenAI-compatible client needs {what}"),
@@ -65,10 +77,9 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let client = build_http_client(options)?;
         Ok(OpenAiClient {
             transport: HttpTransport::new(
-                client,
+                shared.client().clone(),
                 &url,
                 headers,
                 HeaderName::from_static("x-request-id"),
