@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --example proposal -- approve scale-b-gent -n kgents --comment "checked the budget"
 //! cargo run --example proposal -- reject scale-b-gent -n kgents --reason "not this week"
-//! cargo run --release --example proposal -- latency --clients 20 --seconds 30
+//! cargo run --release --example proposal -- latency --clients 20 --seconds 30 --slices 6
 //! ```
 //!
 //! `approve` and `reject` write to the proposal's status subresource; the approver is who the
@@ -13,9 +13,10 @@
 //!
 //! `latency` starts a private control plane (the testbed; build it once with
 //! `scripts/testbed-build`), then has N clients create proposals as fast as they can for the
-//! given time, first without the webhook and then with it registered (failurePolicy Fail,
-//! served by this process over TLS on 127.0.0.1), and prints p50/p99 of `create` for both and
-//! the p99 the webhook adds. No proposal controller runs in either phase (proposals are only
+//! given time, in a namespace the webhook does not see and in one it gates (failurePolicy Fail,
+//! served by this process over TLS on 127.0.0.1, registered for that namespace only), in
+//! alternating slices so that load from outside the measurement falls on both alike, and
+//! prints p50/p99 of `create` for both and what the webhook adds. No proposal controller runs in either phase (proposals are only
 //! created, never reconciled or executed), so the two phases carry the same other load: the API
 //! server, etcd and the clients, all on this machine. It also prints what splits the added time:
 //! the webhook's connections by protocol, its handler's own p50/p99, and the CPU time each
@@ -70,9 +71,14 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 20)]
         clients: usize,
-        /// Seconds per run.
+        /// Seconds per phase (without and with the webhook).
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Slices each phase is cut into, run alternately (without, with, without, …), so load
+        /// from outside the measurement falls on both phases alike; 1 runs them one after the
+        /// other.
+        #[arg(long, default_value_t = 6)]
+        slices: u32,
     },
 }
 
@@ -106,9 +112,11 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("rejecting proposal {namespace}/{name}"))?;
             println!("proposal {namespace}/{name} rejected by {who}");
         }
-        Command::Latency { clients, seconds } => {
-            latency(clients, Duration::from_secs(seconds)).await?
-        }
+        Command::Latency {
+            clients,
+            seconds,
+            slices,
+        } => latency(clients, Duration::from_secs(seconds), slices.max(1)).await?,
     }
     Ok(())
 }
@@ -175,18 +183,26 @@ fn cpu_sample(testbed: &kgents_testbed::Testbed) -> CpuSample {
     sample
 }
 
-/// CPU milliseconds per create, by process, between two samples.
-fn cpu_per_create(before: CpuSample, after: CpuSample, creates: usize) -> String {
+impl CpuSample {
+    /// Adds the CPU time spent between `before` and `after`.
+    fn add_interval(&mut self, before: CpuSample, after: CpuSample) {
+        self.apiserver += after.apiserver.saturating_sub(before.apiserver);
+        self.etcd += after.etcd.saturating_sub(before.etcd);
+        self.this_process += after.this_process.saturating_sub(before.this_process);
+        self.webhook += after.webhook.saturating_sub(before.webhook);
+    }
+}
+
+/// CPU milliseconds per create, by process, of the CPU time `spent` over `creates`.
+fn cpu_per_create(spent: CpuSample, creates: usize) -> String {
     // Linux reports CPU time in USER_HZ ticks, 100 per second on every mainstream platform.
-    let per = |b: u64, a: u64| (a.saturating_sub(b)) as f64 * 10.0 / creates.max(1) as f64;
-    let webhook = per(before.webhook, after.webhook);
-    let this = per(before.this_process, after.this_process);
+    let per = |ticks: u64| ticks as f64 * 10.0 / creates.max(1) as f64;
     format!(
         "CPU ms/create: apiserver {:.2}, etcd {:.2}, clients {:.2}, webhook {:.2}",
-        per(before.apiserver, after.apiserver),
-        per(before.etcd, after.etcd),
-        this - webhook,
-        webhook,
+        per(spent.apiserver),
+        per(spent.etcd),
+        per(spent.this_process.saturating_sub(spent.webhook)),
+        per(spent.webhook),
     )
 }
 
@@ -238,7 +254,7 @@ async fn hammer(
     Ok((all, failures))
 }
 
-async fn latency(clients: usize, run: Duration) -> Result<()> {
+async fn latency(clients: usize, run: Duration, slices: u32) -> Result<()> {
     eprintln!("starting a private control plane ...");
     let testbed = kgents_testbed::Testbed::builder()
         .start()
@@ -249,11 +265,6 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
     let proposer = proposal::whoami(&admin).await?;
 
     let plain = testbed.create_namespace("latency-plain").await?;
-    let before_plain = cpu_sample(&testbed);
-    let (without, failed_without) =
-        hammer(&testbed, &plain, &proposer, clients, run, "plain").await?;
-    let after_plain = cpu_sample(&testbed);
-
     let gated = testbed.create_namespace("latency-webhook").await?;
     let config = WebhookConfig {
         configuration_name: "kgents-proposals-latency".to_owned(),
@@ -319,10 +330,44 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "the webhook never took effect");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The webhook is registered for the gated namespace only: creates in the plain namespace
+    // never reach it, so both phases run with the same processes up (and the webhook's
+    // informer only sees the gated phase's proposals, whose watch it needs).
     let stats_before = server.stats();
-    let before_gated = cpu_sample(&testbed);
-    let (with, failed_with) = hammer(&testbed, &gated, &proposer, clients, run, "gated").await?;
-    let after_gated = cpu_sample(&testbed);
+    let slice = run / slices;
+    let (mut without, mut failed_without, mut cpu_without) = (Vec::new(), 0, CpuSample::default());
+    let (mut with, mut failed_with, mut cpu_with) = (Vec::new(), 0, CpuSample::default());
+    for index in 0..slices {
+        let before = cpu_sample(&testbed);
+        let (latencies, failed) = hammer(
+            &testbed,
+            &plain,
+            &proposer,
+            clients,
+            slice,
+            &format!("plain{index}"),
+        )
+        .await?;
+        cpu_without.add_interval(before, cpu_sample(&testbed));
+        without.extend(latencies);
+        failed_without += failed;
+
+        let before = cpu_sample(&testbed);
+        let (latencies, failed) = hammer(
+            &testbed,
+            &gated,
+            &proposer,
+            clients,
+            slice,
+            &format!("gated{index}"),
+        )
+        .await?;
+        cpu_with.add_interval(before, cpu_sample(&testbed));
+        with.extend(latencies);
+        failed_with += failed;
+    }
+    without.sort();
+    with.sort();
     let stats = server.stats();
     webhook_runtime.spawn(server.shutdown()).await?;
     // A runtime may not be dropped from async code; it is shut down on a blocking thread.
@@ -339,20 +384,19 @@ async fn latency(clients: usize, run: Duration) -> Result<()> {
         )
     };
     println!(
-        "{clients} clients x {}s, LOW proposals; no proposal controller in either phase \
-         (API server, etcd and clients share this machine's cores in both)",
-        run.as_secs()
+        "{clients} clients x {}s per phase in {slices} alternating slices of {:.1}s, LOW proposals; \
+         no proposal controller in either phase (API server, etcd, clients and webhook share \
+         this machine's cores in both)",
+        run.as_secs(),
+        slice.as_secs_f64(),
     );
     report("without webhook", &without, failed_without);
     println!(
         "                 {}",
-        cpu_per_create(before_plain, after_plain, without.len())
+        cpu_per_create(cpu_without, without.len())
     );
     report("with webhook", &with, failed_with);
-    println!(
-        "                 {}",
-        cpu_per_create(before_gated, after_gated, with.len())
-    );
+    println!("                 {}", cpu_per_create(cpu_with, with.len()));
     println!(
         "webhook adds    p50 {:>7.2} ms, p99 {:>7.2} ms",
         (percentile(&with, 0.50).as_secs_f64() - percentile(&without, 0.50).as_secs_f64()) * 1e3,
