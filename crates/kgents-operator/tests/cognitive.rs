@@ -242,8 +242,17 @@ async fn wrong_answers_degrade_an_agent_and_close_its_gate_until_it_recovers() {
             assert!(note.contains("HEALTHY -> DEGRADED"), "{note}");
             assert!(note.contains("wrong answer"), "{note}");
         } else {
-            // A repeat within minutes is folded into the first Event's series by kube.
+            // The second DEGRADED transition's Event names its own cause (the `1`-prefixed
+            // answers), not the first one's: kube's recorder must not fold it into the first
+            // Event and keep that Event's note.
             wait_event_count(&client, &ns, "thinker", "CognitiveDegraded", 2, WAIT).await;
+            let notes = event_notes(&client, &ns, "thinker", "CognitiveDegraded").await;
+            assert!(
+                notes.iter().any(|n| n.contains("HEALTHY -> DEGRADED")
+                    && n.contains("wrong answer")
+                    && !n.contains("UNHEALTHY")),
+                "{notes:?}"
+            );
         }
 
         fake.set(Behaviour::Correct);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kgents_crds::agent::{AgentSpec, ModelSpec};
-use kgents_llm::{LlmClient, ModelConfig, RetryPolicy, RuntimeOptions};
+use kgents_llm::{LlmClient, ModelConfig, RetryPolicy, RuntimeOptions, SharedTransport};
 use kube::Api;
 use secrecy::SecretString;
 
@@ -191,9 +191,24 @@ pub fn runtime_options(timeout: Duration) -> RuntimeOptions {
     }
 }
 
-/// Builds the model client of a validated configuration.
-pub fn build(config: &ModelConfig, timeout: Duration) -> Result<Arc<dyn LlmClient>, ConfigProblem> {
-    kgents_llm::build_client_with(config, &runtime_options(timeout)).map_err(problem_of)
+/// The connect timeout of the connection pool every probe client shares. A probe's own
+/// timeout (its request timeout) bounds connecting too, so a shorter probe timeout still wins.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection pool and TLS configuration shared by every agent's model client: one per
+/// runner instead of one per agent (each of which costs on the order of 140 KiB).
+pub fn shared_transport() -> Result<SharedTransport, ConfigProblem> {
+    SharedTransport::new(CONNECT_TIMEOUT).map_err(problem_of)
+}
+
+/// Builds the model client of a validated configuration over the runner's `shared` transport;
+/// the key, timeout and (absent) retries are the agent's own.
+pub fn build(
+    config: &ModelConfig,
+    timeout: Duration,
+    shared: &SharedTransport,
+) -> Result<Arc<dyn LlmClient>, ConfigProblem> {
+    kgents_llm::build_client_shared(config, &runtime_options(timeout), shared).map_err(problem_of)
 }
 
 /// Reads the Secret `name` in `namespace`. Not found and forbidden are answers
@@ -243,7 +258,14 @@ mod tests {
         let config = model_config(&s, "hive", &secret(&[("token", b"sk-123")])).expect("valid");
         assert_eq!(config.model(), Some("gpt-4o"));
         assert!(config.api_key().is_some());
-        assert!(build(&config, Duration::from_secs(5)).is_ok());
+        assert!(
+            build(
+                &config,
+                Duration::from_secs(5),
+                &shared_transport().unwrap()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -305,7 +327,7 @@ mod tests {
         ];
         for (spec, read, reason, field) in cases {
             let result = model_config(&spec, "hive", &read).and_then(|c| {
-                build(&c, Duration::from_secs(5)).map(|_| ())?;
+                build(&c, Duration::from_secs(5), &shared_transport()?).map(|_| ())?;
                 Ok(c)
             });
             let problem = result.expect_err(reason);

@@ -25,6 +25,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kgents_crds::Agent;
 use kgents_crds::agent::{self as crd, AgentSpec, HealthSpec};
+use kgents_llm::SharedTransport;
 use kgents_probes::{
     Completion, CompletionRequest, EchoProbe, HealthTracker, JsonProbe, LlmClient, LlmError, Probe,
     ProbeOutcome, ProbeRunner, ReasoningProbe, RunnerConfig, Timer, TrackerConfig, Transition,
@@ -223,6 +224,8 @@ struct RoundJob {
     model: u64,
     cached: Option<CachedClient>,
     reread_secret: bool,
+    /// The connection pool every agent's client shares, or why it could not be built.
+    transport: Result<SharedTransport, ConfigProblem>,
 }
 
 impl RoundJob {
@@ -279,7 +282,10 @@ impl RoundJob {
                     }
                     None => {
                         let built = model::model_config(&self.spec, &self.namespace, &secret)
-                            .and_then(|c| model::build(&c, config.timeout));
+                            .and_then(|c| {
+                                let shared = self.transport.as_ref().map_err(Clone::clone)?;
+                                model::build(&c, config.timeout, shared)
+                            });
                         match built {
                             Ok(client) => CachedClient {
                                 model: self.model,
@@ -357,6 +363,8 @@ pub struct Runner {
     scheduler: Scheduler<Key>,
     epoch: Instant,
     field_manager: String,
+    /// One connection pool and TLS configuration for every agent's model client.
+    transport: Result<SharedTransport, ConfigProblem>,
 }
 
 impl Runner {
@@ -377,6 +385,7 @@ impl Runner {
             scheduler,
             epoch: Instant::now(),
             field_manager,
+            transport: model::shared_transport(),
         }
     }
 
@@ -661,6 +670,7 @@ impl Runner {
                 model: state.model,
                 cached: state.client.clone(),
                 reread_secret,
+                transport: self.transport.clone(),
             };
             let handle = jobs.spawn(job.run());
             ids.insert(handle.id(), key);
@@ -755,8 +765,9 @@ impl Runner {
         let regarding = state.object_ref();
         if let Some(t) = &transition {
             let (type_, reason, note) = verdict::transition_event(t);
+            let action = verdict::event_action(&note);
             self.ctx
-                .event(&regarding, type_, reason, "Probe", note)
+                .event(&regarding, type_, reason, &action, note)
                 .await;
         }
         if new_problem && let Some(problem) = &state.problem {
@@ -765,7 +776,7 @@ impl Runner {
                     &regarding,
                     EventType::Warning,
                     problem.reason,
-                    "Probe",
+                    &verdict::event_action(&problem.message),
                     problem.message.clone(),
                 )
                 .await;
@@ -1232,6 +1243,7 @@ mod tests {
             model: 1,
             cached: None,
             reread_secret: true,
+            transport: runner.transport.clone(),
         };
         let round = async {
             let result = job.run().await;
@@ -1558,6 +1570,7 @@ mod tests {
                 model: 7,
                 cached: cached.clone(),
                 reread_secret: false,
+                transport: runner.transport.clone(),
             };
             let result = job.run().await;
             let RoundOutcome::Probed { outcome, .. } = result.outcome else {

@@ -386,6 +386,23 @@ pub fn transition_event(transition: &Transition) -> (EventType, &'static str, St
     )
 }
 
+/// The Event `action` for an Event of this runner whose note is `note`: `Probe-` and a digest
+/// of the note.
+///
+/// kube's event `Recorder` folds an Event whose (type, reason, action, reporting controller,
+/// regarding, related) equals one it published within the last six minutes into that Event's
+/// series, keeping the FIRST note: with one fixed action, a second DEGRADED transition would
+/// still show the first one's cause. With the note's digest in the action, only a repeat with
+/// the very same note is folded (counted, and its note still true); a transition or problem
+/// with another cause gets an Event of its own. Events stay one per transition or new
+/// problem, never one per probe. Pure and stable across processes (FNV-1a).
+pub fn event_action(note: &str) -> String {
+    let digest = note.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("Probe-{digest:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,6 +690,29 @@ mod tests {
         assert_eq!(type_, EventType::Warning);
         assert_eq!(reason, "CognitiveUnresponsive");
         assert!(note.contains("HEALTHY -> UNRESPONSIVE: test"), "{note}");
+    }
+
+    #[test]
+    fn each_cause_gets_its_own_event_action_and_a_repeat_the_same() {
+        let cause = |reason: &str| {
+            let mut t = transition(CognitiveHealth::Healthy, CognitiveHealth::Degraded);
+            t.reason = reason.to_owned();
+            transition_event(&t).2
+        };
+        let first = cause("latest: wrong answer: expected 12, got \"UNHEALTHY\"");
+        let second = cause("latest: wrong answer: expected 12, got 112");
+        assert_ne!(event_action(&first), event_action(&second));
+        assert_eq!(event_action(&first), event_action(&first.clone()));
+        let action = event_action(&second);
+        assert!(
+            action.starts_with("Probe-") && action.len() <= 128,
+            "{action}"
+        );
+        assert!(
+            action
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        );
     }
 
     fn health_strategy() -> impl Strategy<Value = CognitiveHealth> {
