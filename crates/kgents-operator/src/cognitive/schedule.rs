@@ -273,7 +273,11 @@ impl<K: Ord + Hash + Clone> Scheduler<K> {
         }
         let (due, _) = self.queue.first()?;
         let due = (*due).max(now);
-        Some(due.max(self.budget.next_allowed(due)))
+        // Ask the budget at `now`, never at a future due time: refilling at a future time
+        // would forget starts still inside the window and credit tokens not yet earned, and a
+        // call started before that time (an agent queued meanwhile) would overrun the budget.
+        // The budget only loosens as time passes, so the later of the two is the answer.
+        Some(due.max(self.budget.next_allowed(now)))
     }
 }
 
@@ -319,6 +323,21 @@ mod tests {
         assert!(!budget.try_take(secs(59)));
         assert_eq!(budget.next_allowed(secs(59)), secs(60));
         assert!(budget.try_take(secs(60)));
+    }
+
+    #[test]
+    fn looking_ahead_to_a_later_due_time_does_not_spend_the_future_budget() {
+        let mut s = Scheduler::new(1, 5, Duration::ZERO);
+        s.track("a", Duration::ZERO);
+        assert_eq!(s.start_due(Duration::ZERO).keys, vec!["a"]);
+        s.finish(&"a", secs(100));
+        // The next due time lies past the window of a's start.
+        assert_eq!(s.next_wake(secs(1)), Some(secs(100)));
+        // An agent queued meanwhile still waits for the window of a's start to pass.
+        s.track("c", secs(2));
+        assert!(s.start_due(secs(2)).keys.is_empty());
+        assert_eq!(s.next_wake(secs(2)), Some(secs(60)));
+        assert_eq!(s.start_due(secs(60)).keys, vec!["c"]);
     }
 
     #[test]
