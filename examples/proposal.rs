@@ -5,6 +5,7 @@
 //! cargo run --example proposal -- approve scale-b-gent -n kgents --comment "checked the budget"
 //! cargo run --example proposal -- reject scale-b-gent -n kgents --reason "not this week"
 //! cargo run --release --example proposal -- latency --clients 20 --seconds 30 --slices 6
+//! cargo run --release --example proposal -- latency --rate 100
 //! ```
 //!
 //! `approve` and `reject` write to the proposal's status subresource; the approver is who the
@@ -21,6 +22,13 @@
 //! server, etcd and the clients, all on this machine. It also prints what splits the added time:
 //! the webhook's connections by protocol, its handler's own p50/p99, and the CPU time each
 //! process (API server, etcd, the clients, the webhook on its own threads) spent per create.
+//!
+//! As fast as they can, the clients saturate the machine, and what the webhook adds then is
+//! mostly lost capacity. `--rate R` drives creates open-loop at R per second instead (below
+//! saturation): each create is started at its scheduled instant whether or not earlier ones
+//! have finished, over a pool of `--clients` API clients, and its latency is counted from that
+//! scheduled instant, so queueing shows in the figures rather than slowing the senders
+//! (coordinated omission).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +87,10 @@ enum Command {
         /// other.
         #[arg(long, default_value_t = 6)]
         slices: u32,
+        /// Creates per second, started at fixed intervals whatever the completions (open loop,
+        /// latency from the scheduled start); without it the clients create back to back.
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -116,7 +128,22 @@ async fn main() -> Result<()> {
             clients,
             seconds,
             slices,
-        } => latency(clients, Duration::from_secs(seconds), slices.max(1)).await?,
+            rate,
+        } => {
+            if let Some(rate) = rate {
+                anyhow::ensure!(
+                    rate.is_finite() && rate > 0.0,
+                    "--rate must be a positive number of creates per second, not {rate}"
+                );
+            }
+            latency(
+                clients.max(1),
+                Duration::from_secs(seconds),
+                slices.max(1),
+                rate,
+            )
+            .await?
+        }
     }
     Ok(())
 }
@@ -206,6 +233,92 @@ fn cpu_per_create(spent: CpuSample, creates: usize) -> String {
     )
 }
 
+/// A LOW (scale) proposal named `name` by `proposer` against agent `agent`.
+fn low_proposal(name: String, proposer: &str, agent: String) -> Proposal {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "kgents.io/v1", "kind": "Proposal",
+        "metadata": {"name": name},
+        "spec": {"proposer": proposer, "changeType": "AGENT_SCALE",
+            "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": agent},
+            "patch": {"type": "merge", "content": "{\"spec\":{\"replicas\":2}}"}},
+    }))
+    .expect("valid proposal")
+}
+
+/// How creates are driven in each slice.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// `clients` tasks, each creating back to back.
+    Saturate { clients: usize },
+    /// `per_second` creates started at fixed intervals over a pool of `clients` API clients.
+    Rate { clients: usize, per_second: f64 },
+}
+
+/// Runs one slice of `load` in `namespace` for `run`; the latencies and the failure count.
+async fn drive(
+    testbed: &kgents_testbed::Testbed,
+    namespace: &str,
+    proposer: &str,
+    load: Load,
+    run: Duration,
+    tag: &str,
+) -> Result<(Vec<Duration>, usize)> {
+    match load {
+        Load::Saturate { clients } => hammer(testbed, namespace, proposer, clients, run, tag).await,
+        Load::Rate {
+            clients,
+            per_second,
+        } => open_loop(testbed, namespace, proposer, clients, per_second, run, tag).await,
+    }
+}
+
+/// Creates LOW proposals in `namespace` open-loop: the k-th is started at `start + k / rate`
+/// (a late scheduler catches up at once rather than skipping), for `run`, over `clients` API
+/// clients in turn. Latency runs from the scheduled instant, not the actual send, so a
+/// backlog counts against the latency instead of quietly lowering the rate.
+async fn open_loop(
+    testbed: &kgents_testbed::Testbed,
+    namespace: &str,
+    proposer: &str,
+    clients: usize,
+    rate: f64,
+    run: Duration,
+    tag: &str,
+) -> Result<(Vec<Duration>, usize)> {
+    let mut apis: Vec<Api<Proposal>> = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        apis.push(Api::namespaced(testbed.client().await?, namespace));
+    }
+    let count = (run.as_secs_f64() * rate).floor() as u64;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count as usize);
+    for n in 0..count {
+        let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(scheduled).await;
+        let api = apis[n as usize % clients].clone();
+        let proposal = low_proposal(
+            format!("{tag}-{n}"),
+            proposer,
+            format!("agent-{}", n as usize % clients),
+        );
+        tasks.push(tokio::spawn(async move {
+            api.create(&PostParams::default(), &proposal)
+                .await
+                .map(|_| scheduled.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut failures = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(latency) => latencies.push(latency),
+            Err(_) => failures += 1,
+        }
+    }
+    latencies.sort();
+    Ok((latencies, failures))
+}
+
 /// `clients` tasks creating LOW proposals in `namespace` for `run`; the sorted latencies.
 async fn hammer(
     testbed: &kgents_testbed::Testbed,
@@ -225,14 +338,11 @@ async fn hammer(
             let deadline = Instant::now() + run;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let proposal: Proposal = serde_json::from_value(serde_json::json!({
-                    "apiVersion": "kgents.io/v1", "kind": "Proposal",
-                    "metadata": {"name": format!("{tag}-{client_index}-{n}")},
-                    "spec": {"proposer": proposer, "changeType": "AGENT_SCALE",
-                        "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": format!("agent-{client_index}")},
-                        "patch": {"type": "merge", "content": "{\"spec\":{\"replicas\":2}}"}},
-                }))
-                .expect("valid proposal");
+                let proposal = low_proposal(
+                    format!("{tag}-{client_index}-{n}"),
+                    &proposer,
+                    format!("agent-{client_index}"),
+                );
                 n += 1;
                 let started = Instant::now();
                 match api.create(&PostParams::default(), &proposal).await {
@@ -254,7 +364,14 @@ async fn hammer(
     Ok((all, failures))
 }
 
-async fn latency(clients: usize, run: Duration, slices: u32) -> Result<()> {
+async fn latency(clients: usize, run: Duration, slices: u32, rate: Option<f64>) -> Result<()> {
+    let load = match rate {
+        Some(per_second) => Load::Rate {
+            clients,
+            per_second,
+        },
+        None => Load::Saturate { clients },
+    };
     eprintln!("starting a private control plane ...");
     let testbed = kgents_testbed::Testbed::builder()
         .start()
@@ -339,11 +456,11 @@ async fn latency(clients: usize, run: Duration, slices: u32) -> Result<()> {
     let (mut with, mut failed_with, mut cpu_with) = (Vec::new(), 0, CpuSample::default());
     for index in 0..slices {
         let before = cpu_sample(&testbed);
-        let (latencies, failed) = hammer(
+        let (latencies, failed) = drive(
             &testbed,
             &plain,
             &proposer,
-            clients,
+            load,
             slice,
             &format!("plain{index}"),
         )
@@ -353,11 +470,11 @@ async fn latency(clients: usize, run: Duration, slices: u32) -> Result<()> {
         failed_without += failed;
 
         let before = cpu_sample(&testbed);
-        let (latencies, failed) = hammer(
+        let (latencies, failed) = drive(
             &testbed,
             &gated,
             &proposer,
-            clients,
+            load,
             slice,
             &format!("gated{index}"),
         )
@@ -383,8 +500,18 @@ async fn latency(clients: usize, run: Duration, slices: u32) -> Result<()> {
             percentile(l, 0.99).as_secs_f64() * 1e3,
         )
     };
+    let driven = match load {
+        Load::Saturate { clients } => format!("{clients} clients back to back"),
+        Load::Rate {
+            clients,
+            per_second,
+        } => format!(
+            "open loop at {per_second} creates/s over {clients} API clients, latency from the \
+             scheduled start"
+        ),
+    };
     println!(
-        "{clients} clients x {}s per phase in {slices} alternating slices of {:.1}s, LOW proposals; \
+        "{driven}, {}s per phase in {slices} alternating slices of {:.1}s, LOW proposals; \
          no proposal controller in either phase (API server, etcd, clients and webhook share \
          this machine's cores in both)",
         run.as_secs(),
