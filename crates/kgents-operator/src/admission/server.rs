@@ -798,7 +798,9 @@ pub async fn serve(
             call: "initial list of proposals for the admission ledger",
             budget: Duration::from_secs(30),
         })?
-        .map_err(|e| tls_error(format!("the proposal informer stopped: {e}")))?;
+        // The reflector's writer went away before the first list completed: the informer task
+        // ended, which is a stopped component, not a certificate problem.
+        .map_err(|_| Error::ControllerStopped("admission ledger"))?;
 
     let shared = Arc::new(Shared {
         policy: RwLock::new(Arc::new(load_policy(&client, &config).await?)),
