@@ -188,8 +188,8 @@ pub(crate) fn classify(
                  base URL (e.g. https://host/v1 for OpenAI-compatible servers)"
             ),
         }),
-        400 | 404 | 422 if detail.names_missing_model() => Step::Fail(LlmError::Provider {
-            status: Some(status),
+        400 | 404 | 422 if detail.names_missing_model() => Step::Fail(LlmError::ModelNotFound {
+            model: model.to_owned(),
             message: format!(
                 "model '{model}' does not exist at {provider}{said}{rid}; check the model name \
                  as the provider spells it"
@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn missing_models_are_told_apart_from_missing_endpoints() {
-        let Step::Fail(LlmError::Provider { message, .. }) = classify(
+        let Step::Fail(LlmError::ModelNotFound { model, message }) = classify(
             404,
             None,
             &detail(Some("not_found_error"), None, "model: claude-x"),
@@ -568,6 +568,7 @@ mod tests {
         ) else {
             panic!("404 must fail");
         };
+        assert_eq!(model, "claude-x");
         assert!(
             message.contains("model 'claude-x' does not exist"),
             "{message}"
@@ -588,7 +589,7 @@ mod tests {
         let openrouter = detail(None, None, "foo/bar is not a valid model ID");
         assert!(matches!(
             classify(400, None, &openrouter, TARGET, None),
-            Step::Fail(LlmError::Provider { message, .. }) if message.contains("does not exist")
+            Step::Fail(LlmError::ModelNotFound { message, .. }) if message.contains("does not exist")
         ));
         let openai = detail(Some("invalid_request_error"), Some("model_not_found"), "x");
         assert!(openai.names_missing_model());

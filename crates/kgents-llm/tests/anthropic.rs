@@ -273,10 +273,10 @@ async fn unknown_model_is_named() {
     )])
     .await;
     let e = fails(&server, &fast_options()).await;
-    let LlmError::Provider { status, message } = &e else {
-        panic!("expected Provider, got {e:?}");
+    let LlmError::ModelNotFound { model, message } = &e else {
+        panic!("expected ModelNotFound, got {e:?}");
     };
-    assert_eq!(*status, Some(404));
+    assert_eq!(model, "claude-test-1");
     assert!(
         message.contains("model 'claude-test-1' does not exist"),
         "{message}"

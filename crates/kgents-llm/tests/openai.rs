@@ -154,8 +154,8 @@ async fn ollama_is_reached_through_its_v1_api_and_names_a_missing_model() {
 
     let e = client.complete(&request()).await.unwrap_err();
     assert!(
-        matches!(&e, LlmError::Provider { status: Some(404), message }
-            if message.contains("model 'test-model' does not exist") && message.contains("try pulling it")),
+        matches!(&e, LlmError::ModelNotFound { model, message } if model == "test-model"
+            && message.contains("model 'test-model' does not exist") && message.contains("try pulling it")),
         "{e:?}"
     );
 }
@@ -173,7 +173,7 @@ async fn openai_unknown_model_is_named() {
     .await;
     let e = fails(&openai(&server.base)).await;
     assert!(
-        matches!(&e, LlmError::Provider { status: Some(404), message } if message.contains("does not exist at openai")),
+        matches!(&e, LlmError::ModelNotFound { message, .. } if message.contains("does not exist at openai")),
         "{e:?}"
     );
     assert_eq!(server.hits(), 1);
@@ -188,7 +188,7 @@ async fn vllm_unknown_model_is_named() {
     .await;
     let e = fails(&openai(&server.base)).await;
     assert!(
-        matches!(&e, LlmError::Provider { status: Some(404), message } if message.contains("model 'test-model' does not exist")),
+        matches!(&e, LlmError::ModelNotFound { message, .. } if message.contains("model 'test-model' does not exist")),
         "{e:?}"
     );
 }

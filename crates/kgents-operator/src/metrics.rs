@@ -135,7 +135,7 @@ impl Metrics {
         );
         registry.register(
             "probe_failures",
-            "Cognitive probe rounds that did not pass, by reason (slow, wrong_answer, timeout, transport, rate_limited, auth, provider, bad_response, config)",
+            "Cognitive probe rounds that did not pass, by reason (slow, wrong_answer, timeout, transport, rate_limited, auth, provider, model_not_found, bad_response, config)",
             probe_failures.clone(),
         );
         registry.register(

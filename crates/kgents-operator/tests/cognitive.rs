@@ -527,8 +527,9 @@ async fn each_agent_calls_the_wire_format_of_its_provider() {
 
 /// Bad model configuration — a missing Secret, a Secret without the key, an endpoint that is
 /// not a URL — gives CognitiveReady False with a reason and a message naming the field, a
-/// Warning Event, a closed gate and no model call; an unknown provider is refused by the API
-/// server on the field. Another agent in the namespace stays HEALTHY, and fixing the input
+/// Warning Event, a closed gate and no model call; a model the provider does not serve gives
+/// `ModelNotFound` on `spec.model.name` until it appears; an unknown provider is refused by the
+/// API server on the field. Another agent in the namespace stays HEALTHY, and fixing the input
 /// (creating the Secret) brings the agent up without a restart of anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
@@ -542,6 +543,9 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
     let mut no_secret = probed_agent("no-secret", "openai", &fake.endpoint(), 1, json!({}));
     let mut no_key = probed_agent("no-key", "openai", &fake.endpoint(), 0, json!({}));
     let mut bad_endpoint = probed_agent("bad-endpoint", "openai", "not a url", 0, json!({}));
+    // Its model name is its own name, which the fake does not serve until told to.
+    fake.forget("no-model");
+    let no_model = probed_agent("no-model", "openai", &fake.endpoint(), 1, json!({}));
     if let Some(model) = no_secret.spec.model.as_mut() {
         model.secret_ref.as_mut().expect("secretRef").name = "missing".to_owned();
     }
@@ -551,7 +555,7 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
     if let Some(model) = bad_endpoint.spec.model.as_mut() {
         model.secret_ref = None;
     }
-    for agent in [&no_secret, &no_key, &bad_endpoint] {
+    for agent in [&no_secret, &no_key, &bad_endpoint, &no_model] {
         create(&agents, agent).await;
     }
     create(
@@ -590,6 +594,7 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
         ("no-secret", "SecretNotFound", "spec.model.secretRef.name"),
         ("no-key", "SecretKeyNotFound", "spec.model.secretRef.key"),
         ("bad-endpoint", "InvalidEndpoint", "spec.model.endpoint"),
+        ("no-model", "ModelNotFound", "spec.model.name"),
     ] {
         let condition = eventually(
             &format!("CognitiveReady False/{reason} on Agent {name}"),
@@ -615,6 +620,20 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
     assert_eq!(fake.calls_for("no-secret"), 0);
     assert_eq!(fake.calls_for("no-key"), 0);
     assert_eq!(fake.rejected(), 0, "no call went out without the key");
+    let no_model_agent = agents.get("no-model").await.expect("get no-model");
+    assert_ne!(
+        no_model_agent.status.and_then(|s| s.cognitive_health),
+        Some(CognitiveHealth::Unresponsive),
+        "a missing model is a configuration fault, not an unresponsive model"
+    );
+    wait_pods(&pods, "no-model", 1, "gate False, not Ready", WAIT, |p| {
+        gate_and_ready_are(p, "False")
+    })
+    .await;
+
+    // The model appears on the server: the next round finds it, without a change to the Agent.
+    fake.learn("no-model");
+    wait_health(&agents, "no-model", CognitiveHealth::Healthy, WAIT).await;
 
     // The fix: the Secret appears, and the agent is probed and becomes HEALTHY.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);

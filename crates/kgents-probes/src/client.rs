@@ -75,6 +75,16 @@ pub enum LlmError {
         /// What the provider said.
         message: String,
     },
+    /// The provider says the model asked for does not exist. Unlike the other kinds this is a
+    /// fault of the configuration (the agent's `spec.model.name`), not of the model, and callers
+    /// that know the configuration report it as such.
+    #[error("{message}")]
+    ModelNotFound {
+        /// The model name that was asked for.
+        model: String,
+        /// What the provider said, and what to check.
+        message: String,
+    },
     /// The runtime answered, but not in a shape the adapter could read.
     #[error("unreadable response from the runtime: {message}")]
     BadResponse {

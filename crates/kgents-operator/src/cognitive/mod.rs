@@ -70,7 +70,10 @@
 //! or no `spec.model` at all: the agent is not probed, its `CognitiveReady` is False with a
 //! reason and a message naming the field (e.g. `spec.model.secretRef.key`), its pods' gate is
 //! False, a Warning Event says what to fix, and the configuration is checked again every
-//! interval. Other agents are unaffected.
+//! interval. Other agents are unaffected. A model that the provider says does not exist is the
+//! same kind of fault: reason `ModelNotFound`, message starting `spec.model.name:` with the
+//! provider's words; the tracker is not fed (the model was never judged), and the next round
+//! asks again, so a model pulled or deployed later is picked up without a change to the Agent.
 //!
 //! # Leadership
 //!

@@ -82,10 +82,11 @@ impl Timer for TokioTimer {
     }
 }
 
-/// Wraps a model client to remember why its last call failed (for the failure metric).
+/// Wraps a model client to remember why its last call failed: the failure metric's label, and
+/// a missing model, which is reported as a configuration problem rather than as a sick model.
 struct Recording {
     inner: Arc<dyn LlmClient>,
-    failure: Mutex<Option<&'static str>>,
+    failure: Mutex<Option<LlmError>>,
 }
 
 #[async_trait]
@@ -93,17 +94,22 @@ impl LlmClient for Recording {
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, LlmError> {
         let result = self.inner.complete(request).await;
         if let Err(error) = &result {
-            let kind = match error {
-                LlmError::Timeout { .. } => "timeout",
-                LlmError::Transport { .. } => "transport",
-                LlmError::RateLimited { .. } => "rate_limited",
-                LlmError::Auth { .. } => "auth",
-                LlmError::Provider { .. } => "provider",
-                LlmError::BadResponse { .. } => "bad_response",
-            };
-            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
         }
         result
+    }
+}
+
+/// The failure metric's label for a model error.
+fn error_label(error: &LlmError) -> &'static str {
+    match error {
+        LlmError::Timeout { .. } => "timeout",
+        LlmError::Transport { .. } => "transport",
+        LlmError::RateLimited { .. } => "rate_limited",
+        LlmError::Auth { .. } => "auth",
+        LlmError::Provider { .. } => "provider",
+        LlmError::ModelNotFound { .. } => "model_not_found",
+        LlmError::BadResponse { .. } => "bad_response",
     }
 }
 
@@ -199,6 +205,9 @@ pub enum RoundOutcome {
     },
     /// The configuration is wrong; no call was made.
     Problem(ConfigProblem),
+    /// The model was called and the provider said the configuration is wrong (the model named
+    /// in `spec.model.name` does not exist). Not a health verdict: the tracker is not fed.
+    Refused(ConfigProblem),
     /// Reading the Secret failed for a reason that may pass (API server unreachable, ...).
     Retry(String),
 }
@@ -324,7 +333,22 @@ impl RoundJob {
         };
         let mut rng = StdRng::seed_from_u64(seed(&self.uid, self.round));
         let outcome = runner.run(probe.as_ref(), &mut rng).await;
-        let failure = *recording.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let error = recording
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(LlmError::ModelNotFound { message, .. }) = &error {
+            return (
+                Some(cached),
+                RoundOutcome::Refused(ConfigProblem {
+                    reason: "ModelNotFound",
+                    field: "spec.model.name".to_owned(),
+                    message: format!("spec.model.name: {message}"),
+                }),
+            );
+        }
+        let failure = error.as_ref().map(error_label);
         (Some(cached), RoundOutcome::Probed { outcome, failure })
     }
 }
@@ -731,6 +755,21 @@ impl Runner {
                 metrics.probe_failed("config");
                 state.client = None;
                 let new = state.problem.as_ref() != Some(&problem);
+                state.problem = Some(problem);
+                (None, new)
+            }
+            RoundOutcome::Refused(problem) => {
+                metrics.probe_called(verdict::kind_name(result.kind));
+                metrics.probe_failed("model_not_found");
+                // The client is sound; the next round asks again, for the model may appear
+                // (an Ollama pull, a deployment rolled out on a vLLM server).
+                state.client = result.client;
+                // The provider's words carry a request id that differs on every call: only a
+                // change of reason or field is news worth another Event.
+                let new = state
+                    .problem
+                    .as_ref()
+                    .is_none_or(|p| p.reason != problem.reason || p.field != problem.field);
                 state.problem = Some(problem);
                 (None, new)
             }
@@ -1217,34 +1256,52 @@ mod tests {
         tokio::join!(adopt, script);
     }
 
-    #[tokio::test]
-    async fn a_missing_secret_is_named_and_no_model_is_called() {
-        let (mut runner, mut h) = harness();
+    /// `hive/scout` (safe mode on) with one pod, adopted by the runner, its gate closed as the
+    /// watch would report it after the adoption.
+    async fn adopted_scout(runner: &mut Runner, h: &mut Harness) -> Agent {
         let stored = agent(true);
         h.agents
             .apply_watcher_event(&watcher::Event::Apply(stored.clone()));
         h.pods
             .apply_watcher_event(&watcher::Event::Apply(pod("scout-1")));
-        adopt(&mut runner, &mut h, &stored, 1).await;
-        // The gate the adoption set, as the watch would report it.
+        adopt(runner, h, &stored, 1).await;
         h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
             pod("scout-1"),
             "False",
             "AwaitingFirstProbe",
         )));
-        let job = RoundJob {
+        stored
+    }
+
+    /// Round `round` of `hive/scout` with `spec`, reusing `cached` when it was built for the
+    /// same model (fingerprint 1).
+    fn scout_round(
+        runner: &Runner,
+        spec: &AgentSpec,
+        round: u64,
+        cached: Option<CachedClient>,
+        reread_secret: bool,
+    ) -> RoundJob {
+        RoundJob {
             ctx: runner.ctx.clone(),
             key: "hive/scout".to_owned(),
             namespace: "hive".to_owned(),
             uid: "uid-scout".to_owned(),
-            round: 0,
-            spec: stored.spec.clone(),
-            health: stored.spec.health.clone().expect("health"),
+            round,
+            spec: spec.clone(),
+            health: spec.health.clone().expect("health"),
             model: 1,
-            cached: None,
-            reread_secret: true,
+            cached,
+            reread_secret,
             transport: runner.transport.clone(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_named_and_no_model_is_called() {
+        let (mut runner, mut h) = harness();
+        let stored = adopted_scout(&mut runner, &mut h).await;
+        let job = scout_round(&runner, &stored.spec, 0, None, true);
         let round = async {
             let result = job.run().await;
             assert!(
@@ -1296,6 +1353,112 @@ mod tests {
         assert!(
             !metrics.contains("kgents_probe_calls_total{"),
             "no model call: {metrics}"
+        );
+    }
+
+    /// A model client whose provider says every model is missing, counting its calls.
+    struct MissingModel {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl LlmClient for MissingModel {
+        async fn complete(&self, _: &CompletionRequest) -> Result<Completion, LlmError> {
+            let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(LlmError::ModelNotFound {
+                model: "fake".to_owned(),
+                message: format!(
+                    "model 'fake' does not exist at openai: The model `fake` does not exist \
+                     (request id req_{call}); check the model name as the provider spells it"
+                ),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_model_is_named_as_configuration_and_asked_for_again() {
+        let (mut runner, mut h) = harness();
+        let stored = adopted_scout(&mut runner, &mut h).await;
+        let model = Arc::new(MissingModel {
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let cached = CachedClient {
+            model: 1,
+            built_from: 1,
+            client: model.clone(),
+            secret_read_at: Instant::now(),
+        };
+        let job = scout_round(&runner, &stored.spec, 0, Some(cached), false);
+        let round = async {
+            let result = job.run().await;
+            assert!(
+                matches!(&result.outcome, RoundOutcome::Refused(p) if p.reason == "ModelNotFound"),
+                "a missing model is the configuration's fault, not the model's"
+            );
+            runner.round_finished(result).await;
+        };
+        let script = async {
+            // No Secret read: the cached client is used as it is.
+            let event = echo(&mut h).await;
+            assert!(
+                event.is("POST", "/apis/events.k8s.io/v1/namespaces/hive/events"),
+                "{event:?}"
+            );
+            assert_eq!(event.body["type"], "Warning");
+            assert_eq!(event.body["reason"], "ModelNotFound");
+            assert!(
+                event.body["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("spec.model.name: model 'fake' does not exist at openai"),
+                "{event:?}"
+            );
+            let status = answer_status(&mut h, &stored).await;
+            let condition = &status.body["status"]["conditions"][0];
+            assert_eq!(condition["status"], "False");
+            assert_eq!(condition["reason"], "ModelNotFound");
+            assert!(
+                status.body["status"].get("cognitiveHealth").is_none()
+                    || status.body["status"]["cognitiveHealth"] != "UNRESPONSIVE",
+                "the model was never judged: {status:?}"
+            );
+            let gate = echo(&mut h).await;
+            assert_eq!(
+                gate.body["status"]["conditions"][0]["reason"],
+                "ModelNotFound"
+            );
+            silence(&mut h).await;
+        };
+        tokio::join!(round, script);
+        let state = runner.states.get("hive/scout").expect("still probed");
+        let kept = state.client.clone();
+        assert!(
+            kept.is_some(),
+            "the client is kept, so the next round asks the provider again"
+        );
+
+        // The next round asks again and hears the same with another request id: no new Event,
+        // no write (the pod as the watch reports it after the gate patch).
+        h.pods.apply_watcher_event(&watcher::Event::Apply(with_gate(
+            pod("scout-1"),
+            "False",
+            "ModelNotFound",
+        )));
+        let job = scout_round(&runner, &stored.spec, 1, kept, false);
+        let round = async {
+            let result = job.run().await;
+            runner.round_finished(result).await;
+        };
+        tokio::join!(round, silence(&mut h));
+        assert_eq!(model.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let metrics = runner.ctx.metrics.encode();
+        assert!(
+            metrics.contains(r#"kgents_probe_failures_total{reason="model_not_found"} 2"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"kgents_probe_calls_total{kind="reasoning"} 2"#),
+            "the calls were made and count: {metrics}"
         );
     }
 
@@ -1559,19 +1722,7 @@ mod tests {
         let started_cpu = cpu_ticks().expect("/proc/self/stat");
         let started = std::time::Instant::now();
         for round in 0..ROUNDS {
-            let job = RoundJob {
-                ctx: runner.ctx.clone(),
-                key: "hive/scout".to_owned(),
-                namespace: "hive".to_owned(),
-                uid: "uid-scout".to_owned(),
-                round,
-                spec: stored.spec.clone(),
-                health: health.clone(),
-                model: 7,
-                cached: cached.clone(),
-                reread_secret: false,
-                transport: runner.transport.clone(),
-            };
+            let job = scout_round(&runner, &stored.spec, round, cached.clone(), false);
             let result = job.run().await;
             let RoundOutcome::Probed { outcome, .. } = result.outcome else {
                 panic!("round {round} made no call");

@@ -8,13 +8,16 @@
 //! with its arrival time and the model name it asked for, so a test can count the calls of
 //! one agent (tests give each agent its own model name) and the call rate over a window.
 //! Requests of the other wire format, to another path, or without the expected key are
-//! answered 404 / 401 and counted as rejected, not as calls.
+//! answered 404 / 401 and counted as rejected, not as calls. A model the test has declared
+//! unknown ([`FakeModel::forget`]) is answered with the provider's own "model not found" error
+//! (OpenAI's 404 `model_not_found`, Anthropic's 404 `not_found_error`), counted as a call.
 //!
 //! A small HTTP/1.1 server on tokio alone (keep-alive, Content-Length bodies — what the model
 //! clients send), so the same file serves the operator's tests and the `probes` example.
 
 #![allow(dead_code)] // the tests and the example use different parts
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,6 +97,8 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     calls: Mutex<Vec<Call>>,
     rejected: AtomicUsize,
+    /// Model names answered with "model not found".
+    unknown_models: Mutex<HashSet<String>>,
 }
 
 /// A running fake model; stops when dropped.
@@ -122,6 +127,7 @@ impl FakeModel {
             behaviour: Mutex::new(Behaviour::Correct),
             calls: Mutex::new(Vec::new()),
             rejected: AtomicUsize::new(0),
+            unknown_models: Mutex::new(HashSet::new()),
         });
         let serving = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -153,6 +159,20 @@ impl FakeModel {
     /// Switches how it answers from the next request on.
     pub fn set(&self, behaviour: Behaviour) {
         *self.shared.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// From the next request on, answers requests for `model` with "model not found".
+    pub fn forget(&self, model: &str) {
+        self.shared
+            .unknown_models
+            .lock()
+            .unwrap()
+            .insert(model.to_owned());
+    }
+
+    /// From the next request on, serves `model` again (the model was pulled or deployed).
+    pub fn learn(&self, model: &str) {
+        self.shared.unknown_models.lock().unwrap().remove(model);
     }
 
     /// Every accepted call so far.
@@ -296,6 +316,19 @@ fn error_body(wire: Wire, kind: &str, message: &str) -> serde_json::Value {
     }
 }
 
+/// The provider's error body for a model it does not serve, as each API words it.
+fn model_not_found_body(wire: Wire, model: &str) -> serde_json::Value {
+    match wire {
+        Wire::OpenAi => serde_json::json!({"error": {
+            "message": format!("The model `{model}` does not exist or you do not have access to it."),
+            "type": "invalid_request_error", "param": null, "code": "model_not_found",
+        }}),
+        Wire::Anthropic => serde_json::json!({"type": "error", "error": {
+            "type": "not_found_error", "message": format!("model: {model}"),
+        }}),
+    }
+}
+
 /// The model name and the user message of a request body of `wire`.
 fn model_and_prompt(wire: Wire, body: &[u8]) -> Option<(String, String)> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -389,6 +422,18 @@ async fn serve_connection(mut socket: TcpStream, shared: Arc<Shared>) {
             model: model.clone(),
             kind,
         });
+        if shared.unknown_models.lock().unwrap().contains(&model) {
+            if !respond(
+                &mut socket,
+                "404 Not Found",
+                &model_not_found_body(wire, &model),
+            )
+            .await
+            {
+                return;
+            }
+            continue;
+        }
         let behaviour = *shared.behaviour.lock().unwrap();
         let correct = correct.unwrap_or_else(|| "I do not understand the question".to_owned());
         let text = match behaviour {
