@@ -4,10 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kgents_core::clock::{Clock, SystemClock};
-use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource};
 
 use crate::leader::LeaderState;
 use crate::metrics::Metrics;
@@ -148,6 +149,18 @@ impl Context {
     pub fn with_leader(mut self, leader: LeaderState) -> Self {
         self.leader = leader;
         self
+    }
+
+    /// An API of namespaced kind `K` over what the operator watches: the namespace of
+    /// [`OperatorConfig::namespace`] when it is set, every namespace otherwise.
+    pub fn scoped<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.config.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
     }
 
     /// Runs one API call under the configured budget.

@@ -704,10 +704,7 @@ pub async fn sweep_once(ctx: &Context) -> Result<Option<Timestamp>> {
     if !ctx.leader.is_leader() {
         return Ok(None);
     }
-    let api: Api<PersistentVolumeClaim> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<PersistentVolumeClaim> = ctx.scoped();
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{COMPOST_LABEL}=true");
     let claims = ctx
         .api(
@@ -856,32 +853,17 @@ pub async fn run_with(
         }
     };
 
-    let client = ctx.client.clone();
-    let (memories, claims, config_maps, roles, bindings) = match &ctx.config.namespace {
-        Some(ns) => (
-            Api::<Memory>::namespaced(client.clone(), ns),
-            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
-            Api::<ConfigMap>::namespaced(client.clone(), ns),
-            Api::<Role>::namespaced(client.clone(), ns),
-            Api::<RoleBinding>::namespaced(client, ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
+    let memories = ctx.scoped::<Memory>();
+    let claims = ctx.scoped::<PersistentVolumeClaim>();
+    let config_maps = ctx.scoped::<ConfigMap>();
+    let roles = ctx.scoped::<Role>();
+    let bindings = ctx.scoped::<RoleBinding>();
     let children = watcher::Config::default()
         .labels(&format!(
             "{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}=memory"
         ))
         .any_semantic();
-    let agents: Api<Agent> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let agents: Api<Agent> = ctx.scoped();
     let controller = Controller::new(memories, watcher::Config::default().any_semantic());
     // An Agent that changes the account it runs as (its Umwelt) has the Memories that grant
     // it access re-granted at once, not at the next resync.

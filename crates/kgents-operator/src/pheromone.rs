@@ -262,10 +262,7 @@ pub fn required_rules() -> Vec<PolicyRule> {
 
 /// Runs the Pheromone controller until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let api: Api<Pheromone> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<Pheromone> = ctx.scoped();
     Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(support::sync_signal(shutdown))

@@ -523,24 +523,11 @@ pub fn required_rules() -> Vec<PolicyRule> {
 
 /// Runs the Umwelt controller until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let client = ctx.client.clone();
-    let (umwelts, service_accounts, roles, role_bindings, config_maps) = match &ctx.config.namespace
-    {
-        Some(ns) => (
-            Api::<Umwelt>::namespaced(client.clone(), ns),
-            Api::<ServiceAccount>::namespaced(client.clone(), ns),
-            Api::<Role>::namespaced(client.clone(), ns),
-            Api::<RoleBinding>::namespaced(client.clone(), ns),
-            Api::<ConfigMap>::namespaced(client, ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
+    let umwelts = ctx.scoped::<Umwelt>();
+    let service_accounts = ctx.scoped::<ServiceAccount>();
+    let roles = ctx.scoped::<Role>();
+    let role_bindings = ctx.scoped::<RoleBinding>();
+    let config_maps = ctx.scoped::<ConfigMap>();
     let children = watcher::Config::default()
         .labels(&format!(
             "{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}=umwelt"
@@ -548,10 +535,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .any_semantic();
     // Agents: cached to count the users of each Umwelt; an Agent that starts or stops naming
     // an Umwelt (created, changed, deleted) has that Umwelt recounted at once.
-    let agent_api: Api<Agent> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let agent_api: Api<Agent> = ctx.scoped();
     let (agents, agent_writer) = reflector::store::<Agent>();
     let mut last = HashMap::new();
     let recount = watcher(agent_api, watcher::Config::default().any_semantic())

@@ -630,16 +630,6 @@ fn child_watch_config() -> watcher::Config {
         .any_semantic()
 }
 
-fn api_for<K>(ctx: &Context) -> Api<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
-{
-    match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
-}
-
 /// A cached, triggering watch of one kind of child: managed fields stripped (they are most of
 /// an object's size and never read), the cache updated before the event is passed on.
 fn child_stream<K>(
@@ -659,7 +649,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api_for::<K>(ctx), child_watch_config())
+    let stream = watcher(ctx.scoped::<K>(), child_watch_config())
         .default_backoff()
         .modify(move |obj: &mut K| {
             obj.meta_mut().managed_fields = None;
@@ -677,7 +667,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let written = Arc::new(WrittenStatuses::default());
     let forget = written.clone();
     let agent_stream = watcher(
-        api_for::<Agent>(&ctx),
+        ctx.scoped::<Agent>(),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()

@@ -35,7 +35,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::task::{Id, JoinSet};
@@ -951,16 +951,6 @@ impl Runner {
     }
 }
 
-fn api_for<K>(ctx: &Context) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
-}
-
 /// The label selector of the pods the runner watches: every agent pod the operator manages.
 pub fn pod_selector() -> String {
     format!("{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}")
@@ -978,7 +968,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     }
     let (agents, agent_writer) = reflector::store::<Agent>();
     let mut agent_events = watcher(
-        api_for::<Agent>(&ctx),
+        ctx.scoped::<Agent>(),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
@@ -987,7 +977,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     .boxed();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let mut pod_events = watcher(
-        api_for::<Pod>(&ctx),
+        ctx.scoped::<Pod>(),
         watcher::Config::default()
             .labels(&pod_selector())
             .any_semantic(),

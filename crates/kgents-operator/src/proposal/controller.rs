@@ -116,10 +116,7 @@ pub async fn run_with(
     settings: ProposalSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let api: Api<Proposal> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<Proposal> = ctx.scoped();
     let (supersede, superseded) = futures::channel::mpsc::unbounded();
     let controller = Controller::new(api, watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
