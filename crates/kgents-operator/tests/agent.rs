@@ -4,8 +4,8 @@
 //!
 //! Each test has its own namespace and runs its own operator scoped to it.
 
-use std::future::Future;
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -20,64 +20,18 @@ use kgents_crds::{Agent, Memory};
 use kgents_operator::leader::LeaderElectionConfig;
 use kgents_operator::metrics::Metrics;
 use kgents_operator::run::{self, RunOptions};
-use kgents_operator::{OperatorConfig, rbac};
+use kgents_operator::{ProbeConfig, rbac};
 use kgents_testbed::Testbed;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use support::{Operator, agent, create_agent, eventually, run_options, testbed_with_nodes};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn testbed() -> &'static Testbed {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let testbed = kgents_testbed::shared_with_nodes()
-        .await
-        .expect("the testbed starts (run scripts/testbed-build first)");
-    testbed
-        .install_crds(&kgents_crds::crds())
-        .await
-        .expect("CRDs install");
-    testbed
-}
-
-/// A running operator; stopped gracefully by [`Operator::stop`].
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<kgents_operator::Result<()>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Operator {
-    fn start(client: Client, options: RunOptions) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let metrics = options.metrics.clone();
-        let task = tokio::spawn(run::run(client, options, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            stop: Some(stop),
-            task,
-            metrics,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(40), &mut self.task)
-            .await
-            .expect("the operator stops within 40 s")
-            .expect("the operator task did not panic")
-            .expect("the operator ran without error");
-    }
-
-    fn agent_reconciles(&self) -> u64 {
-        reconciles(&self.metrics)
-    }
+/// The number of Agent reconciles `operator` has run.
+fn agent_reconciles(operator: &Operator) -> u64 {
+    reconciles(&operator.metrics)
 }
 
 fn reconciles(metrics: &Metrics) -> u64 {
@@ -89,54 +43,13 @@ fn reconciles(metrics: &Metrics) -> u64 {
         .unwrap_or(0)
 }
 
+/// The Agent controller alone, for `namespace`.
 fn options(namespace: &str) -> RunOptions {
-    let config = OperatorConfig {
-        namespace: Some(namespace.to_owned()),
-        concurrency: 8,
-        ..OperatorConfig::default()
-    };
-    RunOptions {
-        config,
-        http_addr: None,
-        leader_election: None,
-        metrics: Arc::new(Metrics::new()),
-        controllers: run::controllers()
-            .into_iter()
-            .filter(|c| c.name == kgents_operator::agent::CONTROLLER)
-            .collect(),
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn agent(name: &str, spec: serde_json::Value) -> Agent {
-    let mut spec = spec;
-    if spec.get("genus").is_none() {
-        spec["genus"] = json!("B");
-    }
-    Agent::new(name, serde_json::from_value(spec).expect("AgentSpec"))
-}
-
-async fn create(api: &Api<Agent>, agent: &Agent) -> Agent {
-    api.create(&PostParams::default(), agent)
-        .await
-        .expect("create the Agent")
+    run_options(
+        namespace,
+        &[kgents_operator::agent::CONTROLLER],
+        ProbeConfig::default(),
+    )
 }
 
 async fn wait_phase(api: &Api<Agent>, name: &str, phase: AgentPhase) -> Agent {
@@ -188,7 +101,7 @@ async fn ready_pods(client: &Client, namespace: &str, agent: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_reaches_running_with_its_pods_ready() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-running")
         .await
@@ -196,7 +109,7 @@ async fn an_agent_reaches_running_with_its_pods_ready() {
     let client = testbed.client().await.expect("client");
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("scout", json!({"replicas": 2}))).await;
+    create_agent(&agents, &agent("scout", json!({"replicas": 2}))).await;
 
     let running = wait_phase(&agents, "scout", AgentPhase::Running).await;
     let status = running.status.clone().expect("status");
@@ -255,7 +168,7 @@ async fn an_agent_reaches_running_with_its_pods_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_of_one_genus_coexist() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-genus")
         .await
@@ -263,8 +176,8 @@ async fn two_agents_of_one_genus_coexist() {
     let client = testbed.client().await.expect("client");
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("b-one", json!({"genus": "B"}))).await;
-    create(&agents, &agent("b-two", json!({"genus": "B"}))).await;
+    create_agent(&agents, &agent("b-one", json!({"genus": "B"}))).await;
+    create_agent(&agents, &agent("b-two", json!({"genus": "B"}))).await;
     wait_phase(&agents, "b-one", AgentPhase::Running).await;
     wait_phase(&agents, "b-two", AgentPhase::Running).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
@@ -284,7 +197,7 @@ async fn two_agents_of_one_genus_coexist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_through_the_scale_subresource() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-scale")
         .await
@@ -292,7 +205,7 @@ async fn scaling_through_the_scale_subresource() {
     let client = testbed.client().await.expect("client");
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("scaler", json!({}))).await;
+    create_agent(&agents, &agent("scaler", json!({}))).await;
     wait_phase(&agents, "scaler", AgentPhase::Running).await;
 
     // What `kubectl scale agent scaler --replicas=3` sends.
@@ -326,7 +239,7 @@ async fn scaling_through_the_scale_subresource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_change_rolls_the_deployment() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-roll")
         .await
@@ -334,7 +247,7 @@ async fn a_spec_change_rolls_the_deployment() {
     let client = testbed.client().await.expect("client");
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &agent("roller", json!({"config": {"mood": "calm"}})),
     )
@@ -379,7 +292,7 @@ async fn a_spec_change_rolls_the_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_child_comes_back() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-heal")
         .await
@@ -387,7 +300,7 @@ async fn a_deleted_child_comes_back() {
     let client = testbed.client().await.expect("client");
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("phoenix", json!({"networkPolicy": {}}))).await;
+    create_agent(&agents, &agent("phoenix", json!({"networkPolicy": {}}))).await;
     wait_phase(&agents, "phoenix", AgentPhase::Running).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
@@ -427,7 +340,7 @@ async fn a_deleted_child_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_agent_collects_its_children_but_a_retain_memory_stays() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-gc")
         .await
@@ -438,7 +351,7 @@ async fn deleting_an_agent_collects_its_children_but_a_retain_memory_stays() {
     let memories: Api<Memory> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &agent(
             "keeper",
@@ -446,7 +359,7 @@ async fn deleting_an_agent_collects_its_children_but_a_retain_memory_stays() {
         ),
     )
     .await;
-    create(
+    create_agent(
         &agents,
         &agent(
             "forgetter",
@@ -520,7 +433,7 @@ async fn deleting_an_agent_collects_its_children_but_a_retain_memory_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_fails_with_a_reason_and_the_rest_keeps_running() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-bad")
         .await
@@ -551,15 +464,15 @@ async fn bad_input_fails_with_a_reason_and_the_rest_keeps_running() {
     .await;
     let operator = Operator::start(client.clone(), options(&ns));
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("first", json!({}))).await;
+    create_agent(&agents, &agent("first", json!({}))).await;
     wait_phase(&agents, "first", AgentPhase::Running).await;
     // An Umwelt account that does not exist: its Deployment is made (the second of two).
-    create(&agents, &agent("lost", json!({"umwelt": "nowhere"}))).await;
+    create_agent(&agents, &agent("lost", json!({"umwelt": "nowhere"}))).await;
     let lost = wait_phase(&agents, "lost", AgentPhase::Failed).await;
     assert_eq!(condition(&lost, "Ready").reason, "ServiceAccountNotFound");
     // A third Deployment exceeds the quota.
-    create(&agents, &agent("second", json!({}))).await;
-    create(&agents, &agent("third", json!({"deployMode": "DRY_RUN"}))).await;
+    create_agent(&agents, &agent("second", json!({}))).await;
+    create_agent(&agents, &agent("third", json!({"deployMode": "DRY_RUN"}))).await;
     let second = wait_phase(&agents, "second", AgentPhase::Failed).await;
     let ready = condition(&second, "Ready");
     assert_eq!(ready.reason, "QuotaExceeded");
@@ -628,7 +541,7 @@ async fn operator_account_client(testbed: &Testbed, admin: &Client, namespace: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_cluster_role_is_sufficient_and_no_broader() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-rbac")
         .await
@@ -643,7 +556,7 @@ async fn the_generated_cluster_role_is_sufficient_and_no_broader() {
     });
     let operator = Operator::start(operator_client.clone(), options);
     let agents: Api<Agent> = Api::namespaced(admin.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &agent(
             "restricted",
@@ -654,7 +567,7 @@ async fn the_generated_cluster_role_is_sufficient_and_no_broader() {
         ),
     )
     .await;
-    create(&agents, &agent("dry", json!({"deployMode": "DRY_RUN"}))).await;
+    create_agent(&agents, &agent("dry", json!({"deployMode": "DRY_RUN"}))).await;
     let running = wait_phase(&agents, "restricted", AgentPhase::Running).await;
     assert_eq!(
         running
@@ -726,7 +639,7 @@ async fn the_generated_cluster_role_is_sufficient_and_no_broader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-lease")
         .await
@@ -759,12 +672,12 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
     let second = Operator::start(client.clone(), second_options);
 
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("led", json!({}))).await;
+    create_agent(&agents, &agent("led", json!({}))).await;
     wait_phase(&agents, "led", AgentPhase::Running).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(first.agent_reconciles() > 0);
+    assert!(agent_reconciles(&first) > 0);
     assert_eq!(
-        second.agent_reconciles(),
+        agent_reconciles(&second),
         0,
         "the standby does not reconcile"
     );
@@ -783,9 +696,9 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
         took <= Duration::from_secs(6 + 2),
         "took over after {took:?}, the lease lasts 6 s"
     );
-    create(&agents, &agent("after", json!({}))).await;
+    create_agent(&agents, &agent("after", json!({}))).await;
     wait_phase(&agents, "after", AgentPhase::Running).await;
-    assert!(second.agent_reconciles() > 0, "the new leader reconciles");
+    assert!(agent_reconciles(&second) > 0, "the new leader reconciles");
     second.stop().await;
 }
 
@@ -793,7 +706,7 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
 async fn a_crashed_lease_holder_is_replaced_within_the_lease_duration() {
     const LEASE_SECS: u64 = 6;
     const GRACE_SECS: u64 = 2;
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-crash")
         .await
@@ -841,11 +754,11 @@ async fn a_crashed_lease_holder_is_replaced_within_the_lease_duration() {
     let second = Operator::start(client.clone(), second_options);
 
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
-    create(&agents, &agent("before-crash", json!({}))).await;
+    create_agent(&agents, &agent("before-crash", json!({}))).await;
     wait_phase(&agents, "before-crash", AgentPhase::Running).await;
     assert!(reconciles(&first_metrics) > 0, "the leader reconciled");
     assert_eq!(
-        second.agent_reconciles(),
+        agent_reconciles(&second),
         0,
         "the standby does not reconcile"
     );
@@ -875,16 +788,16 @@ async fn a_crashed_lease_holder_is_replaced_within_the_lease_duration() {
         took <= Duration::from_secs(LEASE_SECS + GRACE_SECS),
         "took over {took:?} after the crash; the lease lasts {LEASE_SECS} s, renewed {GRACE_SECS} s before expiry"
     );
-    create(&agents, &agent("after-crash", json!({}))).await;
+    create_agent(&agents, &agent("after-crash", json!({}))).await;
     wait_phase(&agents, "after-crash", AgentPhase::Running).await;
-    assert!(second.agent_reconciles() > 0, "the new leader reconciles");
+    assert!(agent_reconciles(&second) > 0, "the new leader reconciles");
     second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_operator_midway_through_200_agents_converges_after_a_restart() {
     const AGENTS: usize = 200;
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let ns = testbed
         .create_namespace("agent-kill")
         .await

@@ -9,6 +9,7 @@
 //! `CognitiveReady` condition, the pods' readiness-gate condition and Ready, Events, the
 //! safe-mode annotation, pod restarts — and how many calls each fake received.
 
+mod support;
 mod support_cognitive;
 
 use std::collections::HashSet;
@@ -171,13 +172,13 @@ async fn the_fakes_speak_their_wire_format_to_the_real_clients() {
 /// the pods' Ready) and leave an Event saying why; correct answers bring it all back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_answers_degrade_an_agent_and_close_its_gate_until_it_recovers() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-wrong").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &probed_agent("thinker", "openai", &fake.endpoint(), 2, json!({})),
     )
@@ -281,13 +282,13 @@ async fn wrong_answers_degrade_an_agent_and_close_its_gate_until_it_recovers() {
 /// safe-mode annotation and keep running (same pods), and recovery removes it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_makes_an_agent_unresponsive_and_safe_mode_keeps_its_pods() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-safe").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &probed_agent(
             "quiet",
@@ -362,13 +363,13 @@ async fn silence_makes_an_agent_unresponsive_and_safe_mode_keeps_its_pods() {
 /// mode); once the model answers again the new pods' gate opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unresponsive_agent_without_safe_mode_gets_new_pods() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-restart").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &probed_agent(
             "stuck",
@@ -426,13 +427,13 @@ async fn an_unresponsive_agent_without_safe_mode_gets_new_pods() {
 /// the agent DEGRADED, and it stays DEGRADED — never UNRESPONSIVE — while it keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_is_degraded_not_unresponsive() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-slow").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     // Timeout 8 s, so answers after 4 s are slow; the fake takes 6 s: 2 s of margin each side.
-    create(
+    create_agent(
         &agents,
         &probed_agent(
             "ponder",
@@ -480,19 +481,19 @@ async fn a_slow_model_is_degraded_not_unresponsive() {
 /// Anthropic-format fake only and an openai agent the OpenAI-format fake only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_agent_calls_the_wire_format_of_its_provider() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-wire").await;
     let anthropic = FakeModel::start(Wire::Anthropic, API_KEY).await;
     let openai = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &probed_agent("claude", "anthropic", &anthropic.endpoint(), 1, json!({})),
     )
     .await;
-    create(
+    create_agent(
         &agents,
         &probed_agent("gpt", "openai", &openai.endpoint(), 0, json!({})),
     )
@@ -533,10 +534,10 @@ async fn each_agent_calls_the_wire_format_of_its_provider() {
 /// (creating the Secret) brings the agent up without a restart of anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-bad").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
@@ -556,9 +557,9 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
         model.secret_ref = None;
     }
     for agent in [&no_secret, &no_key, &bad_endpoint, &no_model] {
-        create(&agents, agent).await;
+        create_agent(&agents, agent).await;
     }
-    create(
+    create_agent(
         &agents,
         &probed_agent("fine", "openai", &fake.endpoint(), 0, json!({})),
     )
@@ -596,7 +597,7 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
         ("bad-endpoint", "InvalidEndpoint", "spec.model.endpoint"),
         ("no-model", "ModelNotFound", "spec.model.name"),
     ] {
-        let condition = eventually(
+        let condition = eventually_seen(
             &format!("CognitiveReady False/{reason} on Agent {name}"),
             WAIT,
             || async {
@@ -657,7 +658,7 @@ async fn bad_model_configuration_names_the_field_and_spares_other_agents() {
 /// Waits for an Event about Agent `name` (any reason) whose note names `field`.
 async fn wait_event_mentioning(client: &kube::Client, ns: &str, name: &str, field: &str) {
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    eventually(
+    eventually_seen(
         &format!("an Event about Agent {name} naming {field}"),
         WAIT,
         || async {
@@ -688,13 +689,13 @@ async fn wait_event_mentioning(client: &kube::Client, ns: &str, name: &str, fiel
 /// is probed round after round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_health_agent_gets_no_gate_and_no_probe_calls() {
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-http").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(client.clone(), &ns, probe_config());
+    let operator = start_operator(client.clone(), &ns, probe_config());
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
+    create_agent(
         &agents,
         &probed_agent(
             "plain",
@@ -705,7 +706,7 @@ async fn an_http_health_agent_gets_no_gate_and_no_probe_calls() {
         ),
     )
     .await;
-    create(
+    create_agent(
         &agents,
         &probed_agent("probed", "openai", &fake.endpoint(), 0, json!({})),
     )
@@ -736,10 +737,10 @@ async fn an_http_health_agent_gets_no_gate_and_no_probe_calls() {
 async fn a_hundred_probing_agents_stay_within_the_call_budget() {
     const AGENTS: usize = 100;
     const BUDGET: u32 = 60;
-    let testbed = testbed().await;
+    let testbed = testbed_with_nodes().await;
     let (ns, client) = namespace(testbed, "cog-budget").await;
     let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let operator = Operator::start(
+    let operator = start_operator(
         client.clone(),
         &ns,
         ProbeConfig {
@@ -749,7 +750,7 @@ async fn a_hundred_probing_agents_stay_within_the_call_budget() {
     );
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     for i in 0..AGENTS {
-        create(
+        create_agent(
             &agents,
             &probed_agent(
                 &format!("swarm-{i:03}"),
@@ -764,7 +765,7 @@ async fn a_hundred_probing_agents_stay_within_the_call_budget() {
     // Demand is 100 agents × 12 calls a minute = 1,200: twenty times the budget. Observe a
     // little over two budget windows' worth of calls.
     let wanted = 2 * BUDGET as usize + 10;
-    eventually(
+    eventually_seen(
         &format!("{wanted} probe calls"),
         Duration::from_secs(420),
         || async {

@@ -2,6 +2,7 @@
 //! references are garbage-collected and claims bind to volumes): DELETE storage goes with its
 //! Memory, RETAIN storage stays, COMPOST storage is marked and swept after its grace window.
 
+mod support;
 mod support_controllers;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,8 @@ use kgents_operator::memory::{self, MemoryOptions};
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support_controllers::{Running, eventually, namespace, operator_context};
+use support::eventually;
+use support_controllers::{Running, namespace, operator_context};
 
 const CLASS: &str = "kgents-test-manual";
 

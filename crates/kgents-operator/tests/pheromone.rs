@@ -1,6 +1,7 @@
 //! The Pheromone controller on a real API server: status once, EVAPORATING when it fades, and
 //! deletion at the predicted evaporation — not on a polling tick.
 
+mod support;
 mod support_controllers;
 
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use kgents_operator::pheromone;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support_controllers::{Running, eventually, namespace, operator_context};
+use support::eventually;
+use support_controllers::{Running, namespace, operator_context};
 
 fn pheromone_object(name: &str, spec: serde_json::Value) -> Pheromone {
     serde_json::from_value(json!({

@@ -12,6 +12,7 @@
 //! namespace) and its own controller, running as a ServiceAccount that holds exactly
 //! the controller's and the webhook's required rules.
 
+mod support;
 mod support_controllers;
 
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use kgents_testbed::Testbed;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support_controllers::{Running, eventually, namespace, operator_context};
+use support::eventually;
+use support_controllers::{Running, namespace, operator_context};
 
 const AGENT_SA: &str = "b-gent";
 

@@ -1,6 +1,7 @@
 //! The Umwelt controller on a real API server with real RBAC: what an Umwelt affords, its
 //! ServiceAccount may do; what it does not, the API server refuses.
 
+mod support;
 mod support_controllers;
 
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use kgents_operator::umwelt;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support_controllers::{Running, eventually, namespace, operator_context};
+use support::eventually;
+use support_controllers::{Running, namespace, operator_context};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_umwelt_that_affords_only_sensing_can_sense_but_not_emit() {

@@ -1,27 +1,27 @@
-//! Shared set-up of the cognitive probe tests: the testbed with nodes, an in-process operator
-//! running the Agent controller and the cognitive runner for one namespace, Agents whose model
-//! is a [`fake_model::FakeModel`], and polling helpers that read what the operator wrote.
+//! Shared set-up of the cognitive probe tests, on top of `support`: an operator running the
+//! Agent controller and the cognitive runner for one namespace, Agents whose model is a
+//! [`fake_model::FakeModel`], and polling helpers that read what the operator wrote.
 
 #![allow(dead_code)] // each test uses a different part
 
 pub mod fake_model;
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kgents_crds::Agent;
 use kgents_crds::agent::CognitiveHealth;
+use kgents_operator::ProbeConfig;
 use kgents_operator::cognitive::{READINESS_GATE, SAFE_MODE_ANNOTATION};
-use kgents_operator::metrics::Metrics;
-use kgents_operator::run::{self, RunOptions};
-use kgents_operator::{OperatorConfig, ProbeConfig};
 use kgents_testbed::Testbed;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+
+pub use crate::support::{
+    Operator, agent, create_agent, eventually_seen, run_options, testbed_with_nodes,
+};
 
 /// The API key the fakes accept and the Secrets hold.
 pub const API_KEY: &str = "sk-fake-cognitive-0123456789";
@@ -29,22 +29,6 @@ pub const API_KEY: &str = "sk-fake-cognitive-0123456789";
 pub const SECRET: &str = "model-key";
 /// The key in [`SECRET`] that holds [`API_KEY`].
 pub const SECRET_KEY: &str = "apiKey";
-
-/// The shared testbed (with kwok nodes) and the kgents CRDs.
-pub async fn testbed() -> &'static Testbed {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let testbed = kgents_testbed::shared_with_nodes()
-        .await
-        .expect("the testbed starts (run scripts/testbed-build first)");
-    testbed
-        .install_crds(&kgents_crds::crds())
-        .await
-        .expect("CRDs install");
-    testbed
-}
 
 /// A fresh namespace holding [`SECRET`] with [`API_KEY`] under [`SECRET_KEY`].
 pub async fn namespace(testbed: &Testbed, prefix: &str) -> (String, Client) {
@@ -72,65 +56,20 @@ pub fn probe_config() -> ProbeConfig {
     ProbeConfig::default()
 }
 
-/// A running operator (Agent controller and cognitive runner, scoped to one namespace);
-/// stopped gracefully by [`Operator::stop`].
-pub struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<kgents_operator::Result<()>>,
-    /// The operator's metrics.
-    pub metrics: Arc<Metrics>,
-}
-
-impl Operator {
-    /// Starts the operator for `namespace` with `probes`.
-    pub fn start(client: Client, namespace: &str, probes: ProbeConfig) -> Operator {
-        let config = OperatorConfig {
-            namespace: Some(namespace.to_owned()),
-            concurrency: 8,
+/// Starts an operator running the Agent controller and the cognitive runner for `namespace`
+/// with `probes`.
+pub fn start_operator(client: Client, namespace: &str, probes: ProbeConfig) -> Operator {
+    Operator::start(
+        client,
+        run_options(
+            namespace,
+            &[
+                kgents_operator::agent::CONTROLLER,
+                kgents_operator::cognitive::CONTROLLER,
+            ],
             probes,
-            ..OperatorConfig::default()
-        };
-        let options = RunOptions {
-            config,
-            http_addr: None,
-            leader_election: None,
-            metrics: Arc::new(Metrics::new()),
-            controllers: run::controllers()
-                .into_iter()
-                .filter(|c| {
-                    c.name == kgents_operator::agent::CONTROLLER
-                        || c.name == kgents_operator::cognitive::CONTROLLER
-                })
-                .collect(),
-        };
-        assert_eq!(
-            options.controllers.len(),
-            2,
-            "the Agent controller and the cognitive runner are both registered"
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let metrics = options.metrics.clone();
-        let task = tokio::spawn(run::run(client, options, async move {
-            let _ = stopped.await;
-        }));
-        Operator {
-            stop: Some(stop),
-            task,
-            metrics,
-        }
-    }
-
-    /// Stops the operator and checks that it ran without error.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(60), &mut self.task)
-            .await
-            .expect("the operator stops within 60 s")
-            .expect("the operator task did not panic")
-            .expect("the operator ran without error");
-    }
+        ),
+    )
 }
 
 /// An Agent named `name` of genus B, judged by cognitive probes every `interval` seconds
@@ -168,43 +107,6 @@ pub fn probed_agent(
     )
 }
 
-/// An Agent of genus B with `spec`.
-pub fn agent(name: &str, spec: serde_json::Value) -> Agent {
-    let mut spec = spec;
-    if spec.get("genus").is_none() {
-        spec["genus"] = json!("B");
-    }
-    Agent::new(name, serde_json::from_value(spec).expect("AgentSpec"))
-}
-
-/// Creates `agent`.
-pub async fn create(api: &Api<Agent>, agent: &Agent) {
-    api.create(&PostParams::default(), agent)
-        .await
-        .unwrap_or_else(|e| panic!("create Agent {}: {e}", agent.name_any()));
-}
-
-/// Polls `check` every 250 ms until it yields a value, or panics after `within` with the
-/// last state `check` described.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        let last = match check().await {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}; last seen: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// The Agent's `cognitiveHealth` (None before the runner wrote one).
 pub fn health(agent: &Agent) -> Option<CognitiveHealth> {
     agent.status.as_ref().and_then(|s| s.cognitive_health)
@@ -237,7 +139,7 @@ pub async fn wait_health(
     want: CognitiveHealth,
     within: Duration,
 ) -> Agent {
-    eventually(&format!("Agent {name} to be {want:?}"), within, || async {
+    eventually_seen(&format!("Agent {name} to be {want:?}"), within, || async {
         let agent = api.get(name).await.map_err(|e| e.to_string())?;
         if health(&agent) == Some(want) {
             Ok(agent)
@@ -300,7 +202,7 @@ pub async fn wait_pods<F>(
 where
     F: Fn(&Pod) -> bool,
 {
-    eventually(
+    eventually_seen(
         &format!("{replicas} pods of Agent {name} with {what}"),
         within,
         || async {
@@ -379,7 +281,7 @@ pub async fn wait_event_count(
     times: i32,
     within: Duration,
 ) {
-    eventually(
+    eventually_seen(
         &format!("{times} Events {reason} about Agent {name}"),
         within,
         || async {
@@ -403,7 +305,7 @@ pub async fn wait_event(
     needle: &str,
     within: Duration,
 ) -> String {
-    eventually(
+    eventually_seen(
         &format!("an Event {reason} about Agent {name} mentioning {needle:?}"),
         within,
         || async {
@@ -425,7 +327,7 @@ pub async fn wait_calls(
     at_least: usize,
     within: Duration,
 ) {
-    eventually(
+    eventually_seen(
         &format!("{at_least} calls of model {model} at the fake"),
         within,
         || async {

@@ -1,6 +1,7 @@
-//! Shared set-up of the Pheromone, Memory and Umwelt testbed tests: a namespace, the CRDs, and a
-//! context whose client acts as an operator ServiceAccount holding exactly the rules a
-//! controller declares (so a test also proves `required_rules()` is enough).
+//! Shared set-up of the Pheromone, Memory, Umwelt and Proposal testbed tests: a namespace, the
+//! CRDs, and a context whose client acts as an operator ServiceAccount holding exactly the rules
+//! a controller declares (so a test also proves `required_rules()` is enough). Polling is
+//! `support::eventually`.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -118,23 +119,4 @@ pub async fn operator_context(
         ..OperatorConfig::default()
     };
     Context::new(client, config)
-}
-
-/// Polls `check` every 100 ms until it yields a value or `within` passes.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
