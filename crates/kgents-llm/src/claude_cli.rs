@@ -127,8 +127,20 @@ fn find_result(stdout: &str) -> Option<serde_json::Value> {
         .find(is_result)
 }
 
-/// Judges a finished run: its exit status, stdout and stderr. Pure.
+/// Whether the CLI's (lower-cased) error text says the model asked for does not exist: its own
+/// words ("There's an issue with the selected model … It may not exist …") or the API's
+/// `not_found_error` passed through.
+fn names_missing_model(lower: &str) -> bool {
+    lower.contains("model")
+        && (lower.contains("may not exist")
+            || lower.contains("does not exist")
+            || lower.contains("not_found_error"))
+}
+
+/// Judges a finished run of a call for `model` (None: the CLI's default): its exit status,
+/// stdout and stderr. Pure.
 fn judge(
+    model: Option<&str>,
     exit: Option<i32>,
     success: bool,
     stdout: &[u8],
@@ -178,6 +190,16 @@ fn judge(
         {
             return Err(LlmError::Auth {
                 message: format!("claude reported {subtype}: {said}"),
+            });
+        }
+        if names_missing_model(&lower) {
+            let model = model.unwrap_or("(the CLI's default)");
+            return Err(LlmError::ModelNotFound {
+                model: model.to_owned(),
+                message: format!(
+                    "model '{model}' does not exist for claude: {said}; check the model name \
+                     (an alias such as `sonnet` or a full name such as `claude-sonnet-4-5`)"
+                ),
             });
         }
         return Err(LlmError::Provider {
@@ -310,7 +332,13 @@ impl LlmClient for ClaudeCliClient {
                 ),
             });
         }
-        let mut completion = judge(status.code(), status.success(), &stdout, &stderr)?;
+        let mut completion = judge(
+            self.model.as_deref(),
+            status.code(),
+            status.success(),
+            &stdout,
+            &stderr,
+        )?;
         completion.latency = started.elapsed();
         if completion.text.is_empty() {
             tracing::debug!(program = %self.program.display(), "claude returned an empty result");
@@ -367,7 +395,7 @@ mod tests {
                      {\"type\":\"assistant\",\"message\":{}}\n\
                      {\"type\":\"result\",\"subtype\":\"success\",\"result\":\"4\"}\n";
         for out in [single, array, lines] {
-            let c = judge(Some(0), true, out.as_bytes(), b"").unwrap();
+            let c = judge(None, Some(0), true, out.as_bytes(), b"").unwrap();
             assert_eq!(c.text, "4", "{out}");
         }
         assert!(find_result(r#"{"type":"assistant"}"#).is_none());
@@ -375,8 +403,7 @@ mod tests {
 
     #[test]
     fn errors_from_the_cli_are_classified() {
-        let e = judge(
-            Some(1),
+        let e = judge(None, Some(1),
             false,
             br#"{"type":"result","subtype":"success","is_error":true,"result":"Invalid API key \u00b7 Please run /login"}"#,
             b"",
@@ -384,6 +411,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, LlmError::Auth { .. }), "{e}");
         let e = judge(
+            None,
             Some(1),
             false,
             br#"{"type":"result","subtype":"error_max_turns","is_error":true}"#,
@@ -391,24 +419,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("error_max_turns"), "{e}");
-        let e = judge(Some(2), false, b"", b"boom: cannot reach api\n").unwrap_err();
+        let e = judge(None, Some(2), false, b"", b"boom: cannot reach api\n").unwrap_err();
         assert!(
             e.to_string().contains("status 2") && e.to_string().contains("boom"),
             "{e}"
         );
-        let e = judge(Some(0), true, b"hello", b"").unwrap_err();
+        let e = judge(None, Some(0), true, b"hello", b"").unwrap_err();
         assert!(
             matches!(e, LlmError::BadResponse { .. }) && e.to_string().contains("hello"),
             "{e}"
         );
-        let e = judge(None, false, b"", b"").unwrap_err();
+        let e = judge(None, None, false, b"", b"").unwrap_err();
         assert!(e.to_string().contains("a signal"), "{e}");
     }
 
     #[test]
     fn usage_is_read_when_present() {
-        let c = judge(
-            Some(0),
+        let c = judge(None, Some(0),
             true,
             br#"{"type":"result","subtype":"success","result":"ok","usage":{"input_tokens":3,"output_tokens":1,"cache_read_input_tokens":9}}"#,
             b"",

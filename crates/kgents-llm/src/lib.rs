@@ -17,6 +17,11 @@
 //! [`secrecy::SecretString`], marked sensitive in headers, and never formatted into `Debug`
 //! output, logs or errors.
 //!
+//! Failures are [`LlmError`]s: 401/403 are `Auth` and never retried; 429 and 5xx are retried
+//! with backoff, honouring `Retry-After`, then reported as `RateLimited` / `Provider`; a model
+//! the provider (or the `claude` CLI) says does not exist is `ModelNotFound`, naming the model;
+//! a body that is not the wire format's shape, truncated or over the size cap is `BadResponse`.
+//!
 //! TLS uses rustls with the `ring` provider only; [`ensure_crypto_provider`] installs it when
 //! the binary has not installed a provider itself.
 #![forbid(unsafe_code)]

@@ -193,6 +193,29 @@ exit 1"#,
 }
 
 #[tokio::test]
+async fn error_result_about_the_model_names_the_missing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = stand_in(
+        dir.path(),
+        r#"echo '{"type":"result","subtype":"success","is_error":true,"result":"There'"'"'s an issue with the selected model (claude-nope). It may not exist or you may not have access to it. Run --model to pick a different model."}'
+exit 1"#,
+    );
+    let e = run(&client(
+        program,
+        Some("claude-nope"),
+        Duration::from_secs(10),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, LlmError::ModelNotFound { model, message }
+            if model == "claude-nope" && message.contains("model 'claude-nope' does not exist")
+                && message.contains("It may not exist")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
 async fn hang_times_out_and_the_whole_process_group_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
