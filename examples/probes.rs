@@ -26,6 +26,8 @@
 // The fake model is shared with the operator's testbed tests.
 #[path = "../crates/kgents-operator/tests/support_cognitive/fake_model.rs"]
 mod fake_model;
+#[path = "support/measure.rs"]
+mod measure;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,11 +43,13 @@ use kgents::kgents_crds::agent::CognitiveHealth;
 use kgents::kgents_operator::metrics::Metrics;
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, agent, cognitive};
+use kube::Api;
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
 
 use fake_model::{FakeModel, Wire};
+use measure::{
+    client_from, cpu_time, http_get, metric_sum, peak_rss_kib, ticks_per_second, wait_ready,
+};
 
 const NAMESPACE: &str = "probes-overhead";
 const API_KEY: &str = "sk-overhead-fake";
@@ -95,12 +99,6 @@ fn main() -> Result<()> {
     }
 }
 
-async fn client_from(kubeconfig: &PathBuf) -> Result<Client> {
-    let parsed = Kubeconfig::read_from(kubeconfig).context("reading the kubeconfig")?;
-    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
-}
-
 /// The operator: the Agent controller and the cognitive runner for [`NAMESPACE`].
 async fn operator_process(args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -128,75 +126,6 @@ async fn operator_process(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// User + system CPU time of process `pid` so far.
-fn cpu_time(pid: u32, ticks_per_second: f64) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("unexpected /proc/<pid>/stat format")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 overall, 12 and 13 after the name.
-    let ticks = |i: usize| -> Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("short /proc/<pid>/stat")?
-            .parse::<f64>()?)
-    };
-    Ok(Duration::from_secs_f64(
-        (ticks(11)? + ticks(12)?) / ticks_per_second,
-    ))
-}
-
-/// Clock ticks per second of `/proc` times (`getconf CLK_TCK`; 100 on Linux when unknown).
-fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// GETs `path` from the operator's HTTP server; the body, or None.
-async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response
-        .starts_with("HTTP/1.1 200")
-        .then(|| response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()))
-        .flatten()
-}
-
-/// The sum of the samples of metric `name` (all label sets) in OpenMetrics text.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// A running operator process.
 struct OperatorProcess {
     child: std::process::Child,
@@ -221,13 +150,7 @@ impl OperatorProcess {
         }
         let child = command.spawn().context("starting the operator process")?;
         let process = OperatorProcess { child, http };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get(http, "/readyz").await.is_none() {
-            if Instant::now() > deadline {
-                bail!("the operator process did not become ready within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(http, Duration::from_secs(60)).await?;
         Ok(process)
     }
 

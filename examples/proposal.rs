@@ -40,8 +40,10 @@ use kgents::kgents_crds::Proposal;
 use kgents::kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
 use kgents::kgents_operator::{admission, proposal};
 use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
+
+#[path = "support/measure.rs"]
+mod measure;
 
 #[derive(Parser, Debug)]
 #[command(about = "Approve or reject a Proposal, or measure the admission webhook's latency.")]
@@ -161,11 +163,7 @@ const WEBHOOK_THREAD: &str = "kgents-webhook";
 
 /// CPU time (user + system) of a `/proc/.../stat` file, in clock ticks.
 fn stat_ticks(path: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    measure::stat(std::path::Path::new(path)).map(|stat| stat.cpu_ticks)
 }
 
 /// CPU time (clock ticks) of this process's threads named `WEBHOOK_THREAD`, living or not: a
@@ -414,13 +412,10 @@ async fn latency(clients: usize, run: Duration, slices: u32, rate: Option<f64>) 
         .thread_keep_alive(Duration::from_secs(3_600))
         .enable_all()
         .build()?;
-    let kubeconfig = Kubeconfig::read_from(testbed.kubeconfig_path())?;
+    let kubeconfig = testbed.kubeconfig_path().to_owned();
     let server = webhook_runtime
         .spawn(async move {
-            let kube_config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            let client = Client::try_from(kube_config)?;
+            let client = measure::client_from(&kubeconfig).await?;
             anyhow::Ok(
                 admission::serve(
                     client,

@@ -38,10 +38,13 @@ use kgents::kgents_operator::metrics::Metrics;
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, agent};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Config, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{client_from, peak_rss_kib, ticks_per_second, wait_ready};
 
 #[derive(Parser, Debug)]
 #[command(about = "Agents/s of the operator against the API server's own ceiling.")]
@@ -102,12 +105,6 @@ async fn main() -> Result<()> {
         return operator_process(args).await;
     }
     benchmark(args).await
-}
-
-async fn client_from(kubeconfig: &PathBuf) -> Result<Client> {
-    let parsed = Kubeconfig::read_from(kubeconfig).context("reading the kubeconfig")?;
-    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
 }
 
 async fn operator_process(args: Args) -> Result<()> {
@@ -271,40 +268,35 @@ async fn direct(
 
 /// CPU seconds used so far, by process: this program (`benchmark`), and each of its children
 /// by command name (`etcd`, `kube-apiserver`; the re-executed operator process as `operator`).
-/// Read from `/proc/<pid>/stat` (user + system time in clock ticks of 1/100 s).
+/// Read from `/proc/<pid>/stat`.
 fn cpu_snapshot() -> BTreeMap<String, f64> {
-    fn stat(pid: &str) -> Option<(String, u32, f64)> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let open = text.find('(')?;
-        let close = text.rfind(')')?;
-        let comm = text.get(open + 1..close)?.to_owned();
-        let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-        let ppid = fields.get(1)?.parse().ok()?;
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some((comm, ppid, ticks / 100.0))
-    }
+    let per_second = ticks_per_second();
+    #[allow(clippy::cast_precision_loss)] // ticks stay far below 2^52
+    let seconds = |stat: &measure::Stat| stat.cpu_ticks as f64 / per_second;
     let me = std::process::id();
     let mut out = BTreeMap::new();
-    let own = stat(&me.to_string());
-    if let Some((_, _, secs)) = &own {
-        out.insert("benchmark".to_owned(), *secs);
+    let own = measure::stat_of(me);
+    if let Some(own) = &own {
+        out.insert("benchmark".to_owned(), seconds(own));
     }
-    let own_comm = own.map(|(comm, _, _)| comm).unwrap_or_default();
+    let own_comm = own.map(|own| own.comm).unwrap_or_default();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
-        }
-        if let Some((comm, ppid, secs)) = stat(&pid)
-            && ppid == me
+        };
+        if let Some(child) = measure::stat_of(pid)
+            && child.ppid == me
         {
-            let name = if comm == own_comm {
+            let name = if child.comm == own_comm {
                 "operator".to_owned()
             } else {
-                comm
+                child.comm.clone()
             };
-            *out.entry(name).or_insert(0.0) += secs;
+            *out.entry(name).or_insert(0.0) += seconds(&child);
         }
     }
     out
@@ -643,38 +635,6 @@ fn mark(board: &Board, name: String, field: fn(&mut Progress) -> &mut Option<Ins
     }
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-async fn wait_ready(addr: SocketAddr) -> Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            let _ = stream
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response).await;
-            if response.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("the operator process did not become ready within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -724,7 +684,7 @@ async fn benchmark(args: Args) -> Result<()> {
         .spawn()
         .context("starting the operator process")?;
     let outcome = async {
-        wait_ready(http_addr).await?;
+        wait_ready(http_addr, Duration::from_secs(60)).await?;
         let board: Board = Arc::new(Mutex::new(HashMap::new()));
         let ns = "scale-operator";
         // Watching the children costs the API server a watch event per child write, work
