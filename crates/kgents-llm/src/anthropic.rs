@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, Provider, RuntimeOptions};
 use crate::error::{Error, Result};
-use crate::http::{ErrorDetail, HttpTransport, SharedTransport, Target, decode};
+use crate::http::{
+    ErrorDetail, HttpTransport, SharedTransport, Target, decode, endpoint_url, secret_header,
+};
 
 /// The API version this client speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -59,20 +61,13 @@ impl AnthropicClient {
         let endpoint = config.endpoint().ok_or_else(|| wrong("an endpoint"))?;
         let key = config.api_key().ok_or_else(|| wrong("an API key"))?;
 
-        let url = endpoint
-            .join(&format!(
-                "{}/v1/messages",
-                endpoint.path().trim_end_matches('/')
-            ))
+        let url = endpoint_url(endpoint, "v1/messages")
             .map_err(|e| wrong(&format!("an endpoint that accepts a path ({e})")))?;
         let mut headers = HeaderMap::new();
-        let mut key_value =
-            HeaderValue::from_str(key.expose_secret()).map_err(|_| Error::InvalidField {
-                field: "api_key".to_owned(),
-                message: "the API key cannot be sent in an HTTP header".to_owned(),
-            })?;
-        key_value.set_sensitive(true);
-        headers.insert(HeaderName::from_static("x-api-key"), key_value);
+        headers.insert(
+            HeaderName::from_static("x-api-key"),
+            secret_header(key.expose_secret())?,
+        );
         headers.insert(
             HeaderName::from_static("anthropic-version"),
             HeaderValue::from_static(ANTHROPIC_VERSION),

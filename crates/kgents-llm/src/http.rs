@@ -209,6 +209,24 @@ pub(crate) fn classify(
     }
 }
 
+/// `endpoint` with `path` appended to its own path (`https://host/v1` + `chat/completions` →
+/// `https://host/v1/chat/completions`), or why it cannot take a path.
+pub(crate) fn endpoint_url(endpoint: &Url, path: &str) -> std::result::Result<Url, String> {
+    endpoint
+        .join(&format!("{}/{path}", endpoint.path().trim_end_matches('/')))
+        .map_err(|e| e.to_string())
+}
+
+/// A header value carrying an API key, marked sensitive so that it is never printed.
+pub(crate) fn secret_header(value: &str) -> Result<HeaderValue> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| Error::InvalidField {
+        field: "api_key".to_owned(),
+        message: "the API key cannot be sent in an HTTP header".to_owned(),
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
 /// Decodes a JSON body, saying precisely what was wrong when it cannot. Pure.
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, LlmError> {
     serde_json::from_slice(body).map_err(|e| {

@@ -6,13 +6,16 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use kgents_probes::{Completion, CompletionRequest, LlmClient, LlmError};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, Provider, RuntimeOptions};
 use crate::error::{Error, Result};
-use crate::http::{ErrorDetail, HttpTransport, SharedTransport, Target, body_excerpt, decode};
+use crate::http::{
+    ErrorDetail, HttpTransport, SharedTransport, Target, body_excerpt, decode, endpoint_url,
+    secret_header,
+};
 
 /// Calls a model through an OpenAI-compatible chat completions endpoint.
 #[derive(Clone)]
@@ -60,22 +63,13 @@ impl OpenAiClient {
         }
         let model = config.model().ok_or_else(|| wrong("a model name"))?;
         let endpoint = config.endpoint().ok_or_else(|| wrong("an endpoint"))?;
-        let url = endpoint
-            .join(&format!(
-                "{}/chat/completions",
-                endpoint.path().trim_end_matches('/')
-            ))
+        let url = endpoint_url(endpoint, "chat/completions")
             .map_err(|e| wrong(&format!("an endpoint that accepts a path ({e})")))?;
 
         let mut headers = HeaderMap::new();
         if let Some(key) = config.api_key() {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .map_err(|_| Error::InvalidField {
-                    field: "api_key".to_owned(),
-                    message: "the API key cannot be sent in an HTTP header".to_owned(),
-                })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            let bearer = format!("Bearer {}", key.expose_secret());
+            headers.insert(AUTHORIZATION, secret_header(&bearer)?);
         }
         Ok(OpenAiClient {
             transport: HttpTransport::new(
