@@ -237,6 +237,21 @@ pub async fn event_notes(
     name: &str,
     reason: &str,
 ) -> Vec<String> {
+    events_with_reason(client, namespace, name, reason)
+        .await
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Agent"))
+        .map(|e| e.note.unwrap_or_default())
+        .collect()
+}
+
+/// The Events in `namespace` about an object named `name` with `reason`.
+async fn events_with_reason(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<Event> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     events
         .list(&ListParams::default())
@@ -247,9 +262,7 @@ pub async fn event_notes(
         .filter(|e| {
             e.reason.as_deref() == Some(reason)
                 && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Agent")
         })
-        .map(|e| e.note.unwrap_or_default())
         .collect()
 }
 
@@ -257,17 +270,9 @@ pub async fn event_notes(
 /// folds a repeat of the same reason about the same object within about six minutes into
 /// the first Event's series (count and last time; the first note stays).
 pub async fn event_count(client: &Client, namespace: &str, name: &str, reason: &str) -> i32 {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    events
-        .list(&ListParams::default())
+    events_with_reason(client, namespace, name, reason)
         .await
-        .expect("list Events")
-        .items
         .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-        })
         .map(|e| e.series.map_or(1, |s| s.count))
         .sum()
 }
