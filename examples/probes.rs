@@ -31,7 +31,6 @@ mod measure;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -40,15 +39,13 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kgents::kgents_crds::Agent;
 use kgents::kgents_crds::agent::CognitiveHealth;
-use kgents::kgents_operator::metrics::Metrics;
-use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, agent, cognitive};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 
 use fake_model::{FakeModel, Wire};
 use measure::{
-    client_from, cpu_time, http_get, metric_sum, peak_rss_kib, ticks_per_second, wait_ready,
+    cpu_time, http_get, metric_sum, peak_rss_kib, run_operator, ticks_per_second, wait_ready,
 };
 
 const NAMESPACE: &str = "probes-overhead";
@@ -102,8 +99,6 @@ fn main() -> Result<()> {
 /// The operator: the Agent controller and the cognitive runner for [`NAMESPACE`].
 async fn operator_process(args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = args.kubeconfig.context("--operator needs --kubeconfig")?;
-    let client = client_from(&kubeconfig).await?;
     let config = OperatorConfig {
         namespace: Some(NAMESPACE.to_owned()),
         probes: ProbeConfig {
@@ -112,18 +107,13 @@ async fn operator_process(args: Args) -> Result<()> {
         },
         ..OperatorConfig::default()
     };
-    let options = RunOptions {
+    run_operator(
+        args.kubeconfig,
         config,
-        http_addr: args.http_addr,
-        leader_election: None,
-        metrics: Arc::new(Metrics::new()),
-        controllers: run::controllers()
-            .into_iter()
-            .filter(|c| c.name == agent::CONTROLLER || c.name == cognitive::CONTROLLER)
-            .collect(),
-    };
-    run::run(client, options, run::shutdown_signal()).await?;
-    Ok(())
+        args.http_addr,
+        &[agent::CONTROLLER, cognitive::CONTROLLER],
+    )
+    .await
 }
 
 /// A running operator process.

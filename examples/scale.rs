@@ -34,8 +34,6 @@ use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use kgents::kgents_crds::Agent;
 use kgents::kgents_operator::agent::plan::{self, AgentRef, PlanConfig};
 use kgents::kgents_operator::agent::status::{self as agent_status, Realisation, StatusInput};
-use kgents::kgents_operator::metrics::Metrics;
-use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, agent};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -44,7 +42,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{client_from, peak_rss_kib, ticks_per_second, wait_ready};
+use measure::{peak_rss_kib, run_operator, ticks_per_second, wait_ready};
 
 #[derive(Parser, Debug)]
 #[command(about = "Agents/s of the operator against the API server's own ceiling.")]
@@ -108,25 +106,18 @@ async fn main() -> Result<()> {
 }
 
 async fn operator_process(args: Args) -> Result<()> {
-    let kubeconfig = args.kubeconfig.context("--operator needs --kubeconfig")?;
-    let client = client_from(&kubeconfig).await?;
     let config = OperatorConfig {
         namespace: args.namespace,
         concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
         ..OperatorConfig::default()
     };
-    let options = RunOptions {
+    run_operator(
+        args.kubeconfig,
         config,
-        http_addr: args.http_addr,
-        leader_election: None,
-        metrics: Arc::new(Metrics::new()),
-        controllers: run::controllers()
-            .into_iter()
-            .filter(|c| c.name == agent::CONTROLLER)
-            .collect(),
-    };
-    run::run(client, options, run::shutdown_signal()).await?;
-    Ok(())
+        args.http_addr,
+        &[agent::CONTROLLER],
+    )
+    .await
 }
 
 async fn namespace(client: &Client, name: &str) -> Result<()> {

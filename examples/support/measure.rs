@@ -1,16 +1,21 @@
 //! What the measuring examples (`scale`, `probes`, `proposal`) share: a client from a
-//! kubeconfig file, CPU time and peak memory of a process from `/proc`, and plain HTTP/1.1
-//! GETs against the operator's own HTTP server (readiness, metrics).
+//! kubeconfig file, the operator run as a child process of the example, CPU time and peak
+//! memory of a process from `/proc`, and plain HTTP/1.1 GETs against the operator's own HTTP
+//! server (readiness, metrics).
 //!
 //! Included with `#[path = "support/measure.rs"] mod measure;`; not an example of its own.
 
 #![allow(dead_code)] // each example uses a different part
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use kgents::kgents_operator::OperatorConfig;
+use kgents::kgents_operator::metrics::Metrics;
+use kgents::kgents_operator::run::{self, RunOptions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -20,6 +25,31 @@ pub async fn client_from(kubeconfig: &Path) -> Result<Client> {
         .with_context(|| format!("reading the kubeconfig {}", kubeconfig.display()))?;
     let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
+}
+
+/// The body of the operator child process: runs the `controllers` named (e.g.
+/// `agent::CONTROLLER`) with `config` against the cluster of `kubeconfig`, its HTTP server on
+/// `http_addr`, without leader election, until SIGTERM or Ctrl-C.
+pub async fn run_operator(
+    kubeconfig: Option<PathBuf>,
+    config: OperatorConfig,
+    http_addr: Option<SocketAddr>,
+    controllers: &[&str],
+) -> Result<()> {
+    let kubeconfig = kubeconfig.context("--operator needs --kubeconfig")?;
+    let client = client_from(&kubeconfig).await?;
+    let options = RunOptions {
+        config,
+        http_addr,
+        leader_election: None,
+        metrics: Arc::new(Metrics::new()),
+        controllers: run::controllers()
+            .into_iter()
+            .filter(|c| controllers.contains(&c.name))
+            .collect(),
+    };
+    run::run(client, options, run::shutdown_signal()).await?;
+    Ok(())
 }
 
 /// What `/proc/<pid>/stat` (or a thread's `/proc/<pid>/task/<tid>/stat`) says of a process.
