@@ -24,7 +24,7 @@
 //! told from the controllers' idle cost.
 
 // The fake model is shared with the operator's testbed tests.
-#[path = "../crates/kgents-operator/tests/support_cognitive/fake_model.rs"]
+#[path = "../kgents-operator/tests/support_cognitive/fake_model.rs"]
 mod fake_model;
 #[path = "support/measure.rs"]
 mod measure;

@@ -206,7 +206,7 @@ pub fn webhook_role_manifests(namespace: &str) -> (Role, RoleBinding) {
 }
 
 /// Header of the generated file.
-pub const HEADER: &str = "# Generated from the controllers' required_rules() in crates/kgents-operator (src/rbac.rs).\n\
+pub const HEADER: &str = "# Generated from the controllers' required_rules() in kgents-operator (src/rbac.rs).\n\
 # Do not edit by hand: a test fails when this file differs from what the code generates.\n\
 # Regenerate with: KGENTS_WRITE_RBAC=1 cargo test -p kgents-operator --lib rbac\n";
 
@@ -242,7 +242,7 @@ mod tests {
 
     const COMMITTED: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/operator/rbac.yaml"
+        "/../deploy/operator/rbac.yaml"
     );
 
     #[test]

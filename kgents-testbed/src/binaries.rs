@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// The tools module's go.mod; the Kubernetes version is read from it so the
 /// default cache directory always matches what `scripts/testbed-build` builds.
-const TOOLS_GO_MOD: &str = include_str!("../../../testbed/go/go.mod");
+const TOOLS_GO_MOD: &str = include_str!("../../testbed/go/go.mod");
 
 /// The Kubernetes version the tools module pins (e.g. `v1.37.2`).
 pub fn kubernetes_version() -> &'static str {
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_build_script_writes_the_stage_format_the_testbed_expects() {
-        let script = include_str!("../../../scripts/testbed-build");
+        let script = include_str!("../../scripts/testbed-build");
         assert!(
             script.contains(&format!("stages_format=\"{KWOK_STAGES_FORMAT}\"")),
             "scripts/testbed-build and KWOK_STAGES_FORMAT disagree"

@@ -555,7 +555,7 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
         "fix-parser",
         "alice",
         "CODE_PATCH",
-        json!({"kind": "File", "name": "crates/kgents-probes/src/challenge.rs"}),
+        json!({"kind": "File", "name": "kgents-probes/src/challenge.rs"}),
         None,
     );
     external.spec.magnitude.lines_added = 12;

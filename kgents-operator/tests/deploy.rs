@@ -19,7 +19,7 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ObjectMeta, PostParams};
 use serde_json::Value;
 
-const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/operator");
+const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/operator");
 
 /// Every document of `deploy/operator/<file>`, as JSON.
 fn documents(file: &str) -> Vec<Value> {
