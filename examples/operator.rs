@@ -189,15 +189,15 @@ async fn main() -> Result<()> {
     }
 
     let mut webhook = WebhookConfig::in_cluster(&args.lease_namespace);
-    proposal::configure(ProposalSettings {
-        reviewer,
-        // The controller re-checks unvetted proposals against the webhook's policy.
-        policy_config_map: webhook
-            .policy_config_map
-            .clone()
-            .filter(|_| args.webhook)
-            .map(|name| (webhook.namespace.clone(), name)),
-    });
+    let mut proposals = ProposalSettings::new();
+    if let Some(reviewer) = reviewer {
+        proposals = proposals.with_reviewer(reviewer);
+    }
+    // The controller re-checks unvetted proposals against the webhook's policy.
+    if let Some(name) = webhook.policy_config_map.clone().filter(|_| args.webhook) {
+        proposals = proposals.with_policy_config_map(webhook.namespace.clone(), name);
+    }
+    options.config.proposal = proposals;
     if args.webhook {
         if args.embedded {
             ensure_namespace(&client, &args.lease_namespace).await?;

@@ -416,14 +416,11 @@ async fn latency(clients: usize, run: Duration, slices: u32, rate: Option<f64>) 
     let server = webhook_runtime
         .spawn(async move {
             let client = measure::client_from(&kubeconfig).await?;
-            anyhow::Ok(
-                admission::serve(
-                    client,
-                    config,
-                    Arc::new(kgents::kgents_core::clock::SystemClock),
-                )
-                .await?,
-            )
+            let ctx = kgents::kgents_operator::Context::new(client, Default::default());
+            let health = Arc::new(kgents::kgents_operator::http::Health::new(
+                kgents::kgents_operator::leader::LeaderState::always(),
+            ));
+            anyhow::Ok(admission::serve(&ctx, config, health).await?)
         })
         .await??;
     // Wait until the API server calls it: a dry-run CRITICAL proposal is denied.

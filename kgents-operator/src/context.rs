@@ -39,6 +39,8 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// The cognitive probes of live agents ([`crate::cognitive`]).
     pub probes: ProbeConfig,
+    /// The Proposal controller's reviewer and admission policy ConfigMap ([`crate::proposal`]).
+    pub proposal: crate::proposal::ProposalSettings,
 }
 
 /// Settings of the cognitive probe runner ([`crate::cognitive`]): how many probe calls the
@@ -83,6 +85,7 @@ impl Default for OperatorConfig {
             placeholder_image: "registry.k8s.io/pause:3.10".to_owned(),
             namespace: None,
             probes: ProbeConfig::default(),
+            proposal: crate::proposal::ProposalSettings::default(),
         }
     }
 }

@@ -117,5 +117,19 @@ impl Error {
     }
 }
 
+impl From<kgents_policy::Error> for Error {
+    fn from(error: kgents_policy::Error) -> Self {
+        match error {
+            kgents_policy::Error::Policy { location, message } => {
+                Error::Policy { location, message }
+            }
+            other => Error::Policy {
+                location: "policy".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 /// The operator's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

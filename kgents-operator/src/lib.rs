@@ -5,7 +5,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`admission`] | the T-gent admission webhook: pure decision, CEL policy, HTTPS server, certificates |
+//! | [`admission`] | the T-gent admission webhook over [`kgents_policy`]: HTTPS server, policy and ledger watches, certificates |
 //! | [`agent`] | the Agent controller: plan, status, reconcile |
 //! | [`cognitive`] | cognitive probes of live agents: schedule, budget, verdicts, readiness gate, safe mode |
 //! | [`context`] | the shared [`Context`]: client, Event recorder, metrics, clock, settings |
@@ -15,7 +15,7 @@
 //! | [`leader`] | Lease-based leader election; only the holder reconciles |
 //! | [`memory`] | the Memory controller: claim, metadata ConfigMap, retention, compost sweep |
 //! | [`pheromone`] | the Pheromone controller: status once, requeue exactly at fading and evaporation |
-//! | [`proposal`] | the Proposal controller: phase machine, review, approval, execution |
+//! | [`proposal`] | the Proposal controller over [`kgents_policy`]: phase machine, review, approval, execution |
 //! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
 //! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
 //! | [`support`] | shared by the Pheromone, Memory and Umwelt controllers: apply-if-changed, status, RBAC rules |

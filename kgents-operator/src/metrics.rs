@@ -82,6 +82,8 @@ pub struct Metrics {
     cognitive_health: Family<HealthLabels, Gauge>,
     /// The health last seen for each probed agent (same locking rule as `phase_of`).
     health_of: Mutex<HashMap<String, String>>,
+    admission: crate::admission::metrics::AdmissionMetrics,
+    proposals: crate::proposal::metrics::ProposalMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,8 +155,9 @@ impl Metrics {
             "Probed agents per cognitive health",
             cognitive_health.clone(),
         );
-        // The proposal lifecycle's process-wide metrics, so one /metrics shows everything.
-        crate::proposal::metrics::metrics().register_in(&mut registry);
+        // Admission and the proposal lifecycle, so one /metrics shows everything.
+        let admission = crate::admission::metrics::AdmissionMetrics::registered_in(&mut registry);
+        let proposals = crate::proposal::metrics::ProposalMetrics::registered_in(&mut registry);
         Self {
             registry,
             reconciles,
@@ -168,7 +171,19 @@ impl Metrics {
             probe_status_writes,
             cognitive_health,
             health_of: Mutex::new(HashMap::new()),
+            admission,
+            proposals,
         }
+    }
+
+    /// The admission webhook's metrics.
+    pub(crate) fn admission(&self) -> &crate::admission::metrics::AdmissionMetrics {
+        &self.admission
+    }
+
+    /// The Proposal controller's metrics.
+    pub(crate) fn proposals(&self) -> &crate::proposal::metrics::ProposalMetrics {
+        &self.proposals
     }
 
     /// Counts one reconcile of `controller`.

@@ -196,6 +196,16 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    run_serving(client, options, None, shutdown).await
+}
+
+/// [`run`], with the admission webhook served when `webhook` is given.
+async fn run_serving(
+    client: Client,
+    options: RunOptions,
+    webhook: Option<crate::admission::WebhookConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -211,6 +221,25 @@ pub async fn run(
         .map(|e| e.state.clone())
         .unwrap_or_else(LeaderState::always);
     let health = Arc::new(Health::new(leader.clone()));
+    // The webhook answers on every replica, leader or not (admission must answer wherever the
+    // API server sends it), with the operator's metrics and health on its port too.
+    let webhook = match webhook {
+        Some(config) => {
+            let ctx = Context::new(client.clone(), options.config.clone())
+                .with_metrics(options.metrics.clone())
+                .with_leader(leader.clone());
+            match crate::admission::serve(&ctx, config, health.clone()).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    if let Some(election) = election {
+                        election.release().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     let server = match options.http_addr {
         Some(addr) => {
             let (bound, task) = http::serve(
@@ -228,6 +257,9 @@ pub async fn run(
 
     let outcome = lead_while_elected(&client, &options, &health, leader, stop_rx).await;
 
+    if let Some(webhook) = webhook {
+        webhook.shutdown().await;
+    }
     if let Some(election) = election {
         election.release().await;
     }
@@ -245,12 +277,7 @@ pub async fn run_with_webhook(
     webhook: crate::admission::WebhookConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let clock: Arc<dyn kgents_core::clock::Clock> = Arc::new(kgents_core::clock::SystemClock);
-    let server = crate::admission::serve(client.clone(), webhook, clock).await?;
-    tracing::info!(addr = %server.addr, "T-gent admission webhook serving");
-    let outcome = run(client, options, shutdown).await;
-    server.shutdown().await;
-    outcome
+    run_serving(client, options, Some(webhook), shutdown).await
 }
 
 async fn lead_while_elected(

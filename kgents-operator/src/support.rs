@@ -27,6 +27,28 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// hash matches is not applied again (a steady state costs reads, never writes).
 pub const DESIRED_HASH_ANNOTATION: &str = "kgents.io/desired-hash";
 
+/// Who the API server says `client` is (a SelfSubjectReview): the username its writes carry.
+/// The admission webhook leaves the operator's own status writes out by this name; approvals
+/// are recorded under it.
+pub async fn whoami(client: &kube::Client) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = api
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await?;
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .filter(|u| !u.is_empty())
+        .ok_or(Error::MissingObjectKey(
+            "status.userInfo.username of a SelfSubjectReview",
+        ))
+}
+
 /// How soon a reconcile that failed on a conflict or a timeout is retried.
 const QUICK_RETRY: Duration = Duration::from_secs(2);
 /// How soon any other failed reconcile is retried.

@@ -192,7 +192,10 @@ async fn start_webhook_with_policy(
         timeout_seconds: 3,
         remove_on_shutdown: true,
     };
-    let server = admission::serve(ctx.client.clone(), config, ctx.clock.clone())
+    let health = Arc::new(kgents_operator::http::Health::new(
+        kgents_operator::leader::LeaderState::always(),
+    ));
+    let server = admission::serve(ctx, config, health)
         .await
         .expect("webhook serving");
     // The API server learns about webhook configurations through an informer: wait until a
@@ -545,7 +548,7 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
         &admin,
         &ns,
         "migrate",
-        &["AwaitingApproval", "Approved", "Applied"],
+        &["AwaitingReview", "Approved", "Applied"],
     )
     .await;
 
@@ -739,10 +742,7 @@ async fn medium_proposals_are_reviewed_by_the_model_and_garbage_escalates_to_hum
         "t-gent/fake",
         Duration::from_secs(10),
     ));
-    let settings = ProposalSettings {
-        reviewer: Some(reviewer),
-        policy_config_map: None,
-    };
+    let settings = ProposalSettings::new().with_reviewer(reviewer);
     let controller = Running::start(ctx.clone(), move |ctx, stop| {
         proposal::run_with(ctx, settings, stop)
     });

@@ -15,6 +15,11 @@
 //! served. [`WebhookServer::stats`] counts connections by protocol and keeps a fine histogram
 //! of the handler's own time, so the webhook's share of an admission's latency can be told
 //! apart from the API server's.
+//!
+//! Besides `/validate`, the listener serves the operator's own `/metrics`, `/healthz` and
+//! `/readyz`: the handlers of [`crate::http`] over the operator's registry and health, not a
+//! second set (the deployment's readiness probe asks the webhook port over HTTPS, so a replica
+//! is ready only once admission answers).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +32,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
@@ -50,11 +55,11 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 
+use kgents_policy::{AdmissionPolicy, LiveLedger, decide};
+
 use super::certs::{self, CertificateBundle, CertificateSettings, WEBHOOK_FIELD_MANAGER};
-use super::decision::decide;
-use super::ledger::LiveLedger;
-use super::policy::AdmissionPolicy;
-use crate::proposal::metrics::metrics;
+use crate::http::Health;
+use crate::metrics::Metrics;
 use crate::{Error, Result};
 
 /// The path the API server posts AdmissionReviews to.
@@ -353,6 +358,8 @@ struct Shared {
     ledger: LiveLedger,
     clock: Arc<dyn Clock>,
     counters: Counters,
+    /// The operator's metrics: verdicts are counted in its registry.
+    metrics: Arc<Metrics>,
 }
 
 /// A histogram of durations with about 3 % resolution (32 linear sub-buckets per power of two
@@ -504,14 +511,20 @@ fn review(shared: &Shared, body: &[u8]) -> AdmissionReview<DynamicObject> {
             if let Some(uid) = uid {
                 response.uid = uid;
             }
-            metrics().verdict(false, None, started.elapsed());
+            shared
+                .metrics
+                .admission()
+                .verdict(false, None, started.elapsed());
             return response.into_review();
         }
     };
     let request = match review.try_into() {
         Ok(request) => request,
         Err(_) => {
-            metrics().verdict(false, None, started.elapsed());
+            shared
+                .metrics
+                .admission()
+                .verdict(false, None, started.elapsed());
             return AdmissionResponse::invalid("the AdmissionReview carries no request")
                 .into_review();
         }
@@ -527,7 +540,7 @@ fn review(shared: &Shared, body: &[u8]) -> AdmissionReview<DynamicObject> {
     if !verdict.warnings.is_empty() {
         response.warnings = Some(verdict.warnings.clone());
     }
-    metrics().verdict(
+    shared.metrics.admission().verdict(
         verdict.allowed,
         verdict.assessment.as_ref().map(|a| a.level.as_str()),
         started.elapsed(),
@@ -551,23 +564,25 @@ async fn validate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     response
 }
 
-async fn metrics_text() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics().encode(),
-    )
-        .into_response()
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+/// `/validate`, and the operator's own `/metrics`, `/healthz` and `/readyz` (the same handlers
+/// over the same registry and health as [`crate::http`], so a probe or a scrape of the webhook
+/// port sees what the operator's port shows).
+fn router(shared: Arc<Shared>, health: Arc<Health>) -> Router {
     Router::new()
         .route(VALIDATE_PATH, post(validate))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_text))
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::http::router(shared.metrics.clone(), health))
+}
+
+/// Takes one watch event of the Proposal informer into the live ledger.
+fn feed(ledger: &LiveLedger, event: &watcher::Event<Proposal>) {
+    match event {
+        watcher::Event::Apply(proposal) => ledger.upsert(proposal),
+        watcher::Event::Delete(proposal) => ledger.remove(proposal),
+        watcher::Event::Init => ledger.begin_relist(),
+        watcher::Event::InitApply(proposal) => ledger.relist(proposal),
+        watcher::Event::InitDone => ledger.finish_relist(),
+    }
 }
 
 /// A running webhook server.
@@ -675,7 +690,7 @@ async fn register(
     ca_pem: Option<&str>,
 ) -> Result<()> {
     // Our own identity, as the API server sees it: the status guard leaves our writes out.
-    let operator = crate::proposal::approval::whoami(client).await?;
+    let operator = crate::support::whoami(client).await?;
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let desired = webhook_configuration(config, bound, ca_pem, &operator);
     api.patch(
@@ -725,7 +740,9 @@ async fn load_policy(client: &Client, config: &WebhookConfig) -> Result<Admissio
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &config.namespace);
     match api.get_opt(name).await? {
         None => Ok(AdmissionPolicy::default()),
-        Some(map) => AdmissionPolicy::from_config_map_data(&map.data.unwrap_or_default()),
+        Some(map) => Ok(AdmissionPolicy::from_config_map_data(
+            &map.data.unwrap_or_default(),
+        )?),
     }
 }
 
@@ -757,11 +774,15 @@ async fn read_cert_manager_secret(
 }
 
 /// Starts the webhook server and registers it; see the module documentation for the order.
+/// Verdicts are counted in `ctx`'s metrics, and the listener also serves the operator's
+/// `/metrics`, `/healthz` and `/readyz` from that registry and `health`.
 pub async fn serve(
-    client: Client,
+    ctx: &crate::Context,
     config: WebhookConfig,
-    clock: Arc<dyn Clock>,
+    health: Arc<Health>,
 ) -> Result<WebhookServer> {
+    let client = ctx.client.clone();
+    let clock = ctx.clock.clone();
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -780,7 +801,7 @@ pub async fn serve(
     let events = watcher(proposals, watcher::Config::default()).map_ok({
         let ledger = ledger.clone();
         move |event| {
-            ledger.apply(&event);
+            feed(&ledger, &event);
             event
         }
     });
@@ -807,6 +828,7 @@ pub async fn serve(
         ledger,
         clock: clock.clone(),
         counters: Counters::new(),
+        metrics: ctx.metrics.clone(),
     });
 
     // The policy ConfigMap: a bad edit keeps the previous policy (and says so).
@@ -885,7 +907,7 @@ pub async fn serve(
         addr: config.bind,
         source,
     })?;
-    let app = router(shared.clone());
+    let app = router(shared.clone(), health);
     let accept_shared = shared.clone();
     let accept_stop = stopped(stop_rx.clone());
     tasks.push(tokio::spawn(async move {
@@ -1114,6 +1136,102 @@ mod tests {
         assert_eq!(last, histogram.buckets.len() - 1);
     }
 
+    async fn http(addr: SocketAddr, request: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn the_webhook_port_serves_the_operators_own_metrics_and_health() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.reconcile_started("proposal");
+        let health = Arc::new(Health::new(crate::leader::LeaderState::always()));
+        let shared = Arc::new(Shared {
+            policy: RwLock::new(Arc::new(AdmissionPolicy::default())),
+            ledger: LiveLedger::new(),
+            clock: Arc::new(kgents_core::clock::SystemClock),
+            counters: Counters::new(),
+            metrics: metrics.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router(shared, health.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        // A review answered on /validate is counted in the operator's registry.
+        let body = "not json";
+        let reply = http(
+            addr,
+            format!(
+                "POST {VALIDATE_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains(r#""allowed":false"#), "{reply}");
+        let scraped = http(addr, get("/metrics")).await;
+        assert!(
+            scraped.contains(
+                r#"kgents_admission_verdicts_total{allowed="false",level="UNASSESSED"} 1"#
+            ),
+            "{scraped}"
+        );
+        assert!(
+            scraped.contains(r#"kgents_reconciles_total{controller="proposal"} 1"#),
+            "the operator's own counters, not a second registry: {scraped}"
+        );
+        assert_eq!(
+            metrics
+                .encode()
+                .matches("admission_verdicts_total{")
+                .count(),
+            1
+        );
+
+        // Health and readiness are the operator's.
+        assert!(http(addr, get("/healthz")).await.contains("leader: true"));
+        assert!(http(addr, get("/readyz")).await.starts_with("HTTP/1.1 503"));
+        health.set_ready(true);
+        assert!(http(addr, get("/readyz")).await.starts_with("HTTP/1.1 200"));
+        task.abort();
+    }
+
+    #[test]
+    fn the_live_ledger_follows_the_informers_events() {
+        let proposal = |name: &str| -> Proposal {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kgents.io/v1", "kind": "Proposal",
+                "metadata": {"name": name, "namespace": "team", "uid": format!("u-{name}"),
+                    "creationTimestamp": "2027-01-15T08:00:00Z"},
+                "spec": {"proposer": "alice", "changeType": "AGENT_SCALE",
+                    "target": {"kind": "Agent", "name": "b"}},
+            }))
+            .expect("valid proposal")
+        };
+        let ledger = LiveLedger::new();
+        feed(&ledger, &watcher::Event::Init);
+        feed(&ledger, &watcher::Event::InitApply(proposal("a")));
+        assert!(ledger.is_empty(), "not before the initial list is done");
+        feed(&ledger, &watcher::Event::InitDone);
+        feed(&ledger, &watcher::Event::Apply(proposal("b")));
+        assert_eq!(ledger.len(), 2);
+        feed(&ledger, &watcher::Event::Delete(proposal("a")));
+        assert_eq!(ledger.len(), 1);
+    }
+
     #[test]
     fn unreadable_reviews_are_answered_with_a_denial_carrying_the_uid() {
         let shared = Shared {
@@ -1121,6 +1239,7 @@ mod tests {
             ledger: LiveLedger::new(),
             clock: Arc::new(kgents_core::clock::SystemClock),
             counters: Counters::new(),
+            metrics: Arc::new(Metrics::new()),
         };
         let body = serde_json::json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

@@ -4,31 +4,15 @@
 //! their own, so approvals from several people (and the controller's fields) coexist under
 //! server-side apply.
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kgents_crds::Proposal;
 use kgents_crds::common::Time;
 use kgents_crds::proposal::{Approval, Rejection};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::{Error, Result};
-
-/// Who the API server says the client is.
-pub async fn whoami(client: &Client) -> Result<String> {
-    let api: Api<SelfSubjectReview> = Api::all(client.clone());
-    let review = api
-        .create(&PostParams::default(), &SelfSubjectReview::default())
-        .await?;
-    review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-        .filter(|u| !u.is_empty())
-        .ok_or(Error::MissingObjectKey(
-            "status.userInfo.username of a SelfSubjectReview",
-        ))
-}
+use crate::Result;
+pub use crate::support::whoami;
 
 /// The field manager of `who`'s approvals (at most 128 characters, as the API server requires).
 pub fn field_manager(who: &str) -> String {

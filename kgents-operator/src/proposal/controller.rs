@@ -1,13 +1,19 @@
-//! The Proposal reconcile: gather [`Facts`], [`plan`], perform the one effect, write the status
-//! (server-side apply of the fields the controller owns; approvals and rejections belong to
-//! whoever wrote them), publish an Event and count the transition, requeue at the next instant
-//! that matters (the TTL, exactly).
+//! The Proposal reconcile, in four steps: **gather** the [`Facts`] (the authoritative
+//! assessment with the admission policy from a watched ConfigMap and the ledger from the
+//! informer cache, the patch parsed once, review, approvals, expiry, supersession), **plan**
+//! once with the pure phase machine, **perform** the one effect it asks for (request a review,
+//! dry run, apply), and write the **status** (server-side apply of the fields the controller
+//! owns; approvals and rejections belong to whoever wrote them), publish an Event and count the
+//! transition. An effect's outcome is recorded in status and planned on at the next look, which
+//! the status write's own watch event brings at once; otherwise the next look is at the TTL, exactly. Every API call goes through
+//! the [`Context`] under its configured timeout.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kgents_crds::common::Time;
 use kgents_crds::pheromone::PheromoneSpec;
@@ -16,25 +22,24 @@ use kgents_crds::proposal::{
     RiskAssessment, RiskDecision,
 };
 use kgents_crds::{Pheromone, PheromoneType, Proposal};
+use kgents_policy::{AdmissionPolicy, Occasion, ParsedPatch, evaluate, ledger, patch};
 use kgents_risk::Decision;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::execute;
-use super::metrics::metrics;
-use super::phase::{Effect, ExecutionState, Facts, ReviewState, is_terminal, plan};
 use super::review::{ReviewRequest, Reviewer};
-use crate::admission::decision::{Occasion, evaluate};
-use crate::admission::ledger::StoreLedger;
-use crate::admission::patch;
-use crate::admission::policy::AdmissionPolicy;
 use crate::conditions::{DesiredCondition, merge};
 use crate::{Context, Error, Result};
+use kgents_policy::lifecycle::{
+    Effect, Facts, approvals, execution_state, expires_at, is_terminal, plan, review_state,
+    superseded_by, supersedes,
+};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "proposal";
@@ -43,14 +48,38 @@ pub const STATUS_FIELD_MANAGER: &str = "kgents-proposal-controller";
 /// The longest a proposal waits for its next look (a safety net against lost watch events).
 const MAX_REQUEUE: Duration = Duration::from_secs(300);
 
-/// What the controller needs besides the shared [`Context`].
+/// The Proposal controller's settings ([`OperatorConfig::proposal`](crate::OperatorConfig)).
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct ProposalSettings {
     /// The reviewer (`None`: reviews are SKIPPED and humans decide).
     pub reviewer: Option<Arc<dyn Reviewer>>,
-    /// Namespace and name of the policy ConfigMap the re-check of unvetted proposals uses
-    /// (`None`: the default policy).
+    /// Namespace and name of the policy ConfigMap the re-check of unvetted proposals uses,
+    /// watched while the controller runs (`None`: the default policy).
     pub policy_config_map: Option<(String, String)>,
+}
+
+impl ProposalSettings {
+    /// No reviewer, the default policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These settings with `reviewer` judging MEDIUM proposals.
+    pub fn with_reviewer(mut self, reviewer: Arc<dyn Reviewer>) -> Self {
+        self.reviewer = Some(reviewer);
+        self
+    }
+
+    /// These settings with the admission policy read from ConfigMap `namespace/name`.
+    pub fn with_policy_config_map(
+        mut self,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        self.policy_config_map = Some((namespace.into(), name.into()));
+        self
+    }
 }
 
 impl std::fmt::Debug for ProposalSettings {
@@ -62,18 +91,8 @@ impl std::fmt::Debug for ProposalSettings {
     }
 }
 
-static SETTINGS: OnceLock<ProposalSettings> = OnceLock::new();
-
-/// Sets the settings [`run`] uses (once, before the operator starts; later calls are ignored
-/// and return `false`). The operator starts controllers through plain function pointers, so
-/// this is how a binary hands the controller its reviewer.
-pub fn configure(settings: ProposalSettings) -> bool {
-    SETTINGS.set(settings).is_ok()
-}
-
-/// The Kubernetes permissions the Proposal controller uses (the webhook's are
-/// [`crate::admission::server::required_rules`] and
-/// [`crate::admission::server::namespaced_rules`]).
+/// The Kubernetes permissions the Proposal controller uses (the webhook's are in the admission
+/// module).
 pub fn required_rules() -> Vec<PolicyRule> {
     use crate::support::rule;
     vec![
@@ -86,25 +105,76 @@ pub fn required_rules() -> Vec<PolicyRule> {
             &["agents", "memories", "umwelts", "pheromones"],
             &["get", "patch"],
         ),
-        rule("", &["configmaps"], &["get", "patch"]),
+        // The policy ConfigMap is watched; ConfigMap targets are read and patched.
+        rule("", &["configmaps"], &["get", "list", "watch", "patch"]),
         rule("apps", &["deployments"], &["get", "patch"]),
     ]
 }
 
-/// Runs the controller with the settings given to [`configure`] (default: no reviewer, the
-/// default policy) until `shutdown` resolves.
+/// Runs the controller with the settings of the context's
+/// [`OperatorConfig::proposal`](crate::OperatorConfig) until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let settings = SETTINGS.get().cloned().unwrap_or_default();
+    let settings = ctx.config.proposal.clone();
     run_with(ctx, settings, shutdown).await;
+}
+
+/// The admission policy of the re-check: the policy ConfigMap as the watch last saw it,
+/// compiled once per version of the ConfigMap.
+struct WatchedPolicy {
+    /// The policy ConfigMap's cache (`None`: no ConfigMap is configured, the default policy).
+    store: Option<Store<ConfigMap>>,
+    /// The policy compiled from the cached ConfigMap, by its resourceVersion (`None`: absent).
+    compiled: Mutex<Option<(Option<String>, Arc<AdmissionPolicy>)>>,
+}
+
+impl WatchedPolicy {
+    /// The policy in force. Waits (within the API budget) for the watch's first list, so an
+    /// unvetted proposal is never judged by the default policy while the configured one loads;
+    /// an invalid policy is an error (the reconcile retries; the webhook keeps its previous
+    /// policy meanwhile).
+    async fn current(&self, ctx: &Context) -> Result<Arc<AdmissionPolicy>> {
+        let Some(store) = &self.store else {
+            return Ok(Arc::new(AdmissionPolicy::default()));
+        };
+        tokio::time::timeout(ctx.config.api_timeout, store.wait_until_ready())
+            .await
+            .map_err(|_| Error::Timeout {
+                call: "initial list of the admission policy ConfigMap",
+                budget: ctx.config.api_timeout,
+            })?
+            .map_err(|_| Error::ControllerStopped("admission policy watch"))?;
+        let map = store.state().into_iter().next();
+        let version = map
+            .as_ref()
+            .and_then(|m| m.metadata.resource_version.clone());
+        if let Some((seen, policy)) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *seen == version
+        {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(match &map {
+            None => AdmissionPolicy::default(),
+            Some(map) => AdmissionPolicy::from_config_map_data(
+                map.data.as_ref().unwrap_or(&Default::default()),
+            )?,
+        });
+        *self.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, policy.clone()));
+        Ok(policy)
+    }
 }
 
 struct State {
     ctx: Arc<Context>,
     settings: ProposalSettings,
     store: Store<Proposal>,
+    policy: WatchedPolicy,
     /// Asks for a reconcile of older pending proposals a newer filing supersedes (they would
     /// otherwise notice only at their next requeue).
     supersede: futures::channel::mpsc::UnboundedSender<ObjectRef<Proposal>>,
@@ -121,10 +191,34 @@ pub async fn run_with(
     let controller = Controller::new(api, watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .reconcile_on(superseded);
+    // The policy ConfigMap, watched by name for as long as the controller runs.
+    let (policy_store, policy_watch) = match &settings.policy_config_map {
+        Some((namespace, name)) => {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+            let (store, writer) = reflector::store();
+            let events = watcher(
+                api,
+                watcher::Config::default().fields(&format!("metadata.name={name}")),
+            )
+            .default_backoff();
+            let watch = reflector::reflector(writer, events).for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "watching the admission policy ConfigMap");
+                }
+                futures::future::ready(())
+            });
+            (Some(store), Some(tokio::spawn(watch)))
+        }
+        None => (None, None),
+    };
     let state = Arc::new(State {
         ctx: ctx.clone(),
         settings,
         store: controller.store(),
+        policy: WatchedPolicy {
+            store: policy_store,
+            compiled: Mutex::new(None),
+        },
         supersede,
     });
     controller
@@ -135,6 +229,9 @@ pub async fn run_with(
             futures::future::ready(())
         })
         .await;
+    if let Some(watch) = policy_watch {
+        watch.abort();
+    }
 }
 
 fn error_policy(_proposal: Arc<Proposal>, error: &Error, state: Arc<State>) -> Action {
@@ -165,27 +262,6 @@ fn decision_of(decision: RiskDecision) -> Decision {
     }
 }
 
-/// Where the review stands, as recorded in status. Objects stored before the ESCALATED result
-/// existed recorded an escalation as SKIPPED with a report starting with `ESCALATE`; they still
-/// read as escalated.
-pub fn review_state(review: Option<&ReviewStatus>) -> ReviewState {
-    match review.and_then(|r| r.result) {
-        None => ReviewState::NotRequested,
-        Some(ReviewResult::Pending) => ReviewState::Pending,
-        Some(ReviewResult::Passed) => ReviewState::Passed,
-        Some(ReviewResult::Failed) => ReviewState::Failed,
-        Some(ReviewResult::Escalated) => ReviewState::Escalated,
-        Some(ReviewResult::Skipped)
-            if review
-                .and_then(|r| r.report.as_deref())
-                .is_some_and(|r| r.starts_with("ESCALATE")) =>
-        {
-            ReviewState::Escalated
-        }
-        Some(ReviewResult::Skipped) => ReviewState::Skipped,
-    }
-}
-
 /// Who filed the proposal: an agent when `spec.proposer` is a ServiceAccount username
 /// (`system:serviceaccount:<namespace>:<name>`), else a person. Admission admits a proposal only
 /// when `spec.proposer` equals the requester's authenticated username, so this is the kind the
@@ -194,105 +270,92 @@ pub fn proposer_kind(proposal: &Proposal) -> ProposerKind {
     kgents_risk::ProposerKind::from_username(&proposal.spec.proposer).into()
 }
 
-/// Where the execution stands, as recorded in status.
-pub fn execution_state(execution: Option<&Execution>) -> ExecutionState {
-    match execution {
-        None => ExecutionState::NotStarted,
-        Some(e) if e.dry_run && e.success => ExecutionState::DryRunPassed,
-        Some(e) if e.dry_run => ExecutionState::DryRunFailed,
-        Some(e) if e.success => ExecutionState::Applied,
-        Some(_) => ExecutionState::ApplyFailed,
+/// What the reconcile gathered about a proposal before planning.
+struct Gathered {
+    /// The status to write: as stored, with the assessment (made once), the verified proposer
+    /// kind and the expiry filled in.
+    status: ProposalStatus,
+    /// What the phase machine plans from.
+    facts: Facts,
+    /// The risk decision, for the transition metric.
+    decision: Decision,
+    /// Why the re-check denies the proposal, when it does (this look only).
+    denial: Option<String>,
+    /// The patch, parsed once for every use (the reviewer, the dry run, the apply).
+    parsed: Option<ParsedPatch>,
+    /// The newer proposal that supersedes this one, if any.
+    superseded_by: Option<String>,
+    /// When the proposal expires.
+    expires: Option<Timestamp>,
+}
+
+/// Gathers the facts: the authoritative assessment (made once, with the same checks as
+/// admission, from the watched policy and the informer cache, never an API call), the patch,
+/// the review, approvals, expiry and supersession.
+async fn gather(proposal: &Proposal, state: &State, now: Timestamp) -> Result<Gathered> {
+    let ctx = &state.ctx;
+    let mut status = proposal.status.clone().unwrap_or_default();
+    let mut admissible = true;
+    let mut denial = None;
+    if status.risk_assessment.is_none() {
+        let policy = state.policy.current(ctx).await?;
+        let cache = state.store.state();
+        let ledger = ledger::snapshot(cache.iter().map(|p| p.as_ref()));
+        let verdict = evaluate(proposal, &Occasion::review(), &policy, &ledger, now);
+        admissible = verdict.allowed;
+        if !verdict.allowed {
+            denial = Some(verdict.message());
+        }
+        status.risk_assessment = Some(match &verdict.assessment {
+            Some(a) => RiskAssessment::from(a),
+            None => unassessable(now),
+        });
     }
-}
-
-/// Distinct approvers other than the proposer.
-pub fn approvals(proposal: &Proposal) -> u32 {
-    let mut approvers: Vec<&str> = proposal
-        .status
-        .iter()
-        .flat_map(|s| s.approvals.iter())
-        .map(|a| a.approver.as_str())
-        .filter(|a| *a != proposal.spec.proposer && !a.is_empty())
-        .collect();
-    approvers.sort_unstable();
-    approvers.dedup();
-    approvers.len() as u32
-}
-
-/// When the proposal expires: creation + ttlSeconds.
-pub fn expires_at(proposal: &Proposal) -> Option<Timestamp> {
-    let created = proposal.metadata.creation_timestamp.as_ref()?.0;
-    created
-        .checked_add(jiff::SignedDuration::from_secs(
-            proposal.spec.ttl_seconds.max(0),
-        ))
-        .ok()
-}
-
-/// The newest proposal, other than this one, from the same proposer for the same target filed
-/// after it, if any.
-pub fn superseded_by<'a>(
-    proposal: &Proposal,
-    others: impl IntoIterator<Item = &'a Proposal>,
-) -> Option<String> {
-    let key = |p: &Proposal| {
-        (
-            p.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            p.metadata.name.clone().unwrap_or_default(),
-        )
-    };
-    let namespace = proposal.metadata.namespace.as_deref();
-    let target_namespace = |p: &Proposal| {
-        p.spec
-            .target
-            .namespace
-            .clone()
-            .or_else(|| p.metadata.namespace.clone())
-    };
-    let mine = key(proposal);
-    others
-        .into_iter()
-        .filter(|o| o.metadata.uid != proposal.metadata.uid)
-        .filter(|o| o.metadata.namespace.as_deref() == namespace)
-        .filter(|o| o.spec.proposer == proposal.spec.proposer)
-        .filter(|o| {
-            o.spec.target.kind == proposal.spec.target.kind
-                && o.spec.target.name == proposal.spec.target.name
-        })
-        .filter(|o| target_namespace(o) == target_namespace(proposal))
-        .filter(|o| key(o) > mine)
-        .max_by_key(|o| key(o))
-        .and_then(|o| o.metadata.name.clone())
-}
-
-/// The undecided proposals (Pending or Reviewing) that `proposal` supersedes: older filings of
-/// the same proposer for the same target.
-pub fn supersedes<'a>(
-    proposal: &Proposal,
-    others: impl IntoIterator<Item = &'a Proposal>,
-) -> Vec<&'a Proposal> {
-    others
-        .into_iter()
-        .filter(|o| {
-            o.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_none_or(|p| matches!(p, ProposalPhase::Pending | ProposalPhase::Reviewing))
-        })
-        .filter(|o| superseded_by(o, [proposal]).is_some())
-        .collect()
-}
-
-async fn load_policy(ctx: &Context, settings: &ProposalSettings) -> Result<AdmissionPolicy> {
-    let Some((namespace, name)) = &settings.policy_config_map else {
-        return Ok(AdmissionPolicy::default());
-    };
-    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(ctx.client.clone(), namespace);
-    match ctx.api("read admission policy", api.get_opt(name)).await? {
-        None => Ok(AdmissionPolicy::default()),
-        Some(map) => AdmissionPolicy::from_config_map_data(&map.data.unwrap_or_default()),
+    let decision = status
+        .risk_assessment
+        .as_ref()
+        .map_or(Decision::Block, |a| decision_of(a.decision));
+    // Admission bound spec.proposer to the requester's authenticated username, so its form is
+    // the verified kind (a ServiceAccount is an agent); recorded for people and tools to read.
+    status.proposer_kind = Some(proposer_kind(proposal));
+    let expires = expires_at(proposal);
+    status.expires_at = expires.map(Time);
+    let others = state.store.state();
+    let superseded_by = superseded_by(proposal, others.iter().map(|p| p.as_ref()));
+    for older in supersedes(proposal, others.iter().map(|p| p.as_ref())) {
+        let _ = state.supersede.unbounded_send(ObjectRef::from_obj(older));
     }
+    let parsed = proposal
+        .spec
+        .patch
+        .as_ref()
+        .and_then(|p| patch::parse(p, &proposal.spec.target).ok());
+    let facts = Facts {
+        phase: status.phase,
+        decision,
+        admissible,
+        review: review_state(status.review.as_ref()),
+        approvals: approvals(proposal),
+        rejected: proposal
+            .status
+            .as_ref()
+            .is_some_and(|s| !s.rejections.is_empty()),
+        required_approvers: proposal.spec.review_requirements.required_approvers.max(0) as u32,
+        expired: expires.is_some_and(|at| now >= at),
+        superseded: superseded_by.is_some(),
+        has_patch: proposal.spec.patch.is_some(),
+        external: proposal.spec.target.is_external_file(),
+        execution: execution_state(status.execution.as_ref()),
+    };
+    Ok(Gathered {
+        status,
+        facts,
+        decision,
+        denial,
+        parsed,
+        superseded_by,
+        expires,
+    })
 }
 
 async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
@@ -309,9 +372,8 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let key = format!("{namespace}/{}", proposal.name_any());
     let now = ctx.clock.now();
-    let mut status = proposal.status.clone().unwrap_or_default();
-    let before = status.clone();
-    if let Some(phase) = status.phase {
+    let before = proposal.status.clone().unwrap_or_default();
+    if let Some(phase) = before.phase {
         ctx.metrics
             .observe_phase("Proposal", &key, phase_name(phase));
         if is_terminal(phase) {
@@ -319,113 +381,74 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         }
     }
 
-    // The authoritative assessment, made once, with the same checks as admission.
-    let mut admissible = true;
-    let mut denial = None;
-    if status.risk_assessment.is_none() {
-        let policy = load_policy(ctx, &state.settings).await?;
-        // The authoritative assessment reads the live cache, never a cached snapshot.
-        let ledger = StoreLedger::with_max_age(state.store.clone(), Duration::ZERO);
-        let occasion = Occasion {
-            operation: "REVIEW",
-            requester: None,
-            old_object: None,
-            dry_run: false,
-        };
-        let verdict = evaluate(proposal, &occasion, &policy, &ledger, now);
-        admissible = verdict.allowed;
-        if !verdict.allowed {
-            denial = Some(verdict.message());
-        }
-        status.risk_assessment = Some(match &verdict.assessment {
-            Some(a) => RiskAssessment::from(a),
-            None => unassessable(now),
-        });
-    }
-    let assessment = status
-        .risk_assessment
-        .clone()
-        .unwrap_or_else(|| unassessable(now));
-    let decision = decision_of(assessment.decision);
-    // Admission bound spec.proposer to the requester's authenticated username, so its form is
-    // the verified kind (a ServiceAccount is an agent); recorded for people and tools to read.
-    status.proposer_kind = Some(proposer_kind(proposal));
-    let expires = expires_at(proposal);
-    status.expires_at = expires.map(Time);
-    let others = state.store.state();
-    let superseded = superseded_by(proposal, others.iter().map(|p| p.as_ref()));
-    for older in supersedes(proposal, others.iter().map(|p| p.as_ref())) {
-        let _ = state.supersede.unbounded_send(ObjectRef::from_obj(older));
-    }
-    let parsed = match &proposal.spec.patch {
-        Some(p) => patch::parse(p, &proposal.spec.target).ok(),
-        None => None,
-    };
-    let mut facts = Facts {
-        phase: status.phase,
-        decision,
-        admissible,
-        review: review_state(status.review.as_ref()),
-        approvals: approvals(proposal),
-        rejected: proposal
-            .status
-            .as_ref()
-            .is_some_and(|s| !s.rejections.is_empty()),
-        required_approvers: proposal.spec.review_requirements.required_approvers.max(0) as u32,
-        expired: expires.is_some_and(|at| now >= at),
-        superseded: superseded.is_some(),
-        has_patch: proposal.spec.patch.is_some(),
-        external: proposal.spec.target.is_external_file(),
-        execution: execution_state(status.execution.as_ref()),
-    };
-    let mut step = plan(&facts);
-    let mut message = denial.unwrap_or_else(|| assessment.explanation.clone().unwrap_or_default());
+    // 1. Gather the facts.
+    let gathered = gather(proposal, state, now).await?;
+    let mut status = gathered.status;
 
+    // 2. Plan, once.
+    let step = plan(&gathered.facts);
+
+    // 3. Perform the one effect; its outcome is recorded now and planned on at the next look.
     match step.effect {
         Effect::None => {}
         Effect::RequestReview => {
+            let assessment = status
+                .risk_assessment
+                .clone()
+                .unwrap_or_else(|| unassessable(now));
             let pheromone = emit_review_request(ctx, proposal, &assessment).await?;
-            let review = request_review(
-                ctx,
-                state,
-                proposal,
-                parsed.as_ref(),
-                &assessment,
-                pheromone,
-            )
-            .await;
-            status.review = Some(review);
-            facts.review = review_state(status.review.as_ref());
-            step = plan(&facts);
+            status.review = Some(
+                request_review(
+                    ctx,
+                    state,
+                    proposal,
+                    gathered.parsed.as_ref(),
+                    &assessment,
+                    pheromone,
+                )
+                .await,
+            );
         }
         Effect::DryRun | Effect::Apply => {
-            let (execution, note) = execute_step(
-                ctx,
-                proposal,
-                parsed.as_ref(),
-                step.effect == Effect::DryRun,
-                now,
-            )
-            .await;
-            status.execution = Some(execution);
-            facts.execution = execution_state(status.execution.as_ref());
-            message = note;
-            step = plan(&facts);
+            status.execution = Some(
+                execute_step(
+                    ctx,
+                    proposal,
+                    gathered.parsed.as_ref(),
+                    step.effect == Effect::DryRun,
+                    now,
+                )
+                .await,
+            );
         }
     }
-    if step.phase == ProposalPhase::Superseded {
-        status.superseded_by = superseded;
-        message = format!(
+
+    // 4. The status: phase, condition, and an Event and a count for a transition.
+    let message = match step.reason {
+        "Superseded" => format!(
             "superseded by {}",
-            status.superseded_by.clone().unwrap_or_default()
-        );
-    }
-    if step.reason == "ReviewDenied" {
-        message = status
+            gathered.superseded_by.clone().unwrap_or_default()
+        ),
+        "ReviewDenied" => status
             .review
             .as_ref()
             .and_then(|r| r.report.clone())
-            .unwrap_or_default();
+            .unwrap_or_default(),
+        "Executing" | "DryRunFailed" | "Applied" | "ApplyFailed" => status
+            .execution
+            .as_ref()
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default(),
+        _ => gathered.denial.clone().unwrap_or_else(|| {
+            status
+                .risk_assessment
+                .as_ref()
+                .and_then(|a| a.explanation.clone())
+                .unwrap_or_default()
+        }),
+    };
+    if step.phase == ProposalPhase::Superseded {
+        status.superseded_by = gathered.superseded_by.clone();
     }
     status.phase = Some(step.phase);
     status.observed_generation = proposal.metadata.generation;
@@ -441,12 +464,13 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         proposal.metadata.generation,
         now,
     );
-
     if status != before {
         write_status(ctx, proposal, &status).await?;
         if before.phase != status.phase {
             let phase = phase_name(step.phase);
-            metrics().transition(phase, step.reason, decision.as_str());
+            ctx.metrics
+                .proposals()
+                .transition(phase, step.reason, gathered.decision.as_str());
             ctx.metrics.observe_phase("Proposal", &key, phase);
             let type_ = match step.phase {
                 ProposalPhase::Rejected | ProposalPhase::Failed | ProposalPhase::Expired => {
@@ -465,18 +489,14 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         }
     }
 
-    // Next look: now if an effect is pending, else at the TTL (exactly), else the safety net.
-    let next = plan(&Facts {
-        phase: Some(step.phase),
-        ..facts
-    });
-    if next.effect != Effect::None || next.phase != step.phase {
-        return Ok(Action::requeue(Duration::from_millis(10)));
-    }
+    // Next look. After an effect or a transition the status was written, and that write's own
+    // watch event brings the next look at once, with the cache already holding what was
+    // written (a timed requeue could read a cache that lags and repeat the effect). Otherwise
+    // at the TTL (exactly), else the safety net.
     if is_terminal(step.phase) {
         return Ok(Action::await_change());
     }
-    let wait = match expires {
+    let wait = match gathered.expires {
         Some(at) if step.phase != ProposalPhase::Approved => {
             Duration::try_from(at.duration_since(ctx.clock.now()))
                 .unwrap_or(Duration::ZERO)
@@ -602,7 +622,7 @@ async fn request_review(
     ctx: &Context,
     state: &State,
     proposal: &Proposal,
-    parsed: Option<&patch::ParsedPatch>,
+    parsed: Option<&ParsedPatch>,
     assessment: &RiskAssessment,
     pheromone: Option<String>,
 ) -> ReviewStatus {
@@ -630,10 +650,19 @@ async fn request_review(
         };
     };
     let namespace = proposal.namespace().unwrap_or_default();
-    let target_now = match execute::resolve(&ctx.client, &proposal.spec.target, &namespace).await {
-        Ok(target) => target
-            .api
-            .get_opt(&target.name)
+    // The target as it is now, when it can be read (the reviewer judges without it otherwise).
+    let target_now = match within(
+        ctx,
+        "discover the proposal's target",
+        execute::resolve(&ctx.client, &proposal.spec.target, &namespace),
+    )
+    .await
+    {
+        Ok(target) => ctx
+            .api(
+                "read the proposal's target",
+                target.api.get_opt(&target.name),
+            )
             .await
             .ok()
             .flatten()
@@ -643,7 +672,7 @@ async fn request_review(
     let request = ReviewRequest {
         proposal: format!("{namespace}/{}", proposal.name_any()),
         spec: serde_json::to_value(&proposal.spec).unwrap_or_default(),
-        patch: parsed.map(patch::ParsedPatch::document),
+        patch: parsed.map(ParsedPatch::document),
         target: target_now,
         risk: assessment.explanation.clone().unwrap_or_default(),
     };
@@ -658,14 +687,32 @@ async fn request_review(
     }
 }
 
-/// Runs the dry run or the apply; returns the execution record and a note for the condition.
+/// Runs one API call of the executor under the context's budget; running out of it is a
+/// message like the call's own failures.
+async fn within<T>(
+    ctx: &Context,
+    call: &'static str,
+    fut: impl std::future::Future<Output = std::result::Result<T, String>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(ctx.config.api_timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            call,
+            budget: ctx.config.api_timeout,
+        }
+        .to_string()),
+    }
+}
+
+/// Runs the dry run or the apply; returns the execution record (its message says what
+/// happened, for the condition and the Event).
 async fn execute_step(
     ctx: &Context,
     proposal: &Proposal,
-    parsed: Option<&patch::ParsedPatch>,
+    parsed: Option<&ParsedPatch>,
     dry_run: bool,
     now: Timestamp,
-) -> (Execution, String) {
+) -> Execution {
     let record = |success: bool, message: String, previous: Option<String>| Execution {
         success,
         dry_run,
@@ -675,64 +722,89 @@ async fn execute_step(
     };
     if proposal.spec.target.is_external_file() {
         // The phase machine never gets here for a File target; this keeps it so if that changes.
-        let m =
-            "the target is a file outside the cluster; the operator never executes it".to_owned();
-        return (record(false, m.clone(), None), m);
+        return record(
+            false,
+            "the target is a file outside the cluster; the operator never executes it".to_owned(),
+            None,
+        );
     }
     let Some(parsed) = parsed else {
-        let m = "the patch does not parse for its type; nothing was applied".to_owned();
-        return (record(false, m.clone(), None), m);
+        return record(
+            false,
+            "the patch does not parse for its type; nothing was applied".to_owned(),
+            None,
+        );
     };
     let uid = proposal.metadata.uid.clone().unwrap_or_default();
     let namespace = proposal.namespace().unwrap_or_default();
-    let target = match execute::resolve(&ctx.client, &proposal.spec.target, &namespace).await {
+    let target = match within(
+        ctx,
+        "discover the proposal's target",
+        execute::resolve(&ctx.client, &proposal.spec.target, &namespace),
+    )
+    .await
+    {
         Ok(target) => target,
-        Err(m) => return (record(false, m.clone(), None), m),
+        Err(m) => return record(false, m, None),
     };
-    let live = match target.api.get_opt(&target.name).await {
+    let live = match ctx
+        .api(
+            "read the proposal's target",
+            target.api.get_opt(&target.name),
+        )
+        .await
+    {
         Ok(live) => live,
-        Err(e) => {
-            let m = format!("the target could not be read: {e}");
-            return (record(false, m.clone(), None), m);
-        }
+        Err(e) => return record(false, format!("the target could not be read: {e}"), None),
     };
     let Some(live) = live else {
-        let m = format!("the target {} {} does not exist", target.kind, target.name);
-        return (record(false, m.clone(), None), m);
+        return record(
+            false,
+            format!("the target {} {} does not exist", target.kind, target.name),
+            None,
+        );
     };
     if !dry_run && execute::already_applied(&live, &uid) {
         // Applied by an earlier reconcile that could not record it: never apply twice.
-        let m =
-            "the change was already applied (the target carries this proposal's stamp)".to_owned();
-        return (record(true, m.clone(), None), m);
+        return record(
+            true,
+            "the change was already applied (the target carries this proposal's stamp)".to_owned(),
+            None,
+        );
     }
     let previous = execute::previous_record(&live);
-    match execute::send(&target, parsed, Some(&live), &uid, dry_run).await {
-        Ok(_) if dry_run => {
-            let m = format!(
+    let call = if dry_run {
+        "dry-run the proposal's patch"
+    } else {
+        "apply the proposal's patch"
+    };
+    match within(
+        ctx,
+        call,
+        execute::send(&target, parsed, Some(&live), &uid, dry_run),
+    )
+    .await
+    {
+        Ok(_) if dry_run => record(
+            true,
+            format!(
                 "server-side dry run of the {} patch passed",
                 kind_name(proposal)
-            );
-            (record(true, m.clone(), None), m)
-        }
-        Ok(_) => {
-            let m = format!(
+            ),
+            None,
+        ),
+        Ok(_) => record(
+            true,
+            format!(
                 "applied the {} patch to {} {} as {}",
                 kind_name(proposal),
                 target.kind,
                 target.name,
                 execute::EXECUTOR_FIELD_MANAGER
-            );
-            (record(true, m.clone(), Some(previous)), m)
-        }
-        Err(m) => (
-            record(
-                false,
-                m.clone(),
-                if dry_run { None } else { Some(previous) },
             ),
-            m,
+            Some(previous),
         ),
+        Err(m) => record(false, m, if dry_run { None } else { Some(previous) }),
     }
 }
 
@@ -748,121 +820,92 @@ fn kind_name(proposal: &Proposal) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kgents_crds::proposal::Approval;
 
-    fn proposal(name: &str, proposer: &str, target: &str, created: i64) -> Proposal {
+    fn config_map(version: &str, policy: &str) -> ConfigMap {
         serde_json::from_value(json!({
-            "apiVersion": "kgents.io/v1", "kind": "Proposal",
-            "metadata": {"name": name, "namespace": "team", "uid": format!("uid-{name}"),
-                "creationTimestamp": Timestamp::from_second(created).expect("valid").to_string()},
-            "spec": {"proposer": proposer, "changeType": "AGENT_SCALE", "ttlSeconds": 120,
-                "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": target}},
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kgents-admission-policy", "namespace": "kgents",
+                "resourceVersion": version},
+            "data": {kgents_policy::POLICY_KEY: policy},
         }))
-        .expect("valid proposal")
+        .expect("valid config map")
     }
 
-    #[test]
-    fn a_newer_filing_by_the_same_proposer_for_the_same_target_supersedes() {
-        let old = proposal("old", "alice", "b", 100);
-        let newer = proposal("newer", "alice", "b", 200);
-        let newest = proposal("newest", "alice", "b", 300);
-        let other_target = proposal("other", "alice", "c", 400);
-        let other_proposer = proposal("bob", "bob", "b", 500);
-        let all = [&old, &newer, &newest, &other_target, &other_proposer];
-        assert_eq!(superseded_by(&old, all).as_deref(), Some("newest"));
-        assert_eq!(superseded_by(&newer, all).as_deref(), Some("newest"));
-        assert_eq!(superseded_by(&newest, all), None);
-        assert_eq!(superseded_by(&other_proposer, all), None);
-        let names = |list: Vec<&Proposal>| -> Vec<String> {
-            list.into_iter().map(|p| p.name_any()).collect()
+    fn context(api_timeout: Duration) -> Context {
+        let (service, _server) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let config = crate::OperatorConfig {
+            api_timeout,
+            ..crate::OperatorConfig::default()
         };
-        assert_eq!(names(supersedes(&newest, all)), ["old", "newer"]);
-        assert!(supersedes(&old, all).is_empty());
-        let mut decided = old.clone();
-        decided.status = Some(ProposalStatus {
-            phase: Some(ProposalPhase::Merged),
-            ..ProposalStatus::default()
-        });
+        Context::new(kube::Client::new(service, "default"), config)
+    }
+
+    #[tokio::test]
+    async fn the_policy_comes_from_the_watched_config_map_compiled_once_per_version() {
+        let ctx = context(Duration::from_secs(1));
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let watched = WatchedPolicy {
+            store: Some(store),
+            compiled: Mutex::new(None),
+        };
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(config_map(
+            "1",
+            "allowedKinds: [ConfigMap]",
+        )));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let first = watched.current(&ctx).await.expect("valid policy");
+        assert!(first.allows_kind("ConfigMap", None) && !first.allows_kind("Agent", None));
+        let again = watched.current(&ctx).await.expect("valid policy");
+        assert!(Arc::ptr_eq(&first, &again), "compiled once per version");
+
+        writer.apply_watcher_event(&watcher::Event::Apply(config_map(
+            "2",
+            "allowedKinds: [Agent.kgents.io]",
+        )));
+        let changed = watched.current(&ctx).await.expect("valid policy");
+        assert!(changed.allows_kind("Agent", None) && !changed.allows_kind("ConfigMap", None));
+
+        writer.apply_watcher_event(&watcher::Event::Apply(config_map(
+            "3",
+            "allowedKinds: [Secret]",
+        )));
+        let error = watched.current(&ctx).await.expect_err("a forbidden kind");
+        assert_eq!(error.metric_label(), "policy");
+        assert!(error.to_string().contains("allowedKinds"), "{error}");
         assert!(
-            supersedes(&newest, [&decided]).is_empty(),
-            "only undecided proposals are superseded"
+            error.to_string().contains("keeps the previous policy"),
+            "the operator's own explanation: {error}"
         );
+
+        writer.apply_watcher_event(&watcher::Event::Delete(config_map("3", "")));
+        let default = watched.current(&ctx).await.expect("the default policy");
+        assert!(default.allows_kind("Agent", None) && default.allows_kind("ConfigMap", None));
     }
 
-    #[test]
-    fn the_proposers_own_approval_and_duplicates_do_not_count() {
-        let mut p = proposal("p", "alice", "b", 100);
-        let at = Time(Timestamp::from_second(150).expect("valid"));
-        let approval = |who: &str| Approval {
-            approver: who.into(),
-            at: at.clone(),
-            comment: None,
+    #[tokio::test]
+    async fn no_policy_is_used_before_the_config_map_was_listed() {
+        let ctx = context(Duration::from_millis(50));
+        let (store, _writer) = reflector::store::<ConfigMap>();
+        let watched = WatchedPolicy {
+            store: Some(store),
+            compiled: Mutex::new(None),
         };
-        p.status = Some(ProposalStatus {
-            approvals: vec![
-                approval("alice"),
-                approval("bob"),
-                approval("bob"),
-                approval("carol"),
-            ],
-            ..ProposalStatus::default()
-        });
-        assert_eq!(approvals(&p), 2);
-    }
-
-    #[test]
-    fn expiry_is_creation_plus_ttl_to_the_second() {
-        let p = proposal("p", "alice", "b", 100);
-        assert_eq!(
-            expires_at(&p),
-            Some(Timestamp::from_second(220).expect("valid"))
-        );
-    }
-
-    #[test]
-    fn recorded_reviews_read_back_including_escalations_stored_before_escalated_existed() {
-        let review = |result: ReviewResult, report: &str| ReviewStatus {
-            result: Some(result),
-            report: Some(report.into()),
-            ..ReviewStatus::default()
+        let error = watched.current(&ctx).await.expect_err("not listed yet");
+        assert_eq!(error.metric_label(), "timeout", "{error}");
+        let unconfigured = WatchedPolicy {
+            store: None,
+            compiled: Mutex::new(None),
         };
-        let table = [
-            (review(ReviewResult::Pending, ""), ReviewState::Pending),
-            (review(ReviewResult::Passed, "fine"), ReviewState::Passed),
-            (review(ReviewResult::Failed, "no"), ReviewState::Failed),
-            (
-                review(ReviewResult::Escalated, "unsure"),
-                ReviewState::Escalated,
-            ),
-            // The form stored before ESCALATED existed.
-            (
-                review(ReviewResult::Skipped, "ESCALATE: unsure"),
-                ReviewState::Escalated,
-            ),
-            (
-                review(ReviewResult::Skipped, "no reviewer is configured"),
-                ReviewState::Skipped,
-            ),
-        ];
-        for (status, state) in table {
-            assert_eq!(review_state(Some(&status)), state, "{status:?}");
-        }
-        assert_eq!(review_state(None), ReviewState::NotRequested);
-        let old_object: ReviewStatus = serde_json::from_value(
-            json!({"requested": true, "result": "SKIPPED", "report": "ESCALATE: the answer was unreadable"}),
-        )
-        .expect("an object stored before ESCALATED existed still reads");
-        assert_eq!(review_state(Some(&old_object)), ReviewState::Escalated);
-        let execution = Execution {
-            success: true,
-            dry_run: true,
-            executed_at: Time(Timestamp::UNIX_EPOCH),
-            message: None,
-            previous: None,
-        };
-        assert_eq!(
-            execution_state(Some(&execution)),
-            ExecutionState::DryRunPassed
+        assert!(
+            unconfigured
+                .current(&ctx)
+                .await
+                .expect("the default policy")
+                .allows_kind("Agent", None)
         );
     }
 

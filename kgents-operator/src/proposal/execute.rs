@@ -10,7 +10,7 @@ use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::admission::patch::ParsedPatch;
+use kgents_policy::ParsedPatch;
 
 /// The field manager the executor applies patches with (never the controller's own).
 pub const EXECUTOR_FIELD_MANAGER: &str = "kgents-proposal-executor";

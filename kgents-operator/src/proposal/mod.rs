@@ -1,21 +1,22 @@
-//! The Proposal controller: the slow path of the proposal lifecycle (DESIGN §2).
+//! The Proposal controller: the slow path of the proposal lifecycle (DESIGN §2), an adapter
+//! over the pure policy of [`kgents_policy`]: the re-check of unvetted proposals is the same
+//! [`kgents_policy::evaluate`] the webhook uses, and the phase machine is
+//! [`kgents_policy::lifecycle::plan`].
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`phase`] | the phase machine as a pure function ([`phase::plan`]) |
 //! | [`review`] | the [`Reviewer`] trait and the LLM reviewer (ALLOW / DENY / ESCALATE) |
-//! | [`execute`] | dry run, apply with a dedicated field manager, previous state, idempotency |
-//! | [`metrics`] | admission verdicts and phase transitions |
+//! | `execute` | dry run, apply with a dedicated field manager, previous state, idempotency |
+//! | `metrics` | phase transitions, registered in the operator's [`Metrics`](crate::metrics::Metrics) |
 //! | [`approval`] | approve and reject under the authenticated identity (status subresource) |
-//! | [`controller`] | the reconcile: assessment, review request, approvals, expiry, supersession |
+//! | `controller` | the reconcile: gather facts, plan, perform, status |
 
 pub mod approval;
-pub mod controller;
-pub mod execute;
-pub mod metrics;
-pub mod phase;
+pub(crate) mod controller;
+pub(crate) mod execute;
+pub(crate) mod metrics;
 pub mod review;
 
 pub use approval::{approve, reject, whoami};
-pub use controller::{CONTROLLER, ProposalSettings, configure, required_rules, run, run_with};
-pub use review::{LlmReviewer, ReviewVerdict, Reviewer};
+pub use controller::{CONTROLLER, ProposalSettings, required_rules, run, run_with};
+pub use review::{LlmReviewer, ReviewReport, ReviewRequest, ReviewVerdict, Reviewer};

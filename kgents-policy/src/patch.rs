@@ -5,6 +5,8 @@
 use kgents_crds::proposal::{MAX_PATCH_BYTES, PatchSpec, PatchType, TargetRef};
 use serde_json::Value;
 
+use crate::{Error, Result};
+
 /// A patch that parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParsedPatch {
@@ -34,7 +36,7 @@ const IDENTITY_POINTERS: [&str; 4] = [
     "/apiVersion",
 ];
 
-fn check_identity(document: &Value, target: &TargetRef, kind: &str) -> Result<(), String> {
+fn check_identity(document: &Value, target: &TargetRef, kind: &str) -> Result<()> {
     let expect = |pointer: &str| -> Option<String> {
         match pointer {
             "/metadata/name" => Some(target.name.clone()),
@@ -54,40 +56,43 @@ fn check_identity(document: &Value, target: &TargetRef, kind: &str) -> Result<()
                 _ => false,
             };
             if !matches {
-                return Err(format!(
+                return Err(Error::Patch(format!(
                     "the {kind} patch sets {pointer} to {found}, which is not the target's; a patch may not rename, move or re-kind its target"
-                ));
+                )));
             }
         }
     }
     Ok(())
 }
 
-/// Parses `patch` for its declared type; the error says what is wrong and how to fix it.
-pub fn parse(patch: &PatchSpec, target: &TargetRef) -> Result<ParsedPatch, String> {
+/// Parses `patch` for its declared type; the error ([`Error::Patch`]) says what is wrong and how
+/// to fix it. Never panics, whatever the content.
+pub fn parse(patch: &PatchSpec, target: &TargetRef) -> Result<ParsedPatch> {
     if patch.content.len() > MAX_PATCH_BYTES {
-        return Err(format!(
+        return Err(Error::Patch(format!(
             "the patch is {} bytes; at most {MAX_PATCH_BYTES} are accepted",
             patch.content.len()
-        ));
+        )));
     }
     match patch.kind {
         PatchType::Merge => {
             let value: Value = serde_json::from_str(&patch.content).map_err(|e| {
-                format!("the merge patch is not valid JSON ({e}); write a JSON object such as {{\"spec\":{{\"replicas\":2}}}}")
+                Error::Patch(format!("the merge patch is not valid JSON ({e}); write a JSON object such as {{\"spec\":{{\"replicas\":2}}}}"))
             })?;
             if !value.is_object() {
-                return Err("a merge patch must be a JSON object (RFC 7386)".to_owned());
+                return Err(Error::Patch(
+                    "a merge patch must be a JSON object (RFC 7386)".to_owned(),
+                ));
             }
             check_identity(&value, target, "merge")?;
             Ok(ParsedPatch::Merge(value))
         }
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_str(&patch.content).map_err(|e| {
-                format!("the json patch is not a list of RFC 6902 operations ({e}); e.g. [{{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":2}}]")
+                Error::Patch(format!("the json patch is not a list of RFC 6902 operations ({e}); e.g. [{{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":2}}]"))
             })?;
             if ops.0.is_empty() {
-                return Err("the json patch has no operation".to_owned());
+                return Err(Error::Patch("the json patch has no operation".to_owned()));
             }
             for op in &ops.0 {
                 let path = op.path().to_string();
@@ -95,18 +100,23 @@ pub fn parse(patch: &PatchSpec, target: &TargetRef) -> Result<ParsedPatch, Strin
                     .iter()
                     .any(|p| path == *p || path.starts_with(&format!("{p}/")))
                 {
-                    return Err(format!(
+                    return Err(Error::Patch(format!(
                         "the json patch changes {path}; a patch may not rename, move or re-kind its target"
-                    ));
+                    )));
                 }
             }
             Ok(ParsedPatch::Json(ops))
         }
         PatchType::Apply => {
-            let value: Value = serde_saphyr::from_str(&patch.content)
-                .map_err(|e| format!("the apply patch is not a valid YAML or JSON object ({e})"))?;
+            let value: Value = serde_saphyr::from_str(&patch.content).map_err(|e| {
+                Error::Patch(format!(
+                    "the apply patch is not a valid YAML or JSON object ({e})"
+                ))
+            })?;
             if !value.is_object() {
-                return Err("an apply patch must be an object (the fields to own)".to_owned());
+                return Err(Error::Patch(
+                    "an apply patch must be an object (the fields to own)".to_owned(),
+                ));
             }
             check_identity(&value, target, "apply")?;
             Ok(ParsedPatch::Apply(value))

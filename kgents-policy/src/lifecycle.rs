@@ -1,6 +1,8 @@
 //! The proposal phase machine as a pure function: what is known about a proposal in, the phase
 //! it should be in and the one effect to perform out. The controller is level-triggered: it
-//! gathers [`Facts`], calls [`plan`], performs the effect and writes the phase.
+//! gathers [`Facts`] (with the readers below: [`review_state`], [`execution_state`],
+//! [`approvals`], [`expires_at`], [`superseded_by`]), calls [`plan`], performs the effect and
+//! writes the phase.
 //!
 //! ```text
 //! (new) ── admission re-check fails / Block ────────────────────────────▶ Rejected
@@ -16,7 +18,9 @@
 //! outside the cluster (a CODE_* proposal targeting a `File`) is never executed: it ends
 //! Approved or Rejected, and whoever made the change acts on the verdict.
 
-use kgents_crds::proposal::ProposalPhase;
+use jiff::Timestamp;
+use kgents_crds::Proposal;
+use kgents_crds::proposal::{Execution, ProposalPhase, ReviewResult, ReviewStatus};
 use kgents_risk::Decision;
 
 /// Where the review stands.
@@ -198,9 +202,241 @@ pub fn plan(facts: &Facts) -> Plan {
     }
 }
 
+/// Where the review stands, as recorded in status. Objects stored before the ESCALATED result
+/// existed recorded an escalation as SKIPPED with a report starting with `ESCALATE`; they still
+/// read as escalated.
+pub fn review_state(review: Option<&ReviewStatus>) -> ReviewState {
+    match review.and_then(|r| r.result) {
+        None => ReviewState::NotRequested,
+        Some(ReviewResult::Pending) => ReviewState::Pending,
+        Some(ReviewResult::Passed) => ReviewState::Passed,
+        Some(ReviewResult::Failed) => ReviewState::Failed,
+        Some(ReviewResult::Escalated) => ReviewState::Escalated,
+        Some(ReviewResult::Skipped)
+            if review
+                .and_then(|r| r.report.as_deref())
+                .is_some_and(|r| r.starts_with("ESCALATE")) =>
+        {
+            ReviewState::Escalated
+        }
+        Some(ReviewResult::Skipped) => ReviewState::Skipped,
+    }
+}
+
+/// Where the execution stands, as recorded in status.
+pub fn execution_state(execution: Option<&Execution>) -> ExecutionState {
+    match execution {
+        None => ExecutionState::NotStarted,
+        Some(e) if e.dry_run && e.success => ExecutionState::DryRunPassed,
+        Some(e) if e.dry_run => ExecutionState::DryRunFailed,
+        Some(e) if e.success => ExecutionState::Applied,
+        Some(_) => ExecutionState::ApplyFailed,
+    }
+}
+
+/// Distinct approvers other than the proposer.
+pub fn approvals(proposal: &Proposal) -> u32 {
+    let mut approvers: Vec<&str> = proposal
+        .status
+        .iter()
+        .flat_map(|s| s.approvals.iter())
+        .map(|a| a.approver.as_str())
+        .filter(|a| *a != proposal.spec.proposer && !a.is_empty())
+        .collect();
+    approvers.sort_unstable();
+    approvers.dedup();
+    approvers.len() as u32
+}
+
+/// When the proposal expires: creation + ttlSeconds.
+pub fn expires_at(proposal: &Proposal) -> Option<Timestamp> {
+    let created = proposal.metadata.creation_timestamp.as_ref()?.0;
+    created
+        .checked_add(jiff::SignedDuration::from_secs(
+            proposal.spec.ttl_seconds.max(0),
+        ))
+        .ok()
+}
+
+/// The newest proposal, other than this one, from the same proposer for the same target filed
+/// after it, if any.
+pub fn superseded_by<'a>(
+    proposal: &Proposal,
+    others: impl IntoIterator<Item = &'a Proposal>,
+) -> Option<String> {
+    let key = |p: &Proposal| {
+        (
+            p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            p.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let namespace = proposal.metadata.namespace.as_deref();
+    let target_namespace = |p: &Proposal| {
+        p.spec
+            .target
+            .namespace
+            .clone()
+            .or_else(|| p.metadata.namespace.clone())
+    };
+    let mine = key(proposal);
+    others
+        .into_iter()
+        .filter(|o| o.metadata.uid != proposal.metadata.uid)
+        .filter(|o| o.metadata.namespace.as_deref() == namespace)
+        .filter(|o| o.spec.proposer == proposal.spec.proposer)
+        .filter(|o| {
+            o.spec.target.kind == proposal.spec.target.kind
+                && o.spec.target.name == proposal.spec.target.name
+        })
+        .filter(|o| target_namespace(o) == target_namespace(proposal))
+        .filter(|o| key(o) > mine)
+        .max_by_key(|o| key(o))
+        .and_then(|o| o.metadata.name.clone())
+}
+
+/// The undecided proposals (Pending or Reviewing) that `proposal` supersedes: older filings of
+/// the same proposer for the same target.
+pub fn supersedes<'a>(
+    proposal: &Proposal,
+    others: impl IntoIterator<Item = &'a Proposal>,
+) -> Vec<&'a Proposal> {
+    others
+        .into_iter()
+        .filter(|o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_none_or(|p| matches!(p, ProposalPhase::Pending | ProposalPhase::Reviewing))
+        })
+        .filter(|o| superseded_by(o, [proposal]).is_some())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kgents_crds::ProposalStatus;
+    use kgents_crds::common::Time;
+    use kgents_crds::proposal::Approval;
+    use serde_json::json;
+
+    fn proposal(name: &str, proposer: &str, target: &str, created: i64) -> Proposal {
+        serde_json::from_value(json!({
+            "apiVersion": "kgents.io/v1", "kind": "Proposal",
+            "metadata": {"name": name, "namespace": "team", "uid": format!("uid-{name}"),
+                "creationTimestamp": Timestamp::from_second(created).expect("valid").to_string()},
+            "spec": {"proposer": proposer, "changeType": "AGENT_SCALE", "ttlSeconds": 120,
+                "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": target}},
+        }))
+        .expect("valid proposal")
+    }
+
+    #[test]
+    fn a_newer_filing_by_the_same_proposer_for_the_same_target_supersedes() {
+        let old = proposal("old", "alice", "b", 100);
+        let newer = proposal("newer", "alice", "b", 200);
+        let newest = proposal("newest", "alice", "b", 300);
+        let other_target = proposal("other", "alice", "c", 400);
+        let other_proposer = proposal("bob", "bob", "b", 500);
+        let all = [&old, &newer, &newest, &other_target, &other_proposer];
+        assert_eq!(superseded_by(&old, all).as_deref(), Some("newest"));
+        assert_eq!(superseded_by(&newer, all).as_deref(), Some("newest"));
+        assert_eq!(superseded_by(&newest, all), None);
+        assert_eq!(superseded_by(&other_proposer, all), None);
+        let names = |list: Vec<&Proposal>| -> Vec<String> {
+            list.into_iter()
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(names(supersedes(&newest, all)), ["old", "newer"]);
+        assert!(supersedes(&old, all).is_empty());
+        let mut decided = old.clone();
+        decided.status = Some(ProposalStatus {
+            phase: Some(ProposalPhase::Merged),
+            ..ProposalStatus::default()
+        });
+        assert!(
+            supersedes(&newest, [&decided]).is_empty(),
+            "only undecided proposals are superseded"
+        );
+    }
+
+    #[test]
+    fn the_proposers_own_approval_and_duplicates_do_not_count() {
+        let mut p = proposal("p", "alice", "b", 100);
+        let at = Time(Timestamp::from_second(150).expect("valid"));
+        let approval = |who: &str| Approval {
+            approver: who.into(),
+            at: at.clone(),
+            comment: None,
+        };
+        p.status = Some(ProposalStatus {
+            approvals: vec![
+                approval("alice"),
+                approval("bob"),
+                approval("bob"),
+                approval("carol"),
+            ],
+            ..ProposalStatus::default()
+        });
+        assert_eq!(approvals(&p), 2);
+    }
+
+    #[test]
+    fn expiry_is_creation_plus_ttl_to_the_second() {
+        let p = proposal("p", "alice", "b", 100);
+        assert_eq!(
+            expires_at(&p),
+            Some(Timestamp::from_second(220).expect("valid"))
+        );
+    }
+
+    #[test]
+    fn recorded_reviews_read_back_including_escalations_stored_before_escalated_existed() {
+        let review = |result: ReviewResult, report: &str| ReviewStatus {
+            result: Some(result),
+            report: Some(report.into()),
+            ..ReviewStatus::default()
+        };
+        let table = [
+            (review(ReviewResult::Pending, ""), ReviewState::Pending),
+            (review(ReviewResult::Passed, "fine"), ReviewState::Passed),
+            (review(ReviewResult::Failed, "no"), ReviewState::Failed),
+            (
+                review(ReviewResult::Escalated, "unsure"),
+                ReviewState::Escalated,
+            ),
+            // The form stored before ESCALATED existed.
+            (
+                review(ReviewResult::Skipped, "ESCALATE: unsure"),
+                ReviewState::Escalated,
+            ),
+            (
+                review(ReviewResult::Skipped, "no reviewer is configured"),
+                ReviewState::Skipped,
+            ),
+        ];
+        for (status, state) in table {
+            assert_eq!(review_state(Some(&status)), state, "{status:?}");
+        }
+        assert_eq!(review_state(None), ReviewState::NotRequested);
+        let old_object: ReviewStatus = serde_json::from_value(
+            json!({"requested": true, "result": "SKIPPED", "report": "ESCALATE: the answer was unreadable"}),
+        )
+        .expect("an object stored before ESCALATED existed still reads");
+        assert_eq!(review_state(Some(&old_object)), ReviewState::Escalated);
+        let execution = Execution {
+            success: true,
+            dry_run: true,
+            executed_at: Time(Timestamp::UNIX_EPOCH),
+            message: None,
+            previous: None,
+        };
+        assert_eq!(
+            execution_state(Some(&execution)),
+            ExecutionState::DryRunPassed
+        );
+    }
 
     fn facts(decision: Decision) -> Facts {
         Facts {

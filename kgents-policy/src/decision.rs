@@ -100,6 +100,19 @@ pub struct Occasion<'a> {
     pub dry_run: bool,
 }
 
+impl Occasion<'static> {
+    /// The controller's re-check of a stored proposal: operation `REVIEW`, no requester (the
+    /// proposer is classified from `spec.proposer`), no previous object, not a dry run.
+    pub const fn review() -> Self {
+        Self {
+            operation: "REVIEW",
+            requester: None,
+            old_object: None,
+            dry_run: false,
+        }
+    }
+}
+
 /// Decides an admission request for a Proposal.
 ///
 /// Only CREATE and UPDATE of the `proposals` resource itself are judged; anything else the
@@ -316,7 +329,7 @@ pub fn evaluate(
         Some(patch) => match patch::parse(patch, target) {
             Ok(parsed) => Some(parsed),
             Err(reason) => {
-                reasons.push(reason);
+                reasons.push(reason.to_string());
                 None
             }
         },
@@ -423,7 +436,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::policy::{PolicyDocument, PolicyRule};
+    use crate::policy::{PolicyDocument, PolicyRule};
     use kgents_risk::{LedgerProposal, LedgerSnapshot};
     use kube::core::admission::AdmissionReview;
     use serde_json::Value;
@@ -1015,5 +1028,282 @@ mod tests {
             verdict.assessment.expect("assessed").decision,
             Decision::RequireHuman
         );
+    }
+}
+
+/// Properties of the decision over generated proposals, requesters and ledgers.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use kgents_risk::{LedgerProposal, LedgerSnapshot, RiskLevel};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const CHANGE_TYPES: [&str; 15] = [
+        "CODE_PATCH",
+        "CODE_FEATURE",
+        "CODE_REFACTOR",
+        "CODE_DELETE",
+        "CONFIG_UPDATE",
+        "CONFIG_SECRET",
+        "AGENT_DEPLOY",
+        "AGENT_SCALE",
+        "AGENT_DELETE",
+        "AGENT_UPGRADE",
+        "MEMORY_MIGRATE",
+        "MEMORY_COMPACT",
+        "MEMORY_DELETE",
+        "POLICY_UPDATE",
+        "RISK_OVERRIDE",
+    ];
+    const AGENT: &str = "system:serviceaccount:team:b-gent";
+    const PERSON: &str = "alice";
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("valid")
+    }
+
+    /// A proposal of `change` to Agent `b` (an allow-listed kind in its own namespace, so the
+    /// risk is the only thing that can deny it under the default policy).
+    fn proposal(proposer: &str, change: &str, lines: u64, files: u64) -> Value {
+        json!({
+            "apiVersion": "kgents.io/v1", "kind": "Proposal",
+            "metadata": {"name": "p", "namespace": "team", "uid": "u-1"},
+            "spec": {
+                "proposer": proposer, "changeType": change,
+                "target": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "b"},
+                "magnitude": {"linesAdded": lines, "filesChanged": files},
+            },
+        })
+    }
+
+    fn request(user: &str, object: Value) -> AdmissionRequest<Proposal> {
+        let review: kube::core::admission::AdmissionReview<Proposal> =
+            serde_json::from_value(json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "r-1",
+                    "kind": {"group": "kgents.io", "version": "v1", "kind": "Proposal"},
+                    "resource": {"group": "kgents.io", "version": "v1", "resource": "proposals"},
+                    "name": "p", "namespace": "team", "operation": "CREATE",
+                    "userInfo": {"username": user, "groups": ["system:authenticated"]},
+                    "object": object, "dryRun": false,
+                }
+            }))
+            .expect("valid review");
+        review.try_into().expect("has a request")
+    }
+
+    /// `filings` proposals in the proposer's namespace, `age` seconds apart back from now.
+    fn ledger(filings: u32, spacing: i64) -> LedgerSnapshot {
+        let mut ledger = LedgerSnapshot::new();
+        for i in 0..filings {
+            let at = now() - jiff::SignedDuration::from_secs(spacing * i64::from(i));
+            ledger.record_proposal(
+                "team",
+                LedgerProposal::new(format!("o{i}"), format!("uo{i}"), PERSON, at),
+            );
+        }
+        ledger
+    }
+
+    fn judged(
+        user: &str,
+        change: &str,
+        lines: u64,
+        files: u64,
+        ledger: &LedgerSnapshot,
+    ) -> (Verdict, RiskLevel) {
+        let verdict = decide(
+            &request(user, proposal(user, change, lines, files)),
+            &AdmissionPolicy::default(),
+            ledger,
+            now(),
+        );
+        let level = verdict.assessment.as_ref().expect("assessed").level;
+        (verdict, level)
+    }
+
+    fn shape() -> impl Strategy<Value = (&'static str, u64, u64)> {
+        (
+            proptest::sample::select(&CHANGE_TYPES[..]),
+            0u64..5_000,
+            0u64..50,
+        )
+    }
+
+    fn user() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(&[AGENT, PERSON][..])
+    }
+
+    /// Any JSON value, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-z/~0-9]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("metadata".to_owned()),
+                        Just("name".to_owned()),
+                        Just("namespace".to_owned()),
+                        Just("kind".to_owned()),
+                        Just("apiVersion".to_owned()),
+                        Just("op".to_owned()),
+                        Just("path".to_owned()),
+                        Just("value".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A CRITICAL proposal is denied, whoever files it, whatever the ledger.
+        #[test]
+        fn a_critical_proposal_is_always_denied(
+            user in user(),
+            (change, lines, files) in shape(),
+            filings in 0u32..8,
+        ) {
+            let (verdict, level) = judged(user, change, lines, files, &ledger(filings, 300));
+            if level == RiskLevel::Critical {
+                prop_assert!(!verdict.allowed, "{verdict:?}");
+            }
+        }
+
+        /// A HIGH proposal filed by a ServiceAccount is denied; one filed by a person is
+        /// admitted with a warning that a human must approve it.
+        #[test]
+        fn a_high_proposal_is_denied_for_an_agent_and_flagged_for_a_person(
+            (change, lines, files) in shape(),
+            filings in 0u32..8,
+        ) {
+            let ledger = ledger(filings, 300);
+            let (verdict, level) = judged(AGENT, change, lines, files, &ledger);
+            if level == RiskLevel::High {
+                prop_assert!(!verdict.allowed, "{verdict:?}");
+            }
+            let (verdict, level) = judged(PERSON, change, lines, files, &ledger);
+            if level == RiskLevel::High {
+                prop_assert!(verdict.allowed, "{verdict:?}");
+                prop_assert!(verdict.warnings.iter().any(|w| w.contains("HIGH risk")), "{verdict:?}");
+            }
+        }
+
+        /// The decision is monotone in the risk level: of two proposals of the same shape
+        /// filed by the same requester, the less risky one is admitted whenever the riskier
+        /// one is.
+        #[test]
+        fn a_less_risky_proposal_is_admitted_whenever_a_riskier_one_is(
+            user in user(),
+            a in shape(),
+            b in shape(),
+            filings in 0u32..8,
+        ) {
+            let ledger = ledger(filings, 300);
+            let (verdict_a, level_a) = judged(user, a.0, a.1, a.2, &ledger);
+            let (verdict_b, level_b) = judged(user, b.0, b.1, b.2, &ledger);
+            let ((safer, _), (riskier, _)) = if level_a <= level_b {
+                ((verdict_a, level_a), (verdict_b, level_b))
+            } else {
+                ((verdict_b, level_b), (verdict_a, level_a))
+            };
+            prop_assert!(!riskier.allowed || safer.allowed, "{safer:?} / {riskier:?}");
+        }
+
+        /// A busier ledger never turns a denial into an admission (velocity only adds risk).
+        #[test]
+        fn more_recent_filings_never_admit_what_was_denied(
+            user in user(),
+            (change, lines, files) in shape(),
+            filings in 0u32..6,
+            more in 1u32..6,
+        ) {
+            let (calm, calm_level) = judged(user, change, lines, files, &ledger(filings, 300));
+            let (busy, busy_level) =
+                judged(user, change, lines, files, &ledger(filings + more, 300));
+            prop_assert!(busy_level >= calm_level);
+            prop_assert!(calm.allowed || !busy.allowed, "{calm:?} / {busy:?}");
+        }
+
+        /// Parsing a patch never panics, whatever JSON (or text) it carries and whatever its
+        /// declared type; and what parses as a merge or apply patch is an object that does not
+        /// rename its target.
+        #[test]
+        fn patch_checks_never_panic_on_arbitrary_json(
+            document in json_value(),
+            text in ".{0,64}",
+            target_name in "[a-z]{1,4}",
+            target_namespace in proptest::option::of("[a-z]{1,4}"),
+        ) {
+            let target = kgents_crds::proposal::TargetRef {
+                api_version: Some("kgents.io/v1".into()),
+                kind: "Agent".into(),
+                name: target_name.clone(),
+                namespace: target_namespace,
+            };
+            for content in [document.to_string(), text.clone()] {
+                for kind in [
+                    kgents_crds::proposal::PatchType::Merge,
+                    kgents_crds::proposal::PatchType::Json,
+                    kgents_crds::proposal::PatchType::Apply,
+                ] {
+                    let spec = kgents_crds::proposal::PatchSpec { kind, content: content.clone() };
+                    match patch::parse(&spec, &target) {
+                        Ok(ParsedPatch::Merge(v) | ParsedPatch::Apply(v)) => {
+                            prop_assert!(v.is_object());
+                            if let Some(name) = v.pointer("/metadata/name") {
+                                prop_assert_eq!(name.as_str(), Some(target_name.as_str()));
+                            }
+                        }
+                        Ok(ParsedPatch::Json(ops)) => prop_assert!(!ops.0.is_empty()),
+                        Err(e) => prop_assert!(!e.to_string().is_empty()),
+                    }
+                }
+            }
+        }
+
+        /// The whole decision never panics on an arbitrary patch, and a patch that does not
+        /// parse is always a denial that says so.
+        #[test]
+        fn a_decision_on_an_arbitrary_patch_never_panics(
+            document in json_value(),
+            kind in proptest::sample::select(&["merge", "json", "apply"][..]),
+        ) {
+            let mut object = proposal(PERSON, "AGENT_SCALE", 1, 1);
+            object["spec"]["patch"] = json!({"type": kind, "content": document.to_string()});
+            let verdict = decide(
+                &request(PERSON, object),
+                &AdmissionPolicy::default(),
+                &LedgerSnapshot::new(),
+                now(),
+            );
+            let target = kgents_crds::proposal::TargetRef {
+                api_version: Some("kgents.io/v1".into()),
+                kind: "Agent".into(),
+                name: "b".into(),
+                namespace: None,
+            };
+            let spec: kgents_crds::proposal::PatchSpec =
+                serde_json::from_value(json!({"type": kind, "content": document.to_string()}))
+                    .expect("valid patch spec");
+            if let Err(e) = patch::parse(&spec, &target) {
+                prop_assert!(!verdict.allowed);
+                prop_assert!(verdict.reasons.contains(&e.to_string()), "{verdict:?}");
+            }
+        }
     }
 }

@@ -418,7 +418,6 @@ mod tests {
             assert_eq!(location, expected_location, "{text}");
             assert!(message.contains(fragment), "{text}: {message}");
             assert!(error.to_string().contains("policy ConfigMap"), "{error}");
-            assert_eq!(error.metric_label(), "policy");
         }
     }
 }
