@@ -125,7 +125,10 @@ impl Watches {
             let (store, mut writer) = reflector::store::<K>();
             writer.apply_watcher_event(&watcher::Event::Init);
             writer.apply_watcher_event(&watcher::Event::InitDone);
-            (Shared::offline(Api::all(client.clone()), store), writer)
+            (
+                Shared::offline(Api::all(client.clone()), store, true),
+                writer,
+            )
         }
         let (agents, agent_feed) = one(client);
         let (memories, _) = one::<Memory>(client);
@@ -192,6 +195,10 @@ pub type AgentEvent = Event<Agent>;
 
 struct Watch<K: Watched> {
     store: Store<K>,
+    /// Whether the first list is in. kube's `Store::wait_until_ready` wakes only the last of
+    /// several concurrent waiters (and a `now_or_never` check replaces a waiter's waker), so
+    /// everything but a kube `Controller` waits on this instead.
+    ready: tokio::sync::watch::Receiver<bool>,
     sender: broadcast::Sender<Event<K>>,
     /// Held while an event is sent and while a subscriber takes its snapshot.
     gate: Arc<Mutex<()>>,
@@ -253,9 +260,11 @@ impl<K: Watched> Shared<K> {
             let (store, writer) = reflector::store::<K>();
             let (sender, _) = broadcast::channel(FAN_OUT_BUFFER);
             let gate = Arc::new(Mutex::new(()));
+            let (ready_tx, ready) = tokio::sync::watch::channel(false);
             let task = tokio::spawn(fan_out(
                 self.api.clone(),
                 self.config.clone(),
+                ready_tx,
                 writer,
                 store.clone(),
                 sender.clone(),
@@ -263,6 +272,7 @@ impl<K: Watched> Shared<K> {
             ));
             Watch {
                 store,
+                ready,
                 sender,
                 gate,
                 task: Some(task),
@@ -273,10 +283,11 @@ impl<K: Watched> Shared<K> {
     /// A shared "watch" that is the given cache and sends no events (unit tests feed the cache
     /// by hand and must not reach an API server).
     #[cfg(test)]
-    pub(crate) fn offline(api: Api<K>, store: Store<K>) -> Self {
+    pub(crate) fn offline(api: Api<K>, store: Store<K>, ready: bool) -> Self {
         let watch = OnceLock::new();
         let _ = watch.set(Watch {
             store,
+            ready: tokio::sync::watch::channel(ready).1,
             sender: broadcast::channel(FAN_OUT_BUFFER).0,
             gate: Arc::new(Mutex::new(())),
             task: None,
@@ -285,6 +296,26 @@ impl<K: Watched> Shared<K> {
             api,
             config: watcher::Config::default(),
             watch: Arc::new(watch),
+        }
+    }
+
+    /// Whether the cache holds the first list (starts the watch if needed).
+    pub fn is_ready(&self) -> bool {
+        *self.watch().ready.borrow()
+    }
+
+    /// Whether the cache holds the first list, as a channel to look at later (starts the
+    /// watch if needed).
+    pub fn readiness(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.watch().ready.clone()
+    }
+
+    /// Waits until the cache holds the first list (starts the watch if needed).
+    pub async fn until_ready(&self) {
+        let mut ready = self.watch().ready.clone();
+        // An error means the watch task is gone: nothing will become ready; callers time out.
+        if ready.wait_for(|ready| *ready).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 
@@ -308,6 +339,7 @@ impl<K: Watched> Shared<K> {
         let sender = watch.sender.clone();
         let gate = watch.gate.clone();
         let state = Subscription {
+            ready: watch.ready.clone(),
             store,
             sender,
             gate,
@@ -325,6 +357,7 @@ impl<K: Watched> Shared<K> {
 async fn fan_out<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
+    ready: tokio::sync::watch::Sender<bool>,
     mut writer: reflector::store::Writer<K>,
     store: Store<K>,
     sender: broadcast::Sender<Event<K>>,
@@ -344,6 +377,9 @@ async fn fan_out<K: Watched>(
             }
         };
         writer.apply_watcher_event(&event);
+        if matches!(event, watcher::Event::InitDone) {
+            ready.send_replace(true);
+        }
         let shared = match event {
             watcher::Event::Apply(object) => {
                 // The store holds this very version now: share its copy.
@@ -365,6 +401,7 @@ async fn fan_out<K: Watched>(
 
 /// One subscriber's position: a snapshot still to hand out, then the live receiver.
 struct Subscription<K: Watched> {
+    ready: tokio::sync::watch::Receiver<bool>,
     store: Store<K>,
     sender: broadcast::Sender<Event<K>>,
     gate: Arc<Mutex<()>>,
@@ -376,7 +413,7 @@ impl<K: Watched> Subscription<K> {
     /// Takes a snapshot of the store and a fresh receiver, atomically with respect to sends.
     async fn resubscribe(&mut self) -> Option<()> {
         // The snapshot is only complete once the first list is in.
-        self.store.wait_until_ready().await.ok()?;
+        self.ready.wait_for(|ready| *ready).await.ok()?;
         let _sending = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         self.receiver = Some(self.sender.subscribe());
         self.pending = self
@@ -432,6 +469,7 @@ mod tests {
         let (sender, _) = broadcast::channel(4);
         let watch = Watch {
             store,
+            ready: tokio::sync::watch::channel(true).1,
             sender,
             gate: Arc::new(Mutex::new(())),
             task: None,
@@ -441,6 +479,7 @@ mod tests {
 
     fn subscription(watch: &Watch<Agent>) -> Subscription<Agent> {
         Subscription {
+            ready: watch.ready.clone(),
             store: watch.store.clone(),
             sender: watch.sender.clone(),
             gate: watch.gate.clone(),

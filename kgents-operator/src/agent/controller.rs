@@ -71,6 +71,8 @@ pub struct ChildStores {
     /// The EndpointSlices of `default/kubernetes` (where restricted agents reach the API
     /// server); `None` when the endpoints are configured instead.
     pub api_server_slices: Option<Store<EndpointSlice>>,
+    /// Whether the shared caches among these (accounts, memories) hold their first list.
+    pub shared_ready: Vec<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl ChildStores {
@@ -84,9 +86,8 @@ impl ChildStores {
         }
         ready(&self.deployments)
             && ready(&self.services)
-            && ready(&self.service_accounts)
             && ready(&self.network_policies)
-            && ready(&self.memories)
+            && self.shared_ready.iter().all(|ready| *ready.borrow())
             && self.api_server_slices.as_ref().is_none_or(ready)
     }
 
@@ -813,6 +814,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             network_policies,
             memories,
             api_server_slices,
+            shared_ready: vec![
+                ctx.watches.service_accounts.readiness(),
+                ctx.watches.memories.readiness(),
+            ],
         },
         written,
     });

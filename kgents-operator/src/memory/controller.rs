@@ -135,7 +135,7 @@ async fn account_map(
     memory: &Memory,
 ) -> Result<BTreeMap<String, String>> {
     let agents = ctx.watches.agents.store();
-    if tokio::time::timeout(ctx.config.api_timeout, agents.wait_until_ready())
+    if tokio::time::timeout(ctx.config.api_timeout, ctx.watches.agents.until_ready())
         .await
         .is_err()
     {

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use crate::shared::Shared;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kgents_crds::{Agent, Umwelt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
@@ -27,15 +27,16 @@ const SECRET_RECHECK: Duration = Duration::from_secs(30);
 pub struct UmweltState {
     /// The operator context.
     pub ctx: Arc<Context>,
-    /// Every Agent the operator watches.
-    pub agents: Store<Agent>,
+    /// Every Agent the operator watches (the shared watch).
+    pub agents: Shared<Agent>,
 }
 
 impl UmweltState {
     /// The count of Agents naming `umwelt`, once the Agent cache has loaded.
     fn active_agents(&self, umwelt: &Umwelt) -> Option<i32> {
-        matches!(self.agents.wait_until_ready().now_or_never(), Some(Ok(())))
-            .then(|| active_agents(umwelt, self.agents.state().iter().map(|a| &**a)))
+        self.agents
+            .is_ready()
+            .then(|| active_agents(umwelt, self.agents.store().state().iter().map(|a| &**a)))
     }
 }
 
@@ -168,7 +169,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .flat_map(move |event| futures::stream::iter(umwelts_touched(&mut last, &event)));
     let state = Arc::new(UmweltState {
         ctx: ctx.clone(),
-        agents: ctx.watches.agents.store(),
+        agents: ctx.watches.agents.clone(),
     });
     // Children come from the process's shared watches of what the operator manages.
     Controller::new(umwelts, watcher::Config::default().any_semantic())
@@ -209,10 +210,12 @@ mod tests {
 
     /// A state whose Agent cache has not loaded (Agent counts unknown).
     fn state(ctx: Arc<Context>) -> Arc<UmweltState> {
-        Arc::new(UmweltState {
-            ctx,
-            agents: reflector::store::<Agent>().0,
-        })
+        let agents = Shared::offline(
+            kube::Api::all(ctx.client.clone()),
+            reflector::store::<Agent>().0,
+            false,
+        );
+        Arc::new(UmweltState { ctx, agents })
     }
 
     #[tokio::test]
@@ -236,6 +239,7 @@ mod tests {
             );
             api.echo().await; // the Compiled Event
         });
+        let agents = Shared::offline(kube::Api::all(ctx.client.clone()), agents, true);
         reconcile(Arc::new(u), Arc::new(UmweltState { ctx, agents }))
             .await
             .expect("reconciled");
