@@ -19,7 +19,9 @@
 //! `--embedded` starts the testbed control plane (etcd, kube-apiserver, controller-manager,
 //! scheduler and kwok with fake nodes; build it once with `scripts/testbed-build`), installs the
 //! CRDs from `kgents-crds`, optionally applies `deploy/examples/*.yaml`, and prints how to point
-//! kubectl at it. Everything it started goes away on Ctrl+C.
+//! kubectl at it. Everything it started goes away on Ctrl+C. It serves `/metrics` and health on
+//! 127.0.0.1:8080 (not on every interface of a developer's machine), and waits quietly while its
+//! own API server starts (failing with a clear message if it never answers).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,6 +38,8 @@ use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, rbac};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser, Debug)]
 #[command(about = "Runs the K8-gents operator (Agent, Pheromone, Memory and Umwelt controllers).")]
@@ -58,11 +62,12 @@ struct Args {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "KGENTS_WATCH_NAMESPACE")]
     namespace: Option<String>,
-    /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "KGENTS_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    http_addr: SocketAddr,
+    /// Address of /metrics, /healthz and /readyz (default 0.0.0.0:8080; with --embedded
+    /// 127.0.0.1:8080, so a developer's machine does not serve them to its network).
+    #[arg(long, env = "KGENTS_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     /// Reconciles each controller may run at once.
-    #[arg(long, env = "KGENTS_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "KGENTS_CONCURRENCY", default_value_t = OperatorConfig::default().concurrency)]
     concurrency: u16,
     /// Image of PLACEHOLDER agents.
     #[arg(long, env = "KGENTS_PLACEHOLDER_IMAGE")]
@@ -100,13 +105,8 @@ struct Args {
 async fn main() -> Result<()> {
     // One crypto provider for every TLS user in the process (kube, the webhook server).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube_runtime=warn".into()),
-        )
-        .init();
     let args = Args::parse();
+    let logs = Logs::init(args.embedded);
     // Checked before anything starts: an incomplete model environment is an error, not a
     // silently unreviewed operator.
     let reviewer = if args.reviewer_from_env {
@@ -133,6 +133,8 @@ async fn main() -> Result<()> {
             .install_crds(&kgents_crds::crds())
             .await
             .context("installing the CRDs")?;
+        // The control plane answers now: client errors are worth seeing again.
+        logs.control_plane_up();
         println!(
             "Kubernetes {} is up at {}",
             testbed.kubernetes_version(),
@@ -168,7 +170,14 @@ async fn main() -> Result<()> {
         config.placeholder_image = image;
     }
     let mut options = RunOptions::new(config, &args.lease_namespace);
-    options.http_addr = Some(args.http_addr);
+    options.http_addr = Some(args.http_addr.unwrap_or_else(|| {
+        let host = if args.embedded {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        SocketAddr::from((host, 8080))
+    }));
     if args.no_leader_election {
         options.leader_election = None;
     } else {
@@ -217,6 +226,44 @@ async fn main() -> Result<()> {
     }
     drop(testbed);
     Ok(())
+}
+
+/// The log filter: `RUST_LOG` when set, else `info` with kube's runtime at `warn`. While an
+/// embedded control plane starts, the kube client's errors are silenced (its API server
+/// answers 500 until its start-up hooks have run, which is expected; the testbed waits for
+/// `/readyz` and fails with a clear message if it never comes up), unless `RUST_LOG` asks for
+/// them.
+struct Logs {
+    reload: Option<tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>>,
+}
+
+const DEFAULT_LOG_FILTER: &str = "info,kube_runtime=warn";
+
+impl Logs {
+    fn init(embedded: bool) -> Self {
+        let from_env = std::env::var("RUST_LOG").is_ok();
+        let quiet_start = embedded && !from_env;
+        let filter = if quiet_start {
+            EnvFilter::new(format!("{DEFAULT_LOG_FILTER},kube_client=off"))
+        } else {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+        };
+        let (filter, reload) = tracing_subscriber::reload::Layer::new(filter);
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer())
+            .init();
+        Self {
+            reload: quiet_start.then_some(reload),
+        }
+    }
+
+    /// Restores the usual filter once the embedded control plane answers.
+    fn control_plane_up(&self) {
+        if let Some(reload) = &self.reload {
+            let _ = reload.reload(EnvFilter::new(DEFAULT_LOG_FILTER));
+        }
+    }
 }
 
 /// The LLM reviewer of the model the environment names.

@@ -398,6 +398,19 @@ pub enum AgentPhase {
     Terminating,
 }
 
+impl AgentPhase {
+    /// The phase as written in status (`Running`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentPhase::Pending => "Pending",
+            AgentPhase::Running => "Running",
+            AgentPhase::Degraded => "Degraded",
+            AgentPhase::Failed => "Failed",
+            AgentPhase::Terminating => "Terminating",
+        }
+    }
+}
+
 /// Verdict of an agent's cognitive probes.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

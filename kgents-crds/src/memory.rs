@@ -225,3 +225,17 @@ pub enum MemoryPhase {
     /// Storage removed.
     Terminated,
 }
+
+impl MemoryPhase {
+    /// The phase as written in status (`READY`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryPhase::Pending => "PENDING",
+            MemoryPhase::Provisioning => "PROVISIONING",
+            MemoryPhase::Ready => "READY",
+            MemoryPhase::Degraded => "DEGRADED",
+            MemoryPhase::Composting => "COMPOSTING",
+            MemoryPhase::Terminated => "TERMINATED",
+        }
+    }
+}

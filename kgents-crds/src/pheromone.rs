@@ -170,3 +170,14 @@ pub enum PheromonePhase {
     /// Gone; awaiting deletion.
     Evaporated,
 }
+
+impl PheromonePhase {
+    /// The phase as written in status (`ACTIVE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PheromonePhase::Active => "ACTIVE",
+            PheromonePhase::Evaporating => "EVAPORATING",
+            PheromonePhase::Evaporated => "EVAPORATED",
+        }
+    }
+}

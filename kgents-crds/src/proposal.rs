@@ -405,6 +405,22 @@ pub enum ProposalPhase {
     Superseded,
 }
 
+impl ProposalPhase {
+    /// The phase as written in status (`Reviewing`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalPhase::Pending => "Pending",
+            ProposalPhase::Reviewing => "Reviewing",
+            ProposalPhase::Approved => "Approved",
+            ProposalPhase::Rejected => "Rejected",
+            ProposalPhase::Merged => "Merged",
+            ProposalPhase::Failed => "Failed",
+            ProposalPhase::Expired => "Expired",
+            ProposalPhase::Superseded => "Superseded",
+        }
+    }
+}
+
 /// Who filed a proposal, established from the requester's authenticated username: AGENT (a
 /// ServiceAccount, `system:serviceaccount:<namespace>:<name>`) or PERSON (any other user).
 /// HIGH risk is denied for an AGENT and needs a human approval for a PERSON.

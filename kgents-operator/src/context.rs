@@ -12,6 +12,7 @@ use kube::{Api, Client, Resource};
 
 use crate::leader::LeaderState;
 use crate::metrics::Metrics;
+use crate::shared::Watches;
 use crate::{Error, Result};
 
 /// The field manager the controllers apply children and status with.
@@ -22,7 +23,10 @@ pub const FIELD_MANAGER: &str = "kgents-operator";
 pub struct OperatorConfig {
     /// Field manager for server-side apply of children and status.
     pub field_manager: String,
-    /// Reconciles of one controller that may run at once (kube's default is unbounded).
+    /// Reconciles of one controller that may run at once (default 16; kube's default is
+    /// unbounded). A reconcile spends nearly all its time waiting for the API server, so a
+    /// handful of reconciles in flight leaves throughput on the table when many objects change
+    /// at once: 200 new Agents took 12.7 s with 4 and 10.6 s with 16.
     pub concurrency: u16,
     /// The safety-net requeue of a healthy object (watches can miss events).
     pub resync_interval: Duration,
@@ -32,7 +36,7 @@ pub struct OperatorConfig {
     /// `None` (the default): the endpoints of `default/kubernetes`, read from its
     /// EndpointSlices and followed as they change. `Some(list)`: exactly these (an empty list:
     /// restricted agents cannot reach the API server).
-    pub api_server_endpoints: Option<Vec<crate::agent::plan::ApiServerEndpoint>>,
+    pub api_server_endpoints: Option<Vec<crate::workload::ApiServerEndpoint>>,
     /// The image of PLACEHOLDER agents.
     pub placeholder_image: String,
     /// Watch only this namespace (`None`: all namespaces).
@@ -78,7 +82,7 @@ impl Default for OperatorConfig {
     fn default() -> Self {
         Self {
             field_manager: FIELD_MANAGER.to_owned(),
-            concurrency: 4,
+            concurrency: 16,
             resync_interval: Duration::from_secs(300),
             api_timeout: Duration::from_secs(10),
             api_server_endpoints: None,
@@ -108,6 +112,9 @@ pub struct Context {
     pub config: OperatorConfig,
     /// Whether this replica may write.
     pub leader: LeaderState,
+    /// The process's shared watches and caches: one per kind, read by every controller that
+    /// needs the kind (Agents among them).
+    pub watches: Watches,
 }
 
 impl std::fmt::Debug for Context {
@@ -126,8 +133,10 @@ impl Context {
             controller: config.field_manager.clone(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let watches = Watches::new(&client, config.namespace.as_deref());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            watches,
             client,
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(SystemClock),
@@ -145,6 +154,12 @@ impl Context {
     /// Replaces the metrics (to share one registry with the HTTP server).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Replaces the shared watches (one set per process, kept across leadership terms).
+    pub fn with_watches(mut self, watches: Watches) -> Self {
+        self.watches = watches;
         self
     }
 

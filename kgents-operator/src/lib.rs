@@ -13,13 +13,15 @@
 //! | [`metrics`] | Prometheus metrics: reconciles, errors, durations, objects per phase |
 //! | [`http`] | `/metrics`, `/healthz`, `/readyz` |
 //! | [`leader`] | Lease-based leader election; only the holder reconciles |
-//! | [`memory`] | the Memory controller: claim, metadata ConfigMap, retention, compost sweep |
+//! | [`memory`] | the Memory controller: plan (claim, metadata ConfigMap, grants), status, retention, compost sweep |
 //! | [`pheromone`] | the Pheromone controller: status once, requeue exactly at fading and evaporation |
 //! | [`proposal`] | the Proposal controller over [`kgents_policy`]: phase machine, review, approval, execution |
+//! | [`shared`] | one watch and cache per kind for the whole process (Agents, Memories, managed ServiceAccounts, ConfigMaps, Roles, RoleBindings), read by every controller that needs the kind |
 //! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
 //! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
-//! | [`support`] | shared by the Pheromone, Memory and Umwelt controllers: apply-if-changed, status, RBAC rules |
+//! | [`support`] | the controller skeleton every controller uses: labels, desired hash, apply-if-changed, status, the reconcile wrapper, transition Events, error policy |
 //! | [`umwelt`] | the Umwelt controller: affordances compiled to a ServiceAccount, Role, RoleBinding, ConfigMap |
+//! | [`workload`] | the shape of an agent's workload shared by the Agent controller and the cognitive runner: labels, readiness gate, podinfo volume |
 //! | [`error`] | the crate's [`Error`] with stable metric labels |
 //!
 //! Decisions (what children an Agent needs, when a pheromone evaporates, which RBAC rules an
@@ -41,13 +43,13 @@ pub mod pheromone;
 pub mod proposal;
 pub mod rbac;
 pub mod run;
+pub mod shared;
 pub mod support;
 pub mod umwelt;
+pub mod workload;
 
 #[cfg(test)]
-mod fixtures;
-#[cfg(test)]
-mod fixtures_controllers;
+mod tests;
 
 pub use context::{Context, FIELD_MANAGER, OperatorConfig, ProbeConfig};
 pub use error::{Error, Result};

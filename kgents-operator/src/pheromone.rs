@@ -10,7 +10,7 @@
 //! object's creation time — computed here, never written into the immutable spec.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -21,7 +21,6 @@ use kgents_crds::pheromone::{PheromonePhase, PheromoneStatus};
 use kgents_crds::{Pheromone, PheromoneType};
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
@@ -155,12 +154,13 @@ pub fn needs_write(current: Option<&PheromoneStatus>, desired: &PheromoneStatus)
 
 /// Reconciles one pheromone.
 pub async fn reconcile(pheromone: Arc<Pheromone>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    ctx.metrics.reconcile_started(CONTROLLER);
-    let result = reconcile_inner(&pheromone, &ctx).await;
-    ctx.metrics
-        .reconcile_finished(CONTROLLER, started.elapsed());
-    result
+    support::reconcile(
+        &ctx,
+        CONTROLLER,
+        pheromone.as_ref(),
+        reconcile_inner(&pheromone, &ctx),
+    )
+    .await
 }
 
 async fn reconcile_inner(pheromone: &Pheromone, ctx: &Context) -> Result<Action> {
@@ -172,9 +172,10 @@ async fn reconcile_inner(pheromone: &Pheromone, ctx: &Context) -> Result<Action>
         Ok(life) => life,
         Err(error @ Error::InvalidSpec { .. }) => {
             // The spec is immutable: nothing will change it, so report once and wait.
-            ctx.event(
-                &pheromone.object_ref(&()),
-                EventType::Warning,
+            support::transition_event(
+                ctx,
+                pheromone,
+                true,
                 "InvalidPheromone",
                 "Evaluate",
                 error.to_string(),
@@ -223,7 +224,7 @@ async fn reconcile_inner(pheromone: &Pheromone, ctx: &Context) -> Result<Action>
             status,
             requeue_after,
         } => {
-            let phase = phase_name(status.phase);
+            let phase = status.phase.map_or("UNKNOWN", PheromonePhase::as_str);
             ctx.metrics.observe_phase("Pheromone", &key, phase);
             if needs_write(pheromone.status.as_ref(), &status) {
                 support::apply_status(ctx, pheromone, "Pheromone", &status).await?;
@@ -233,21 +234,9 @@ async fn reconcile_inner(pheromone: &Pheromone, ctx: &Context) -> Result<Action>
     }
 }
 
-fn phase_name(phase: Option<PheromonePhase>) -> &'static str {
-    match phase {
-        Some(PheromonePhase::Active) => "ACTIVE",
-        Some(PheromonePhase::Evaporating) => "EVAPORATING",
-        Some(PheromonePhase::Evaporated) => "EVAPORATED",
-        None => "UNKNOWN",
-    }
-}
-
 /// What happens after a failed reconcile: counted, logged and retried.
 pub fn error_policy(pheromone: Arc<Pheromone>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_failed(CONTROLLER, error.metric_label());
-    tracing::warn!(pheromone = %key_of(pheromone.as_ref()), %error, "pheromone reconcile failed");
-    Action::requeue(support::retry_after(error))
+    support::error_policy(&ctx, CONTROLLER, pheromone.as_ref(), error)
 }
 
 /// The Kubernetes permissions the Pheromone controller uses, and nothing more: it watches
@@ -274,7 +263,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures_controllers::{failure, mock_context, serve};
+    use crate::tests::fixtures_controllers::{failure, mock_context, serve};
     use kgents_crds::PheromoneSpec;
     use proptest::prelude::*;
     use serde_json::json;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::http::{self, Health};
 use crate::leader::{Election, LeaderElectionConfig, LeaderState};
 use crate::metrics::Metrics;
+use crate::shared::Watches;
 use crate::{
     Context, Error, OperatorConfig, Result, agent, cognitive, memory, pheromone, proposal, umwelt,
 };
@@ -255,7 +256,11 @@ async fn run_serving(
         None => None,
     };
 
-    let outcome = lead_while_elected(&client, &options, &health, leader, stop_rx).await;
+    // One watch per kind for the whole process, kept across leadership terms: each starts when
+    // a controller first reads it and then runs whether or not this replica leads, so
+    // controllers started on a later term find a warm cache instead of watching anew.
+    let watches = Watches::new(&client, options.config.namespace.as_deref());
+    let outcome = lead_while_elected(&client, &options, &health, &watches, leader, stop_rx).await;
 
     if let Some(webhook) = webhook {
         webhook.shutdown().await;
@@ -284,6 +289,7 @@ async fn lead_while_elected(
     client: &Client,
     options: &RunOptions,
     health: &Health,
+    watches: &Watches,
     mut leader: LeaderState,
     stop_rx: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -301,7 +307,8 @@ async fn lead_while_elected(
         let ctx = Arc::new(
             Context::new(client.clone(), options.config.clone())
                 .with_metrics(options.metrics.clone())
-                .with_leader(leader.clone()),
+                .with_leader(leader.clone())
+                .with_watches(watches.clone()),
         );
         let (term_tx, term_rx) = watch::channel(false);
         let mut running = Vec::new();

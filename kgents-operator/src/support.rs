@@ -1,6 +1,7 @@
-//! Machinery shared by the Pheromone, Memory and Umwelt controllers: RBAC rule builders, owner
-//! references, desired-state hashing, "apply only when changed", status writes, the shutdown
-//! adapter and the error policy.
+//! The controller skeleton shared by every controller: labels, RBAC rule builders, owner
+//! references, desired-state hashing, "apply only when changed" (read from a watch cache or
+//! from the API server), status writes, the reconcile wrapper (metrics and a tracing span per
+//! reconcile), the transition Event, the shutdown adapter and the error policy.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -11,9 +12,13 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::{Context, Error, Result};
 
@@ -69,9 +74,27 @@ pub fn owner_reference<K>(owner: &K) -> Result<OwnerReference>
 where
     K: Resource<DynamicType = ()>,
 {
-    owner
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))
+    let uid = owner
+        .meta()
+        .uid
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    Ok(owner_reference_to::<K>(&owner.name_any(), uid))
+}
+
+/// A controller owner reference to the object of kind `K` named `name` with `uid`.
+pub fn owner_reference_to<K>(name: &str, uid: &str) -> OwnerReference
+where
+    K: Resource<DynamicType = ()>,
+{
+    OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
 }
 
 /// The labels every child of a kgents object of `component` named `name` carries.
@@ -138,7 +161,7 @@ pub fn is_current<K: Resource>(live: &K, hash: &str) -> bool {
         == Some(hash)
 }
 
-/// What [`ensure`] did.
+/// What [`ensure_from`] did.
 #[derive(Debug)]
 pub struct Ensured<K> {
     /// The object as the API server holds it now (`None` only when this replica is not the
@@ -148,42 +171,117 @@ pub struct Ensured<K> {
     pub applied: bool,
 }
 
-/// Reads the child named like `desired` and server-side applies `desired` only when the live
-/// object is missing or was applied from a different desired state.
-pub async fn ensure<K>(ctx: &Context, namespace: &str, mut desired: K) -> Result<Ensured<K>>
+/// Applies `desired` unless the child in `store` (a watch cache of the controller) was applied
+/// from the same desired state, so a steady state costs no request at all; `desired` carries its
+/// hash already ([`stamp`]; without one it is always applied). Returns the object the API
+/// server returned when it was applied, `None` when nothing was sent (up to date, or this
+/// replica does not lead). A cache that has not seen the child's latest version yet costs at
+/// worst one apply that changes nothing.
+pub async fn ensure_cached<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + Debug
         + Serialize
-        + DeserializeOwned,
+        + DeserializeOwned
+        + 'static,
 {
-    let hash = stamp(&mut desired)?;
     let name = desired.name_any();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let live = ctx.api("read child", api.get_opt(&name)).await?;
-    if let Some(live) = live.as_ref().filter(|live| is_current(*live, &hash)) {
-        return Ok(Ensured {
-            live: Some(live.clone()),
-            applied: false,
+    let namespace = desired
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let current = desired
+        .annotations()
+        .get(DESIRED_HASH_ANNOTATION)
+        .is_some_and(|hash| {
+            store
+                .get(&ObjectRef::new(&name).within(&namespace))
+                .is_some_and(|live| is_current(live.as_ref(), hash))
         });
+    if current || !ctx.leader.is_leader() {
+        return Ok(None);
     }
-    if !ctx.leader.is_leader() {
-        return Ok(Ensured {
-            live,
-            applied: false,
-        });
-    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let params = PatchParams::apply(&ctx.config.field_manager).force();
-    let applied = ctx
+    ctx.api(
+        "apply child",
+        api.patch(&name, &params, &Patch::Apply(desired)),
+    )
+    .await
+    .map(Some)
+}
+
+/// [`stamp`]s `desired` and applies it unless the child in `store` (a watch cache) was applied
+/// from the same desired state ([`ensure_cached`]); reports what it did and the child as the
+/// API server or the cache holds it.
+pub async fn ensure_from<K>(ctx: &Context, store: &Store<K>, mut desired: K) -> Result<Ensured<K>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + 'static,
+{
+    stamp(&mut desired)?;
+    match ensure_cached(ctx, store, &desired).await? {
+        Some(applied) => Ok(Ensured {
+            live: Some(applied),
+            applied: true,
+        }),
+        None => Ok(Ensured {
+            live: store
+                .get(&ObjectRef::from_obj(&desired))
+                .map(|live| (*live).clone()),
+            applied: false,
+        }),
+    }
+}
+
+/// Deletes the child `name` of kind `K` when `store` (a watch cache) holds it and this
+/// replica leads; a child already gone costs nothing, and a 404 is success.
+pub async fn remove_cached<K>(
+    ctx: &Context,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + 'static,
+{
+    let cached = store.get(&ObjectRef::new(name).within(namespace));
+    if cached.is_none() || !ctx.leader.is_leader() {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    match ctx
         .api(
-            "apply child",
-            api.patch(&name, &params, &Patch::Apply(&desired)),
+            "delete child",
+            api.delete(name, &kube::api::DeleteParams::default()),
         )
-        .await?;
-    Ok(Ensured {
-        live: Some(applied),
-        applied: true,
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
+/// The objects of `component` (their [`COMPONENT_LABEL`]) among those a shared watch of
+/// everything the operator manages reports: a controller's own children.
+pub fn of_component<K: Resource + Send + Sync + 'static>(
+    touched: impl futures::Stream<Item = std::sync::Arc<K>> + Send + 'static,
+    component: &'static str,
+) -> impl futures::Stream<Item = std::sync::Arc<K>> + Send + 'static {
+    use futures::StreamExt;
+    touched.filter(move |object| {
+        futures::future::ready(
+            object.labels().get(COMPONENT_LABEL).map(String::as_str) == Some(component),
+        )
     })
 }
 
@@ -235,6 +333,88 @@ pub fn retry_after(error: &Error) -> Duration {
     }
 }
 
+/// Runs one reconcile of `object` by `controller`: counted and timed in the reconcile metrics,
+/// inside a tracing span `reconcile` carrying the controller, the kind, `namespace/name` and
+/// the generation (so every log line of the reconcile says which object it is about).
+pub async fn reconcile<K>(
+    ctx: &Context,
+    controller: &'static str,
+    object: &K,
+    reconcile: impl Future<Output = Result<Action>>,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let span = tracing::info_span!(
+        "reconcile",
+        controller,
+        kind = %K::kind(&()),
+        object = %key_of(object),
+        generation = object.meta().generation.unwrap_or_default(),
+    );
+    ctx.metrics.reconcile_started(controller);
+    let started = std::time::Instant::now();
+    let result = reconcile.instrument(span).await;
+    ctx.metrics
+        .reconcile_finished(controller, started.elapsed());
+    result
+}
+
+/// What happens after a failed reconcile of `object` by `controller`: counted by reason,
+/// logged, and retried ([`retry_after`]). A conflict (409: the object changed since it was
+/// read) is a normal retry and logged at debug only; anything else is a warning naming the
+/// object and, for an API error, the server's code, reason and message.
+pub fn error_policy<K>(ctx: &Context, controller: &'static str, object: &K, error: &Error) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let label = error.metric_label();
+    ctx.metrics.reconcile_failed(controller, label);
+    let key = key_of(object);
+    let kind = K::kind(&());
+    match error {
+        _ if label == "conflict" => tracing::debug!(
+            controller,
+            %kind,
+            object = %key,
+            "the object changed while it was reconciled; reconciling it again"
+        ),
+        Error::Kube(kube::Error::Api(status)) => tracing::warn!(
+            controller,
+            %kind,
+            object = %key,
+            code = status.code,
+            reason = %status.reason,
+            message = %status.message,
+            "reconcile failed: the API server refused a call"
+        ),
+        _ => tracing::warn!(controller, %kind, object = %key, %error, "reconcile failed"),
+    }
+    Action::requeue(retry_after(error))
+}
+
+/// Publishes the Event of a status transition of `object`: a Warning when the new state is a
+/// failing one, Normal otherwise. Callers publish only on a change (of phase, or of a failing
+/// reason), so a steady state publishes nothing.
+pub async fn transition_event<K>(
+    ctx: &Context,
+    object: &K,
+    failing: bool,
+    reason: &str,
+    action: &str,
+    note: impl Into<String>,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let type_ = if failing {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    ctx.event(&object.object_ref(&()), type_, reason, action, note)
+        .await;
+}
+
 /// Turns any shutdown future into the `Sync` one the kube Controller wants, by waiting for it
 /// on a task of its own.
 pub fn sync_signal(
@@ -251,8 +431,9 @@ pub fn sync_signal(
     }
 }
 
-/// Logs what a controller's result stream yields; a missing object is normal (it was deleted
-/// between the event and the reconcile) and not logged.
+/// Logs what a controller's result stream yields. A missing object is normal (it was deleted
+/// between the event and the reconcile) and a failed reconcile was already counted and logged
+/// by [`error_policy`]: neither is logged again.
 pub fn log_outcome<K, E1, E2>(
     controller: &'static str,
     result: &std::result::Result<K, kube::runtime::controller::Error<E1, E2>>,
@@ -260,8 +441,10 @@ pub fn log_outcome<K, E1, E2>(
     E1: std::error::Error + 'static,
     E2: std::error::Error + 'static,
 {
+    use kube::runtime::controller::Error as ControllerError;
     match result {
-        Ok(_) | Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+        Ok(_) | Err(ControllerError::ObjectNotFound(_) | ControllerError::ReconcilerFailed(..)) => {
+        }
         Err(e) => tracing::warn!(controller, error = %e, "controller"),
     }
 }

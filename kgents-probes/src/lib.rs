@@ -15,6 +15,8 @@
 //! | [`runner`] | the [`ProbeRunner`] (timeout, latency budget) and the pure [`conclude`] |
 //! | [`outcome`] | [`ProbeOutcome`], [`Verdict`], the truncated [`Reply`], the status [`ProbeRecord`] |
 //! | [`tracker`] | [`HealthTracker`], [`CognitiveHealth`], [`Transition`] — the hysteresis state machine |
+//! | [`schedule`] | when probes run: deterministic jitter, the global call [`Budget`], the fair [`Scheduler`] |
+//! | [`verdict`] | tracker → readiness, when status is worth a write, pod gate and safe mode, restarts, Events |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
 //!
 //! ```
@@ -78,8 +80,10 @@ pub mod outcome;
 pub mod path;
 pub mod probe;
 pub mod runner;
+pub mod schedule;
 pub mod timer;
 pub mod tracker;
+pub mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -93,5 +97,6 @@ pub use probe::{EchoProbe, JsonProbe, PoseError, Probe, ReasoningProbe};
 pub use runner::{
     Attempt, DEFAULT_LATENCY_BUDGET, DEFAULT_TIMEOUT, ProbeRunner, RunnerConfig, conclude,
 };
+pub use schedule::{Budget, Scheduler};
 pub use timer::Timer;
 pub use tracker::{CognitiveHealth, HealthTracker, TrackerConfig, Transition};

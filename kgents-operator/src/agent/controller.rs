@@ -7,15 +7,20 @@
 //!
 //! The child caches are fed by the same watch streams that trigger reconciles, and a cache is
 //! updated before its event triggers, so a reconcile caused by a deleted Deployment never sees
-//! that Deployment as still present: it is recreated at once.
+//! that Deployment as still present: it is recreated at once. Agents, ServiceAccounts and
+//! Memories come from the process's shared watches ([`crate::shared`]); Deployments, Services,
+//! NetworkPolicies and the API server's EndpointSlices are watched here (only this controller
+//! reads them). A child event that changes nothing the controller reads (a Deployment's
+//! rollout messages, times and available counts, a Memory's status) wakes no reconcile.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
@@ -24,20 +29,19 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kgents_crds::Agent;
 use kgents_crds::Memory;
 use kgents_crds::agent::{AgentPhase, AgentStatus};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::plan::{
-    self, AgentRef, Children, DESIRED_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, NAME,
-    NAME_LABEL, PlanConfig,
-};
+use super::plan::{self, AgentRef, Children, PlanConfig};
 use super::status::{self, Realisation, StatusInput};
+use crate::shared::{Event, Shared, Watched};
+use crate::support::{self, MANAGED_BY, MANAGED_BY_LABEL, key_of, sync_signal};
+use crate::workload::{NAME, NAME_LABEL};
 use crate::{Context, Error, Result};
 
 /// The controller's name in metrics and logs.
@@ -57,15 +61,18 @@ pub struct ChildStores {
     pub deployments: Store<Deployment>,
     /// Services of agents.
     pub services: Store<Service>,
-    /// ServiceAccounts of agents.
+    /// Every ServiceAccount the operator manages: the Agents' own and their Umwelts' (the
+    /// shared cache).
     pub service_accounts: Store<ServiceAccount>,
     /// NetworkPolicies of agents.
     pub network_policies: Store<NetworkPolicy>,
-    /// Memories of agents.
+    /// Every Memory (the shared cache the Memory controller reads too).
     pub memories: Store<Memory>,
     /// The EndpointSlices of `default/kubernetes` (where restricted agents reach the API
     /// server); `None` when the endpoints are configured instead.
     pub api_server_slices: Option<Store<EndpointSlice>>,
+    /// Whether the shared caches among these (accounts, memories) hold their first list.
+    pub shared_ready: Vec<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl ChildStores {
@@ -79,9 +86,8 @@ impl ChildStores {
         }
         ready(&self.deployments)
             && ready(&self.services)
-            && ready(&self.service_accounts)
             && ready(&self.network_policies)
-            && ready(&self.memories)
+            && self.shared_ready.iter().all(|ready| *ready.borrow())
             && self.api_server_slices.as_ref().is_none_or(ready)
     }
 
@@ -176,23 +182,15 @@ pub fn trigger_key(agent: &Agent) -> Option<u64> {
     Some(hasher.finish())
 }
 
-fn key_of(agent: &Agent) -> String {
-    format!(
-        "{}/{}",
-        agent.namespace().unwrap_or_default(),
-        agent.name_any()
-    )
-}
-
 /// Reconciles one Agent.
 pub async fn reconcile(agent: Arc<Agent>, state: Arc<State>) -> Result<Action> {
-    let ctx = &state.ctx;
-    ctx.metrics.reconcile_started(CONTROLLER);
-    let started = Instant::now();
-    let result = reconcile_inner(&agent, &state).await;
-    ctx.metrics
-        .reconcile_finished(CONTROLLER, started.elapsed());
-    result
+    support::reconcile(
+        &state.ctx,
+        CONTROLLER,
+        agent.as_ref(),
+        reconcile_inner(&agent, &state),
+    )
+    .await
 }
 
 /// Classification of a failed child write.
@@ -225,13 +223,6 @@ fn classify(kind: &str, name: &str, error: Error) -> ChildFailure {
     ChildFailure::Transient(error)
 }
 
-fn hash_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.annotations
-        .as_ref()?
-        .get(DESIRED_HASH_ANNOTATION)
-        .map(String::as_str)
-}
-
 /// Applies `desired` unless the cached object already carries its hash; the object the API
 /// server returned when it was applied.
 async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>, ChildFailure>
@@ -243,25 +234,9 @@ where
         + DeserializeOwned
         + 'static,
 {
-    let name = desired.meta().name.clone().unwrap_or_default();
-    let namespace = desired.meta().namespace.clone().unwrap_or_default();
-    let key = ObjectRef::<K>::new(&name).within(&namespace);
-    if let Some(current) = store.get(&key)
-        && hash_of(current.meta()).is_some()
-        && hash_of(current.meta()) == hash_of(desired.meta())
-    {
-        return Ok(None);
-    }
-    let kind = K::kind(&());
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let params = PatchParams::apply(&ctx.config.field_manager).force();
-    ctx.api(
-        "apply child",
-        api.patch(&name, &params, &Patch::Apply(desired)),
-    )
-    .await
-    .map(Some)
-    .map_err(|e| classify(&kind, &name, e))
+    support::ensure_cached(ctx, store, desired)
+        .await
+        .map_err(|e| classify(&K::kind(&()), &desired.name_any(), e))
 }
 
 /// Deletes the cached child `name` if it exists and this Agent (uid) controls it.
@@ -508,14 +483,12 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
                         deployment: deployment.as_deref(),
                     };
                     if children.uses_umwelt_account {
-                        let accounts: Api<ServiceAccount> =
-                            Api::namespaced(ctx.client.clone(), namespace);
-                        let found = ctx
-                            .api(
-                                "get umwelt service account",
-                                accounts.get_opt(&children.service_account_name),
-                            )
-                            .await?;
+                        // The Umwelt's account is in the account cache (every account the
+                        // operator manages is), and its appearance triggers this reconcile.
+                        let found = state
+                            .stores
+                            .service_accounts
+                            .get(&ObjectRef::new(&children.service_account_name).within(namespace));
                         if found.is_none() {
                             missing_account = children.service_account_name.clone();
                             input.realisation = Realisation::MissingServiceAccount {
@@ -547,7 +520,7 @@ async fn write_status(
     announce_first: bool,
 ) -> Result<()> {
     let key = key_of(agent);
-    let phase = status::phase_name(desired.phase);
+    let phase = desired.phase.map_or("Unknown", AgentPhase::as_str);
     ctx.metrics.observe_phase("Agent", &key, phase);
     if !status::needs_write(agent.status.as_ref(), desired)
         || written.already_written(agent, desired)
@@ -557,21 +530,7 @@ async fn write_status(
     if !ctx.leader.is_leader() {
         return Ok(());
     }
-    let api: Api<Agent> = Api::namespaced(
-        ctx.client.clone(),
-        agent.namespace().as_deref().unwrap_or_default(),
-    );
-    let body = serde_json::json!({
-        "apiVersion": "kgents.io/v1",
-        "kind": "Agent",
-        "status": desired,
-    });
-    let params = PatchParams::apply(&ctx.config.field_manager).force();
-    ctx.api(
-        "apply agent status",
-        api.patch_status(&agent.name_any(), &params, &Patch::Apply(&body)),
-    )
-    .await?;
+    support::apply_status(ctx, agent, "Agent", desired).await?;
     written.record(agent, desired);
 
     let ready = crate::conditions::find(&desired.conditions, status::READY);
@@ -592,15 +551,11 @@ async fn write_status(
         Some(_) => previous_phase != desired.phase,
     };
     if transition || (failing && previous_reason.as_deref() != Some(reason.as_str())) {
-        let type_ = if failing {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
         let event_reason = if failing { reason.as_str() } else { phase };
-        ctx.event(
-            &agent.object_ref(&()),
-            type_,
+        support::transition_event(
+            ctx,
+            agent,
+            failing,
             event_reason,
             "Reconcile",
             format!("{phase}: {message}"),
@@ -611,29 +566,72 @@ async fn write_status(
 }
 
 /// What happens after a failed reconcile: counted, logged, retried with a short delay for
-/// conflicts and timeouts and a longer one otherwise.
+/// conflicts and timeouts and a longer one otherwise ([`support::error_policy`]).
 pub fn error_policy(agent: Arc<Agent>, error: &Error, state: Arc<State>) -> Action {
-    let label = error.metric_label();
-    state.ctx.metrics.reconcile_failed(CONTROLLER, label);
-    tracing::warn!(agent = %key_of(&agent), error = %error, "agent reconcile failed");
-    match label {
-        "conflict" | "timeout" => Action::requeue(Duration::from_secs(2)),
-        _ => Action::requeue(Duration::from_secs(15)),
+    support::error_policy(&state.ctx, CONTROLLER, agent.as_ref(), error)
+}
+
+fn child_watch_config(selector: &str) -> watcher::Config {
+    watcher::Config::default().labels(selector).any_semantic()
+}
+
+/// The labels of the Agents' own children.
+fn agent_children() -> String {
+    format!("{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}")
+}
+
+/// A fingerprint of what a child carries, without its resourceVersion (and without its status
+/// unless `with_status`): an event that changes nothing the controller reads has the same
+/// fingerprint as the last one.
+fn fingerprint<K: Serialize>(object: &K, with_status: bool) -> u64 {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(meta) = value
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        meta.remove("resourceVersion");
     }
+    if !with_status && let Some(object) = value.as_object_mut() {
+        object.remove("status");
+    }
+    let mut hasher = DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
-fn child_watch_config() -> watcher::Config {
-    watcher::Config::default()
-        .labels(&format!(
-            "{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}"
-        ))
-        .any_semantic()
+/// The children of a shared watch (whole objects, read by other controllers too) that
+/// changed in a way the Agent controller reads (anything but status and resourceVersion);
+/// deletions always pass.
+fn changed_children<K>(shared: &Shared<K>) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Watched + Serialize,
+{
+    let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
+    shared.subscribe().filter_map(move |event| {
+        let changed = match event {
+            Event::Applied(object) => {
+                let print = fingerprint(object.as_ref(), false);
+                (seen.insert(ObjectRef::from_obj(object.as_ref()), print) != Some(print))
+                    .then_some(object)
+            }
+            Event::Deleted(object) => {
+                seen.remove(&ObjectRef::from_obj(object.as_ref()));
+                Some(object)
+            }
+            Event::Relisted => None,
+        };
+        futures::future::ready(changed)
+    })
 }
 
-/// A cached, triggering watch of one kind of child: managed fields stripped (they are most of
-/// an object's size and never read), the cache updated before the event is passed on.
+/// A cached, triggering watch of one kind of child selected by `selector`: managed fields
+/// and whatever `strip` removes are dropped (never read, and most of an object's size), the
+/// cache is updated before the event is passed on, and an event that changes nothing left
+/// after stripping (a status field the controller does not read, a resourceVersion bump)
+/// triggers no reconcile. Deletions always trigger.
 fn child_stream<K>(
     ctx: &Context,
+    selector: &str,
     strip: fn(&mut K),
 ) -> (
     Store<K>,
@@ -643,52 +641,141 @@ where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + Debug
+        + Serialize
         + DeserializeOwned
         + Send
         + Sync
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(ctx.scoped::<K>(), child_watch_config())
+    let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
+    let stream = watcher(ctx.scoped::<K>(), child_watch_config(selector))
         .default_backoff()
         .modify(move |obj: &mut K| {
             obj.meta_mut().managed_fields = None;
             strip(obj);
         })
         .reflect(writer)
-        .touched_objects();
+        .filter_map(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                    let print = fingerprint(&obj, true);
+                    (seen.insert(ObjectRef::from_obj(&obj), print) != Some(print))
+                        .then_some(Ok(obj))
+                }
+                Ok(watcher::Event::Delete(obj)) => {
+                    seen.remove(&ObjectRef::from_obj(&obj));
+                    Some(Ok(obj))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(changed)
+        });
     (reader, stream)
 }
 
+/// What of a Deployment the Agent controller keeps and reads: the replica count, the hash
+/// annotation, the owner, and the status fields the Agent's status is computed from (the
+/// replica counts, the observed generation, the Available and ReplicaFailure conditions and a
+/// Progressing condition only when its deadline passed), without transition times. The pod
+/// template and the rest of the status change often (rollout progress messages, available
+/// counts, times) and would wake a reconcile that changes nothing.
+fn strip_deployment(d: &mut Deployment) {
+    d.spec.template = Default::default();
+    if let Some(annotations) = d.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k == support::DESIRED_HASH_ANNOTATION);
+    }
+    if let Some(status) = d.status.as_mut() {
+        status.available_replicas = None;
+        status.unavailable_replicas = None;
+        status.terminating_replicas = None;
+        status.collision_count = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            conditions.retain(|c| match c.type_.as_deref() {
+                Some("Available" | "ReplicaFailure") => true,
+                Some("Progressing") => c.reason.as_deref() == Some("ProgressDeadlineExceeded"),
+                _ => false,
+            });
+            for c in conditions.iter_mut() {
+                c.last_transition_time = None;
+                c.last_update_time = None;
+            }
+        }
+    }
+}
+
+/// The Agents a ServiceAccount event concerns: the Agent that owns it, or, for an Umwelt's
+/// account, every Agent (in the cache) that runs as it.
+fn agents_of_account(agents: &Store<Agent>, account: &ServiceAccount) -> Vec<ObjectRef<Agent>> {
+    let Some(namespace) = account.namespace() else {
+        return Vec::new();
+    };
+    if let Some(owner) = account
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "Agent")
+    {
+        return vec![ObjectRef::new(&owner.name).within(&namespace)];
+    }
+    let Some(umwelt) = account.labels().get(crate::umwelt::UMWELT_LABEL) else {
+        return Vec::new();
+    };
+    agents
+        .state()
+        .iter()
+        .filter(|a| {
+            a.namespace().as_deref() == Some(namespace.as_str())
+                && a.spec.umwelt.as_deref() == Some(umwelt.as_str())
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
 /// Runs the Agent controller until `shutdown` resolves; in-flight reconciles finish first.
+///
+/// Agents come from the process's shared watch ([`Context::agents`]); a reconcile runs when
+/// an Agent's generation, finalizers, deletion mark or identity change ([`trigger_key`]), when
+/// a child changes in a way the controller reads, and when an Umwelt's ServiceAccount an Agent
+/// runs as appears or goes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let (agents, agent_writer) = reflector::store::<Agent>();
+    let shared = ctx.watches.agents.clone();
+    let agents = shared.store();
     let metrics = ctx.metrics.clone();
     let written = Arc::new(WrittenStatuses::default());
     let forget = written.clone();
-    let agent_stream = watcher(
-        ctx.scoped::<Agent>(),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .reflect(agent_writer)
-    .inspect_ok(move |event| {
-        if let watcher::Event::Delete(agent) = event {
-            metrics.forget_object("Agent", &key_of(agent));
-            forget.forget(agent);
-        }
-    })
-    .applied_objects()
-    .predicate_filter(trigger_key, PredicateConfig::default());
-
-    let (deployments, deployment_stream) = child_stream::<Deployment>(&ctx, |d| {
-        // Only the replica count, the hash annotation and the status are read.
-        d.spec.template = Default::default();
+    let mut triggers: HashMap<ObjectRef<Agent>, Option<u64>> = HashMap::new();
+    let agent_stream = shared.subscribe().filter_map(move |event| {
+        let trigger = match event {
+            Event::Applied(agent) => {
+                let key = trigger_key(&agent);
+                (triggers.insert(ObjectRef::from_obj(agent.as_ref()), key) != Some(key))
+                    .then_some(agent)
+            }
+            Event::Deleted(agent) => {
+                metrics.forget_object("Agent", &key_of(agent.as_ref()));
+                forget.forget(&agent);
+                triggers.remove(&ObjectRef::from_obj(agent.as_ref()));
+                None
+            }
+            Event::Relisted => None,
+        };
+        futures::future::ready(trigger)
     });
-    let (services, service_stream) = child_stream::<Service>(&ctx, |_| {});
-    let (service_accounts, service_account_stream) = child_stream::<ServiceAccount>(&ctx, |_| {});
-    let (network_policies, network_policy_stream) = child_stream::<NetworkPolicy>(&ctx, |_| {});
-    let (memories, memory_stream) = child_stream::<Memory>(&ctx, |m| m.status = None);
+
+    let owned = agent_children();
+    let (deployments, deployment_stream) =
+        child_stream::<Deployment>(&ctx, &owned, strip_deployment);
+    let (services, service_stream) = child_stream::<Service>(&ctx, &owned, |s| s.status = None);
+    // Every account the operator manages, from the shared watch: the Agents' own and the
+    // Umwelts' (an Agent that runs as its Umwelt's account is told when that account appears).
+    let service_accounts = ctx.watches.service_accounts.store();
+    let service_account_stream = changed_children(&ctx.watches.service_accounts);
+    let (network_policies, network_policy_stream) =
+        child_stream::<NetworkPolicy>(&ctx, &owned, |_| {});
+    // Memories, from the shared watch the Memory controller reads too.
+    let memories = ctx.watches.memories.store();
+    let memory_stream = changed_children(&ctx.watches.memories);
 
     // Where the API server is: followed from its EndpointSlices unless configured. When the
     // endpoint set changes, every Agent is reconciled (restricted ones re-apply their policy;
@@ -727,53 +814,38 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             network_policies,
             memories,
             api_server_slices,
+            shared_ready: vec![
+                ctx.watches.service_accounts.readiness(),
+                ctx.watches.memories.readiness(),
+            ],
         },
         written,
     });
-    Controller::for_stream(agent_stream, agents)
+    let account_agents = agents.clone();
+    Controller::for_shared_stream(agent_stream, agents)
         .reconcile_all_on(api_server_moved)
         .owns_stream(deployment_stream)
         .owns_stream(service_stream)
-        .owns_stream(service_account_stream)
+        .watches_shared_stream(service_account_stream, move |account| {
+            agents_of_account(&account_agents, &account)
+        })
         .owns_stream(network_policy_stream)
         // A RETAIN or COMPOST Memory has no owner reference; its label names the Agent.
-        .watches_stream(memory_stream, |memory: Memory| {
+        .watches_shared_stream(memory_stream, |memory| {
             let agent = memory.labels().get(plan::AGENT_LABEL)?.clone();
             Some(ObjectRef::<Agent>::new(&agent).within(&memory.namespace()?))
         })
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(sync_signal(shutdown))
         .run(reconcile, error_policy, state)
-        .for_each(|result| async move {
-            match result {
-                Ok(_) => {}
-                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
-                Err(e) => tracing::warn!(error = %e, "agent controller"),
-            }
-        })
+        .for_each(|result| async move { support::log_outcome(CONTROLLER, &result) })
         .await;
-}
-
-/// Turns any shutdown future into the `Sync` one the kube Controller wants, by waiting for it
-/// on a task of its own.
-pub(crate) fn sync_signal(
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = ()> + Send + Sync + 'static {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(());
-    });
-    async move {
-        // A dropped sender (the runtime is going away) also means "stop".
-        let _ = rx.await;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{cache, failure, test_agent, test_state};
+    use crate::tests::fixtures::{cache, failure, test_agent, test_state};
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     use serde_json::json;
 
@@ -1085,21 +1157,7 @@ mod tests {
                 "explorer-umwelt"
             );
             api.echo().await; // Service
-            let get = api
-                .answer(|_| {
-                    (
-                        404,
-                        failure(404, "NotFound", "serviceaccounts \"explorer\" not found"),
-                    )
-                })
-                .await;
-            assert!(
-                get.is(
-                    "GET",
-                    "/api/v1/namespaces/hive/serviceaccounts/explorer-umwelt"
-                ),
-                "{get:?}"
-            );
+            // The Umwelt's account is looked for in the account cache, not asked for.
             let status = api
                 .answer(|seen| (200, agent_with_status(&stored, &seen.body["status"])))
                 .await;

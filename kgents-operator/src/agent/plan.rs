@@ -20,29 +20,16 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kgents_crds::Memory;
 use kgents_crds::agent::{AgentSpec, DeployMode};
 use kgents_crds::memory::{MemorySpec, RetentionPolicy};
+use kgents_crds::{Agent, Memory};
 use serde::Serialize;
 
-/// Label every child carries: `app.kubernetes.io/managed-by=kgents-operator`.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`] on the operator's children.
-pub const MANAGED_BY: &str = "kgents-operator";
-/// Label naming the Agent a child belongs to (also on unowned children such as a RETAIN Memory,
-/// so they can be traced back and trigger the Agent's reconcile).
-pub const AGENT_LABEL: &str = "kgents.io/agent";
-/// Label carrying the agent's genus (NetworkPolicy peers select on it).
-pub const GENUS_LABEL: &str = "kgents.io/genus";
-/// Selector label: the kind of workload.
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
-/// Value of [`NAME_LABEL`] on agent pods.
-pub const NAME: &str = "kgents-agent";
-/// Selector label: which Agent the pods belong to.
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-/// Annotation holding a hash of the desired child as last applied; a child whose hash matches
-/// the plan is not applied again (steady state costs no writes).
-pub const DESIRED_HASH_ANNOTATION: &str = "kgents.io/desired-hash";
+pub use crate::support::{DESIRED_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL};
+pub use crate::workload::{
+    AGENT_LABEL, ApiServerEndpoint, GENUS_LABEL, INSTANCE_LABEL, NAME, NAME_LABEL,
+};
+
 /// Port the agent container serves on, and the Service's port.
 pub const AGENT_PORT: i32 = 8080;
 /// Name of the agent container.
@@ -69,18 +56,6 @@ pub struct PlanConfig<'a> {
     /// Where the API server is reached from pods (the endpoints of `default/kubernetes`): a
     /// restricted Agent's NetworkPolicy lets it connect there. Empty: no such egress.
     pub api_server: &'a [ApiServerEndpoint],
-}
-
-/// One address and port the API server answers on, as pods reach it: an endpoint of the
-/// `default/kubernetes` Service. NetworkPolicies are enforced after the Service's virtual IP
-/// is translated to an endpoint, so these (not the Service's cluster IP) are what a policy
-/// must allow.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ApiServerEndpoint {
-    /// An IPv4 or IPv6 address.
-    pub ip: String,
-    /// The TCP port (6443 on most clusters).
-    pub port: i32,
 }
 
 /// The API server's endpoints read from the EndpointSlices of `default/kubernetes`: every
@@ -312,14 +287,7 @@ fn labels(agent: &str, spec: &AgentSpec) -> BTreeMap<String, String> {
 
 /// The controller owner reference every owned child carries.
 pub fn owner_reference(agent: &AgentRef<'_>) -> OwnerReference {
-    OwnerReference {
-        api_version: "kgents.io/v1".to_owned(),
-        kind: "Agent".to_owned(),
-        name: agent.name.to_owned(),
-        uid: agent.uid.to_owned(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    crate::support::owner_reference_to::<Agent>(agent.name, agent.uid)
 }
 
 fn meta(agent: &AgentRef<'_>, spec: &AgentSpec, owned: bool) -> ObjectMeta {
@@ -332,37 +300,12 @@ fn meta(agent: &AgentRef<'_>, spec: &AgentSpec, owned: bool) -> ObjectMeta {
     }
 }
 
-/// 64-bit FNV-1a: a stable hash (unlike `std`'s, which may change between Rust releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// The hash of a desired object's JSON form, as written into [`DESIRED_HASH_ANNOTATION`].
-pub fn desired_hash<T: Serialize>(object: &T) -> String {
-    // Serialising plain data structures cannot fail; a failure would only mean "always apply".
-    let bytes = serde_json::to_vec(object).unwrap_or_default();
-    format!("{:016x}", fnv1a(&bytes))
-}
-
-fn stamp(meta: &mut ObjectMeta, hash: String) {
-    meta.annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(DESIRED_HASH_ANNOTATION.to_owned(), hash);
-}
-
-/// Sets the desired-hash annotation on an object computed without it.
-macro_rules! stamped {
-    ($object:expr) => {{
-        let mut object = $object;
-        let hash = desired_hash(&object);
-        stamp(&mut object.metadata, hash);
-        object
-    }};
+/// `object` with the hash of its own desired state in [`DESIRED_HASH_ANNOTATION`]. Serialising
+/// plain data cannot fail; if it did, the object would carry no hash and simply be applied on
+/// every reconcile.
+fn stamped<K: kube::Resource + Serialize>(mut object: K) -> K {
+    let _ = crate::support::stamp(&mut object);
+    object
 }
 
 /// Plans the children of an Agent.
@@ -412,7 +355,7 @@ pub fn plan(
     let (service_account, service_account_name, uses_umwelt_account) = match &spec.umwelt {
         Some(umwelt) => (None, umwelt_service_account_name(umwelt), true),
         None => (
-            Some(stamped!(ServiceAccount {
+            Some(stamped(ServiceAccount {
                 metadata: meta(agent, spec, true),
                 ..ServiceAccount::default()
             })),
@@ -464,17 +407,17 @@ pub fn plan(
     // COGNITIVE_PROBE agents: pods are Ready only once the probes say the agent thinks (the
     // readiness gate the cognitive runner sets), and the runtime can read its safe-mode
     // annotation live from the downward-API file.
-    let cognitive = crate::cognitive::is_cognitive(spec);
+    let cognitive = crate::workload::is_cognitive(spec);
     if cognitive {
         container
             .volume_mounts
             .get_or_insert_with(Vec::new)
-            .push(crate::cognitive::podinfo_mount());
-        volumes.push(crate::cognitive::podinfo_volume());
+            .push(crate::workload::podinfo_mount());
+        volumes.push(crate::workload::podinfo_volume());
     }
 
     let pod_labels = labels(agent.name, spec);
-    let deployment = stamped!(Deployment {
+    let deployment = stamped(Deployment {
         metadata: meta(agent, spec, true),
         spec: DeploymentSpec {
             replicas: Some(spec.replicas),
@@ -510,7 +453,7 @@ pub fn plan(
                         ..PodSecurityContext::default()
                     }),
                     volumes: Some(volumes),
-                    readiness_gates: cognitive.then(|| vec![crate::cognitive::readiness_gate()]),
+                    readiness_gates: cognitive.then(|| vec![crate::workload::readiness_gate()]),
                     ..PodSpec::default()
                 }),
             },
@@ -519,7 +462,7 @@ pub fn plan(
         ..Deployment::default()
     });
 
-    let service = stamped!(Service {
+    let service = stamped(Service {
         metadata: meta(agent, spec, true),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels(agent.name)),
@@ -535,7 +478,7 @@ pub fn plan(
         ..Service::default()
     });
 
-    let network_policy = network_policy(agent, spec, config.api_server).map(|np| stamped!(np));
+    let network_policy = network_policy(agent, spec, config.api_server).map(stamped);
 
     let memory = spec
         .symbiont
@@ -562,7 +505,7 @@ pub fn plan(
             );
             memory.metadata = meta(agent, spec, owned);
             DesiredMemory {
-                memory: stamped!(memory),
+                memory: stamped(memory),
                 owned,
             }
         });

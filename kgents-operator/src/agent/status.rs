@@ -344,18 +344,6 @@ pub fn compute(
     }
 }
 
-/// The phase as a string, for metrics and Events.
-pub fn phase_name(phase: Option<AgentPhase>) -> &'static str {
-    match phase {
-        Some(AgentPhase::Pending) => "Pending",
-        Some(AgentPhase::Running) => "Running",
-        Some(AgentPhase::Degraded) => "Degraded",
-        Some(AgentPhase::Failed) => "Failed",
-        Some(AgentPhase::Terminating) => "Terminating",
-        None => "Unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`schedule`] | pure: due times with deterministic jitter, the global call budget and concurrency, who runs now |
-//! | [`verdict`] | pure: tracker → `cognitiveHealth`, `CognitiveReady`, `lastProbe`; when status is written; pod gate, safe mode, restarts |
+//! | [`verdict`] | the pure verdicts of [`kgents_probes::verdict`] in Kubernetes terms: `cognitiveHealth`, `CognitiveReady`, `lastProbe`, pod patches, Event types |
 //! | [`model`] | `spec.model` + its Secret → a model client, or the field that is wrong |
-//! | [`runner`] | the I/O: watches Agents and pods, runs probes under the budget, writes what the verdicts say |
+//! | [`runner`] | the I/O: follows Agents (the shared watch) and pods, runs probes under the budget of [`kgents_probes::schedule`], writes what the verdicts say |
 //!
 //! # Schedule and cost
 //!
@@ -84,79 +83,24 @@
 
 pub mod model;
 pub mod runner;
-pub mod schedule;
 pub mod verdict;
 
-use k8s_openapi::api::core::v1::{
-    DownwardAPIVolumeFile, DownwardAPIVolumeSource, ObjectFieldSelector, PodReadinessGate, Volume,
-    VolumeMount,
-};
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use kgents_crds::agent::{AgentSpec, HealthCheckType};
 
 use crate::support::rule;
 
+pub use crate::workload::{
+    ANNOTATIONS_FILE, PODINFO_DIR, PODINFO_VOLUME, READINESS_GATE, SAFE_MODE_ANNOTATION,
+    is_cognitive, podinfo_mount, podinfo_volume, readiness_gate,
+};
 pub use runner::run;
 
 /// The runner's name in logs, metrics and [`crate::run::controllers`].
 pub const CONTROLLER: &str = "cognitive";
 /// The Agent condition this runner writes.
 pub const CONDITION: &str = "CognitiveReady";
-/// The pod condition type of the readiness gate.
-pub const READINESS_GATE: &str = "kgents.io/cognitive-ready";
-/// The pod annotation that puts an agent's runtime in safe mode (`"true"`).
-pub const SAFE_MODE_ANNOTATION: &str = "kgents.io/safe-mode";
-/// Name of the downward-API volume in the pod template.
-pub const PODINFO_VOLUME: &str = "kgents-podinfo";
-/// Where the downward-API volume is mounted in the agent container.
-pub const PODINFO_DIR: &str = "/etc/kgents/podinfo";
-/// The file (under [`PODINFO_DIR`]) that holds the pod's annotations.
-pub const ANNOTATIONS_FILE: &str = "annotations";
 /// Suffix of the field manager this runner writes Agent status with.
 pub const FIELD_MANAGER_SUFFIX: &str = "-cognitive";
-
-/// Whether an Agent is judged by cognitive probes.
-pub fn is_cognitive(spec: &AgentSpec) -> bool {
-    spec.health
-        .as_ref()
-        .is_some_and(|h| h.kind == HealthCheckType::CognitiveProbe)
-}
-
-/// The readiness gate of a COGNITIVE_PROBE agent's pods.
-pub fn readiness_gate() -> PodReadinessGate {
-    PodReadinessGate {
-        condition_type: READINESS_GATE.to_owned(),
-    }
-}
-
-/// The downward-API volume exposing the pod's annotations as [`ANNOTATIONS_FILE`].
-pub fn podinfo_volume() -> Volume {
-    Volume {
-        name: PODINFO_VOLUME.to_owned(),
-        downward_api: Some(DownwardAPIVolumeSource {
-            items: Some(vec![DownwardAPIVolumeFile {
-                path: ANNOTATIONS_FILE.to_owned(),
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.annotations".to_owned(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..DownwardAPIVolumeFile::default()
-            }]),
-            ..DownwardAPIVolumeSource::default()
-        }),
-        ..Volume::default()
-    }
-}
-
-/// The agent container's read-only mount of [`podinfo_volume`] at [`PODINFO_DIR`].
-pub fn podinfo_mount() -> VolumeMount {
-    VolumeMount {
-        name: PODINFO_VOLUME.to_owned(),
-        mount_path: PODINFO_DIR.to_owned(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    }
-}
 
 /// The field manager the runner applies Agent status with: the operator's plus
 /// [`FIELD_MANAGER_SUFFIX`].
@@ -184,6 +128,7 @@ pub fn required_rules() -> Vec<PolicyRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kgents_crds::agent::AgentSpec;
 
     #[test]
     fn the_annotations_file_is_the_pods_annotations_mounted_read_only() {

@@ -42,11 +42,12 @@ use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use super::model::{self, ConfigProblem, SecretRead};
-use super::schedule::{self, Scheduler};
 use super::verdict::{self, Observation, Remedy};
 use super::{CONTROLLER, is_cognitive};
-use crate::agent::plan::{AGENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL};
+use crate::shared::AgentEvent;
+use crate::workload::AGENT_LABEL;
 use crate::{Context, Result};
+use kgents_probes::schedule::{self, Scheduler};
 
 /// How often the API key is read again from its Secret: a rotated key is picked up within
 /// this time, and at once after the provider rejected the key. One Secret read per agent per
@@ -952,9 +953,7 @@ impl Runner {
 }
 
 /// The label selector of the pods the runner watches: every agent pod the operator manages.
-pub fn pod_selector() -> String {
-    format!("{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}")
-}
+pub use crate::workload::pod_selector;
 
 /// Runs the cognitive probe runner until `shutdown` resolves. Started by
 /// [`crate::run::run`] as the controller [`CONTROLLER`] while this replica leads; does nothing
@@ -966,15 +965,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         shutdown.await;
         return;
     }
-    let (agents, agent_writer) = reflector::store::<Agent>();
-    let mut agent_events = watcher(
-        ctx.scoped::<Agent>(),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .modify(|a: &mut Agent| a.metadata.managed_fields = None)
-    .reflect(agent_writer)
-    .boxed();
+    // Agents come from the process's shared watch.
+    let agents = ctx.watches.agents.store();
+    let mut agent_events = ctx.watches.agents.subscribe().boxed();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let mut pod_events = watcher(
         ctx.scoped::<Pod>(),
@@ -1012,15 +1005,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 }
             },
             event = agent_events.next() => match event {
-                Some(Ok(watcher::Event::Apply(agent) | watcher::Event::InitApply(agent))) => {
-                    runner.agent_applied(&agent).await;
-                }
-                Some(Ok(watcher::Event::Delete(agent))) => {
+                Some(AgentEvent::Applied(agent)) => runner.agent_applied(&agent).await,
+                Some(AgentEvent::Deleted(agent)) => {
                     runner.forget(&key_of(&agent.namespace().unwrap_or_default(), &agent.name_any()));
                 }
-                Some(Ok(watcher::Event::InitDone)) => runner.agents_relisted(),
-                Some(Ok(watcher::Event::Init)) => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "cognitive runner: agent watch"),
+                Some(AgentEvent::Relisted) => runner.agents_relisted(),
                 None => break,
             },
             event = pod_events.next() => match event {
@@ -1050,7 +1039,9 @@ async fn sleep_until(wake: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::OperatorConfig;
-    use crate::fixtures::{ApiServerHandle, Seen, answer_next, failure};
+    use crate::support::{MANAGED_BY, MANAGED_BY_LABEL};
+    use crate::tests::fixtures::{ApiServerHandle, Seen, answer_next, failure};
+    use crate::workload::{NAME, NAME_LABEL};
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use kgents_probes::{Challenge, ProbeDetail};
     use kube::Client;
@@ -1081,7 +1072,7 @@ mod tests {
     /// `hive/scout`, COGNITIVE_PROBE with a failure threshold of 1, an OpenAI-compatible model
     /// whose key is in Secret `llm`.
     fn agent(degrade_to_safemode: bool) -> Agent {
-        let mut agent = crate::fixtures::test_agent(json!({
+        let mut agent = crate::tests::fixtures::test_agent(json!({
             "health": {
                 "type": "COGNITIVE_PROBE",
                 "intervalSeconds": 30,
@@ -1119,7 +1110,7 @@ mod tests {
     fn with_gate(mut pod: Pod, status: &str, reason: &str) -> Pod {
         pod.status = Some(PodStatus {
             conditions: Some(vec![PodCondition {
-                type_: super::super::READINESS_GATE.to_owned(),
+                type_: crate::workload::READINESS_GATE.to_owned(),
                 status: status.to_owned(),
                 reason: Some(reason.to_owned()),
                 ..PodCondition::default()

@@ -234,12 +234,8 @@ pub async fn run_with(
     }
 }
 
-fn error_policy(_proposal: Arc<Proposal>, error: &Error, state: Arc<State>) -> Action {
-    state
-        .ctx
-        .metrics
-        .reconcile_failed(CONTROLLER, error.metric_label());
-    Action::requeue(crate::support::retry_after(error))
+fn error_policy(proposal: Arc<Proposal>, error: &Error, state: Arc<State>) -> Action {
+    crate::support::error_policy(&state.ctx, CONTROLLER, proposal.as_ref(), error)
 }
 
 async fn reconcile(proposal: Arc<Proposal>, state: Arc<State>) -> Result<Action> {

@@ -161,6 +161,7 @@ pub fn test_state() -> (Arc<State>, Caches, ApiServerVerifier) {
             network_policies,
             memories,
             api_server_slices: None,
+            shared_ready: Vec::new(),
         },
         written: Default::default(),
     });

@@ -16,11 +16,12 @@ use kgents_core::clock::ManualClock;
 use kube::Client;
 use kube::client::Body;
 
+use crate::shared::{Feeds, Watches};
 use crate::{Context, OperatorConfig};
 
-type Handle = crate::fixtures::ApiServerHandle;
+type Handle = crate::tests::fixtures::ApiServerHandle;
 
-pub use crate::fixtures::{Seen, failure};
+pub use crate::tests::fixtures::{Seen, failure};
 
 /// The far side of the mocked API server.
 pub struct ApiServer(Handle);
@@ -29,7 +30,7 @@ impl ApiServer {
     /// Waits (up to a second) for the next request and answers it with `reply(request)`:
     /// `(status code, JSON body)`.
     pub async fn answer(&mut self, reply: impl FnOnce(&Seen) -> (u16, serde_json::Value)) -> Seen {
-        crate::fixtures::answer_next(&mut self.0, reply).await
+        crate::tests::fixtures::answer_next(&mut self.0, reply).await
     }
 
     /// Answers the next request by echoing its body with status 200 (what an apply returns).
@@ -52,15 +53,26 @@ impl ApiServer {
     }
 }
 
-/// A context over a mocked API server, with a manual clock reading `now`.
+/// A context over a mocked API server, with a manual clock reading `now` and empty, loaded
+/// shared caches.
 pub fn mock_context(now: Timestamp) -> (Arc<Context>, ApiServer, Arc<ManualClock>) {
+    let (ctx, api, clock, _feeds) = mock_context_with_feeds(now);
+    (ctx, api, clock)
+}
+
+/// Like [`mock_context`], with the writers of the shared caches to put objects in them.
+pub fn mock_context_with_feeds(
+    now: Timestamp,
+) -> (Arc<Context>, ApiServer, Arc<ManualClock>, Feeds) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let clock = Arc::new(ManualClock::new(now));
-    let ctx = Context::new(client, OperatorConfig::default()).with_clock(clock.clone());
-    (Arc::new(ctx), ApiServer(handle), clock)
+    let (watches, feeds) = Watches::offline(&client);
+    let ctx = Context::new(client, OperatorConfig::default())
+        .with_clock(clock.clone())
+        .with_watches(watches);
+    (Arc::new(ctx), ApiServer(handle), clock, feeds)
 }
-
 /// A scripted API server running beside the reconcile.
 pub struct Scenario(tokio::task::JoinHandle<()>);
 

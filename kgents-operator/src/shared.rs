@@ -1,0 +1,548 @@
+//! One watch per kind for the whole operator process, shared by every controller that reads
+//! that kind: Agents (the Agent, Memory and Umwelt controllers and the cognitive runner),
+//! Memories (the Memory and Agent controllers), and the ServiceAccounts, ConfigMaps, Roles,
+//! RoleBindings and PersistentVolumeClaims the operator manages (the Agent, Memory and Umwelt
+//! controllers). Controllers read their children from these caches instead of asking the API
+//! server.
+//!
+//! A [`Shared`] holds one kube `reflector` store fed by one watch stream (with kube's default
+//! backoff) and fans the watch's events out to subscribers. The watch starts on first use and
+//! runs until the last handle is dropped, independent of the controllers: the operator keeps
+//! its [`Watches`] across leadership terms, so controllers stopped on a lost Lease and started
+//! again on the next one do not re-list.
+//!
+//! A subscriber ([`Shared::subscribe`]) first receives every object in the store (once it has
+//! been listed) followed by [`Event::Relisted`], then every change as it arrives. A subscriber
+//! that falls behind the fan-out buffer is not left with a gap: it receives the store's
+//! content again, followed by [`Event::Relisted`], and continues from there. The snapshot and
+//! the subscription are taken under the same lock the fan-out sends under, so no change falls
+//! between them.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kgents_crds::{Agent, Memory};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::support::{MANAGED_BY, MANAGED_BY_LABEL};
+
+/// What a shared watch can hold: a namespaced kind with a static type.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Every shared watch of an operator process. Cheap to clone; clones share the watches.
+#[derive(Clone, Debug)]
+pub struct Watches {
+    /// Every Agent.
+    pub agents: Shared<Agent>,
+    /// Every Memory.
+    pub memories: Shared<Memory>,
+    /// The ServiceAccounts the operator manages (Agents' and Umwelts').
+    pub service_accounts: Shared<ServiceAccount>,
+    /// The ConfigMaps the operator manages (Memories' metadata, Umwelts' runtime views).
+    pub config_maps: Shared<ConfigMap>,
+    /// The Roles the operator manages (Memories' grants, Umwelts' access).
+    pub roles: Shared<Role>,
+    /// The RoleBindings the operator manages.
+    pub role_bindings: Shared<RoleBinding>,
+    /// The PersistentVolumeClaims the operator manages (Memories' storage).
+    pub claims: Shared<PersistentVolumeClaim>,
+}
+
+impl Watches {
+    /// The watches of the objects `client` reaches in `namespace` (all namespaces: `None`);
+    /// none is started until a controller first reads it.
+    pub fn new(client: &Client, namespace: Option<&str>) -> Self {
+        fn api<K: Watched>(client: &Client, namespace: Option<&str>) -> Api<K> {
+            match namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            }
+        }
+        let managed = watcher::Config::default()
+            .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
+            .any_semantic();
+        let all = watcher::Config::default().any_semantic();
+        Self {
+            agents: Shared::new(api(client, namespace), all.clone()),
+            memories: Shared::new(api(client, namespace), all),
+            service_accounts: Shared::new(api(client, namespace), managed.clone()),
+            config_maps: Shared::new(api(client, namespace), managed.clone()),
+            roles: Shared::new(api(client, namespace), managed.clone()),
+            role_bindings: Shared::new(api(client, namespace), managed.clone()),
+            claims: Shared::new(api(client, namespace), managed),
+        }
+    }
+}
+
+/// How many events the fan-out buffers for a slow subscriber before it must re-read the store.
+const FAN_OUT_BUFFER: usize = 4096;
+
+/// The writers behind [`Watches::offline`]'s caches: a unit test puts objects in them as a
+/// watch would.
+#[cfg(test)]
+pub(crate) struct Feeds {
+    pub agents: reflector::store::Writer<Agent>,
+    pub service_accounts: reflector::store::Writer<ServiceAccount>,
+    pub config_maps: reflector::store::Writer<ConfigMap>,
+    pub roles: reflector::store::Writer<Role>,
+    pub role_bindings: reflector::store::Writer<RoleBinding>,
+    pub claims: reflector::store::Writer<PersistentVolumeClaim>,
+}
+
+#[cfg(test)]
+impl Watches {
+    /// Watches that are empty, loaded caches fed by hand (unit tests must not reach an API
+    /// server).
+    pub(crate) fn offline(client: &Client) -> (Self, Feeds) {
+        fn one<K: Watched>(client: &Client) -> (Shared<K>, reflector::store::Writer<K>) {
+            let (store, mut writer) = reflector::store::<K>();
+            writer.apply_watcher_event(&watcher::Event::Init);
+            writer.apply_watcher_event(&watcher::Event::InitDone);
+            (
+                Shared::offline(Api::all(client.clone()), store, true),
+                writer,
+            )
+        }
+        let (agents, agent_feed) = one(client);
+        let (memories, _) = one::<Memory>(client);
+        let (service_accounts, account_feed) = one(client);
+        let (config_maps, map_feed) = one(client);
+        let (roles, role_feed) = one(client);
+        let (role_bindings, binding_feed) = one(client);
+        let (claims, claim_feed) = one(client);
+        let watches = Self {
+            agents,
+            memories,
+            service_accounts,
+            config_maps,
+            roles,
+            role_bindings,
+            claims,
+        };
+        let feeds = Feeds {
+            agents: agent_feed,
+            service_accounts: account_feed,
+            config_maps: map_feed,
+            roles: role_feed,
+            role_bindings: binding_feed,
+            claims: claim_feed,
+        };
+        (watches, feeds)
+    }
+}
+
+/// One change of the objects of a shared watch, as subscribers receive it.
+#[derive(Debug)]
+pub enum Event<K> {
+    /// An object was created or changed (or is part of a (re-)list).
+    Applied(Arc<K>),
+    /// An object was deleted.
+    Deleted(Arc<K>),
+    /// The objects before this event are every object there is: anything a subscriber
+    /// remembers that was not among them is gone.
+    Relisted,
+}
+
+impl<K> Clone for Event<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Event::Applied(o) => Event::Applied(o.clone()),
+            Event::Deleted(o) => Event::Deleted(o.clone()),
+            Event::Relisted => Event::Relisted,
+        }
+    }
+}
+
+impl<K> Event<K> {
+    /// The object an event is about (`None` for [`Event::Relisted`]).
+    pub fn object(&self) -> Option<&Arc<K>> {
+        match self {
+            Event::Applied(o) | Event::Deleted(o) => Some(o),
+            Event::Relisted => None,
+        }
+    }
+}
+
+/// One change of the Agents.
+pub type AgentEvent = Event<Agent>;
+
+struct Watch<K: Watched> {
+    store: Store<K>,
+    /// Whether the first list is in. kube's `Store::wait_until_ready` wakes only the last of
+    /// several concurrent waiters (and a `now_or_never` check replaces a waiter's waker), so
+    /// everything but a kube `Controller` waits on this instead.
+    ready: tokio::sync::watch::Receiver<bool>,
+    sender: broadcast::Sender<Event<K>>,
+    /// Held while an event is sent and while a subscriber takes its snapshot.
+    gate: Arc<Mutex<()>>,
+    /// The watch task (`None` for a cache fed elsewhere, in tests).
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl<K: Watched> Drop for Watch<K> {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A shared watch and cache of kind `K`. Cheap to clone; every clone is the same watch.
+pub struct Shared<K: Watched> {
+    api: Api<K>,
+    config: watcher::Config,
+    watch: Arc<OnceLock<Watch<K>>>,
+}
+
+impl<K: Watched> Clone for Shared<K> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            config: self.config.clone(),
+            watch: self.watch.clone(),
+        }
+    }
+}
+
+impl<K: Watched> std::fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("kind", &K::kind(&()))
+            .field("started", &self.watch.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Watched> Shared<K> {
+    /// A shared watch of the objects `api` reaches that `config` selects; not started yet.
+    pub fn new(api: Api<K>, config: watcher::Config) -> Self {
+        Self {
+            api,
+            config,
+            watch: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Starts the watch if it is not running yet. Must be called within a Tokio runtime.
+    pub fn start(&self) {
+        self.watch();
+    }
+
+    fn watch(&self) -> &Watch<K> {
+        self.watch.get_or_init(|| {
+            let (store, writer) = reflector::store::<K>();
+            let (sender, _) = broadcast::channel(FAN_OUT_BUFFER);
+            let gate = Arc::new(Mutex::new(()));
+            let (ready_tx, ready) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(fan_out(
+                self.api.clone(),
+                self.config.clone(),
+                ready_tx,
+                writer,
+                store.clone(),
+                sender.clone(),
+                gate.clone(),
+            ));
+            Watch {
+                store,
+                ready,
+                sender,
+                gate,
+                task: Some(task),
+            }
+        })
+    }
+
+    /// A shared "watch" that is the given cache and sends no events (unit tests feed the cache
+    /// by hand and must not reach an API server).
+    #[cfg(test)]
+    pub(crate) fn offline(api: Api<K>, store: Store<K>, ready: bool) -> Self {
+        let watch = OnceLock::new();
+        let _ = watch.set(Watch {
+            store,
+            ready: tokio::sync::watch::channel(ready).1,
+            sender: broadcast::channel(FAN_OUT_BUFFER).0,
+            gate: Arc::new(Mutex::new(())),
+            task: None,
+        });
+        Self {
+            api,
+            config: watcher::Config::default(),
+            watch: Arc::new(watch),
+        }
+    }
+
+    /// Whether the cache holds the first list (starts the watch if needed).
+    pub fn is_ready(&self) -> bool {
+        *self.watch().ready.borrow()
+    }
+
+    /// Whether the cache holds the first list, as a channel to look at later (starts the
+    /// watch if needed).
+    pub fn readiness(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.watch().ready.clone()
+    }
+
+    /// Waits until the cache holds the first list (starts the watch if needed).
+    pub async fn until_ready(&self) {
+        let mut ready = self.watch().ready.clone();
+        // An error means the watch task is gone: nothing will become ready; callers time out.
+        if ready.wait_for(|ready| *ready).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The cache (managed fields stripped). Starts the watch if needed.
+    pub fn store(&self) -> Store<K> {
+        self.watch().store.clone()
+    }
+
+    /// Every object created, changed or deleted, as [`Shared::subscribe`] reports them: what a
+    /// controller's `owns_shared_stream` or `watches_shared_stream` wants.
+    pub fn touched(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.subscribe()
+            .filter_map(|event| futures::future::ready(event.object().cloned()))
+    }
+
+    /// Every object in the cache, then each change as it arrives (see the module
+    /// documentation). Starts the watch if needed.
+    pub fn subscribe(&self) -> impl Stream<Item = Event<K>> + Send + 'static {
+        let watch = self.watch();
+        let store = watch.store.clone();
+        let sender = watch.sender.clone();
+        let gate = watch.gate.clone();
+        let state = Subscription {
+            ready: watch.ready.clone(),
+            store,
+            sender,
+            gate,
+            receiver: None,
+            pending: VecDeque::new(),
+        };
+        futures::stream::unfold(state, |mut state| async move {
+            let event = state.next().await?;
+            Some((event, state))
+        })
+    }
+}
+
+/// Runs the one watch: applies each event to the store, then sends it to the subscribers.
+async fn fan_out<K: Watched>(
+    api: Api<K>,
+    config: watcher::Config,
+    ready: tokio::sync::watch::Sender<bool>,
+    mut writer: reflector::store::Writer<K>,
+    store: Store<K>,
+    sender: broadcast::Sender<Event<K>>,
+    gate: Arc<Mutex<()>>,
+) {
+    let kind = K::kind(&());
+    let mut events = watcher(api, config)
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .boxed();
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%kind, %error, "shared watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        writer.apply_watcher_event(&event);
+        if matches!(event, watcher::Event::InitDone) {
+            ready.send_replace(true);
+        }
+        let shared = match event {
+            watcher::Event::Apply(object) => {
+                // The store holds this very version now: share its copy.
+                let cached = store.get(&ObjectRef::from_obj(&object));
+                Some(Event::Applied(cached.unwrap_or_else(|| Arc::new(object))))
+            }
+            watcher::Event::InitApply(object) => Some(Event::Applied(Arc::new(object))),
+            watcher::Event::Delete(object) => Some(Event::Deleted(Arc::new(object))),
+            watcher::Event::InitDone => Some(Event::Relisted),
+            watcher::Event::Init => None,
+        };
+        if let Some(shared) = shared {
+            let _sending = gate.lock().unwrap_or_else(|p| p.into_inner());
+            // No subscriber is not an error: the store is still kept.
+            let _ = sender.send(shared);
+        }
+    }
+}
+
+/// One subscriber's position: a snapshot still to hand out, then the live receiver.
+struct Subscription<K: Watched> {
+    ready: tokio::sync::watch::Receiver<bool>,
+    store: Store<K>,
+    sender: broadcast::Sender<Event<K>>,
+    gate: Arc<Mutex<()>>,
+    receiver: Option<broadcast::Receiver<Event<K>>>,
+    pending: VecDeque<Event<K>>,
+}
+
+impl<K: Watched> Subscription<K> {
+    /// Takes a snapshot of the store and a fresh receiver, atomically with respect to sends.
+    async fn resubscribe(&mut self) -> Option<()> {
+        // The snapshot is only complete once the first list is in.
+        self.ready.wait_for(|ready| *ready).await.ok()?;
+        let _sending = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.receiver = Some(self.sender.subscribe());
+        self.pending = self
+            .store
+            .state()
+            .into_iter()
+            .map(Event::Applied)
+            .chain(std::iter::once(Event::Relisted))
+            .collect();
+        Some(())
+    }
+
+    async fn next(&mut self) -> Option<Event<K>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let Some(receiver) = self.receiver.as_mut() else {
+                self.resubscribe().await?;
+                continue;
+            };
+            match receiver.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(
+                        missed,
+                        kind = %K::kind(&()),
+                        "a subscriber of a shared watch fell behind; re-reading the cache"
+                    );
+                    self.resubscribe().await?;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::fixtures::test_agent;
+    use kube::ResourceExt;
+
+    fn named(name: &str) -> Agent {
+        let mut agent = test_agent(serde_json::json!({}));
+        agent.metadata.name = Some(name.to_owned());
+        agent
+    }
+
+    /// A shared watch over a store fed by hand instead of an API server.
+    fn offline() -> (Watch<Agent>, reflector::store::Writer<Agent>) {
+        let (store, writer) = reflector::store::<Agent>();
+        let (sender, _) = broadcast::channel(4);
+        let watch = Watch {
+            store,
+            ready: tokio::sync::watch::channel(true).1,
+            sender,
+            gate: Arc::new(Mutex::new(())),
+            task: None,
+        };
+        (watch, writer)
+    }
+
+    fn subscription(watch: &Watch<Agent>) -> Subscription<Agent> {
+        Subscription {
+            ready: watch.ready.clone(),
+            store: watch.store.clone(),
+            sender: watch.sender.clone(),
+            gate: watch.gate.clone(),
+            receiver: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn name_of(event: &Event<Agent>) -> String {
+        match event {
+            Event::Applied(a) => format!("applied {}", a.name_any()),
+            Event::Deleted(a) => format!("deleted {}", a.name_any()),
+            Event::Relisted => "relisted".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_subscriber_gets_the_cache_then_the_changes() {
+        let (watch, mut writer) = offline();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(named("a")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let mut late = subscription(&watch);
+        assert_eq!(name_of(&late.next().await.expect("event")), "applied a");
+        assert_eq!(name_of(&late.next().await.expect("event")), "relisted");
+        watch
+            .sender
+            .send(Event::Deleted(Arc::new(named("a"))))
+            .expect("a subscriber");
+        assert_eq!(name_of(&late.next().await.expect("event")), "deleted a");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_reads_the_cache_again() {
+        let (watch, mut writer) = offline();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let mut slow = subscription(&watch);
+        assert_eq!(name_of(&slow.next().await.expect("event")), "relisted");
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            writer.apply_watcher_event(&watcher::Event::Apply(named(name)));
+            watch
+                .sender
+                .send(Event::Applied(Arc::new(named(name))))
+                .expect("a subscriber");
+        }
+        // Six events into a buffer of four: the subscriber is told everything again.
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            seen.push(name_of(&slow.next().await.expect("event")));
+        }
+        seen[..6].sort();
+        assert_eq!(
+            seen,
+            [
+                "applied a",
+                "applied b",
+                "applied c",
+                "applied d",
+                "applied e",
+                "applied f",
+                "relisted"
+            ]
+        );
+    }
+}
