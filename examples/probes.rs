@@ -22,6 +22,17 @@
 //! With `--compare-without-probes` the operator is then restarted with probes disabled and
 //! measured over the same window with the same agents, so the probes' share of the CPU can be
 //! told from the controllers' idle cost.
+//!
+//! With `--round-cpu ROUNDS` it measures instead, in this one process and without a cluster,
+//! the CPU one probe round costs: the real OpenAI-compatible client over loopback HTTP (one
+//! shared transport, as the operator's runner has) asks the fake model, the probe judges the
+//! answer and a health tracker takes the verdict, round after round through the three probes.
+//! The fake answers in the same process, so the figure includes the server's side and is an
+//! upper bound:
+//!
+//! ```sh
+//! cargo run --release --example probes -- --round-cpu 2000
+//! ```
 
 // The fake model is shared with the operator's testbed tests.
 #[path = "../kgents-operator/tests/support_cognitive/fake_model.rs"]
@@ -31,6 +42,7 @@ mod measure;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -40,6 +52,10 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kgents::kgents_crds::Agent;
 use kgents::kgents_crds::agent::CognitiveHealth;
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, agent, cognitive};
+use kgents::kgents_probes::{
+    Challenge, EchoProbe, HealthTracker, JsonProbe, Operation, Probe, ProbeKind, ProbeRunner,
+    ReasoningProbe, RunnerConfig, Timer, TrackerConfig, Verdict,
+};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 
@@ -69,6 +85,9 @@ struct Args {
     /// Also measure the operator with probes disabled over the same agents and window.
     #[arg(long)]
     compare_without_probes: bool,
+    /// Measure instead the CPU of this many probe rounds in process (no cluster), and print it.
+    #[arg(long, value_name = "ROUNDS")]
+    round_cpu: Option<u64>,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
     operator: bool,
@@ -91,6 +110,8 @@ fn main() -> Result<()> {
         .context("building the tokio runtime")?;
     if args.operator {
         runtime.block_on(operator_process(args))
+    } else if let Some(rounds) = args.round_cpu {
+        runtime.block_on(round_cpu(rounds))
     } else {
         runtime.block_on(measure(args))
     }
@@ -335,5 +356,111 @@ async fn measure(args: Args) -> Result<()> {
             probe_cpu / agent_hours
         );
     }
+    Ok(())
+}
+
+/// Tokio time for the probe runner.
+struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A fresh challenge of `kind` for round `round`: varied values from a mixing function (the fake
+/// model works out every answer, so they need not be unguessable here, only different).
+fn challenge(kind: ProbeKind, round: u64) -> Challenge {
+    // SplitMix64: a different, well-spread value for every round.
+    let mut z = round.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    match kind {
+        ProbeKind::Echo => {
+            const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+            let nonce = (0..10)
+                .map(|i| char::from(ALPHABET[((z >> (i * 6)) % ALPHABET.len() as u64) as usize]))
+                .collect();
+            Challenge::Echo { nonce }
+        }
+        ProbeKind::Reasoning => Challenge::Reasoning {
+            operation: if z & 1 == 0 {
+                Operation::Sum
+            } else {
+                Operation::Product
+            },
+            lhs: 100 + (z >> 8) as u32 % 900,
+            rhs: 12 + (z >> 24) as u32 % 88,
+        },
+        _ => Challenge::Json {
+            nonce: 100_000_000 + (z >> 16) % 900_000_000,
+        },
+    }
+}
+
+/// `--round-cpu`: the CPU of `rounds` probe rounds in this process, client and fake server.
+async fn round_cpu(rounds: u64) -> Result<()> {
+    anyhow::ensure!(rounds > 0, "--round-cpu needs at least one round");
+    let fake = FakeModel::start(Wire::OpenAi, API_KEY).await;
+    let endpoint = fake.endpoint();
+    let config = kgents_llm::ModelConfig::from_parts(
+        "openai",
+        Some("round-cpu"),
+        Some(&endpoint),
+        Some(API_KEY.to_owned().into()),
+    )?;
+    let transport = kgents_llm::SharedTransport::new(Duration::from_secs(5))?;
+    let client = kgents_llm::build_client_shared(
+        &config,
+        &kgents_llm::RuntimeOptions::default(),
+        &transport,
+    )?;
+    let runner = ProbeRunner::new(Arc::new(TokioTimer), RunnerConfig::default())?;
+    let probes: [(ProbeKind, Box<dyn Probe>); 3] = [
+        (ProbeKind::Echo, Box::new(EchoProbe::new(client.clone()))),
+        (
+            ProbeKind::Reasoning,
+            Box::new(ReasoningProbe::new(client.clone())),
+        ),
+        (ProbeKind::Json, Box::new(JsonProbe::new(client))),
+    ];
+    let mut tracker = HealthTracker::new(TrackerConfig::default())?;
+    let ticks = ticks_per_second();
+    let pid = std::process::id();
+    let started_cpu = cpu_time(pid, ticks)?;
+    let started = Instant::now();
+    for round in 0..rounds {
+        let (kind, probe) = &probes[(round % 3) as usize];
+        let outcome = runner
+            .run_challenge(probe.as_ref(), challenge(*kind, round))
+            .await?;
+        if outcome.verdict() != Verdict::Healthy {
+            bail!(
+                "round {round} ({kind:?}) was {:?}: {}",
+                outcome.verdict(),
+                outcome.reason()
+            );
+        }
+        tracker.observe(&outcome);
+    }
+    let cpu = cpu_time(pid, ticks)?.saturating_sub(started_cpu);
+    let wall = started.elapsed();
+    let per_round = cpu / u32::try_from(rounds).context("--round-cpu fits in 32 bits")?;
+    println!(
+        "{rounds} probe rounds: {cpu:?} CPU ({per_round:?} a round, client and server), \
+         {wall:?} wall; at the default 30 s interval an agent costs 120 rounds an hour = \
+         {:?} CPU an hour",
+        per_round * 120
+    );
+    anyhow::ensure!(
+        fake.total_calls() as u64 == rounds,
+        "the fake model counted {} calls for {rounds} rounds",
+        fake.total_calls()
+    );
     Ok(())
 }

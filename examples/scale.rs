@@ -2,10 +2,15 @@
 //!
 //! ```sh
 //! cargo run --release --example scale -- --agents 500
+//! # as a user runs the operator (every controller, default concurrency, no probes), on the full
+//! # testbed where the agents' pods run:
+//! cargo run --release --example scale -- --agents 1000 --baseline all-writes --nodes 2 --all-controllers
 //! ```
 //!
 //! On a private control plane (etcd + kube-apiserver from the testbed; no controller-manager,
-//! so nothing but the operator and this program writes), it measures:
+//! so nothing but the operator and this program writes — or, with `--nodes`, the full testbed
+//! with controller-manager, scheduler and kwok nodes, so the agents' pods are scheduled and
+//! become Ready), it measures:
 //!
 //! 1. **direct**: this program writes N Deployments and N Services itself (the same objects the
 //!    operator would make, by default with the operator's own server-side apply and field
@@ -15,8 +20,13 @@
 //!    `--operator`); N Agents are created and the time until each has its Deployment, its
 //!    Service and a status for its current generation is recorded.
 //!
-//! It prints agents/s for both, the ratio, p50/p99 time-to-children, and the operator's peak
-//! RSS (VmHWM of its process). `--write-costs` first times each kind of write of the operator
+//! It prints agents/s for both, the ratio, p50/p99 time-to-children, the operator's peak RSS
+//! (VmHWM of its process), its CPU (user and system) and reconciles per agent, the CPU of every
+//! process of the run per agent, and the watches the operator holds on the API server by
+//! resource (`apiserver_longrunning_requests{verb="WATCH"}`, besides the WATCH requests that
+//! ended meanwhile). With `--nodes` it also waits until every Agent is Running (its pod Ready)
+//! and reports the operator's CPU up to that point, which includes the reconciles the pods'
+//! and children's status changes cause. `--write-costs` first times each kind of write of the operator
 //! path on its own (Agent create, ServiceAccount / Deployment / Service apply, status apply,
 //! Event), so the ratio can be explained by writes per agent × cost per write.
 
@@ -32,9 +42,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use kgents::kgents_crds::Agent;
+use kgents::kgents_crds::agent::AgentPhase;
 use kgents::kgents_operator::agent::plan::{self, AgentRef, PlanConfig};
 use kgents::kgents_operator::agent::status::{self as agent_status, Realisation, StatusInput};
-use kgents::kgents_operator::{OperatorConfig, agent};
+use kgents::kgents_operator::{OperatorConfig, agent, run};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -42,7 +53,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{peak_rss_kib, run_operator, ticks_per_second, wait_ready};
+use measure::{http_get, peak_rss_kib, run_operator, ticks_per_second, wait_ready};
 
 #[derive(Parser, Debug)]
 #[command(about = "Agents/s of the operator against the API server's own ceiling.")]
@@ -50,9 +61,21 @@ struct Args {
     /// Number of Agents (and of Deployment + Service pairs in the direct run).
     #[arg(long, default_value_t = 500)]
     agents: usize,
-    /// Requests in flight when creating, and the operator's reconcile concurrency.
+    /// Requests in flight when creating (the Agents, and the direct run's writes).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The operator's reconcile concurrency (default: the operator's own default, as a user
+    /// who does not set it runs it).
+    #[arg(long)]
+    operator_concurrency: Option<u16>,
+    /// Run every controller of the operator with cognitive probes off (as `examples/operator --
+    /// --no-leader-election --no-probes` does), not the Agent controller alone.
+    #[arg(long)]
+    all_controllers: bool,
+    /// Run the full testbed with this many kwok nodes (controller-manager, scheduler; the
+    /// agents' pods run); 0: etcd and kube-apiserver only.
+    #[arg(long, default_value_t = 0)]
+    nodes: usize,
     /// How the direct run writes: `apply` (server-side apply under the operator's field manager,
     /// the operator's own bodies including owner references — the fair ceiling) or `create`
     /// (POST without owner references, as earlier runs of this benchmark did) or `all-writes`
@@ -106,18 +129,19 @@ async fn main() -> Result<()> {
 }
 
 async fn operator_process(args: Args) -> Result<()> {
-    let config = OperatorConfig {
-        namespace: args.namespace,
-        concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
-        ..OperatorConfig::default()
+    let mut config = OperatorConfig::default();
+    if let Some(concurrency) = args.operator_concurrency {
+        config.concurrency = concurrency;
+    }
+    config.namespace = args.namespace;
+    // The agents here have no cognitive probes; off, as with `--no-probes`.
+    config.probes.enabled = false;
+    let controllers: Vec<&str> = if args.all_controllers {
+        run::controllers().iter().map(|c| c.name).collect()
+    } else {
+        vec![agent::CONTROLLER]
     };
-    run_operator(
-        args.kubeconfig,
-        config,
-        args.http_addr,
-        &[agent::CONTROLLER],
-    )
-    .await
+    run_operator(args.kubeconfig, config, args.http_addr, &controllers).await
 }
 
 async fn namespace(client: &Client, name: &str) -> Result<()> {
@@ -357,6 +381,99 @@ fn counters_per_agent(
         .filter_map(|(key, value)| {
             let per = (value - before.get(key).copied().unwrap_or(0.0)) / n.max(1) as f64;
             (per >= 0.05).then(|| format!("{key}: {per:.2}"))
+        })
+        .collect()
+}
+
+/// The watches on the API server by resource: `open <resource>` from the gauge
+/// `apiserver_longrunning_requests{verb="WATCH"}` and `ended <resource>` from the WATCH requests
+/// of `apiserver_request_total` (counted when a watch ends).
+async fn apiserver_watches(client: &Client) -> BTreeMap<String, f64> {
+    let request = match http::Request::get("/metrics").body(Vec::new()) {
+        Ok(request) => request,
+        Err(_) => return BTreeMap::new(),
+    };
+    let Ok(text) = client.request_text(request).await else {
+        return BTreeMap::new();
+    };
+    let label = |labels: &str, key: &str| -> String {
+        let needle = format!("{key}=\"");
+        labels
+            .split(',')
+            .find_map(|l| l.strip_prefix(&needle))
+            .map(|v| v.trim_end_matches(['"', '}']).to_owned())
+            .unwrap_or_default()
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (what, labels) =
+            if let Some(labels) = series.strip_prefix("apiserver_longrunning_requests{") {
+                ("open", labels)
+            } else if let Some(labels) = series.strip_prefix("apiserver_request_total{") {
+                ("ended", labels)
+            } else {
+                continue;
+            };
+        if label(labels, "verb") != "WATCH" {
+            continue;
+        }
+        *out.entry(format!("{what} {}", label(labels, "resource")))
+            .or_insert(0.0) += value;
+    }
+    out
+}
+
+/// The change of every watch figure between two [`apiserver_watches`] readings, non-zero ones.
+fn watches_line(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    what: &str,
+) -> String {
+    let prefix = format!("{what} ");
+    let line = after
+        .iter()
+        .filter_map(|(key, value)| {
+            let resource = key.strip_prefix(&prefix)?;
+            let change = value - before.get(key).copied().unwrap_or(0.0);
+            (change.abs() >= 0.5).then(|| format!("{resource} {change:.0}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if line.is_empty() {
+        "none".to_owned()
+    } else {
+        line
+    }
+}
+
+/// User and system CPU time of process `pid` so far (fields 14 and 15 of `/proc/<pid>/stat`).
+fn user_system(pid: u32) -> Option<(Duration, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let per_second = ticks_per_second();
+    let ticks = |i: usize| -> Option<Duration> {
+        let ticks: u64 = fields.get(i)?.parse().ok()?;
+        #[allow(clippy::cast_precision_loss)] // ticks stay far below 2^52
+        Some(Duration::from_secs_f64(ticks as f64 / per_second))
+    };
+    // After the name, utime and stime are the 12th and 13th fields.
+    Some((ticks(11)?, ticks(12)?))
+}
+
+/// Reconciles started per controller, from the operator's `/metrics`.
+async fn operator_reconciles(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let text = http_get(addr, "/metrics").await.unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("kgents_reconciles_total{controller=\"")?;
+            let (controller, value) = rest.split_once("\"} ")?;
+            Some((controller.to_owned(), value.trim().parse::<f64>().ok()?))
         })
         .collect()
 }
@@ -607,6 +724,8 @@ struct Progress {
     deployment: Option<Instant>,
     service: Option<Instant>,
     status: Option<Instant>,
+    /// The Agent reported phase Running (its pod Ready; only with `--nodes`).
+    running: Option<Instant>,
 }
 
 impl Progress {
@@ -636,11 +755,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn benchmark(args: Args) -> Result<()> {
     let n = args.agents;
-    eprintln!("starting a private etcd + kube-apiserver ...");
-    let testbed = kgents_testbed::Testbed::builder()
-        .start()
-        .await
-        .context("starting the testbed (build it once with scripts/testbed-build)")?;
+    let testbed = if args.nodes > 0 {
+        eprintln!(
+            "starting the full testbed with {} kwok node(s) ...",
+            args.nodes
+        );
+        kgents_testbed::Testbed::builder().with_nodes(args.nodes)
+    } else {
+        eprintln!("starting a private etcd + kube-apiserver ...");
+        kgents_testbed::Testbed::builder()
+    }
+    .start()
+    .await
+    .context("starting the testbed (build it once with scripts/testbed-build)")?;
     testbed.install_crds(&kgents::kgents_crds::crds()).await?;
     let client = testbed.client().await?;
 
@@ -660,90 +787,107 @@ async fn benchmark(args: Args) -> Result<()> {
     let direct_rate = n as f64 / direct_took.as_secs_f64();
 
     namespace(&client, "scale-operator").await?;
+    let ns = "scale-operator";
+    let board: Board = Arc::new(Mutex::new(HashMap::new()));
+    // Watching the children costs the API server a watch event per child write, work the
+    // direct run does not pay; by default completion is read from the Agent's status alone (the
+    // operator writes it only after its Deployment and Service were applied) and the children
+    // are counted once at the end. This program's watches start before the operator, so the
+    // watches the API server holds afterwards, less those before, are the operator's.
+    let watch_children = args.watch_children;
+    let watch_deployments = watch_children.then(|| {
+        let board = board.clone();
+        let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        tokio::spawn(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .for_each(move |d| {
+                    if let Ok(d) = d {
+                        mark(&board, d.name_any(), |p| &mut p.deployment);
+                    }
+                    async {}
+                }),
+        )
+    });
+    let watch_services = watch_children.then(|| {
+        let board = board.clone();
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        tokio::spawn(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .for_each(move |s| {
+                    if let Ok(s) = s {
+                        mark(&board, s.name_any(), |p| &mut p.service);
+                    }
+                    async {}
+                }),
+        )
+    });
+    let watch_agents = {
+        let board = board.clone();
+        let api: Api<Agent> = Api::namespaced(client.clone(), ns);
+        tokio::spawn(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .for_each(move |a| {
+                    if let Ok(a) = a {
+                        let status = a.status.as_ref();
+                        let current = status.is_some_and(|s| {
+                            s.observed_generation == a.metadata.generation && s.deployment.is_some()
+                        });
+                        if current {
+                            mark(&board, a.name_any(), |p| &mut p.status);
+                            if !watch_children {
+                                mark(&board, a.name_any(), |p| &mut p.deployment);
+                                mark(&board, a.name_any(), |p| &mut p.service);
+                            }
+                            if status.and_then(|s| s.phase) == Some(AgentPhase::Running) {
+                                mark(&board, a.name_any(), |p| &mut p.running);
+                            }
+                        }
+                    }
+                    async {}
+                }),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let watches_before = apiserver_watches(&client).await;
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let http_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["--operator", "--namespace", "scale-operator"])
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .args(["--operator", "--namespace", ns])
         .arg("--kubeconfig")
         .arg(testbed.kubeconfig_path())
         .arg("--http-addr")
-        .arg(http_addr.to_string())
-        .arg("--concurrency")
-        .arg(args.concurrency.to_string())
-        .spawn()
-        .context("starting the operator process")?;
+        .arg(http_addr.to_string());
+    if let Some(concurrency) = args.operator_concurrency {
+        command
+            .arg("--operator-concurrency")
+            .arg(concurrency.to_string());
+    }
+    if args.all_controllers {
+        command.arg("--all-controllers");
+    }
+    let mut child = command.spawn().context("starting the operator process")?;
+    let operator_pid = child.id();
     let outcome = async {
         wait_ready(http_addr, Duration::from_secs(60)).await?;
-        let board: Board = Arc::new(Mutex::new(HashMap::new()));
-        let ns = "scale-operator";
-        // Watching the children costs the API server a watch event per child write, work
-        // the direct run does not pay; by default completion is read from the Agent's status
-        // alone (the operator writes it only after its Deployment and Service were applied)
-        // and the children are counted once at the end.
-        let watch_children = args.watch_children;
-        let watch_deployments = watch_children.then(|| {
-            let board = board.clone();
-            let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-            tokio::spawn(
-                watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .applied_objects()
-                    .for_each(move |d| {
-                        if let Ok(d) = d {
-                            mark(&board, d.name_any(), |p| &mut p.deployment);
-                        }
-                        async {}
-                    }),
-            )
-        });
-        let watch_services = watch_children.then(|| {
-            let board = board.clone();
-            let api: Api<Service> = Api::namespaced(client.clone(), ns);
-            tokio::spawn(
-                watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .applied_objects()
-                    .for_each(move |s| {
-                        if let Ok(s) = s {
-                            mark(&board, s.name_any(), |p| &mut p.service);
-                        }
-                        async {}
-                    }),
-            )
-        });
-        let watch_agents = {
-            let board = board.clone();
-            let api: Api<Agent> = Api::namespaced(client.clone(), ns);
-            tokio::spawn(
-                watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .applied_objects()
-                    .for_each(move |a| {
-                        if let Ok(a) = a {
-                            let current = a.status.as_ref().is_some_and(|s| {
-                                s.observed_generation == a.metadata.generation
-                                    && s.deployment.is_some()
-                            });
-                            if current {
-                                mark(&board, a.name_any(), |p| &mut p.status);
-                                if !watch_children {
-                                    mark(&board, a.name_any(), |p| &mut p.deployment);
-                                    mark(&board, a.name_any(), |p| &mut p.service);
-                                }
-                            }
-                        }
-                        async {}
-                    }),
-            )
-        };
+        // Let the operator's informers list and start watching before the clock starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         eprintln!("operator: creating {n} Agents ...");
         let agents: Api<Agent> = Api::namespaced(client.clone(), ns);
         let counters = apiserver_counters(&client).await;
+        let reconciles_before = operator_reconciles(http_addr).await;
         let cpu = cpu_snapshot();
+        let split_before = user_system(operator_pid);
         let began = Instant::now();
         futures::stream::iter(0..n)
             .map(|i| {
@@ -760,27 +904,52 @@ async fn benchmark(args: Args) -> Result<()> {
             .try_collect::<Vec<_>>()
             .await?;
         let created_in = began.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let last = loop {
-            let snapshot: Vec<Progress> = board
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .copied()
-                .collect();
-            let done: Vec<Instant> = snapshot.iter().filter_map(Progress::done).collect();
-            if done.len() >= n {
-                break done.into_iter().max();
+        let wait_all = |what: &'static str, done: fn(&Progress) -> Option<Instant>| {
+            let board = board.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(600);
+                loop {
+                    let finished: Vec<Instant> = board
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .filter_map(done)
+                        .collect();
+                    if finished.len() >= n {
+                        return Ok::<_, anyhow::Error>(finished.into_iter().max());
+                    }
+                    if Instant::now() > deadline {
+                        bail!("only {} of {n} agents {what} after 600 s", finished.len());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
-            if Instant::now() > deadline {
-                bail!("only {} of {n} agents complete after 600 s", done.len());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        let last = wait_all("complete", Progress::done).await?;
         let total = last.map_or(Duration::ZERO, |l| l.duration_since(began));
         let operator_cpu = cpu_since(&cpu);
+        let split = split_before
+            .zip(user_system(operator_pid))
+            .map(|((u0, s0), (u1, s1))| (u1.saturating_sub(u0), s1.saturating_sub(s0)));
         let operator_counters =
             counters_per_agent(&counters, &apiserver_counters(&client).await, n);
+        let reconciles = operator_reconciles(http_addr).await;
+        let watches_after = apiserver_watches(&client).await;
+        let until_running = if args.nodes > 0 {
+            let last = wait_all("Running", |p| p.running).await?;
+            let until = last.map_or(Duration::ZERO, |l| l.duration_since(began));
+            let split_running = split_before
+                .zip(user_system(operator_pid))
+                .map(|((u0, s0), (u1, s1))| (u1.saturating_sub(u0), s1.saturating_sub(s0)));
+            Some((
+                until,
+                cpu_since(&cpu),
+                split_running,
+                operator_reconciles(http_addr).await,
+            ))
+        } else {
+            None
+        };
         let mut latencies: Vec<Duration> = board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -788,12 +957,6 @@ async fn benchmark(args: Args) -> Result<()> {
             .filter_map(|p| Some(p.done()?.duration_since(p.created?)))
             .collect();
         latencies.sort();
-        for task in [watch_deployments, watch_services, Some(watch_agents)]
-            .into_iter()
-            .flatten()
-        {
-            task.abort();
-        }
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let services: Api<Service> = Api::namespaced(client.clone(), ns);
         let found = (
@@ -803,58 +966,173 @@ async fn benchmark(args: Args) -> Result<()> {
         if found != (n, n) {
             bail!("expected {n} Deployments and {n} Services, found {found:?}");
         }
-        Ok::<_, anyhow::Error>((
+        Ok::<_, anyhow::Error>(Measured {
             total,
             created_in,
             latencies,
             operator_cpu,
+            split,
             operator_counters,
-        ))
+            reconciles: per_agent(&reconciles_before, &reconciles, n),
+            watches_before,
+            watches_after,
+            until_running: until_running.map(|(until, cpu, split, reconciles)| Settled {
+                until,
+                cpu,
+                split,
+                reconciles: per_agent(&reconciles_before, &reconciles, n),
+            }),
+        })
     }
     .await;
-    let rss = peak_rss_kib(child.id());
+    for task in [watch_deployments, watch_services, Some(watch_agents)]
+        .into_iter()
+        .flatten()
+    {
+        task.abort();
+    }
+    let rss = peak_rss_kib(operator_pid);
     let _ = child.kill();
     let _ = child.wait();
-    let (total, created_in, latencies, operator_cpu, operator_counters) = outcome?;
-    let operator_rate = n as f64 / total.as_secs_f64();
+    let measured = outcome?;
+    let operator_rate = n as f64 / measured.total.as_secs_f64();
 
     println!(
-        "agents:                    {n} (concurrency {})",
-        args.concurrency
+        "agents:                    {n} (creating {} at a time; operator concurrency {}; {}; {})",
+        args.concurrency,
+        args.operator_concurrency.map_or_else(
+            || format!("{} (its default)", OperatorConfig::default().concurrency),
+            |c| c.to_string()
+        ),
+        if args.all_controllers {
+            "every controller, probes off"
+        } else {
+            "the Agent controller alone"
+        },
+        if args.nodes > 0 {
+            format!("full testbed with {} kwok node(s)", args.nodes)
+        } else {
+            "etcd + kube-apiserver only".to_owned()
+        }
     );
     println!(
-        "direct (API ceiling):      {:.2} s, {direct_rate:.1} agents/s (one Deployment + one Service each, {:?})",
+        "direct (API ceiling):      {:.2} s, {direct_rate:.1} agents/s ({:?})",
         direct_took.as_secs_f64(),
         args.baseline
     );
     println!(
         "operator:                  {:.2} s, {operator_rate:.1} agents/s (Agents created in {:.2} s)",
-        total.as_secs_f64(),
-        created_in.as_secs_f64()
+        measured.total.as_secs_f64(),
+        measured.created_in.as_secs_f64()
     );
     println!(
         "ratio operator/direct:     {:.2}",
         operator_rate / direct_rate
     );
+    let latencies = &measured.latencies;
     println!(
         "time to children:          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        percentile(&latencies, 50.0).as_secs_f64() * 1000.0,
-        percentile(&latencies, 99.0).as_secs_f64() * 1000.0,
+        percentile(latencies, 50.0).as_secs_f64() * 1000.0,
+        percentile(latencies, 99.0).as_secs_f64() * 1000.0,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
     );
     println!("CPU ms per agent, direct:   {}", cpu_line(&direct_cpu, n));
-    println!("CPU ms per agent, operator: {}", cpu_line(&operator_cpu, n));
+    println!(
+        "CPU ms per agent, operator: {}",
+        cpu_line(&measured.operator_cpu, n)
+    );
+    println!(
+        "operator CPU per agent:     {}",
+        split_line(measured.split, n)
+    );
+    println!("operator reconciles/agent:  {}", measured.reconciles);
     println!(
         "API server work per agent, direct:   {}",
         direct_counters.join("; ")
     );
     println!(
         "API server work per agent, operator: {}",
-        operator_counters.join("; ")
+        measured.operator_counters.join("; ")
     );
+    println!(
+        "watches the operator holds, by resource: {}",
+        watches_line(&measured.watches_before, &measured.watches_after, "open")
+    );
+    println!(
+        "WATCH requests ended meanwhile, by resource: {}",
+        watches_line(&measured.watches_before, &measured.watches_after, "ended")
+    );
+    if let Some(settled) = &measured.until_running {
+        println!(
+            "until every Agent Running: {:.2} s after the first create",
+            settled.until.as_secs_f64()
+        );
+        println!("  CPU ms per agent:         {}", cpu_line(&settled.cpu, n));
+        println!(
+            "  operator CPU per agent:   {}",
+            split_line(settled.split, n)
+        );
+        println!("  operator reconciles/agent: {}", settled.reconciles);
+    }
     match rss {
         Some(kib) => println!("operator peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("operator peak RSS:         unavailable (no /proc)"),
     }
     Ok(())
+}
+
+/// What the operator run measured.
+struct Measured {
+    total: Duration,
+    created_in: Duration,
+    latencies: Vec<Duration>,
+    operator_cpu: BTreeMap<String, f64>,
+    /// The operator's user and system CPU while the agents were completed.
+    split: Option<(Duration, Duration)>,
+    operator_counters: Vec<String>,
+    reconciles: String,
+    watches_before: BTreeMap<String, f64>,
+    watches_after: BTreeMap<String, f64>,
+    until_running: Option<Settled>,
+}
+
+/// The run up to every Agent Running (with `--nodes`).
+struct Settled {
+    until: Duration,
+    cpu: BTreeMap<String, f64>,
+    split: Option<(Duration, Duration)>,
+    reconciles: String,
+}
+
+/// `total (user + system)` in ms per agent.
+fn split_line(split: Option<(Duration, Duration)>, n: usize) -> String {
+    match split {
+        Some((user, system)) => {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0 / n.max(1) as f64;
+            format!(
+                "{:.2} ms ({:.2} user + {:.2} system)",
+                ms(user + system),
+                ms(user),
+                ms(system)
+            )
+        }
+        None => "unavailable (no /proc)".to_owned(),
+    }
+}
+
+/// Reconciles per agent by controller since `before`.
+fn per_agent(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, n: usize) -> String {
+    let line = after
+        .iter()
+        .filter_map(|(controller, value)| {
+            let change = value - before.get(controller).copied().unwrap_or(0.0);
+            (change > 0.0).then(|| format!("{controller} {:.2}", change / n.max(1) as f64))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if line.is_empty() {
+        "none".to_owned()
+    } else {
+        line
+    }
 }

@@ -307,29 +307,34 @@ async fn agent_scale_subresource_moves_spec_replicas_within_bounds() -> TestResu
     Ok(())
 }
 
-/// The testbed's kubectl, when it was built (`scripts/testbed-build`).
-fn kubectl() -> Option<PathBuf> {
-    let dir = std::env::var_os("KGENTS_TESTBED_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| {
-                PathBuf::from(home)
-                    .join(".cache/kgents/testbed")
-                    .join(kgents_testbed::kubernetes_version())
-            })
-        })?;
+/// The testbed's kubectl (`scripts/testbed-build` builds it next to the API server); a panic
+/// naming where it was looked for and how to get it when it is missing.
+fn kubectl() -> PathBuf {
+    let dir = match std::env::var_os("KGENTS_TESTBED_BIN") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .expect("HOME is not set: set KGENTS_TESTBED_BIN to the directory scripts/testbed-build wrote the testbed binaries to");
+            PathBuf::from(home)
+                .join(".cache/kgents/testbed")
+                .join(kgents_testbed::kubernetes_version())
+        }
+    };
     let path = dir.join("kubectl");
-    path.is_file().then_some(path)
+    assert!(
+        path.is_file(),
+        "kubectl is missing: this test runs the testbed's kubectl, looked for at {}; build it with \
+         scripts/testbed-build (it builds kubectl {} with the API server into that directory, or \
+         into $KGENTS_TESTBED_BIN when set)",
+        path.display(),
+        kgents_testbed::kubernetes_version()
+    );
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_parses_the_crds_and_explains_the_fields() -> TestResult {
-    let Some(kubectl) = kubectl() else {
-        eprintln!(
-            "no kubectl next to the testbed binaries; skipped (the CRD files are still parsed by committed_yaml_parses_back_into_the_same_crds)"
-        );
-        return Ok(());
-    };
+    let kubectl = kubectl();
     let (_client, namespace) = setup("crds-kubectl").await?;
     let kubeconfig = kgents_testbed::shared().await?.kubeconfig_path().to_owned();
     let run = |args: &[&str]| {

@@ -25,7 +25,10 @@ use kgents_testbed::Testbed;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use support::{Operator, agent, create_agent, eventually, run_options, testbed_with_nodes};
+use support::{
+    Operator, agent, create_agent, eventually, reconcile_counts, reconciled_since, run_options,
+    testbed_with_nodes,
+};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -154,14 +157,32 @@ async fn an_agent_reaches_running_with_its_pods_ready() {
         .await
         .expect("service");
 
-    // A steady state is quiet: no further reconcile writes while nothing changes.
+    // A steady state is quiet: a reconcile that finds nothing changed writes nothing. Touching
+    // an owned child (an annotation no plan reads) wakes the controller for this Agent; once a
+    // reconcile begun after this point has ended, the Agent is as it was.
     let before = running.resource_version();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (started, _) = reconcile_counts(&operator.metrics, kgents_operator::agent::CONTROLLER);
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .patch(
+            "scout",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"test.kgents.io/touched": "1"}}})),
+        )
+        .await
+        .expect("touch the Deployment");
+    reconciled_since(
+        &operator.metrics,
+        kgents_operator::agent::CONTROLLER,
+        started,
+    )
+    .await;
     let after = agents.get("scout").await.expect("agent");
     assert_eq!(
         before,
         after.resource_version(),
-        "the status is not rewritten when nothing changed"
+        "the status is not rewritten when nothing changed: {:?} became {:?}",
+        running.status,
+        after.status
     );
     operator.stop().await;
 }
@@ -674,11 +695,24 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     create_agent(&agents, &agent("led", json!({}))).await;
     wait_phase(&agents, "led", AgentPhase::Running).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(agent_reconciles(&first) > 0);
+    // Both operators watch this Agent from before it existed. The leader has brought it to
+    // Running and then to a later generation; a standby that reconciled would have been woken
+    // by the same events and counted its reconciles by now.
+    agents
+        .patch(
+            "led",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("scale led to 2");
+    let scaled = wait_phase(&agents, "led", AgentPhase::Running).await;
+    assert_eq!(scaled.metadata.generation, Some(2));
+    let (leader_started, _) = reconcile_counts(&first.metrics, kgents_operator::agent::CONTROLLER);
+    assert!(leader_started > 0);
     assert_eq!(
-        agent_reconciles(&second),
-        0,
+        reconcile_counts(&second.metrics, kgents_operator::agent::CONTROLLER),
+        (0, 0),
         "the standby does not reconcile"
     );
     assert_eq!(holder().await.as_deref(), Some("first"));

@@ -97,6 +97,63 @@ where
     matches!(api.get_opt(name).await, Ok(None)).then_some(())
 }
 
+/// A claim marked for composting whose deadline `due` has come (by the operator's clock): the
+/// next sweep deletes it.
+fn due_claim(name: &str, due: Timestamp) -> PersistentVolumeClaim {
+    let mut claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": CLASS,
+            "resources": {"requests": {"storage": "1Mi"}}
+        }
+    }))
+    .expect("a valid claim");
+    claim.metadata.labels = Some(BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "kgents-operator".to_owned(),
+        ),
+        (memory::COMPOST_LABEL.to_owned(), "true".to_owned()),
+    ]));
+    claim.metadata.annotations = Some(BTreeMap::from([(
+        memory::COMPOST_AFTER_ANNOTATION.to_owned(),
+        due.to_string(),
+    )]));
+    claim
+}
+
+/// Proves that a whole compost sweep ran after this call began: two due claims are created one
+/// after the other and each is waited for until swept. The sweep that takes the second listed
+/// the claims after the first was deleted, so the sweep that took the first — begun after this
+/// call — had ended: whatever a sweep from now on would delete is deleted.
+async fn a_whole_sweep_passes(claims: &Api<PersistentVolumeClaim>, now: Timestamp, tag: &str) {
+    for turn in ["first", "second"] {
+        let name = format!("due-{tag}-{turn}");
+        claims
+            .create(&PostParams::default(), &due_claim(&name, now))
+            .await
+            .unwrap_or_else(|e| panic!("create the due claim {name}: {e}"));
+        eventually(
+            &format!("the sweep to take the due claim {name}"),
+            Duration::from_secs(15),
+            || collected(claims, &name),
+        )
+        .await;
+    }
+}
+
+/// Asserts that claim `name` is there and not being deleted.
+async fn assert_untouched(claims: &Api<PersistentVolumeClaim>, name: &str, what: &str) {
+    let claim = claims.get_opt(name).await.expect("read the claim");
+    assert!(
+        claim
+            .as_ref()
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+        "{what}: claim {name} is {claim:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_decides_what_happens_to_the_storage() {
     let testbed = kgents_testbed::shared_with_nodes().await.expect("testbed");
@@ -223,13 +280,10 @@ async fn retention_decides_what_happens_to_the_storage() {
             .is_empty()
     );
 
-    // Several sweeps pass; nothing is due yet.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(claims.get_opt("mulch").await.expect("read").is_some());
-    assert!(
-        claims.get_opt("kept").await.expect("read").is_some(),
-        "RETAIN storage survives"
-    );
+    // A whole sweep passes; nothing is due yet.
+    a_whole_sweep_passes(&claims, clock.now(), "early").await;
+    assert_untouched(&claims, "mulch", "the COMPOST claim is not due yet").await;
+    assert_untouched(&claims, "kept", "RETAIN storage survives").await;
 
     clock
         .advance(Duration::from_secs(3600 + 1))
@@ -240,12 +294,9 @@ async fn retention_decides_what_happens_to_the_storage() {
         || collected(&claims, "mulch"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let kept = claims
-        .get("kept")
-        .await
-        .expect("RETAIN storage survives the sweep");
-    assert!(kept.metadata.deletion_timestamp.is_none());
+    // The sweep that took it has ended (and the next one too): RETAIN storage is still there.
+    a_whole_sweep_passes(&claims, clock.now(), "late").await;
+    assert_untouched(&claims, "kept", "RETAIN storage survives the sweep").await;
     controller.stop().await;
 }
 

@@ -32,9 +32,9 @@ use kgents_operator::admission::{self, WebhookServer};
 use kgents_operator::proposal::{self, LlmReviewer, ProposalSettings};
 use kgents_testbed::Testbed;
 use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use support::eventually;
+use support::{eventually, reconcile_counts, reconciled_since};
 use support_controllers::{Running, namespace, operator_context};
 
 const AGENT_SA: &str = "b-gent";
@@ -278,6 +278,64 @@ async fn events_for(client: &Client, ns: &str, name: &str, expected: &[&str]) {
     .await;
 }
 
+/// Warnings and errors logged in this test binary (every test's), as `field=value` lines.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps every warning and error in [`WARNINGS`].
+struct KeepWarnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KeepWarnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write as _;
+                let _ = write!(self.0, "{}={value:?} ", field.name());
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        WARNINGS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fields.0);
+    }
+}
+
+/// Starts keeping warnings and errors in [`WARNINGS`] (and prints the log under `RUST_LOG`, as
+/// the other test binaries do).
+fn keep_warnings() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+        )
+        .with(KeepWarnings.with_filter(tracing_subscriber::filter::LevelFilter::WARN))
+        .try_init();
+}
+
+/// The warnings and errors logged since [`keep_warnings`].
+fn warnings() -> Vec<String> {
+    WARNINGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The proposal controller's reconciles started so far, read once none is running.
+async fn idle_reconciles(ctx: &Context) -> u64 {
+    eventually(
+        "the proposal controller to be idle",
+        Duration::from_secs(20),
+        || async {
+            let (started, finished) = reconcile_counts(&ctx.metrics, proposal::CONTROLLER);
+            (started == finished).then_some(started)
+        },
+    )
+    .await
+}
+
 fn denial(outcome: Result<Proposal, kube::Error>) -> String {
     match outcome {
         Err(kube::Error::Api(status)) => {
@@ -485,7 +543,10 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
         status.review.and_then(|r| r.result),
         Some(ReviewResult::Skipped)
     );
-    // alice approving her own proposal does not count.
+    // alice approving her own proposal does not count: once the controller has reconciled
+    // since her approval (migrate is the only undecided proposal here, so that reconcile is
+    // migrate's), it is still Reviewing and the controller wrote nothing.
+    let started = idle_reconciles(&ctx).await;
     proposal::approve(
         &testbed
             .impersonating_client("alice", &["system:authenticated"])
@@ -497,15 +558,19 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
     )
     .await
     .expect("alice approves");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with_alice = as_admin.get("migrate").await.expect("get");
+    reconciled_since(&ctx.metrics, proposal::CONTROLLER, started).await;
+    let looked_at = as_admin.get("migrate").await.expect("get");
+    let status = looked_at.status.clone().expect("status");
+    assert_eq!(status.phase, Some(ProposalPhase::Reviewing), "{status:?}");
     assert_eq!(
-        as_admin
-            .get("migrate")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.phase),
-        Some(ProposalPhase::Reviewing)
+        looked_at.resource_version(),
+        with_alice.resource_version(),
+        "the controller wrote nothing after alice's own approval: {status:?}"
+    );
+    assert!(
+        status.approvals.iter().any(|a| a.approver == "alice"),
+        "{status:?}"
     );
     assert_eq!(
         config_maps
@@ -608,8 +673,27 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nudged (an annotation no plan reads) once the controller is idle, and reconciled since:
+    // the controller wrote nothing more — no dry run, no execution.
+    let started = idle_reconciles(&ctx).await;
+    let nudged = as_admin
+        .patch(
+            "fix-parser",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"test.kgents.io/nudge": "1"}}}),
+            ),
+        )
+        .await
+        .expect("nudge fix-parser");
+    reconciled_since(&ctx.metrics, proposal::CONTROLLER, started).await;
     let settled = as_admin.get("fix-parser").await.expect("get");
+    assert_eq!(
+        settled.resource_version(),
+        nudged.resource_version(),
+        "the controller wrote nothing after the nudge: {:?}",
+        settled.status
+    );
     let status = settled.status.expect("status");
     assert_eq!(status.phase, Some(ProposalPhase::Approved), "never Merged");
     let ready = status
@@ -646,6 +730,8 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
     )
     .await;
     let as_bob: Api<Proposal> = Api::namespaced(bob.clone(), &ns);
+    idle_reconciles(&ctx).await;
+    let unforged = as_admin.get("deploy-b").await.expect("get");
     let forge =
         |status: Value| json!({"apiVersion": "kgents.io/v1", "kind": "Proposal", "status": status});
     // Forced, so that only admission can stop it (an SSA conflict would otherwise).
@@ -672,14 +758,17 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
             .await,
     );
     assert!(message.contains("'carol'"), "{message}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Denied writes are not stored: the proposal is the version read before them, so the
+    // controller has nothing new to act on.
+    let after_forgeries = as_admin.get("deploy-b").await.expect("get");
     assert_eq!(
-        as_admin
-            .get("deploy-b")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.phase),
+        after_forgeries.resource_version(),
+        unforged.resource_version(),
+        "no forged write was stored: {:?}",
+        after_forgeries.status
+    );
+    assert_eq!(
+        after_forgeries.status.and_then(|s| s.phase),
         Some(ProposalPhase::Reviewing)
     );
     assert_eq!(
@@ -1104,6 +1193,7 @@ async fn a_rotated_certificate_is_trusted_and_served_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_config_map_is_reloaded_and_a_bad_edit_keeps_the_previous_policy() {
+    keep_warnings();
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "policy").await;
     let ctx = Arc::new(operator_context(testbed, &ns, "policy", all_rules()).await);
@@ -1137,7 +1227,9 @@ async fn the_policy_config_map_is_reloaded_and_a_bad_edit_keeps_the_previous_pol
     let message = denial(api.create(&dry_run, &three).await);
     assert!(message.contains("at most 2 replicas"), "{message}");
 
-    // The rule is lifted: admitted once the watch has the new policy.
+    // The rule is relaxed: admitted once the watch has the new policy.
+    let at_most_three = "rules:\n  - name: max-replicas\n    kinds: [Agent]\n    expression: \"!has(patch.spec) || !has(patch.spec.replicas) || patch.spec.replicas <= 3\"\n    message: at most 3 replicas\n";
+    let four = proposal("four", &user, "AGENT_SCALE", agent_target("b"), replicas(4));
     let replace = |text: &str| {
         let map = policy(text);
         let config_maps = config_maps.clone();
@@ -1157,20 +1249,37 @@ async fn the_policy_config_map_is_reloaded_and_a_bad_edit_keeps_the_previous_pol
                 .expect("policy replaced");
         }
     };
-    replace("rules: []\n").await;
+    replace(at_most_three).await;
     eventually(
-        "the lifted rule to take effect",
+        "the relaxed rule to take effect",
         Duration::from_secs(20),
         || async { api.create(&dry_run, &three).await.ok() },
     )
     .await;
+    let relaxed = webhook.policy();
 
-    // A broken edit is refused by the webhook, which keeps the previous (lifted) policy.
-    replace("rules: [{name: broken, expression: \"1 +\"}]\n").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A broken edit is refused by the webhook, which says so and keeps the previous (relaxed)
+    // policy: not the default, which would admit four replicas too.
+    let broken = format!("broken-{ns}");
+    replace(&format!(
+        "rules: [{{name: {broken}, expression: \"1 +\"}}]\n"
+    ))
+    .await;
+    eventually(
+        "the webhook to log that it rejected the broken policy",
+        Duration::from_secs(20),
+        || async { warnings().iter().any(|w| w.contains(&broken)).then_some(()) },
+    )
+    .await;
+    assert!(
+        Arc::ptr_eq(&relaxed, &webhook.policy()),
+        "the policy in force was replaced by a broken edit"
+    );
     api.create(&dry_run, &three)
         .await
         .expect("the previous policy stays in force");
+    let message = denial(api.create(&dry_run, &four).await);
+    assert!(message.contains("at most 3 replicas"), "{message}");
 
     // And the rule comes back.
     replace(at_most_two).await;

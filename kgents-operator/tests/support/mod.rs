@@ -74,6 +74,43 @@ where
     }
 }
 
+/// How many reconciles of `controller` the operator behind `metrics` has started and how many
+/// have finished (`kgents_reconciles_total` and the count of `kgents_reconcile_duration_seconds`).
+pub fn reconcile_counts(metrics: &Metrics, controller: &str) -> (u64, u64) {
+    let text = metrics.encode();
+    let value = |name: &str| {
+        let prefix = format!("{name}{{controller=\"{controller}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    (
+        value("kgents_reconciles_total"),
+        value("kgents_reconcile_duration_seconds_count"),
+    )
+}
+
+/// Waits until the controller has looked at the world since a point: a reconcile of
+/// `controller` beyond the first `started` (a count [`reconcile_counts`] gave at that point) has
+/// run to its end, and none is running. Whatever that reconcile would write has then been
+/// written, so a resourceVersion read afterwards proves what it did not write.
+pub async fn reconciled_since(metrics: &Metrics, controller: &str, started: u64) {
+    eventually_seen(
+        &format!("a {controller} reconcile after the first {started} to finish"),
+        Duration::from_secs(60),
+        || async {
+            let (now_started, finished) = reconcile_counts(metrics, controller);
+            if now_started > started && finished == now_started {
+                Ok(())
+            } else {
+                Err(format!("{now_started} started, {finished} finished"))
+            }
+        },
+    )
+    .await;
+}
+
 /// An Agent named `name` with `spec`, of genus B unless the spec names one.
 pub fn agent(name: &str, spec: serde_json::Value) -> Agent {
     let mut spec = spec;
