@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use crate::shared::Watched;
 use crate::{Context, Error, Result};
 
 /// Label naming the program that manages an object.
@@ -161,6 +162,12 @@ pub fn is_current<K: Resource>(live: &K, hash: &str) -> bool {
         == Some(hash)
 }
 
+/// A child the controllers apply from a watch cache: a namespaced kind with a static type that
+/// serialises (to be hashed and applied).
+pub trait Child: Watched + Serialize {}
+
+impl<K: Watched + Serialize> Child for K {}
+
 /// What [`ensure_from`] did.
 #[derive(Debug)]
 pub struct Ensured<K> {
@@ -177,15 +184,11 @@ pub struct Ensured<K> {
 /// server returned when it was applied, `None` when nothing was sent (up to date, or this
 /// replica does not lead). A cache that has not seen the child's latest version yet costs at
 /// worst one apply that changes nothing.
-pub async fn ensure_cached<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + 'static,
-{
+pub async fn ensure_cached<K: Child>(
+    ctx: &Context,
+    store: &Store<K>,
+    desired: &K,
+) -> Result<Option<K>> {
     let name = desired.name_any();
     let namespace = desired
         .namespace()
@@ -214,15 +217,11 @@ where
 /// [`stamp`]s `desired` and applies it unless the child in `store` (a watch cache) was applied
 /// from the same desired state ([`ensure_cached`]); reports what it did and the child as the
 /// API server or the cache holds it.
-pub async fn ensure_from<K>(ctx: &Context, store: &Store<K>, mut desired: K) -> Result<Ensured<K>>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + 'static,
-{
+pub async fn ensure_from<K: Child>(
+    ctx: &Context,
+    store: &Store<K>,
+    mut desired: K,
+) -> Result<Ensured<K>> {
     stamp(&mut desired)?;
     match ensure_cached(ctx, store, &desired).await? {
         Some(applied) => Ok(Ensured {

@@ -225,15 +225,11 @@ fn classify(kind: &str, name: &str, error: Error) -> ChildFailure {
 
 /// Applies `desired` unless the cached object already carries its hash; the object the API
 /// server returned when it was applied.
-async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>, ChildFailure>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + 'static,
-{
+async fn ensure<K: support::Child>(
+    ctx: &Context,
+    store: &Store<K>,
+    desired: &K,
+) -> Result<Option<K>, ChildFailure> {
     support::ensure_cached(ctx, store, desired)
         .await
         .map_err(|e| classify(&K::kind(&()), &desired.name_any(), e))
