@@ -240,10 +240,7 @@ pub fn render_manifests(namespace: &str) -> Result<String> {
 mod tests {
     use super::*;
 
-    const COMMITTED: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/operator/rbac.yaml"
-    );
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/operator/rbac.yaml");
 
     #[test]
     fn committed_rbac_matches_the_code() {

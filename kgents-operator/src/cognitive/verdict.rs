@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kgents_crds::agent::{self as crd, AgentStatus};
-use kgents_probes::{CognitiveHealth, HealthTracker, ProbeOutcome, Transition, Verdict};
+use kgents_probes::{CognitiveHealth, HealthTracker, ProbeOutcome, Transition};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
@@ -26,26 +26,6 @@ pub const REASON_DEGRADED: &str = "Degraded";
 /// Reason of `CognitiveReady` for an UNRESPONSIVE agent.
 pub const REASON_UNRESPONSIVE: &str = "Unresponsive";
 
-/// The status spelling of a health.
-pub fn crd_health(health: CognitiveHealth) -> crd::CognitiveHealth {
-    match health {
-        CognitiveHealth::Healthy => crd::CognitiveHealth::Healthy,
-        CognitiveHealth::Degraded => crd::CognitiveHealth::Degraded,
-        CognitiveHealth::Unresponsive => crd::CognitiveHealth::Unresponsive,
-        CognitiveHealth::Unknown => crd::CognitiveHealth::Unknown,
-    }
-}
-
-/// The tracker's spelling of a health read back from status.
-pub fn tracker_health(health: crd::CognitiveHealth) -> CognitiveHealth {
-    match health {
-        crd::CognitiveHealth::Healthy => CognitiveHealth::Healthy,
-        crd::CognitiveHealth::Degraded => CognitiveHealth::Degraded,
-        crd::CognitiveHealth::Unresponsive => CognitiveHealth::Unresponsive,
-        crd::CognitiveHealth::Unknown => CognitiveHealth::Unknown,
-    }
-}
-
 /// The lower-case name of a probe kind, for messages and metrics.
 pub fn kind_name(kind: crd::ProbeKind) -> &'static str {
     match kind {
@@ -61,11 +41,7 @@ pub fn kind_name(kind: crd::ProbeKind) -> &'static str {
 pub fn record(outcome: &ProbeOutcome, kind: crd::ProbeKind, time: Timestamp) -> crd::ProbeRecord {
     crd::ProbeRecord {
         kind,
-        outcome: match outcome.verdict() {
-            Verdict::Healthy => crd::ProbeOutcome::Healthy,
-            Verdict::Degraded | Verdict::Unhealthy => crd::ProbeOutcome::Degraded,
-            Verdict::Unresponsive => crd::ProbeOutcome::Unresponsive,
-        },
+        outcome: outcome.verdict().into(),
         latency_ms: Some(i64::try_from(outcome.latency().as_millis()).unwrap_or(i64::MAX)),
         message: Some(format!(
             "{} probe: {}: {}",
@@ -154,7 +130,7 @@ pub fn desired(observation: &Observation<'_>) -> Desired {
         health: if observation.problem.is_some() && observation.last_probe.is_none() {
             crd::CognitiveHealth::Unknown
         } else {
-            crd_health(health)
+            health
         },
         condition: DesiredCondition {
             type_: CONDITION.to_owned(),
@@ -408,7 +384,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-    use kgents_probes::{Challenge, ProbeDetail, Reply, TrackerConfig};
+    use kgents_probes::{Challenge, ProbeDetail, Reply, TrackerConfig, Verdict};
     use proptest::prelude::*;
 
     fn at(secs: i64) -> Timestamp {

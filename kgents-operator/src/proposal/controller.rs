@@ -16,7 +16,6 @@ use kgents_crds::proposal::{
     RiskAssessment, RiskDecision,
 };
 use kgents_crds::{Pheromone, PheromoneType, Proposal};
-use kgents_risk::Decision;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
@@ -156,15 +155,6 @@ async fn reconcile(proposal: Arc<Proposal>, state: Arc<State>) -> Result<Action>
     result
 }
 
-fn decision_of(decision: RiskDecision) -> Decision {
-    match decision {
-        RiskDecision::AutoApprove => Decision::AutoApprove,
-        RiskDecision::Review => Decision::Review,
-        RiskDecision::RequireHuman => Decision::RequireHuman,
-        RiskDecision::Block => Decision::Block,
-    }
-}
-
 /// Where the review stands, as recorded in status. Objects stored before the ESCALATED result
 /// existed recorded an escalation as SKIPPED with a report starting with `ESCALATE`; they still
 /// read as escalated.
@@ -191,7 +181,7 @@ pub fn review_state(review: Option<&ReviewStatus>) -> ReviewState {
 /// when `spec.proposer` equals the requester's authenticated username, so this is the kind the
 /// webhook saw.
 pub fn proposer_kind(proposal: &Proposal) -> ProposerKind {
-    kgents_risk::ProposerKind::from_username(&proposal.spec.proposer).into()
+    ProposerKind::from_username(&proposal.spec.proposer)
 }
 
 /// Where the execution stands, as recorded in status.
@@ -346,7 +336,7 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
         .risk_assessment
         .clone()
         .unwrap_or_else(|| unassessable(now));
-    let decision = decision_of(assessment.decision);
+    let decision = assessment.decision;
     // Admission bound spec.proposer to the requester's authenticated username, so its form is
     // the verified kind (a ServiceAccount is an agent); recorded for people and tools to read.
     status.proposer_kind = Some(proposer_kind(proposal));
