@@ -19,8 +19,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
+use kgents::kgents_policy::{AdmissionPolicy, LiveLedger, PolicyDocument, PolicyRule, decide};
 use kgents_crds::Proposal;
-use kgents_policy::{AdmissionPolicy, LiveLedger, PolicyDocument, PolicyRule, decide};
 use kgents_risk::{LedgerProposal, LedgerSnapshot};
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 
@@ -173,7 +173,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| decide(black_box(&request), &without_rules, &live, now))
     });
     group.bench_function("ledger_rebuild_10000", |b| {
-        b.iter(|| kgents_policy::ledger::snapshot(black_box(&cached)))
+        b.iter(|| kgents::kgents_policy::ledger::snapshot(black_box(&cached)))
     });
     group.finish();
 }

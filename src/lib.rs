@@ -3,23 +3,32 @@
 //! Kubernetes as the body of a society of LLM agents. This facade crate re-exports the
 //! workspace's library crates so that a service can depend on one crate:
 //!
-//! | module | crate | what it holds |
-//! |---|---|---|
-//! | [`core`](kgents_core) | `kgents-core` | AGENTESE paths, genus, clock, half-life decay, pheromone field |
-//! | [`risk`](kgents_risk) | `kgents-risk` | proposal risk calculus and decisions |
-//! | [`ghost`](kgents_ghost) | `kgents-ghost` | the ghost protocol: layered fallback, freshness, snapshot store |
-//! | [`probes`](kgents_probes) | `kgents-probes` | cognitive probe semantics and health tracking |
-//! | [`crds`](kgents_crds) | `kgents-crds` | the `kgents.io/v1` custom resources |
-//! | [`policy`](kgents_policy) | `kgents-policy` | the T-gent admission policy and decision (over the custom resources) |
+//! | module | crate | feature | what it holds |
+//! |---|---|---|---|
+//! | [`core`](kgents_core) | `kgents-core` | always | AGENTESE paths, genus, clock and timer, half-life decay, pheromone field |
+//! | [`risk`](kgents_risk) | `kgents-risk` | always | proposal risk calculus and decisions |
+//! | [`ghost`](kgents_ghost) | `kgents-ghost` | always | the ghost protocol: layered fallback, freshness, snapshot store |
+//! | [`probes`](kgents_probes) | `kgents-probes` | always | cognitive probes over the `LlmClient` trait, health tracking |
+//! | `crds` | `kgents-crds` | `crds` | the `kgents.io/v1` custom resources |
+//! | `llm` | `kgents-llm` | `llm` | model runtimes (Anthropic, OpenAI-compatible, `claude -p`) implementing `LlmClient` |
+//! | `operator` | `kgents-operator` | `operator` (implies `crds`, `llm`, `policy`) | controllers, admission webhook, leader election, metrics |
+//! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
 //!
-//! The pure crates (`core`, `risk`, `ghost`, `probes`) do no network I/O; the adapter crates bind
-//! them to Kubernetes. Examples under `examples/` assemble them into binaries.
+//! With default features only the pure crates are compiled: they do no network I/O and pull in
+//! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
+//! Kubernetes and to model providers; enable their features to use them through this crate.
+//! Examples under `examples/` assemble them into binaries.
 #![forbid(unsafe_code)]
 
 pub use kgents_core;
+#[cfg(feature = "crds")]
 pub use kgents_crds;
 pub use kgents_ghost;
+#[cfg(feature = "llm")]
+pub use kgents_llm;
+#[cfg(feature = "operator")]
 pub use kgents_operator;
+#[cfg(feature = "policy")]
 pub use kgents_policy;
 pub use kgents_probes;
 pub use kgents_risk;

@@ -25,6 +25,11 @@ use crate::error::{Error, excerpt};
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(description = "The kind of a pheromone signal.")
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PheromoneType {
     /// A metaphor or framing offered to others.

@@ -9,6 +9,12 @@ use crate::error::{Error, excerpt};
 
 /// An agent's genus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// The schema lists the serialised names; serde is written by hand below.
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(description = "The genus of an agent: one letter A–Z, or PSI or OMEGA.")
+)]
 #[allow(missing_docs)] // the variants are the letters themselves
 pub enum Genus {
     A,
@@ -38,8 +44,10 @@ pub enum Genus {
     Y,
     Z,
     /// Ψ.
+    #[cfg_attr(feature = "schemars", schemars(rename = "PSI"))]
     Psi,
     /// Ω.
+    #[cfg_attr(feature = "schemars", schemars(rename = "OMEGA"))]
     Omega,
 }
 

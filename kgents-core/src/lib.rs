@@ -6,10 +6,15 @@
 //! | [`agentese`] | typed AGENTESE [`Path`](agentese::Path)s, the CLI ↔ path ↔ Kubernetes [`Registry`](agentese::Registry), affordance globs (deny by default) |
 //! | [`genus`] | the agent [`Genus`](genus::Genus) letters A–Z, PSI, OMEGA |
 //! | [`clock`] | the injected [`Clock`](clock::Clock) with a system and a settable manual clock |
+//! | [`timer`] | the injected monotonic [`Timer`](timer::Timer) (now + sleep) that budgets and timeouts use |
 //! | [`decay`] | [`Intensity`](decay::Intensity), [`HalfLife`](decay::HalfLife) and the half-life decay functions |
 //! | [`field`] | [`PheromoneType`](field::PheromoneType), the [`Signal`](field::Signal) trait and [`PheromoneField`](field::PheromoneField) sensing |
 //! | [`access`] | what an Umwelt's affordances allow on the Kubernetes API (the pure half of Umwelt → RBAC) |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
+//!
+//! With the `schemars` feature, the vocabulary enums ([`Genus`](genus::Genus),
+//! [`PheromoneType`](field::PheromoneType)) implement `schemars::JsonSchema`, so the custom
+//! resources of `kgents-crds` use them directly.
 //!
 //! Intensity is always computed on read from `(initial, half-life, emitted_at, now)`; nothing in
 //! this crate stores a decayed value.
@@ -41,5 +46,6 @@ pub mod decay;
 pub mod error;
 pub mod field;
 pub mod genus;
+pub mod timer;
 
 pub use error::{Error, Result};

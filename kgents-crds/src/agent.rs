@@ -11,6 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::common::{Condition, Genus, SecretKeyRef, Time};
 use crate::memory::{MemoryType, RetentionPolicy};
 
+/// Verdict of an agent's cognitive probes (`kgents_probes::CognitiveHealth`).
+pub use kgents_probes::CognitiveHealth;
+/// A probe an Agent may request: `kgents_probes::ModelProbeKind` (Echo, Reasoning, Json — the
+/// probes that need nothing but the agent's model), under the name the spec uses.
+pub use kgents_probes::ModelProbeKind as ProbeKind;
+/// Outcome of one probe as recorded in status: `kgents_probes::RecordedOutcome` (Healthy,
+/// Degraded — slow or wrong — or Unresponsive), under the name the status uses.
+pub use kgents_probes::RecordedOutcome as ProbeOutcome;
+
 /// Desired state of an Agent: which genus, how it runs, what it may talk to.
 // Each printcolumn(...) repeats `type_ = ...`; clippy reads those as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -264,17 +273,6 @@ pub enum HealthCheckType {
     CognitiveProbe,
 }
 
-/// A cognitive probe.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProbeKind {
-    /// Echo a random nonce exactly.
-    Echo,
-    /// Compute a random arithmetic problem.
-    Reasoning,
-    /// Return a small JSON object with given fields.
-    Json,
-}
-
 /// Companions of an agent.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -411,20 +409,6 @@ impl AgentPhase {
     }
 }
 
-/// Verdict of an agent's cognitive probes.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CognitiveHealth {
-    /// Probes pass.
-    Healthy,
-    /// Probes pass slowly or partly.
-    Degraded,
-    /// Probes time out or fail to connect.
-    Unresponsive,
-    /// Not probed yet.
-    Unknown,
-}
-
 /// One probe's outcome, as recorded in status.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -441,15 +425,4 @@ pub struct ProbeRecord {
     pub message: Option<String>,
     /// When the probe finished.
     pub time: Time,
-}
-
-/// Outcome of one probe.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProbeOutcome {
-    /// Correct and in time.
-    Healthy,
-    /// Correct but slow, or partly wrong.
-    Degraded,
-    /// Timed out or could not connect.
-    Unresponsive,
 }

@@ -1,7 +1,9 @@
 //! Conversions between the resources and the pure types of `kgents-core` and `kgents-risk`.
 //!
-//! - [`Genus`], [`PheromoneType`] and [`ChangeType`] map one to one onto their core/risk twins
-//!   (the schema keeps its own enums so that the CRD's shape is decided here).
+//! The vocabulary enums (genus, pheromone type, change type, risk level and decision, proposer
+//! kind, cognitive health, probe kind and outcome) need no conversion: the resources use the pure
+//! crates' own enums (see [`crate::common`], [`crate::proposal`], [`crate::agent`]).
+//!
 //! - A [`Pheromone`] resource is a [`Signal`] through the checked view [`PheromoneSignal`]:
 //!   `emittedAt` defaults to `metadata.creationTimestamp`, and a resource with neither is an
 //!   [`Error::MissingEmissionTime`] (the original let such pheromones never decay).
@@ -14,90 +16,10 @@ use jiff::Timestamp;
 use kgents_core::decay::{HalfLife, Intensity};
 use kgents_core::field::Signal;
 
-use crate::common::{Genus, PheromoneType, Time};
+use crate::common::Time;
 use crate::error::{Error, Result};
 use crate::pheromone::Pheromone;
-use crate::proposal::{
-    ChangeType, Magnitude, Proposal, ProposerKind, ReviewRequirements, RiskAssessment,
-    RiskDecision, RiskLevel,
-};
-
-impl From<Genus> for kgents_core::genus::Genus {
-    fn from(genus: Genus) -> Self {
-        // Both enums list A–Z, PSI, OMEGA in the same order (checked by a test).
-        kgents_core::genus::Genus::ALL[genus as usize]
-    }
-}
-
-impl From<kgents_core::genus::Genus> for Genus {
-    fn from(genus: kgents_core::genus::Genus) -> Self {
-        Genus::ALL[genus as usize]
-    }
-}
-
-impl From<PheromoneType> for kgents_core::field::PheromoneType {
-    fn from(kind: PheromoneType) -> Self {
-        kgents_core::field::PheromoneType::ALL[kind as usize]
-    }
-}
-
-impl From<kgents_core::field::PheromoneType> for PheromoneType {
-    fn from(kind: kgents_core::field::PheromoneType) -> Self {
-        PheromoneType::ALL[kind as usize]
-    }
-}
-
-impl From<ChangeType> for kgents_risk::ChangeType {
-    fn from(change: ChangeType) -> Self {
-        kgents_risk::ChangeType::ALL[change as usize]
-    }
-}
-
-impl From<kgents_risk::ChangeType> for ChangeType {
-    fn from(change: kgents_risk::ChangeType) -> Self {
-        ChangeType::ALL[change as usize]
-    }
-}
-
-impl From<kgents_risk::ProposerKind> for ProposerKind {
-    fn from(kind: kgents_risk::ProposerKind) -> Self {
-        match kind {
-            kgents_risk::ProposerKind::Agent => ProposerKind::Agent,
-            kgents_risk::ProposerKind::Person => ProposerKind::Person,
-        }
-    }
-}
-
-impl From<ProposerKind> for kgents_risk::ProposerKind {
-    fn from(kind: ProposerKind) -> Self {
-        match kind {
-            ProposerKind::Agent => kgents_risk::ProposerKind::Agent,
-            ProposerKind::Person => kgents_risk::ProposerKind::Person,
-        }
-    }
-}
-
-impl From<kgents_risk::RiskLevel> for RiskLevel {
-    fn from(level: kgents_risk::RiskLevel) -> Self {
-        match level {
-            kgents_risk::RiskLevel::Low => RiskLevel::Low,
-            kgents_risk::RiskLevel::Medium => RiskLevel::Medium,
-            kgents_risk::RiskLevel::High => RiskLevel::High,
-            kgents_risk::RiskLevel::Critical => RiskLevel::Critical,
-        }
-    }
-}
-
-impl From<kgents_risk::Decision> for RiskDecision {
-    fn from(decision: kgents_risk::Decision) -> Self {
-        match decision {
-            kgents_risk::Decision::AutoApprove => RiskDecision::AutoApprove,
-            kgents_risk::Decision::Review => RiskDecision::Review,
-            kgents_risk::Decision::RequireHuman => RiskDecision::RequireHuman,
-            kgents_risk::Decision::Block => RiskDecision::Block,
-        }
-    }
-}
+use crate::proposal::{Magnitude, Proposal, ReviewRequirements, RiskAssessment};
 
 impl From<&kgents_risk::RiskAssessment> for RiskAssessment {
     fn from(assessment: &kgents_risk::RiskAssessment) -> Self {
@@ -108,8 +30,8 @@ impl From<&kgents_risk::RiskAssessment> for RiskAssessment {
             velocity_penalty: assessment.velocity,
             cumulative_penalty: assessment.cumulative,
             score: assessment.score,
-            level: assessment.level.into(),
-            decision: assessment.decision.into(),
+            level: assessment.level,
+            decision: assessment.decision,
             recent_proposals: i64::try_from(assessment.recent_proposals).unwrap_or(i64::MAX),
             applied_changes: i64::try_from(assessment.applied_changes).unwrap_or(i64::MAX),
             explanation: Some(assessment.explain()),
@@ -183,7 +105,7 @@ impl Proposal {
             namespace,
             proposer: self.spec.proposer.clone(),
             proposer_kind,
-            change_type: self.spec.change_type.into(),
+            change_type: self.spec.change_type,
             magnitude: (&self.spec.magnitude).try_into()?,
             review: (&self.spec.review_requirements).try_into()?,
             created_at: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
@@ -271,7 +193,7 @@ impl<'a> TryFrom<&'a Pheromone> for PheromoneSignal<'a> {
 
 impl Signal for PheromoneSignal<'_> {
     fn pheromone_type(&self) -> kgents_core::field::PheromoneType {
-        self.resource.spec.kind.into()
+        self.resource.spec.kind
     }
     fn source(&self) -> &str {
         &self.resource.spec.source

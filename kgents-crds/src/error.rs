@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong when reading, validating or converting a kgents.io resource.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A Pheromone has neither `spec.emittedAt` nor `metadata.creationTimestamp`, so its age — and
     /// therefore its intensity — is unknown.

@@ -9,7 +9,7 @@
 //! | [`umwelt`] | `Umwelt` (`uw`): what an agent perceives and may do (compiled to RBAC) |
 //! | [`proposal`] | `Proposal` (`prop`): an immutable request to change the cluster, gated by risk |
 //! | [`convert`] | into `kgents-core` / `kgents-risk`: a Pheromone is a `Signal`, a Proposal a risk input |
-//! | [`common`] | genus, pheromone types, secret references, `metav1.Condition` |
+//! | [`common`] | genus and pheromone types (`kgents-core`'s), secret references, `metav1.Condition` |
 //! | [`manifest`] | [`crds()`] and the YAML committed under `deploy/crds/` |
 //! | [`error`] | [`Error`] and [`Result`] |
 //!
@@ -18,6 +18,11 @@
 //! `x-kubernetes-validations` rules with messages. With the `kube/cel` feature (always on here)
 //! each root type has `validate_cel()` / `validate_cel_update(&old)` that evaluate the same rules
 //! client-side.
+//!
+//! The vocabulary enums are the pure crates' own, used directly with the JSON schemas of their
+//! `schemars` feature: [`Genus`] and [`PheromoneType`] (`kgents-core`), `ChangeType`,
+//! `RiskLevel`, `RiskDecision` and `ProposerKind` (`kgents-risk`), `CognitiveHealth`,
+//! `ProbeKind` and `ProbeOutcome` (`kgents-probes`). Nothing converts between twins.
 //!
 //! This crate enables no `k8s-openapi` version feature; the final binary chooses one.
 #![forbid(unsafe_code)]

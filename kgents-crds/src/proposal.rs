@@ -8,6 +8,15 @@ use serde::{Deserialize, Serialize};
 use crate::agent::default_true;
 use crate::common::{Condition, Time};
 
+/// Kind of change a proposal makes (`kgents_risk::ChangeType`).
+pub use kgents_risk::ChangeType;
+/// What a risk assessment decided: `kgents_risk::Decision`, under the name the status uses.
+pub use kgents_risk::Decision as RiskDecision;
+/// Who filed a proposal (`kgents_risk::ProposerKind`): AGENT (a ServiceAccount) or PERSON.
+pub use kgents_risk::ProposerKind;
+/// Risk level of a proposal (`kgents_risk::RiskLevel`).
+pub use kgents_risk::RiskLevel;
+
 /// Largest patch content accepted, in bytes of UTF-8 (128 KiB).
 pub const MAX_PATCH_BYTES: usize = 128 * 1024;
 
@@ -132,75 +141,6 @@ pub struct ProposalSpec {
 
 fn default_ttl_seconds() -> i64 {
     86_400
-}
-
-/// Kind of change a proposal makes.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ChangeType {
-    /// A small code fix.
-    CodePatch,
-    /// New code.
-    CodeFeature,
-    /// Restructured code.
-    CodeRefactor,
-    /// Removed code.
-    CodeDelete,
-    /// A configuration change.
-    ConfigUpdate,
-    /// A change to a secret.
-    ConfigSecret,
-    /// A new agent.
-    AgentDeploy,
-    /// More or fewer replicas.
-    AgentScale,
-    /// An agent removed.
-    AgentDelete,
-    /// A new version of an agent.
-    AgentUpgrade,
-    /// Memory moved or reshaped.
-    MemoryMigrate,
-    /// Memory compacted.
-    MemoryCompact,
-    /// Memory removed.
-    MemoryDelete,
-    /// A governance policy changed.
-    PolicyUpdate,
-    /// A risk decision overridden.
-    RiskOverride,
-}
-
-impl ChangeType {
-    /// Whether this is a code change (CODE_PATCH, CODE_FEATURE, CODE_REFACTOR, CODE_DELETE):
-    /// the only kinds of change that may record a change made outside the cluster.
-    pub const fn is_code(self) -> bool {
-        matches!(
-            self,
-            ChangeType::CodePatch
-                | ChangeType::CodeFeature
-                | ChangeType::CodeRefactor
-                | ChangeType::CodeDelete
-        )
-    }
-
-    /// Every change type, in schema order.
-    pub const ALL: [ChangeType; 15] = [
-        ChangeType::CodePatch,
-        ChangeType::CodeFeature,
-        ChangeType::CodeRefactor,
-        ChangeType::CodeDelete,
-        ChangeType::ConfigUpdate,
-        ChangeType::ConfigSecret,
-        ChangeType::AgentDeploy,
-        ChangeType::AgentScale,
-        ChangeType::AgentDelete,
-        ChangeType::AgentUpgrade,
-        ChangeType::MemoryMigrate,
-        ChangeType::MemoryCompact,
-        ChangeType::MemoryDelete,
-        ChangeType::PolicyUpdate,
-        ChangeType::RiskOverride,
-    ];
 }
 
 /// The kind a proposal names, without an apiVersion, for a file outside the cluster.
@@ -421,18 +361,6 @@ impl ProposalPhase {
     }
 }
 
-/// Who filed a proposal, established from the requester's authenticated username: AGENT (a
-/// ServiceAccount, `system:serviceaccount:<namespace>:<name>`) or PERSON (any other user).
-/// HIGH risk is denied for an AGENT and needs a human approval for a PERSON.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ProposerKind {
-    /// An agent: authenticated as a ServiceAccount (`system:serviceaccount:<namespace>:<name>`).
-    Agent,
-    /// A person: any other authenticated user.
-    Person,
-}
-
 /// A risk score and every factor behind it.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -464,36 +392,6 @@ pub struct RiskAssessment {
     pub explanation: Option<String>,
     /// When it was computed.
     pub calculated_at: Time,
-}
-
-/// Risk level of a proposal.
-#[derive(
-    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RiskLevel {
-    /// Score ≤ 0.2.
-    Low,
-    /// Score ≤ 0.5.
-    Medium,
-    /// Score ≤ 0.8.
-    High,
-    /// Score > 0.8.
-    Critical,
-}
-
-/// What a risk assessment decided (the decision table of `kgents_risk::Decision`).
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RiskDecision {
-    /// Approved without review (LOW, autoMerge, no required approvers).
-    AutoApprove,
-    /// Reviewed (LLM reviewer and/or human approvals) before approval.
-    Review,
-    /// Admitted, but only a human approval can approve it (HIGH, filed by a person).
-    RequireHuman,
-    /// Denied at admission (CRITICAL, or HIGH filed by an agent).
-    Block,
 }
 
 /// The review of a proposal.

@@ -7,49 +7,12 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use kgents_core::field::Signal;
 use kgents_crds::pheromone::PheromoneSpec;
-use kgents_crds::proposal::{ChangeType, ProposalSpec, RiskAssessment};
+use kgents_crds::proposal::{ProposalSpec, RiskAssessment};
 use kgents_crds::{
-    Error, Genus, Pheromone, PheromoneSignal, PheromoneType, Proposal, Time, validate_affordances,
+    Error, Pheromone, PheromoneSignal, PheromoneType, Proposal, Time, validate_affordances,
 };
 use kube::CustomResourceExt;
 use proptest::prelude::*;
-
-#[test]
-fn genus_maps_one_to_one_onto_core() {
-    for genus in Genus::ALL {
-        let core: kgents_core::genus::Genus = genus.into();
-        assert_eq!(core.as_str(), genus.as_str());
-        assert_eq!(Genus::from(core), genus);
-        assert_eq!(
-            serde_json::to_value(genus).unwrap(),
-            serde_json::to_value(core).unwrap()
-        );
-    }
-}
-
-#[test]
-fn pheromone_types_map_one_to_one_onto_core() {
-    for kind in PheromoneType::ALL {
-        let core: kgents_core::field::PheromoneType = kind.into();
-        assert_eq!(
-            serde_json::to_value(kind).unwrap(),
-            serde_json::to_value(core).unwrap()
-        );
-        assert_eq!(PheromoneType::from(core), kind);
-    }
-}
-
-#[test]
-fn change_types_map_one_to_one_onto_risk() {
-    for change in ChangeType::ALL {
-        let risk: kgents_risk::ChangeType = change.into();
-        assert_eq!(
-            serde_json::to_value(change).unwrap(),
-            serde_json::to_value(risk).unwrap()
-        );
-        assert_eq!(ChangeType::from(risk), change);
-    }
-}
 
 fn ts(text: &str) -> Timestamp {
     text.parse().expect("timestamp")

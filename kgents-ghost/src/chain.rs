@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::future::{self, BoxFuture, Either};
 use kgents_core::clock::Clock;
+/// Monotonic time and sleeping, injected so budgets are testable (the one trait of `kgents-core`).
+pub use kgents_core::timer::Timer;
 
 use crate::error::{Error, Result};
 use crate::freshness::{FreshnessPolicy, FreshnessReport, Verdict, format_age};
@@ -35,6 +37,7 @@ pub const DIRECT_API_BUDGET: Duration = Duration::from_secs(5);
 
 /// Why a layer did not answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayerError {
     /// The source could not be reached (connection refused, no kubeconfig, daemon not running).
     #[error("unavailable: {0}")]
@@ -94,15 +97,6 @@ impl Layer for CacheLayer {
             Lookup::Miss(miss) => Err(LayerError::Miss(miss)),
         }
     }
-}
-
-/// Monotonic time and sleeping, injected so budgets are testable.
-pub trait Timer: Send + Sync {
-    /// The current monotonic instant (attempt durations are measured with it).
-    fn now(&self) -> Instant;
-
-    /// A future that completes after `duration`.
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 }
 
 /// A runtime-independent [`Timer`]: each sleep is a short-lived thread that completes a oneshot

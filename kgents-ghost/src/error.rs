@@ -14,6 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the ghost protocol.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A name that would become part of a cache path breaks the naming rules.
     #[error("invalid {what} {name:?}: {reason}; use a Kubernetes-style name")]

@@ -18,7 +18,10 @@ use jiff::Timestamp;
 use crate::snapshot::Category;
 
 /// Base thresholds and the clock-skew tolerance.
+///
+/// Non-exhaustive: start from `FreshnessPolicy::default()` and set the fields to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FreshnessPolicy {
     /// Base threshold of agents (default 60 s).
     pub agents: Duration,

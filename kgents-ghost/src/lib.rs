@@ -9,12 +9,12 @@
 //! | [`snapshot`] | [`Query`], [`SnapshotKey`] (the seed's cache layout), [`Snapshot`] kinds and their payloads, the JSON [`Envelope`](snapshot::Envelope) |
 //! | [`freshness`] | FRESH / STALE / REFUSED by the adaptive threshold base × (1 + stability), age labels |
 //! | [`stability`] | the stability score: an EWMA (α = 0.2, start 0) of live-fetch successes |
-//! | [`store`] | the [`GhostStore`] trait, [`InMemoryGhostStore`], [`FsGhostStore`] (atomic, locked writes; reads that turn every bad file into a reasoned miss) |
-//! | [`name`] | validated [`AgentName`] and [`PheromoneType`], the only names that reach paths |
+//! | [`store`] | the [`GhostStore`] trait, [`InMemoryGhostStore`], `FsGhostStore` (feature `fs`, on by default: atomic, locked writes; reads that turn every bad file into a reasoned miss) |
+//! | [`name`] | the validated [`AgentName`], which (with a pheromone type) is the only name that reaches a path |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
 //!
 //! Time comes from an injected [`kgents_core::clock::Clock`]; budgets from an injected
-//! [`Timer`]. The crate needs no async runtime.
+//! [`Timer`] (`kgents_core::timer::Timer`, re-exported). The crate needs no async runtime.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -75,6 +75,8 @@ pub use chain::{
 };
 pub use error::{Error, REMEDY, Result};
 pub use freshness::{FreshnessPolicy, FreshnessReport, Verdict};
-pub use name::{AgentName, PheromoneType};
+pub use name::AgentName;
 pub use snapshot::{Payload, Query, Snapshot, SnapshotKey, SnapshotKind, StabilityScore};
-pub use store::{FsGhostStore, GhostStore, InMemoryGhostStore, Lookup, Miss, MissReason};
+#[cfg(feature = "fs")]
+pub use store::FsGhostStore;
+pub use store::{GhostStore, InMemoryGhostStore, Lookup, Miss, MissReason};

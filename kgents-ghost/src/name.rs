@@ -1,9 +1,10 @@
 //! Validated names that become file names in the ghost cache.
 //!
 //! Agent names and pheromone types end up as path components (`agents/<name>.json`,
-//! `pheromones/by_type/<TYPE>.json`). Validating them once, at construction, is what keeps every
-//! path the store builds inside its root: neither type can hold `/`, `\`, `..`, a leading dot,
-//! NUL or any other byte outside a small ASCII alphabet.
+//! `pheromones/by_type/<TYPE>.json`). Validating an [`AgentName`] once, at construction, is what
+//! keeps every path the store builds inside its root: it cannot hold `/`, `\`, `..`, a leading
+//! dot, NUL or any other byte outside a small ASCII alphabet. A pheromone type is the closed enum
+//! [`kgents_core::field::PheromoneType`], whose names are upper-case letters and `_` only.
 
 use std::fmt;
 
@@ -14,9 +15,6 @@ use crate::error::{Error, Result};
 /// Longest agent name accepted. Kubernetes allows 253 characters for a DNS-1123 subdomain, but
 /// `<name>.json` must also fit the 255-byte file-name limit of common filesystems.
 pub const MAX_AGENT_NAME_LEN: usize = 250;
-
-/// Longest pheromone type accepted (a Kubernetes label value is at most 63 characters too).
-pub const MAX_PHEROMONE_TYPE_LEN: usize = 63;
 
 /// The name of an Agent resource: a DNS-1123 subdomain (lowercase letters, digits, `-` and `.`,
 /// dot-separated labels of 1–63 characters that start and end with a letter or digit), at most
@@ -98,74 +96,6 @@ impl fmt::Display for AgentName {
     }
 }
 
-/// A pheromone type such as `WARNING`, `DREAM` or `REVIEW_REQUEST`: an uppercase ASCII letter
-/// followed by uppercase letters, digits and `_`, at most [`MAX_PHEROMONE_TYPE_LEN`] characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PheromoneType(String);
-
-impl PheromoneType {
-    /// Validates `name` as a pheromone type.
-    ///
-    /// # Errors
-    /// [`Error::InvalidName`] saying which rule the type breaks.
-    pub fn new(name: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        match pheromone_type_problem(&name) {
-            None => Ok(Self(name)),
-            Some(reason) => Err(Error::InvalidName {
-                what: "pheromone type",
-                name,
-                reason,
-            }),
-        }
-    }
-
-    /// The type as a string slice.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn pheromone_type_problem(name: &str) -> Option<&'static str> {
-    let Some(&first) = name.as_bytes().first() else {
-        return Some("it is empty");
-    };
-    if name.len() > MAX_PHEROMONE_TYPE_LEN {
-        return Some("it is longer than 63 characters");
-    }
-    if !first.is_ascii_uppercase() {
-        return Some("it must start with an uppercase letter A-Z");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Some("only uppercase letters, digits and '_' are allowed");
-    }
-    None
-}
-
-impl TryFrom<String> for PheromoneType {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Self::new(value)
-    }
-}
-
-impl From<PheromoneType> for String {
-    fn from(value: PheromoneType) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for PheromoneType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,16 +129,6 @@ mod tests {
         ] {
             let err = AgentName::new(bad).expect_err(bad);
             assert!(err.to_string().contains("agent name"), "{err}");
-        }
-    }
-
-    #[test]
-    fn pheromone_types() {
-        for ok in ["WARNING", "REVIEW_REQUEST", "A1"] {
-            assert!(PheromoneType::new(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "warning", "_X", "1X", "../X", "X/Y", "X.Y", "X-Y"] {
-            assert!(PheromoneType::new(bad).is_err(), "{bad}");
         }
     }
 

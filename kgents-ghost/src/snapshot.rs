@@ -10,7 +10,9 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::name::{AgentName, PheromoneType};
+use kgents_core::field::PheromoneType;
+
+use crate::name::AgentName;
 
 /// Version of the envelope and payload layout written by this crate. A file with any other
 /// version is a cache miss (never migrated in place, never deleted).
@@ -411,9 +413,7 @@ impl Snapshot {
             Payload::AgentsIndex(_) => Query::AgentsIndex.into(),
             Payload::AgentStatus(s) => Query::Agent(s.summary.name.clone()).into(),
             Payload::ActivePheromones(_) => Query::ActivePheromones.into(),
-            Payload::PheromonesByType(p) => {
-                Query::PheromonesByType(p.pheromone_type.clone()).into()
-            }
+            Payload::PheromonesByType(p) => Query::PheromonesByType(p.pheromone_type).into(),
             Payload::PendingProposals(_) => Query::PendingProposals.into(),
             Payload::RejectedProposals(_) => Query::RejectedProposals.into(),
             Payload::ClusterStatus(_) => Query::ClusterStatus.into(),

@@ -457,7 +457,10 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
 }
 
 /// Options of the `claude -p` runtime.
+///
+/// Non-exhaustive: start from `ClaudeCliOptions::default()` and use the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClaudeCliOptions {
     /// The executable to run (`claude` on `PATH` by default).
     pub program: PathBuf,
@@ -477,8 +480,34 @@ impl Default for ClaudeCliOptions {
     }
 }
 
+impl ClaudeCliOptions {
+    /// The same options with another executable.
+    #[must_use]
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// The same options with another limit on concurrent processes.
+    #[must_use]
+    pub fn with_max_concurrent(mut self, max_concurrent: usize) -> Self {
+        self.max_concurrent = max_concurrent;
+        self
+    }
+
+    /// The same options with other extra arguments.
+    #[must_use]
+    pub fn with_extra_args(mut self, extra_args: Vec<String>) -> Self {
+        self.extra_args = extra_args;
+        self
+    }
+}
+
 /// Bounds on every call a client makes.
+///
+/// Non-exhaustive: start from `RuntimeOptions::default()` and use the `with_*` methods.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RuntimeOptions {
     /// Deadline for one attempt: connecting, sending, and reading the whole answer (for the
     /// CLI: the whole process run, not the wait for a concurrency slot). Retries each get
@@ -508,6 +537,43 @@ impl Default for RuntimeOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             claude_cli: ClaudeCliOptions::default(),
         }
+    }
+}
+
+impl RuntimeOptions {
+    /// The same options with another deadline per attempt.
+    #[must_use]
+    pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self
+    }
+
+    /// The same options with another connect timeout.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// The same options with another retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The same options with another answer size cap.
+    #[must_use]
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    /// The same options with other `claude -p` options.
+    #[must_use]
+    pub fn with_claude_cli(mut self, claude_cli: ClaudeCliOptions) -> Self {
+        self.claude_cli = claude_cli;
+        self
     }
 }
 

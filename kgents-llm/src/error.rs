@@ -6,6 +6,7 @@
 
 /// A configuration or construction failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration field has a value that cannot be used.
     #[error("{field}: {message}")]

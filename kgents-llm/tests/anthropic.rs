@@ -231,10 +231,7 @@ async fn server_errors_until_give_up_report_the_last_one() {
 #[tokio::test]
 async fn no_retries_when_the_policy_says_so() {
     let server = FakeServer::start(vec![Reply::json(500, error_body("api_error", "x"))]).await;
-    let options = RuntimeOptions {
-        retry: RetryPolicy::none(),
-        ..fast_options()
-    };
+    let options = fast_options().with_retry(RetryPolicy::none());
     fails(&server, &options).await;
     assert_eq!(server.hits(), 1);
 }
@@ -326,10 +323,7 @@ async fn slow_answer_times_out() {
         Reply::json(200, message("42")).delayed(Duration::from_secs(5)),
     ])
     .await;
-    let options = RuntimeOptions {
-        request_timeout: Duration::from_millis(300),
-        ..fast_options()
-    };
+    let options = fast_options().with_request_timeout(Duration::from_millis(300));
     let started = Instant::now();
     let e = fails(&server, &options).await;
     assert_eq!(
@@ -353,10 +347,7 @@ async fn body_that_stalls_times_out() {
         Reply::raw(200, "").with_body(ReplyBody::Stalled(b"{\"content\":[".to_vec())),
     ])
     .await;
-    let options = RuntimeOptions {
-        request_timeout: Duration::from_millis(300),
-        ..fast_options()
-    };
+    let options = fast_options().with_request_timeout(Duration::from_millis(300));
     assert!(matches!(
         fails(&server, &options).await,
         LlmError::Timeout { .. }
@@ -384,10 +375,7 @@ async fn huge_streamed_answer_is_cut_at_the_cap() {
         count: 64,
     })])
     .await;
-    let options = RuntimeOptions {
-        max_body_bytes: 1024 * 1024,
-        ..fast_options()
-    };
+    let options = fast_options().with_max_body_bytes(1024 * 1024);
     let e = fails(&server, &options).await;
     assert!(
         matches!(&e, LlmError::BadResponse { message } if message.contains("1024 KiB cap")),
@@ -416,15 +404,12 @@ async fn connection_refused_then_server_up_succeeds() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let base = format!("http://{addr}");
-    let options = RuntimeOptions {
-        retry: RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_millis(400),
-            max_retry_after: Duration::from_secs(5),
-        },
-        ..fast_options()
-    };
+    let options = fast_options().with_retry(RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_millis(400),
+        max_retry_after: Duration::from_secs(5),
+    });
     let starter = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -442,10 +427,7 @@ async fn connection_broken_mid_body_is_a_transport_error() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"content\":[",
     )
     .await;
-    let options = RuntimeOptions {
-        retry: RetryPolicy::none(),
-        ..fast_options()
-    };
+    let options = fast_options().with_retry(RetryPolicy::none());
     let e = client(&base, &options)
         .complete(&request())
         .await

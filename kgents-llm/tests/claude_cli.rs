@@ -20,15 +20,14 @@ fn stand_in(dir: &Path, body: &str) -> PathBuf {
 
 fn client(program: PathBuf, model: Option<&str>, timeout: Duration) -> ClaudeCliClient {
     let config = ModelConfig::from_parts("claude-cli", model, None, None).unwrap();
-    let options = RuntimeOptions {
-        request_timeout: timeout,
-        claude_cli: ClaudeCliOptions {
-            program,
-            max_concurrent: 2,
-            extra_args: Vec::new(),
-        },
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_request_timeout(timeout)
+        .with_claude_cli(
+            ClaudeCliOptions::default()
+                .with_program(program)
+                .with_max_concurrent(2)
+                .with_extra_args(Vec::new()),
+        );
     ClaudeCliClient::new(&config, &options).unwrap()
 }
 
@@ -279,14 +278,9 @@ async fn huge_output_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let program = stand_in(dir.path(), "head -c 3000000 /dev/zero | tr '\\0' 'x'");
     let config = ModelConfig::from_parts("claude-cli", None, None, None).unwrap();
-    let options = RuntimeOptions {
-        max_body_bytes: 1024 * 1024,
-        claude_cli: ClaudeCliOptions {
-            program,
-            ..ClaudeCliOptions::default()
-        },
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_max_body_bytes(1024 * 1024)
+        .with_claude_cli(ClaudeCliOptions::default().with_program(program));
     let client = ClaudeCliClient::new(&config, &options).unwrap();
     let e = run(&client).await.unwrap_err();
     assert!(
@@ -364,13 +358,8 @@ async fn build_client_runs_the_cli_and_rejects_a_zero_limit() {
         r#"echo '{"type":"result","subtype":"success","is_error":false,"result":"hi"}'"#,
     );
     let config = ModelConfig::from_parts("claude-cli", Some("haiku"), None, None).unwrap();
-    let mut options = RuntimeOptions {
-        claude_cli: ClaudeCliOptions {
-            program,
-            ..ClaudeCliOptions::default()
-        },
-        ..RuntimeOptions::default()
-    };
+    let mut options = RuntimeOptions::default()
+        .with_claude_cli(ClaudeCliOptions::default().with_program(program));
     let client = build_client_with(&config, &options).unwrap();
     let mut answer = client.complete(&request()).await;
     for _ in 0..5 {

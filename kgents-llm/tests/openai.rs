@@ -6,8 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kgents_llm::{
-    CompletionRequest, LlmClient, LlmError, ModelConfig, OpenAiClient, RuntimeOptions,
-    build_client_with,
+    CompletionRequest, LlmClient, LlmError, ModelConfig, OpenAiClient, build_client_with,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -354,10 +353,7 @@ async fn slow_answer_times_out() {
         Reply::json(200, completion("42")).delayed(Duration::from_secs(5)),
     ])
     .await;
-    let options = RuntimeOptions {
-        request_timeout: Duration::from_millis(300),
-        ..fast_options()
-    };
+    let options = fast_options().with_request_timeout(Duration::from_millis(300));
     let client = OpenAiClient::new(
         &config("openai", &format!("{}/v1", server.base), None),
         &options,

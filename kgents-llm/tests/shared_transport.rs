@@ -28,11 +28,9 @@ fn openai(base: &str, key: &str) -> ModelConfig {
 }
 
 fn options(timeout: Duration) -> RuntimeOptions {
-    RuntimeOptions {
-        request_timeout: timeout,
-        retry: RetryPolicy::none(),
-        ..RuntimeOptions::default()
-    }
+    RuntimeOptions::default()
+        .with_request_timeout(timeout)
+        .with_retry(RetryPolicy::none())
 }
 
 fn request() -> CompletionRequest {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// Everything that can go wrong in a reconcile or in the operator's machinery.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A Kubernetes API call failed (transport, conflict, forbidden, …).
     #[error("Kubernetes API call failed: {0}")]

@@ -16,9 +16,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kgents_core::decay::{self, HalfLife, Intensity};
+use kgents_crds::Pheromone;
 use kgents_crds::common::Time;
 use kgents_crds::pheromone::{PheromonePhase, PheromoneStatus};
-use kgents_crds::{Pheromone, PheromoneType};
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
@@ -76,12 +76,7 @@ pub fn lifecycle(pheromone: &Pheromone) -> Result<Lifecycle> {
     })?;
     let base = HalfLife::from_minutes(spec.half_life_minutes)
         .map_err(|e| invalid(pheromone, format!("halfLifeMinutes: {e}; set at least 0.1")))?;
-    let half_life = match spec.kind {
-        PheromoneType::Dream => {
-            decay::effective_half_life(kgents_core::field::PheromoneType::Dream, base)
-        }
-        _ => base,
-    };
+    let half_life = decay::effective_half_life(spec.kind, base);
     let ttl = match spec.ttl_seconds {
         None => None,
         Some(seconds) => Some(Duration::from_secs(u64::try_from(seconds).map_err(

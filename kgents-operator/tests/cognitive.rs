@@ -91,17 +91,12 @@ fn the_fake_computes_what_the_probes_accept() {
 async fn the_fakes_speak_their_wire_format_to_the_real_clients() {
     let runner = ProbeRunner::new(
         Arc::new(TokioTimer),
-        RunnerConfig {
-            timeout: Duration::from_millis(1500),
-            latency_budget: Duration::from_millis(500),
-        },
+        RunnerConfig::new(Duration::from_millis(1500), Duration::from_millis(500)),
     )
     .expect("runner config");
-    let options = RuntimeOptions {
-        request_timeout: Duration::from_secs(5),
-        retry: kgents_llm::RetryPolicy::none(),
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_retry(kgents_llm::RetryPolicy::none());
     let mut rng = StdRng::seed_from_u64(1);
     for wire in [Wire::OpenAi, Wire::Anthropic] {
         let fake = FakeModel::start(wire, API_KEY).await;

@@ -266,8 +266,11 @@ impl fmt::Display for Challenge {
 }
 
 /// Sampling settings of an LLM probe's completion request.
+///
+/// Non-exhaustive: start from `CompletionSettings::default()` and set the fields to change.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CompletionSettings {
     /// Sampling temperature (default 0).
     pub temperature: f32,

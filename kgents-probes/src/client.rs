@@ -40,6 +40,7 @@ pub struct Completion {
 /// arrived that could be judged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum LlmError {
     /// The runtime gave up waiting for the model.
     #[error("the model did not answer within {after:?} (runtime timeout)")]

@@ -12,6 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can be wrong with how probes are configured or called.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The probe timeout is zero, so every probe would be reported unresponsive.
     #[error("probe timeout is zero; set a positive timeout (the default is 10s)")]

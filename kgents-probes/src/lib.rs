@@ -4,6 +4,8 @@
 //! reply **exactly** (substring checks passed "UNHEALTHY" as healthy in the first
 //! implementation); a tracker turns the verdicts into the agent's cognitive health without
 //! flapping on one bad answer. No I/O: the model, the path resolver and time are injected.
+//! With the `schemars` feature, [`CognitiveHealth`], [`ModelProbeKind`] and [`RecordedOutcome`]
+//! implement `schemars::JsonSchema` (the Agent resource of `kgents-crds` uses them).
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -11,12 +13,13 @@
 //! | [`challenge`] | [`Challenge`]s, how they are drawn, prompted and judged (the exact-match rules) |
 //! | [`probe`] | the [`Probe`] trait and the [`EchoProbe`], [`ReasoningProbe`], [`JsonProbe`] |
 //! | [`path`] | the [`PathResolver`] trait and the [`PathProbe`] over AGENTESE paths |
-//! | [`timer`] | the injected [`Timer`] (monotonic now + sleep) |
+//! | [`timer`] | the injected [`Timer`] (monotonic now + sleep), re-exported from `kgents-core` |
 //! | [`runner`] | the [`ProbeRunner`] (timeout, latency budget) and the pure [`conclude`] |
 //! | [`outcome`] | [`ProbeOutcome`], [`Verdict`], the truncated [`Reply`], the status [`ProbeRecord`] |
 //! | [`tracker`] | [`HealthTracker`], [`CognitiveHealth`], [`Transition`] — the hysteresis state machine |
 //! | [`schedule`] | when probes run: deterministic jitter, the global call [`Budget`], the fair [`Scheduler`] |
 //! | [`verdict`] | tracker → readiness, when status is worth a write, pod gate and safe mode, restarts, Events |
+//! | [`status`] | [`ModelProbeKind`] and [`RecordedOutcome`]: the probe vocabulary of an Agent's spec and status |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
 //!
 //! ```
@@ -81,6 +84,7 @@ pub mod path;
 pub mod probe;
 pub mod runner;
 pub mod schedule;
+pub mod status;
 pub mod timer;
 pub mod tracker;
 pub mod verdict;
@@ -98,5 +102,6 @@ pub use runner::{
     Attempt, DEFAULT_LATENCY_BUDGET, DEFAULT_TIMEOUT, ProbeRunner, RunnerConfig, conclude,
 };
 pub use schedule::{Budget, Scheduler};
+pub use status::{ModelProbeKind, RecordedOutcome};
 pub use timer::Timer;
 pub use tracker::{CognitiveHealth, HealthTracker, TrackerConfig, Transition};

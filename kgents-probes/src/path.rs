@@ -16,6 +16,7 @@ use crate::probe::{PoseError, Probe};
 /// Why a path could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The resolver could not be reached or got no answer (the probe is Unresponsive).
     #[error("the path resolver is unreachable: {message}")]

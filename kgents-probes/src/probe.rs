@@ -12,6 +12,7 @@ use crate::path::ResolveError;
 
 /// Why a probe got no reply to judge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoseError {
     /// The model runtime failed (timeout, transport, rate limit, credentials, ...).
     #[error(transparent)]

@@ -22,8 +22,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LATENCY_BUDGET: Duration = Duration::from_secs(5);
 
 /// Timing limits of a probe run.
+///
+/// Non-exhaustive: build it with [`RunnerConfig::new`] or from `RunnerConfig::default()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RunnerConfig {
     /// How long to wait for a reply before the probe is Unresponsive (default 10 s).
     pub timeout: Duration,
@@ -42,6 +45,15 @@ impl Default for RunnerConfig {
 }
 
 impl RunnerConfig {
+    /// Limits of `timeout` and `latency_budget` (checked by [`RunnerConfig::validate`], which
+    /// [`ProbeRunner::new`] runs).
+    pub const fn new(timeout: Duration, latency_budget: Duration) -> RunnerConfig {
+        RunnerConfig {
+            timeout,
+            latency_budget,
+        }
+    }
+
     /// Checks that the timeout is positive and the budget no longer than the timeout.
     pub fn validate(&self) -> Result<()> {
         if self.timeout.is_zero() {

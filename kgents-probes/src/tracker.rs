@@ -49,6 +49,11 @@ pub const MAX_THRESHOLD: u32 = 1_000;
 
 /// An agent's cognitive health, as written to the Agent status field `cognitiveHealth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(description = "Verdict of an agent's cognitive probes.")
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CognitiveHealth {
     /// Answers correctly and in time.
@@ -108,8 +113,11 @@ pub fn severity(verdict: Verdict) -> u8 {
 }
 
 /// Thresholds of a [`HealthTracker`].
+///
+/// Non-exhaustive: build it with [`TrackerConfig::new`] or from `TrackerConfig::default()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TrackerConfig {
     /// Consecutive worse verdicts needed before health gets worse (default 3).
     pub failure_threshold: u32,
@@ -130,6 +138,22 @@ impl Default for TrackerConfig {
 }
 
 impl TrackerConfig {
+    /// Thresholds `failure_threshold` and `success_threshold`, a DEGRADED agent not ready
+    /// (checked by [`TrackerConfig::validate`], which [`HealthTracker::new`] runs).
+    pub const fn new(failure_threshold: u32, success_threshold: u32) -> TrackerConfig {
+        TrackerConfig {
+            failure_threshold,
+            success_threshold,
+            degraded_is_ready: false,
+        }
+    }
+
+    /// The same thresholds, with a DEGRADED agent ready (`true`) or not.
+    pub const fn with_degraded_is_ready(mut self, degraded_is_ready: bool) -> TrackerConfig {
+        self.degraded_is_ready = degraded_is_ready;
+        self
+    }
+
     /// Checks that both thresholds are between 1 and [`MAX_THRESHOLD`].
     pub fn validate(&self) -> Result<()> {
         for (name, value) in [

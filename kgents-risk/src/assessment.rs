@@ -12,6 +12,11 @@ use crate::proposal::{ProposerKind, ReviewRequirements};
 
 /// Risk level of a score. Ordered: `Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(description = "Risk level of a proposal.")
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RiskLevel {
     /// score ≤ `low_max` (0.2).
@@ -70,7 +75,18 @@ impl fmt::Display for RiskLevel {
 /// LOW with required approvers is `Review`, not `RequireHuman`: the review path already waits for
 /// `requiredApprovers` approvals, and `RequireHuman` is kept for escalation by risk (HIGH), where
 /// an LLM review can never suffice.
+///
+/// Serialised in SCREAMING_SNAKE_CASE (`REQUIRE_HUMAN`), as in a Proposal's
+/// `status.riskAssessment.decision`; [`Decision::as_str`] and `Display` give the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(
+        description = "What a risk assessment decided (the decision table of `kgents_risk::Decision`)."
+    )
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Decision {
     /// Approved without review.
     AutoApprove,
@@ -290,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&Decision::RequireHuman).unwrap(),
-            "\"RequireHuman\""
+            "\"REQUIRE_HUMAN\""
         );
         assert_eq!(Decision::AutoApprove.to_string(), "AutoApprove");
     }

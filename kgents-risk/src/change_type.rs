@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 /// Serialised, printed and parsed in SCREAMING_SNAKE_CASE (`AGENT_DELETE`), exactly as in the
 /// Proposal custom resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(description = "Kind of change a proposal makes.")
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeType {
     /// A small code fix.
@@ -112,6 +117,18 @@ impl ChangeType {
             ChangeType::PolicyUpdate => 0.5,
             ChangeType::RiskOverride => 0.9,
         }
+    }
+
+    /// Whether this is a code change (CODE_PATCH, CODE_FEATURE, CODE_REFACTOR, CODE_DELETE):
+    /// the only kinds of change that may record a change made outside the cluster.
+    pub const fn is_code(self) -> bool {
+        matches!(
+            self,
+            ChangeType::CodePatch
+                | ChangeType::CodeFeature
+                | ChangeType::CodeRefactor
+                | ChangeType::CodeDelete
+        )
     }
 
     /// Position in [`ChangeType::ALL`], used to index per-type tables.

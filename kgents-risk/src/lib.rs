@@ -18,6 +18,9 @@
 //! score = clamp(base × size × tests × (1 + velocity) + cumulative, 0, 1); see DESIGN §2 and
 //! [`assess()`].
 //!
+//! With the `schemars` feature, [`ChangeType`], [`RiskLevel`], [`Decision`] and [`ProposerKind`]
+//! implement `schemars::JsonSchema` (the Proposal resource of `kgents-crds` uses them).
+//!
 //! ```
 //! use kgents_risk::{assess, ChangeType, LedgerSnapshot, ProposalInput, ProposerKind, RiskPolicy, RiskLevel};
 //! let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();

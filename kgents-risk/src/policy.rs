@@ -12,8 +12,12 @@ use crate::error::{Error, Result};
 /// All weights of the risk calculus in one value. `RiskPolicy::default()` is the contract of
 /// DESIGN §2; operators may load another one (serde, camelCase, missing fields take defaults) and
 /// must run [`RiskPolicy::validate`] on it before use.
+///
+/// Non-exhaustive (a new factor adds a field): start from `RiskPolicy::default()` and set the
+/// fields to change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RiskPolicy {
     /// Base risk per change type.
     pub base_risks: BaseRisks,

@@ -8,7 +8,18 @@ use crate::magnitude::Magnitude;
 
 /// Who filed a proposal: an agent (a Kubernetes ServiceAccount) or a person. HIGH risk filed by
 /// an agent is blocked; filed by a person it needs a human approval.
+///
+/// Serialised as `AGENT` or `PERSON`, as in a Proposal's `status.proposerKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    // The line breaks are those of the custom resource's schema (deploy/crds/).
+    schemars(
+        description = "Who filed a proposal, established from the requester's authenticated username: AGENT (a\nServiceAccount, `system:serviceaccount:<namespace>:<name>`) or PERSON (any other user).\nHIGH risk is denied for an AGENT and needs a human approval for a PERSON."
+    )
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProposerKind {
     /// An agent, authenticated as a ServiceAccount.
     Agent,
@@ -143,6 +154,15 @@ mod tests {
             ProposerKind::Person
         );
         assert_eq!(ProposerKind::from_username(""), ProposerKind::Person);
+    }
+
+    #[test]
+    fn proposer_kind_serialises_as_in_the_proposal_status() {
+        let json = serde_json::to_string(&[ProposerKind::Agent, ProposerKind::Person]).unwrap();
+        assert_eq!(json, r#"["AGENT","PERSON"]"#);
+        let back: Vec<ProposerKind> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [ProposerKind::Agent, ProposerKind::Person]);
+        assert!(serde_json::from_str::<ProposerKind>(r#""Agent""#).is_err());
     }
 
     #[test]

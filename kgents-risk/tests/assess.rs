@@ -353,7 +353,10 @@ fn assessment_round_trips_through_json_with_camel_case_fields() {
     let json = serde_json::to_value(&assessment).expect("serialises");
     assert_eq!(json["changeType"], "CODE_FEATURE");
     assert_eq!(json["level"], "MEDIUM");
-    assert_eq!(json["decision"], "Review");
+    // The spelling of a Proposal's status.riskAssessment (the decision and proposer kind are the
+    // same enums there).
+    assert_eq!(json["decision"], "REVIEW");
+    assert_eq!(json["proposerKind"], "AGENT");
     assert!(json["sizeFactor"].is_f64());
     let back: RiskAssessment = serde_json::from_value(json).expect("deserialises");
     assert_eq!(back, assessment);

@@ -233,8 +233,9 @@ mod tests {
 
     #[test]
     fn paths_follow_the_seed_layout() {
-        use crate::name::{AgentName, PheromoneType};
+        use crate::name::AgentName;
         use crate::snapshot::Query;
+        use kgents_core::field::PheromoneType;
         let store = FsGhostStore::new("/g");
         let p = |k: SnapshotKey| store.path_of(&k);
         assert_eq!(
@@ -250,7 +251,7 @@ mod tests {
             Path::new("/g/pheromones/active.json")
         );
         assert_eq!(
-            p(Query::PheromonesByType(PheromoneType::new("DREAM").unwrap()).into()),
+            p(Query::PheromonesByType(PheromoneType::Dream).into()),
             Path::new("/g/pheromones/by_type/DREAM.json")
         );
         assert_eq!(

@@ -5,6 +5,7 @@
 //! used is left where it is, for a person to inspect; the next successful write replaces it.
 
 pub mod codec;
+#[cfg(feature = "fs")]
 mod fs;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use jiff::Timestamp;
 
+#[cfg(feature = "fs")]
 pub use fs::{FsGhostStore, GHOST_DIR_ENV};
 
 use crate::error::Result;
@@ -24,6 +26,7 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a stored snapshot could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MissReason {
     /// Nothing is stored under the key.
     NotFound,

@@ -2,11 +2,12 @@
 #![allow(dead_code)]
 
 use jiff::Timestamp;
+use kgents_core::field::PheromoneType;
 use kgents_ghost::snapshot::{
     ActivePheromones, AgentStatus, AgentSummary, AgentsIndex, ClusterStatus, ComponentStatus,
     ConditionSummary, PheromoneSummary, PheromonesOfType, ProposalList, ProposalSummary,
 };
-use kgents_ghost::{AgentName, Payload, PheromoneType, Query, Snapshot, StabilityScore};
+use kgents_ghost::{AgentName, Payload, Query, Snapshot, StabilityScore};
 
 pub fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).expect("in range")
@@ -17,7 +18,7 @@ pub fn agent_name(name: &str) -> AgentName {
 }
 
 pub fn pheromone_type(name: &str) -> PheromoneType {
-    PheromoneType::new(name).expect("valid pheromone type")
+    name.parse().expect("a pheromone type")
 }
 
 pub fn summary(name: &str, seed: u32) -> AgentSummary {
@@ -89,7 +90,7 @@ pub fn answer_to(query: &Query, taken_at: Timestamp, seed: u32) -> Snapshot {
                 .collect(),
         }),
         Query::PheromonesByType(t) => Payload::PheromonesByType(PheromonesOfType {
-            pheromone_type: t.clone(),
+            pheromone_type: *t,
             pheromones: (0..seed % 3)
                 .map(|i| pheromone(t.as_str(), seed + i))
                 .collect(),

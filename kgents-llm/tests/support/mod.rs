@@ -222,16 +222,14 @@ pub async fn closed_port() -> u16 {
 
 /// Options with short waits so retry tests run fast.
 pub fn fast_options() -> RuntimeOptions {
-    RuntimeOptions {
-        request_timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
+    RuntimeOptions::default()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_retry(RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(5),
-        },
-        ..RuntimeOptions::default()
-    }
+        })
 }
 
 /// Asserts that nothing printable about `value` leaks the test key.

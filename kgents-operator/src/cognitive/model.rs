@@ -167,6 +167,8 @@ pub fn problem_of(error: kgents_llm::Error) -> ConfigProblem {
         ),
         kgents_llm::Error::NoModel => ("NoModel", "spec.model.provider".to_owned()),
         kgents_llm::Error::HttpClient { .. } => ("ClientError", "spec.model".to_owned()),
+        // A kind of failure added to kgents-llm after this was written.
+        _ => ("InvalidModel", "spec.model".to_owned()),
     };
     let message = if message.starts_with(&field) {
         message
@@ -183,12 +185,10 @@ pub fn problem_of(error: kgents_llm::Error) -> ConfigProblem {
 /// The client options of a probe: one request per call (no retries, so the budget counts
 /// requests) under the probe's timeout.
 pub fn runtime_options(timeout: Duration) -> RuntimeOptions {
-    RuntimeOptions {
-        request_timeout: timeout,
-        connect_timeout: timeout.min(Duration::from_secs(10)),
-        retry: RetryPolicy::none(),
-        ..RuntimeOptions::default()
-    }
+    RuntimeOptions::default()
+        .with_request_timeout(timeout)
+        .with_connect_timeout(timeout.min(Duration::from_secs(10)))
+        .with_retry(RetryPolicy::none())
 }
 
 /// The connect timeout of the connection pool every probe client shares. A probe's own

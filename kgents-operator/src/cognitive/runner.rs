@@ -111,6 +111,8 @@ fn error_label(error: &LlmError) -> &'static str {
         LlmError::Provider { .. } => "provider",
         LlmError::ModelNotFound { .. } => "model_not_found",
         LlmError::BadResponse { .. } => "bad_response",
+        // A kind of failure added to kgents-probes after this was written.
+        _ => "other",
     }
 }
 
@@ -128,20 +130,16 @@ pub struct CachedClient {
 /// The probe timings of a health spec: the timeout, and half of it as the latency budget.
 pub fn runner_config(health: &HealthSpec) -> RunnerConfig {
     let timeout = Duration::from_secs(u64::try_from(health.timeout_seconds.max(1)).unwrap_or(1));
-    RunnerConfig {
-        timeout,
-        latency_budget: timeout / 2,
-    }
+    RunnerConfig::new(timeout, timeout / 2)
 }
 
 /// The tracker thresholds of a health spec, clamped into the accepted range.
 pub fn tracker_config(health: &HealthSpec) -> TrackerConfig {
     let clamp = |v: i32| u32::try_from(v.clamp(1, 1_000)).unwrap_or(1);
-    TrackerConfig {
-        failure_threshold: clamp(health.unhealthy_threshold),
-        success_threshold: clamp(health.healthy_threshold),
-        degraded_is_ready: false,
-    }
+    TrackerConfig::new(
+        clamp(health.unhealthy_threshold),
+        clamp(health.healthy_threshold),
+    )
 }
 
 fn interval_of(health: &HealthSpec) -> Duration {
@@ -478,7 +476,6 @@ impl Runner {
                 let observed = agent.status.as_ref();
                 let resumed = observed
                     .and_then(|s| s.cognitive_health)
-                    .map(verdict::tracker_health)
                     .unwrap_or_default();
                 let Ok(tracker) = HealthTracker::resume(tracker_config(health), resumed) else {
                     return;

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kgents_crds::agent::{self as crd, AgentStatus};
 use kgents_probes::verdict::{self as pure, PodWants, Problem, Readiness};
-use kgents_probes::{CognitiveHealth, HealthTracker, ProbeOutcome, Transition, Verdict};
+use kgents_probes::{HealthTracker, ProbeOutcome, Transition};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
@@ -21,26 +21,6 @@ pub use kgents_probes::verdict::{
     REASON_AWAITING, REASON_DEGRADED, REASON_PASSING, REASON_UNDECIDED, REASON_UNRESPONSIVE,
     Remedy, WriteReason, event_action, remedy,
 };
-
-/// The status spelling of a health.
-pub fn crd_health(health: CognitiveHealth) -> crd::CognitiveHealth {
-    match health {
-        CognitiveHealth::Healthy => crd::CognitiveHealth::Healthy,
-        CognitiveHealth::Degraded => crd::CognitiveHealth::Degraded,
-        CognitiveHealth::Unresponsive => crd::CognitiveHealth::Unresponsive,
-        CognitiveHealth::Unknown => crd::CognitiveHealth::Unknown,
-    }
-}
-
-/// The tracker's spelling of a health read back from status.
-pub fn tracker_health(health: crd::CognitiveHealth) -> CognitiveHealth {
-    match health {
-        crd::CognitiveHealth::Healthy => CognitiveHealth::Healthy,
-        crd::CognitiveHealth::Degraded => CognitiveHealth::Degraded,
-        crd::CognitiveHealth::Unresponsive => CognitiveHealth::Unresponsive,
-        crd::CognitiveHealth::Unknown => CognitiveHealth::Unknown,
-    }
-}
 
 /// The lower-case name of a probe kind, for messages and metrics.
 pub fn kind_name(kind: crd::ProbeKind) -> &'static str {
@@ -57,11 +37,7 @@ pub fn kind_name(kind: crd::ProbeKind) -> &'static str {
 pub fn record(outcome: &ProbeOutcome, kind: crd::ProbeKind, time: Timestamp) -> crd::ProbeRecord {
     crd::ProbeRecord {
         kind,
-        outcome: match outcome.verdict() {
-            Verdict::Healthy => crd::ProbeOutcome::Healthy,
-            Verdict::Degraded | Verdict::Unhealthy => crd::ProbeOutcome::Degraded,
-            Verdict::Unresponsive => crd::ProbeOutcome::Unresponsive,
-        },
+        outcome: outcome.verdict().into(),
         latency_ms: Some(i64::try_from(outcome.latency().as_millis()).unwrap_or(i64::MAX)),
         message: Some(format!(
             "{} probe: {}: {}",
@@ -118,7 +94,7 @@ pub struct Desired {
 impl Desired {
     /// `status.cognitiveHealth`.
     pub fn health(&self) -> crd::CognitiveHealth {
-        crd_health(self.readiness.health)
+        self.readiness.health
     }
 
     /// The `CognitiveReady` condition.
@@ -156,9 +132,7 @@ pub fn should_write(
     let condition = observed.and_then(|s| conditions::find(&s.conditions, CONDITION));
     let observed_probe = observed.and_then(|s| s.last_probe.as_ref());
     let written = pure::Written {
-        health: observed
-            .and_then(|s| s.cognitive_health)
-            .map(tracker_health),
+        health: observed.and_then(|s| s.cognitive_health),
         condition: condition.map(|c| (c.status.as_str(), c.reason.as_str())),
         probe_time: observed_probe.map(|p| p.time.0),
     };
@@ -279,7 +253,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-    use kgents_probes::{Challenge, ProbeDetail, Reply, TrackerConfig};
+    use kgents_probes::{Challenge, CognitiveHealth, ProbeDetail, Reply, TrackerConfig, Verdict};
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).expect("timestamp")

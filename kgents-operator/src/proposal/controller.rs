@@ -263,7 +263,7 @@ fn decision_of(decision: RiskDecision) -> Decision {
 /// when `spec.proposer` equals the requester's authenticated username, so this is the kind the
 /// webhook saw.
 pub fn proposer_kind(proposal: &Proposal) -> ProposerKind {
-    kgents_risk::ProposerKind::from_username(&proposal.spec.proposer).into()
+    ProposerKind::from_username(&proposal.spec.proposer)
 }
 
 /// What the reconcile gathered about a proposal before planning.
