@@ -158,7 +158,8 @@ async fn an_agent_reaches_running_with_its_pods_ready() {
         .expect("service");
 
     // A steady state is quiet: a reconcile that finds nothing changed writes nothing. Touching
-    // an owned child (an annotation no plan reads) wakes the controller for this Agent; once a
+    // an owned child (a label no plan reads; not an annotation, which bumps a Deployment's
+    // generation and so really starts a rollout) wakes the controller for this Agent; once a
     // reconcile begun after this point has ended, the Agent is as it was.
     let before = running.resource_version();
     let (started, _) = reconcile_counts(&operator.metrics, kgents_operator::agent::CONTROLLER);
@@ -166,7 +167,7 @@ async fn an_agent_reaches_running_with_its_pods_ready() {
         .patch(
             "scout",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"test.kgents.io/touched": "1"}}})),
+            &Patch::Merge(json!({"metadata": {"labels": {"test.kgents.io/touched": "1"}}})),
         )
         .await
         .expect("touch the Deployment");

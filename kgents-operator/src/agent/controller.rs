@@ -123,9 +123,17 @@ pub struct State {
 pub struct WrittenStatuses(std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>);
 
 impl WrittenStatuses {
+    /// A hash of the status without its conditions' transition times: a reconcile from a stale
+    /// cache computes the same transition again, one clock tick later, and that must not count
+    /// as a different status.
     fn fingerprint(status: &AgentStatus) -> u64 {
+        let mut status = status.clone();
+        for condition in &mut status.conditions {
+            condition.last_transition_time =
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
+        }
         let mut hasher = DefaultHasher::new();
-        serde_json::to_string(status)
+        serde_json::to_string(&status)
             .unwrap_or_default()
             .hash(&mut hasher);
         hasher.finish()
