@@ -246,11 +246,7 @@ pub async fn remove_cached<K>(
     name: &str,
 ) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + 'static,
+    K: Watched,
 {
     let cached = store.get(&ObjectRef::new(name).within(namespace));
     if cached.is_none() || !ctx.leader.is_leader() {

@@ -252,11 +252,7 @@ async fn remove_owned<K>(
     uid: &str,
 ) -> Result<bool, ChildFailure>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + 'static,
+    K: crate::shared::Watched,
 {
     let key = ObjectRef::<K>::new(name).within(namespace);
     let Some(current) = store.get(&key) else {

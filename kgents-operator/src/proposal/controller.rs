@@ -370,8 +370,7 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
     let now = ctx.clock.now();
     let before = proposal.status.clone().unwrap_or_default();
     if let Some(phase) = before.phase {
-        ctx.metrics
-            .observe_phase("Proposal", &key, phase_name(phase));
+        ctx.metrics.observe_phase("Proposal", &key, phase.as_str());
         if is_terminal(phase) {
             return Ok(Action::await_change());
         }
@@ -463,7 +462,7 @@ async fn reconcile_inner(proposal: &Proposal, state: &State) -> Result<Action> {
     if status != before {
         write_status(ctx, proposal, &status).await?;
         if before.phase != status.phase {
-            let phase = phase_name(step.phase);
+            let phase = step.phase.as_str();
             ctx.metrics
                 .proposals()
                 .transition(phase, step.reason, gathered.decision.as_str());
@@ -519,20 +518,6 @@ fn unassessable(now: Timestamp) -> RiskAssessment {
             "the proposal could not be assessed; it is treated as CRITICAL".to_owned(),
         ),
         calculated_at: Time(now),
-    }
-}
-
-/// The phase as written.
-pub fn phase_name(phase: ProposalPhase) -> &'static str {
-    match phase {
-        ProposalPhase::Pending => "Pending",
-        ProposalPhase::Reviewing => "Reviewing",
-        ProposalPhase::Approved => "Approved",
-        ProposalPhase::Rejected => "Rejected",
-        ProposalPhase::Merged => "Merged",
-        ProposalPhase::Failed => "Failed",
-        ProposalPhase::Expired => "Expired",
-        ProposalPhase::Superseded => "Superseded",
     }
 }
 
