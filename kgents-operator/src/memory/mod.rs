@@ -19,7 +19,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`plan`] | pure: a Memory → its claim, metadata ConfigMap and grants; the compost sweep's plan |
+//! | [`mod@plan`] | pure: a Memory → its claim, metadata ConfigMap and grants; the compost sweep's plan |
 //! | [`status`] | pure: what was observed of the storage → phase and Ready condition |
 //! | [`controller`] | reconcile, the compost finalizer and sweep, error policy, watches and [`run`] |
 

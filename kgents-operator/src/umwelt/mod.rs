@@ -2,7 +2,7 @@
 //! RoleBinding that grant exactly the Kubernetes access those AGENTESE paths need — nothing
 //! more — and its persona, constraints and context a ConfigMap the agent's runtime reads.
 //!
-//! The access comes from the pure `kgents_core::access::compile` ([`plan`] turns it into the
+//! The access comes from the pure `kgents_core::access::compile` ([`mod@plan`] turns it into the
 //! children); a reconcile applies only the children whose desired state changed (a steady state
 //! costs reads, never writes), checks that `secretRef` names an existing Secret, and writes the
 //! status only when it changed. Affordance globs that do not parse grant nothing: the Role and
@@ -11,7 +11,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`plan`] | pure: an Umwelt → its ServiceAccount, Role, RoleBinding and ConfigMap, or why not |
+//! | [`mod@plan`] | pure: an Umwelt → its ServiceAccount, Role, RoleBinding and ConfigMap, or why not |
 //! | [`status`] | pure: what was observed → status; which Umwelts an Agent event concerns |
 //! | [`controller`] | reconcile, error policy, watches and [`run`] |
 
