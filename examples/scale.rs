@@ -320,54 +320,62 @@ fn cpu_snapshot() -> BTreeMap<String, f64> {
 /// The API server's counters that explain its work: requests by verb and resource
 /// (`apiserver_request_total`) and watch events sent by kind (`apiserver_watch_events_total`).
 async fn apiserver_counters(client: &Client) -> BTreeMap<String, f64> {
-    let request = match http::Request::get("/metrics").body(Vec::new()) {
-        Ok(request) => request,
-        Err(_) => return BTreeMap::new(),
-    };
-    let Ok(text) = client.request_text(request).await else {
-        return BTreeMap::new();
-    };
-    let label = |labels: &str, key: &str| -> String {
-        let needle = format!("{key}=\"");
-        labels
-            .split(',')
-            .find_map(|l| l.strip_prefix(&needle))
-            .map(|v| v.trim_end_matches('"').to_owned())
-            .unwrap_or_default()
-    };
+    let text = apiserver_metrics(client).await;
     let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let (series, value) = match line.rsplit_once(' ') {
-            Some(parts) => parts,
-            None => continue,
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let key = if let Some(labels) = series.strip_prefix("apiserver_request_total{") {
-            let sub = label(labels, "subresource");
-            format!(
-                "request {} {}{}",
-                label(labels, "verb"),
-                label(labels, "resource"),
-                if sub.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{sub}")
-                }
-            )
-        } else if let Some(labels) = series.strip_prefix("apiserver_watch_events_total{") {
-            format!(
+    for (name, labels, value) in samples(&text) {
+        let key = match name {
+            "apiserver_request_total" => {
+                let sub = label(labels, "subresource");
+                format!(
+                    "request {} {}{}",
+                    label(labels, "verb"),
+                    label(labels, "resource"),
+                    if sub.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{sub}")
+                    }
+                )
+            }
+            "apiserver_watch_events_total" => format!(
                 "watch event {}{}",
                 label(labels, "kind"),
                 label(labels, "resource")
-            )
-        } else {
-            continue;
+            ),
+            _ => continue,
         };
         *out.entry(key).or_insert(0.0) += value;
     }
     out
+}
+
+/// The API server's `/metrics` text; empty when it cannot be read (the figures are then left
+/// out, the run goes on).
+async fn apiserver_metrics(client: &Client) -> String {
+    let Ok(request) = http::Request::get("/metrics").body(Vec::new()) else {
+        return String::new();
+    };
+    client.request_text(request).await.unwrap_or_default()
+}
+
+/// The samples of a Prometheus text: metric name, labels (without the braces) and value.
+fn samples(text: &str) -> impl Iterator<Item = (&str, &str, f64)> {
+    text.lines().filter_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let value = value.parse::<f64>().ok()?;
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        Some((name, labels.strip_suffix('}').unwrap_or(labels), value))
+    })
+}
+
+/// The value of label `key` in a sample's labels, empty when absent.
+fn label(labels: &str, key: &str) -> String {
+    let needle = format!("{key}=\"");
+    labels
+        .split(',')
+        .find_map(|l| l.strip_prefix(&needle))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .unwrap_or_default()
 }
 
 /// Counter increases per agent since `before`, the ones of at least 0.05 per agent.
@@ -389,37 +397,14 @@ fn counters_per_agent(
 /// `apiserver_longrunning_requests{verb="WATCH"}` and `ended <resource>` from the WATCH requests
 /// of `apiserver_request_total` (counted when a watch ends).
 async fn apiserver_watches(client: &Client) -> BTreeMap<String, f64> {
-    let request = match http::Request::get("/metrics").body(Vec::new()) {
-        Ok(request) => request,
-        Err(_) => return BTreeMap::new(),
-    };
-    let Ok(text) = client.request_text(request).await else {
-        return BTreeMap::new();
-    };
-    let label = |labels: &str, key: &str| -> String {
-        let needle = format!("{key}=\"");
-        labels
-            .split(',')
-            .find_map(|l| l.strip_prefix(&needle))
-            .map(|v| v.trim_end_matches(['"', '}']).to_owned())
-            .unwrap_or_default()
-    };
+    let text = apiserver_metrics(client).await;
     let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
+    for (name, labels, value) in samples(&text) {
+        let what = match name {
+            "apiserver_longrunning_requests" => "open",
+            "apiserver_request_total" => "ended",
+            _ => continue,
         };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (what, labels) =
-            if let Some(labels) = series.strip_prefix("apiserver_longrunning_requests{") {
-                ("open", labels)
-            } else if let Some(labels) = series.strip_prefix("apiserver_request_total{") {
-                ("ended", labels)
-            } else {
-                continue;
-            };
         if label(labels, "verb") != "WATCH" {
             continue;
         }
