@@ -114,7 +114,7 @@ pub struct Context {
     pub leader: LeaderState,
     /// The process's shared watches and caches: one per kind, read by every controller that
     /// needs the kind (Agents among them).
-    pub watches: Watches,
+    pub(crate) watches: Watches,
 }
 
 impl std::fmt::Debug for Context {
@@ -158,7 +158,7 @@ impl Context {
     }
 
     /// Replaces the shared watches (one set per process, kept across leadership terms).
-    pub fn with_watches(mut self, watches: Watches) -> Self {
+    pub(crate) fn with_watches(mut self, watches: Watches) -> Self {
         self.watches = watches;
         self
     }

@@ -1,28 +1,31 @@
 //! K8-gents' Kubernetes adapters: the controllers that turn `kgents.io` resources into running,
 //! scoped, observable workloads.
 //!
-//! # Layout
+//! # Public API
+//!
+//! What an embedder needs to run the operator or parts of it:
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
+//! | [`OperatorConfig`], [`ProbeConfig`], [`Context`] | settings, and what every controller shares (client, Event recorder, metrics, clock) |
+//! | [`agent`], [`memory`], [`umwelt`], [`pheromone`], [`cognitive`], [`proposal`] | the controllers: each a `run` function, its name in metrics, the RBAC rules it needs, the labels and annotations it writes |
+//! | [`admission`] | the T-gent admission webhook over [`kgents_policy`]: HTTPS server and certificates |
+//! | [`proposal::Reviewer`] | the trait a Proposal reviewer implements (an LLM-backed one is provided) |
+//! | [`metrics`], [`http`] | the Prometheus registry, and `/metrics`, `/healthz`, `/readyz` |
+//! | [`leader`] | Lease-based leader election; only the holder reconciles |
+//! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
+//! | [`Error`] | the crate's error, with stable metric labels |
+//!
+//! # Inside
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`admission`] | the T-gent admission webhook over [`kgents_policy`]: HTTPS server, policy and ledger watches, certificates |
-//! | [`agent`] | the Agent controller: plan, status, reconcile |
-//! | [`cognitive`] | cognitive probes of live agents: schedule, budget, verdicts, readiness gate, safe mode |
-//! | [`context`] | the shared [`Context`]: client, Event recorder, metrics, clock, settings |
-//! | [`conditions`] | conditions computed from observations; transition times move only on change |
-//! | [`metrics`] | Prometheus metrics: reconciles, errors, durations, objects per phase |
-//! | [`http`] | `/metrics`, `/healthz`, `/readyz` |
-//! | [`leader`] | Lease-based leader election; only the holder reconciles |
-//! | [`memory`] | the Memory controller: plan (claim, metadata ConfigMap, grants), status, retention, compost sweep |
-//! | [`pheromone`] | the Pheromone controller: status once, requeue exactly at fading and evaporation |
-//! | [`proposal`] | the Proposal controller over [`kgents_policy`]: phase machine, review, approval, execution |
-//! | [`shared`] | one watch and cache per kind for the whole process (Agents, Memories, managed ServiceAccounts, ConfigMaps, Roles, RoleBindings), read by every controller that needs the kind |
-//! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
-//! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
-//! | [`support`] | the controller skeleton every controller uses: labels, desired hash, apply-if-changed, status, the reconcile wrapper, transition Events, error policy |
-//! | [`umwelt`] | the Umwelt controller: affordances compiled to a ServiceAccount, Role, RoleBinding, ConfigMap |
-//! | [`workload`] | the shape of an agent's workload shared by the Agent controller and the cognitive runner: labels, readiness gate, podinfo volume |
-//! | [`error`] | the crate's [`Error`] with stable metric labels |
+//! | `shared` | one watch and cache per kind for the whole process (Agents, Memories, managed ServiceAccounts, ConfigMaps, Roles, RoleBindings), read by every controller that needs the kind |
+//! | `support` | the controller skeleton every controller uses: labels, desired hash, apply-if-changed, status, the reconcile wrapper, transition Events, error policy |
+//! | `conditions` | conditions computed from observations; transition times move only on change |
+//! | `workload` | the shape of an agent's workload shared by the Agent controller and the cognitive runner: labels, readiness gate, podinfo volume |
+//! | `context`, `error` | re-exported at the crate root |
 //!
 //! Decisions (what children an Agent needs, when a pheromone evaporates, which RBAC rules an
 //! Umwelt's affordances need) come from pure functions; this crate only observes, applies with
@@ -32,9 +35,9 @@
 pub mod admission;
 pub mod agent;
 pub mod cognitive;
-pub mod conditions;
-pub mod context;
-pub mod error;
+pub(crate) mod conditions;
+mod context;
+mod error;
 pub mod http;
 pub mod leader;
 pub mod memory;
@@ -43,13 +46,14 @@ pub mod pheromone;
 pub mod proposal;
 pub mod rbac;
 pub mod run;
-pub mod shared;
-pub mod support;
+pub(crate) mod shared;
+pub(crate) mod support;
 pub mod umwelt;
-pub mod workload;
+pub(crate) mod workload;
 
 #[cfg(test)]
 mod tests;
 
 pub use context::{Context, FIELD_MANAGER, OperatorConfig, ProbeConfig};
 pub use error::{Error, Result};
+pub use workload::ApiServerEndpoint;

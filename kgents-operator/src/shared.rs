@@ -250,11 +250,6 @@ impl<K: Watched> Shared<K> {
         }
     }
 
-    /// Starts the watch if it is not running yet. Must be called within a Tokio runtime.
-    pub fn start(&self) {
-        self.watch();
-    }
-
     fn watch(&self) -> &Watch<K> {
         self.watch.get_or_init(|| {
             let (store, writer) = reflector::store::<K>();

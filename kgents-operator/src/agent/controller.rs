@@ -734,10 +734,9 @@ fn agents_of_account(agents: &Store<Agent>, account: &ServiceAccount) -> Vec<Obj
 
 /// Runs the Agent controller until `shutdown` resolves; in-flight reconciles finish first.
 ///
-/// Agents come from the process's shared watch ([`Watches::agents`](crate::shared::Watches::agents)); a reconcile runs when
-/// an Agent's generation, finalizers, deletion mark or identity change ([`trigger_key`]), when
-/// a child changes in a way the controller reads, and when an Umwelt's ServiceAccount an Agent
-/// runs as appears or goes.
+/// Agents come from the process's one shared watch of Agents; a reconcile runs when an Agent's
+/// generation, finalizers, deletion mark or identity change, when a child changes in a way the
+/// controller reads, and when an Umwelt's ServiceAccount an Agent runs as appears or goes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let shared = ctx.watches.agents.clone();
     let agents = shared.store();

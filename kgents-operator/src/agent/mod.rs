@@ -6,9 +6,9 @@
 //! |---|---|
 //! | [`plan`] | pure: spec → desired children, or why the spec cannot be realised |
 //! | [`status`] | pure: observed Deployment → phase, conditions, replica counts |
-//! | [`controller`] | reconcile, error policy, watches and [`run`] |
+//! | `controller` | reconcile, error policy, watches and [`run`] |
 
-pub mod controller;
+pub(crate) mod controller;
 pub mod plan;
 pub mod status;
 

@@ -7,9 +7,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`verdict`] | the pure verdicts of [`kgents_probes::verdict`] in Kubernetes terms: `cognitiveHealth`, `CognitiveReady`, `lastProbe`, pod patches, Event types |
-//! | [`model`] | `spec.model` + its Secret → a model client, or the field that is wrong |
-//! | [`runner`] | the I/O: follows Agents (the shared watch) and pods, runs probes under the budget of [`kgents_probes::schedule`], writes what the verdicts say |
+//! | `verdict` | the pure verdicts of [`kgents_probes::verdict`] in Kubernetes terms: `cognitiveHealth`, `CognitiveReady`, `lastProbe`, pod patches, Event types |
+//! | `model` | `spec.model` + its Secret → a model client, or the field that is wrong |
+//! | `runner` | the I/O: follows Agents (the shared watch) and pods, runs probes under the budget of [`kgents_probes::schedule`], writes what the verdicts say |
 //!
 //! # Schedule and cost
 //!
@@ -81,9 +81,9 @@
 //! Health is not lost on a hand-over: a new leader resumes each tracker from the
 //! `cognitiveHealth` in status.
 
-pub mod model;
-pub mod runner;
-pub mod verdict;
+pub(crate) mod model;
+pub(crate) mod runner;
+pub(crate) mod verdict;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 

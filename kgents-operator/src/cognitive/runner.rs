@@ -417,6 +417,7 @@ impl Runner {
     }
 
     /// The keys of the agents being probed.
+    #[cfg(test)]
     pub fn probed(&self) -> Vec<Key> {
         let mut keys: Vec<Key> = self.states.keys().cloned().collect();
         keys.sort();

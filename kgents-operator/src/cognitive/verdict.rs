@@ -17,10 +17,7 @@ use super::model::ConfigProblem;
 use super::{CONDITION, READINESS_GATE, SAFE_MODE_ANNOTATION};
 use crate::conditions::{self, ConditionStatus, DesiredCondition};
 
-pub use kgents_probes::verdict::{
-    REASON_AWAITING, REASON_DEGRADED, REASON_PASSING, REASON_UNDECIDED, REASON_UNRESPONSIVE,
-    Remedy, WriteReason, event_action, remedy,
-};
+pub(crate) use kgents_probes::verdict::{Remedy, WriteReason, event_action, remedy};
 
 /// The lower-case name of a probe kind, for messages and metrics.
 pub fn kind_name(kind: crd::ProbeKind) -> &'static str {
@@ -77,6 +74,7 @@ impl<'a> Observation<'a> {
 
     /// Whether the agent passes its readiness gate: the tracker says ready and nothing is
     /// wrong with its configuration.
+    #[cfg(test)]
     pub fn ready(&self) -> bool {
         self.pure().ready()
     }
@@ -253,6 +251,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use kgents_probes::verdict::{REASON_PASSING, REASON_UNRESPONSIVE};
     use kgents_probes::{Challenge, CognitiveHealth, ProbeDetail, Reply, TrackerConfig, Verdict};
 
     fn at(secs: i64) -> Timestamp {

@@ -19,13 +19,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`mod@plan`] | pure: a Memory → its claim, metadata ConfigMap and grants; the compost sweep's plan |
-//! | [`status`] | pure: what was observed of the storage → phase and Ready condition |
-//! | [`controller`] | reconcile, the compost finalizer and sweep, error policy, watches and [`run`] |
+//! | `plan` | pure: a Memory → its claim, metadata ConfigMap and grants; the compost sweep's plan |
+//! | `status` | pure: what was observed of the storage → phase and Ready condition |
+//! | `controller` | reconcile, the compost finalizer and sweep, error policy, watches and [`run`] |
 
-pub mod controller;
-pub mod plan;
-pub mod status;
+pub(crate) mod controller;
+pub(crate) mod plan;
+pub(crate) mod status;
 
 use std::time::Duration;
 
@@ -33,13 +33,8 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use crate::support;
 
-pub use controller::{MemoryOptions, error_policy, reconcile, run, run_with, sweep_once};
-pub use plan::{
-    Grant, MemoryChildren, SweepPlan, agent_account_changed, compost_deadline, config_map_name,
-    names_agent, needs_finalizer, plan, plan_sweep, pvc_name, reader_role_name, sweep_delay,
-    writer_role_name,
-};
-pub use status::{StorageState, assess, desired_status};
+pub use controller::{MemoryOptions, run, run_with};
+pub use plan::{config_map_name, pvc_name, reader_role_name, writer_role_name};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "memory";

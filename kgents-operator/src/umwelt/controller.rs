@@ -202,7 +202,7 @@ mod tests {
     use crate::tests::fixtures_controllers::{
         ApiServer, failure, mock_context, mock_context_with_feeds, serve,
     };
-    use crate::umwelt::UmweltChildren;
+    use crate::umwelt::plan::UmweltChildren;
     use crate::umwelt::tests::{agent_named, now, umwelt};
     use kube::runtime::reflector;
     use serde::Serialize;

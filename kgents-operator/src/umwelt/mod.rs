@@ -2,7 +2,7 @@
 //! RoleBinding that grant exactly the Kubernetes access those AGENTESE paths need — nothing
 //! more — and its persona, constraints and context a ConfigMap the agent's runtime reads.
 //!
-//! The access comes from the pure `kgents_core::access::compile` ([`mod@plan`] turns it into the
+//! The access comes from the pure `kgents_core::access::compile` (`plan` turns it into the
 //! children); a reconcile applies only the children whose desired state changed (a steady state
 //! costs reads, never writes), checks that `secretRef` names an existing Secret, and writes the
 //! status only when it changed. Affordance globs that do not parse grant nothing: the Role and
@@ -11,13 +11,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`mod@plan`] | pure: an Umwelt → its ServiceAccount, Role, RoleBinding and ConfigMap, or why not |
-//! | [`status`] | pure: what was observed → status; which Umwelts an Agent event concerns |
-//! | [`controller`] | reconcile, error policy, watches and [`run`] |
+//! | `plan` | pure: an Umwelt → its ServiceAccount, Role, RoleBinding and ConfigMap, or why not |
+//! | `status` | pure: what was observed → status; which Umwelts an Agent event concerns |
+//! | `controller` | reconcile, error policy, watches and [`run`] |
 
-pub mod controller;
-pub mod plan;
-pub mod status;
+pub(crate) mod controller;
+pub(crate) mod plan;
+pub(crate) mod status;
 
 use std::collections::BTreeMap;
 
@@ -26,11 +26,8 @@ use kgents_core::access::ACCESS_TABLE;
 
 use crate::support;
 
-pub use controller::{UmweltState, error_policy, reconcile, run};
-pub use plan::{
-    PlanProblem, RuntimeView, UmweltChildren, plan, policy_rules, service_account_name,
-};
-pub use status::{Observed, active_agents, desired_status, umwelts_touched};
+pub use controller::run;
+pub use plan::{RuntimeView, policy_rules, service_account_name};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "umwelt";
