@@ -1,9 +1,14 @@
 //! One watch per kind for the whole operator process, shared by every controller that reads
 //! that kind: Agents (the Agent, Memory and Umwelt controllers and the cognitive runner),
-//! Memories (the Memory and Agent controllers), and the ServiceAccounts, ConfigMaps, Roles,
-//! RoleBindings and PersistentVolumeClaims the operator manages (the Agent, Memory and Umwelt
-//! controllers). Controllers read their children from these caches instead of asking the API
-//! server.
+//! Memories (the Memory and Agent controllers), Proposals (the Proposal controller and the
+//! admission webhook's ledger), and the ServiceAccounts, ConfigMaps, Roles, RoleBindings and
+//! PersistentVolumeClaims the operator manages (the Agent, Memory and Umwelt controllers).
+//! Controllers read their children from these caches instead of asking the API server.
+//!
+//! The admission policy ConfigMap is the one object of a kind watched apart from the kind's
+//! shared watch: it is not the operator's (no managed-by label), and the alternative, a watch of
+//! every ConfigMap, would cost far more than a second watch of one object by name. The webhook
+//! and the Proposal controller share it ([`Watches::policy`]).
 //!
 //! A [`Shared`] holds one kube `reflector` store fed by one watch stream (with kube's default
 //! backoff) and fans the watch's events out to subscribers. The watch starts on first use and
@@ -18,13 +23,13 @@
 //! the subscription are taken under the same lock the fan-out sends under, so no change falls
 //! between them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kgents_crds::{Agent, Memory};
+use kgents_crds::{Agent, Memory, Proposal};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -57,7 +62,7 @@ impl<K> Watched for K where
 }
 
 /// Every shared watch of an operator process. Cheap to clone; clones share the watches.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Watches {
     /// Every Agent.
     pub agents: Shared<Agent>,
@@ -73,6 +78,22 @@ pub struct Watches {
     pub role_bindings: Shared<RoleBinding>,
     /// The PersistentVolumeClaims the operator manages (Memories' storage).
     pub claims: Shared<PersistentVolumeClaim>,
+    /// Every Proposal.
+    pub proposals: Shared<Proposal>,
+    /// The policy ConfigMaps watched by name, by namespace and name (see [`Watches::policy`]).
+    policies: Arc<Mutex<HashMap<(String, String), Shared<ConfigMap>>>>,
+    /// For the policy watches, made on first use.
+    client: Client,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches")
+            .field("agents", &self.agents)
+            .field("memories", &self.memories)
+            .field("proposals", &self.proposals)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Watches {
@@ -97,6 +118,39 @@ impl Watches {
             roles: Shared::new(api(client, namespace), managed.clone()),
             role_bindings: Shared::new(api(client, namespace), managed.clone()),
             claims: Shared::new(api(client, namespace), managed),
+            proposals: Shared::new(api(client, namespace), watcher::Config::default()),
+            policies: Arc::default(),
+            client: client.clone(),
+        }
+    }
+
+    /// The watch of the admission policy ConfigMap `namespace/name`, by name: one per
+    /// ConfigMap for the whole process, whoever asks (the webhook, the Proposal controller).
+    pub fn policy(&self, namespace: &str, name: &str) -> Shared<ConfigMap> {
+        self.policies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_insert_with(|| {
+                Shared::new(
+                    Api::namespaced(self.client.clone(), namespace),
+                    watcher::Config::default().fields(&format!("metadata.name={name}")),
+                )
+            })
+            .clone()
+    }
+
+    /// The watch of every Proposal in `namespace` (all namespaces: `None`): the shared one when
+    /// it covers the same namespaces, else a watch of its own.
+    pub fn proposals_in(&self, namespace: Option<&str>) -> Shared<Proposal> {
+        if self.proposals.api.namespace() == namespace {
+            self.proposals.clone()
+        } else {
+            let api = match namespace {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            Shared::new(api, watcher::Config::default())
         }
     }
 }
@@ -137,6 +191,7 @@ impl Watches {
         let (roles, role_feed) = one(client);
         let (role_bindings, binding_feed) = one(client);
         let (claims, claim_feed) = one(client);
+        let (proposals, _) = one::<Proposal>(client);
         let watches = Self {
             agents,
             memories,
@@ -145,6 +200,9 @@ impl Watches {
             roles,
             role_bindings,
             claims,
+            proposals,
+            policies: Arc::default(),
+            client: client.clone(),
         };
         let feeds = Feeds {
             agents: agent_feed,
@@ -273,6 +331,15 @@ impl<K: Watched> Shared<K> {
                 task: Some(task),
             }
         })
+    }
+
+    /// Sends `event` to the subscribers, as the watch would after applying it to the cache
+    /// (unit tests apply it to the cache by hand first).
+    #[cfg(test)]
+    pub(crate) fn send(&self, event: Event<K>) {
+        let watch = self.watch();
+        let _sending = watch.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = watch.sender.send(event);
     }
 
     /// A shared "watch" that is the given cache and sends no events (unit tests feed the cache

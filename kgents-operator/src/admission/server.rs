@@ -33,7 +33,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
@@ -47,7 +47,6 @@ use kgents_crds::Proposal;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -575,13 +574,91 @@ fn router(shared: Arc<Shared>, health: Arc<Health>) -> Router {
 }
 
 /// Takes one watch event of the Proposal informer into the live ledger.
-fn feed(ledger: &LiveLedger, event: &watcher::Event<Proposal>) {
-    match event {
-        watcher::Event::Apply(proposal) => ledger.upsert(proposal),
-        watcher::Event::Delete(proposal) => ledger.remove(proposal),
-        watcher::Event::Init => ledger.begin_relist(),
-        watcher::Event::InitApply(proposal) => ledger.relist(proposal),
-        watcher::Event::InitDone => ledger.finish_relist(),
+/// Keeps `ledger` equal to the Proposals of `proposals` until `stop`; `listed` is told once the
+/// ledger holds the first complete list.
+async fn feed_ledger(
+    proposals: crate::shared::Shared<Proposal>,
+    ledger: LiveLedger,
+    listed: tokio::sync::oneshot::Sender<()>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use crate::shared::Event;
+    let store = proposals.store();
+    let mut events = std::pin::pin!(proposals.subscribe());
+    let mut listed = Some(listed);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = &mut stop => return,
+        };
+        match event {
+            Some(Event::Applied(proposal)) => ledger.upsert(&proposal),
+            Some(Event::Deleted(proposal)) => ledger.remove(&proposal),
+            // Everything before was the whole list: rebuilt from the cache, which is at least as
+            // new as the events still queued behind this one (they are replayed over it, in
+            // order, and end where the cache is).
+            Some(Event::Relisted) => {
+                ledger.begin_relist();
+                for proposal in store.state() {
+                    ledger.relist(&proposal);
+                }
+                ledger.finish_relist();
+                if let Some(listed) = listed.take() {
+                    let _ = listed.send(());
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// Keeps `shared`'s policy equal to the policy ConfigMap `name` as `watch` sees it, until
+/// `stop`. A ConfigMap that does not compile leaves the previous policy in force.
+async fn follow_policy(
+    watch: crate::shared::Shared<ConfigMap>,
+    name: String,
+    shared: Arc<Shared>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use crate::shared::Event;
+    let store = watch.store();
+    let mut events = std::pin::pin!(watch.subscribe());
+    let mut stop = std::pin::pin!(stop);
+    let set = |policy: AdmissionPolicy| {
+        *shared.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    };
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = &mut stop => return,
+        };
+        match event {
+            Some(Event::Applied(map)) => {
+                let data = map.data.clone().unwrap_or_default();
+                match AdmissionPolicy::from_config_map_data(&data) {
+                    Ok(policy) => {
+                        set(policy);
+                        tracing::info!(config_map = %name, "admission policy loaded");
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "admission policy rejected; the previous one stays in force"
+                    ),
+                }
+            }
+            Some(Event::Deleted(_)) => {
+                set(AdmissionPolicy::default());
+                tracing::info!(config_map = %name, "admission policy ConfigMap deleted: default policy");
+            }
+            // A relist after a gap in which the ConfigMap was deleted: no Deleted event came.
+            Some(Event::Relisted) => {
+                if store.state().is_empty() {
+                    set(AdmissionPolicy::default());
+                }
+            }
+            None => return,
+        }
     }
 }
 
@@ -789,38 +866,26 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    // The ledger: every proposal the informer sees.
-    let proposals: Api<Proposal> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // Each watch event updates the live ledger as it passes to the store (which is kept to know
-    // when the initial list is in).
+    // The ledger: every proposal in the watched namespaces, from the process's shared watch of
+    // Proposals when it covers the same namespaces (the Proposal controller reads it too).
+    let proposals = ctx.watches.proposals_in(config.watch_namespace.as_deref());
     let ledger = LiveLedger::new();
-    let (store, writer) = reflector::store();
-    let events = watcher(proposals, watcher::Config::default()).map_ok({
-        let ledger = ledger.clone();
-        move |event| {
-            feed(&ledger, &event);
-            event
-        }
-    });
-    let ledger_stream = reflector(writer, events)
-        .default_backoff()
-        .touched_objects();
+    let (listed_tx, listed) = tokio::sync::oneshot::channel::<()>();
     let ledger_stop = stopped(stop_rx.clone());
-    tasks.push(tokio::spawn(async move {
-        let drain = ledger_stream.for_each(|_| futures::future::ready(()));
-        tokio::select! { _ = drain => {}, _ = ledger_stop => {} }
-    }));
-    tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready())
+    tasks.push(tokio::spawn(feed_ledger(
+        proposals,
+        ledger.clone(),
+        listed_tx,
+        ledger_stop,
+    )));
+    tokio::time::timeout(Duration::from_secs(30), listed)
         .await
         .map_err(|_| Error::Timeout {
             call: "initial list of proposals for the admission ledger",
             budget: Duration::from_secs(30),
         })?
-        // The reflector's writer went away before the first list completed: the informer task
-        // ended, which is a stopped component, not a certificate problem.
+        // The feed ended before the first list was in: a stopped component, not a
+        // certificate problem.
         .map_err(|_| Error::ControllerStopped("admission ledger"))?;
 
     let shared = Arc::new(Shared {
@@ -831,36 +896,17 @@ pub async fn serve(
         metrics: ctx.metrics.clone(),
     });
 
-    // The policy ConfigMap: a bad edit keeps the previous policy (and says so).
+    // The policy ConfigMap (the process's one watch of it): a bad edit keeps the previous
+    // policy (and says so).
     if let Some(name) = config.policy_config_map.clone() {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &config.namespace);
-        let watch_config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let shared = shared.clone();
+        let watch = ctx.watches.policy(&config.namespace, &name);
         let policy_stop = stopped(stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            let events = watcher(api, watch_config).default_backoff();
-            let apply = events.for_each(|event| {
-                match event {
-                    Ok(watcher::Event::Apply(map) | watcher::Event::InitApply(map)) => {
-                        match AdmissionPolicy::from_config_map_data(&map.data.unwrap_or_default()) {
-                            Ok(policy) => {
-                                *shared.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
-                                tracing::info!(config_map = %name, "admission policy loaded");
-                            }
-                            Err(e) => tracing::warn!(error = %e, "admission policy rejected; the previous one stays in force"),
-                        }
-                    }
-                    Ok(watcher::Event::Delete(_)) => {
-                        *shared.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(AdmissionPolicy::default());
-                        tracing::info!(config_map = %name, "admission policy ConfigMap deleted: default policy");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "watching the admission policy"),
-                }
-                futures::future::ready(())
-            });
-            tokio::select! { _ = apply => {}, _ = policy_stop => {} }
-        }));
+        tasks.push(tokio::spawn(follow_policy(
+            watch,
+            name,
+            shared.clone(),
+            policy_stop,
+        )));
     }
 
     // Certificates.
@@ -1209,8 +1255,10 @@ mod tests {
         task.abort();
     }
 
-    #[test]
-    fn the_live_ledger_follows_the_informers_events() {
+    #[tokio::test]
+    async fn the_ledger_follows_the_shared_watch_of_proposals() {
+        use crate::shared::{Event, Shared};
+        use kube::runtime::{reflector, watcher};
         let proposal = |name: &str| -> Proposal {
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "kgents.io/v1", "kind": "Proposal",
@@ -1221,15 +1269,47 @@ mod tests {
             }))
             .expect("valid proposal")
         };
+        async fn settles(ledger: &LiveLedger, len: usize) {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while ledger.len() != len {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the ledger holds {} proposals, not {len}", ledger.len()));
+        }
+        let (service, _server) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let client = kube::Client::new(service, "default");
+        let (store, mut writer) = reflector::store::<Proposal>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(proposal("a")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let watch = Shared::offline(Api::all(client), store, true);
         let ledger = LiveLedger::new();
-        feed(&ledger, &watcher::Event::Init);
-        feed(&ledger, &watcher::Event::InitApply(proposal("a")));
-        assert!(ledger.is_empty(), "not before the initial list is done");
-        feed(&ledger, &watcher::Event::InitDone);
-        feed(&ledger, &watcher::Event::Apply(proposal("b")));
-        assert_eq!(ledger.len(), 2);
-        feed(&ledger, &watcher::Event::Delete(proposal("a")));
-        assert_eq!(ledger.len(), 1);
+        let (listed_tx, listed) = tokio::sync::oneshot::channel();
+        let feed = tokio::spawn(feed_ledger(
+            watch.clone(),
+            ledger.clone(),
+            listed_tx,
+            std::future::pending(),
+        ));
+        listed.await.expect("told when the first list is in");
+        assert_eq!(ledger.len(), 1, "the first list, before the webhook serves");
+
+        writer.apply_watcher_event(&watcher::Event::Apply(proposal("b")));
+        watch.send(Event::Applied(Arc::new(proposal("b"))));
+        settles(&ledger, 2).await;
+        writer.apply_watcher_event(&watcher::Event::Delete(proposal("a")));
+        watch.send(Event::Deleted(Arc::new(proposal("a"))));
+        settles(&ledger, 1).await;
+        // A relist after a gap in which "b" went without an event: the ledger is the cache.
+        writer.apply_watcher_event(&watcher::Event::Delete(proposal("b")));
+        watch.send(Event::Relisted);
+        settles(&ledger, 0).await;
+        feed.abort();
     }
 
     #[test]

@@ -27,14 +27,14 @@ use kgents_risk::Decision;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::execute;
 use super::review::{ReviewRequest, Reviewer};
 use crate::conditions::{DesiredCondition, merge};
+use crate::shared::{Event, Shared};
 use crate::{Context, Error, Result};
 use kgents_policy::lifecycle::{
     Effect, Facts, approvals, execution_state, expires_at, is_terminal, plan, review_state,
@@ -124,8 +124,9 @@ pub async fn run(
 /// The admission policy of the re-check: the policy ConfigMap as the watch last saw it,
 /// compiled once per version of the ConfigMap.
 struct WatchedPolicy {
-    /// The policy ConfigMap's cache (`None`: no ConfigMap is configured, the default policy).
-    store: Option<Store<ConfigMap>>,
+    /// The policy ConfigMap's shared watch (`None`: no ConfigMap is configured, the default
+    /// policy).
+    watch: Option<Shared<ConfigMap>>,
     /// The policy compiled from the cached ConfigMap, by its resourceVersion (`None`: absent).
     compiled: Mutex<Option<(Option<String>, Arc<AdmissionPolicy>)>>,
 }
@@ -136,17 +137,16 @@ impl WatchedPolicy {
     /// an invalid policy is an error (the reconcile retries; the webhook keeps its previous
     /// policy meanwhile).
     async fn current(&self, ctx: &Context) -> Result<Arc<AdmissionPolicy>> {
-        let Some(store) = &self.store else {
+        let Some(watch) = &self.watch else {
             return Ok(Arc::new(AdmissionPolicy::default()));
         };
-        tokio::time::timeout(ctx.config.api_timeout, store.wait_until_ready())
+        tokio::time::timeout(ctx.config.api_timeout, watch.until_ready())
             .await
             .map_err(|_| Error::Timeout {
                 call: "initial list of the admission policy ConfigMap",
                 budget: ctx.config.api_timeout,
-            })?
-            .map_err(|_| Error::ControllerStopped("admission policy watch"))?;
-        let map = store.state().into_iter().next();
+            })?;
+        let map = watch.store().state().into_iter().next();
         let version = map
             .as_ref()
             .and_then(|m| m.metadata.resource_version.clone());
@@ -173,7 +173,8 @@ impl WatchedPolicy {
 struct State {
     ctx: Arc<Context>,
     settings: ProposalSettings,
-    store: Store<Proposal>,
+    /// Every Proposal (the ledger and supersession read the whole cache).
+    proposals: Shared<Proposal>,
     policy: WatchedPolicy,
     /// Asks for a reconcile of older pending proposals a newer filing supersedes (they would
     /// otherwise notice only at their next requeue).
@@ -186,42 +187,33 @@ pub async fn run_with(
     settings: ProposalSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let api: Api<Proposal> = ctx.scoped();
+    // Proposals and the policy ConfigMap come from the process's shared watches, which the
+    // admission webhook reads too when it runs in the same process.
+    let proposals = ctx.watches.proposals.clone();
+    let applied = proposals.subscribe().filter_map(|event| {
+        futures::future::ready(match event {
+            Event::Applied(proposal) => Some(proposal),
+            Event::Deleted(_) | Event::Relisted => None,
+        })
+    });
     let (supersede, superseded) = futures::channel::mpsc::unbounded();
-    let controller = Controller::new(api, watcher::Config::default())
-        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
-        .reconcile_on(superseded);
-    // The policy ConfigMap, watched by name for as long as the controller runs.
-    let (policy_store, policy_watch) = match &settings.policy_config_map {
-        Some((namespace, name)) => {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-            let (store, writer) = reflector::store();
-            let events = watcher(
-                api,
-                watcher::Config::default().fields(&format!("metadata.name={name}")),
-            )
-            .default_backoff();
-            let watch = reflector::reflector(writer, events).for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, "watching the admission policy ConfigMap");
-                }
-                futures::future::ready(())
-            });
-            (Some(store), Some(tokio::spawn(watch)))
-        }
-        None => (None, None),
-    };
+    let policy = settings
+        .policy_config_map
+        .as_ref()
+        .map(|(namespace, name)| ctx.watches.policy(namespace, name));
     let state = Arc::new(State {
         ctx: ctx.clone(),
         settings,
-        store: controller.store(),
+        proposals: proposals.clone(),
         policy: WatchedPolicy {
-            store: policy_store,
+            watch: policy,
             compiled: Mutex::new(None),
         },
         supersede,
     });
-    controller
+    Controller::for_shared_stream(applied, proposals.store())
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .reconcile_on(superseded)
         .graceful_shutdown_on(crate::support::sync_signal(shutdown))
         .run(reconcile, error_policy, state)
         .for_each(|outcome| {
@@ -229,9 +221,6 @@ pub async fn run_with(
             futures::future::ready(())
         })
         .await;
-    if let Some(watch) = policy_watch {
-        watch.abort();
-    }
 }
 
 fn error_policy(proposal: Arc<Proposal>, error: &Error, state: Arc<State>) -> Action {
@@ -256,6 +245,19 @@ fn decision_of(decision: RiskDecision) -> Decision {
         RiskDecision::RequireHuman => Decision::RequireHuman,
         RiskDecision::Block => Decision::Block,
     }
+}
+
+/// Every Proposal in the cache, once the first list is in (a ledger or a supersession judged
+/// from a partial list would be wrong).
+async fn proposals_listed(state: &State) -> Result<Vec<Arc<Proposal>>> {
+    let budget = state.ctx.config.api_timeout;
+    tokio::time::timeout(budget, state.proposals.until_ready())
+        .await
+        .map_err(|_| Error::Timeout {
+            call: "initial list of Proposals",
+            budget,
+        })?;
+    Ok(state.proposals.store().state())
 }
 
 /// Who filed the proposal: an agent when `spec.proposer` is a ServiceAccount username
@@ -295,7 +297,7 @@ async fn gather(proposal: &Proposal, state: &State, now: Timestamp) -> Result<Ga
     let mut denial = None;
     if status.risk_assessment.is_none() {
         let policy = state.policy.current(ctx).await?;
-        let cache = state.store.state();
+        let cache = proposals_listed(state).await?;
         let ledger = ledger::snapshot(cache.iter().map(|p| p.as_ref()));
         let verdict = evaluate(proposal, &Occasion::review(), &policy, &ledger, now);
         admissible = verdict.allowed;
@@ -316,7 +318,7 @@ async fn gather(proposal: &Proposal, state: &State, now: Timestamp) -> Result<Ga
     status.proposer_kind = Some(proposer_kind(proposal));
     let expires = expires_at(proposal);
     status.expires_at = expires.map(Time);
-    let others = state.store.state();
+    let others = proposals_listed(state).await?;
     let superseded_by = superseded_by(proposal, others.iter().map(|p| p.as_ref()));
     for older in supersedes(proposal, others.iter().map(|p| p.as_ref())) {
         let _ = state.supersede.unbounded_send(ObjectRef::from_obj(older));
@@ -801,6 +803,7 @@ fn kind_name(proposal: &Proposal) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::{reflector, watcher};
 
     fn config_map(version: &str, policy: &str) -> ConfigMap {
         serde_json::from_value(json!({
@@ -829,7 +832,7 @@ mod tests {
         let ctx = context(Duration::from_secs(1));
         let (store, mut writer) = reflector::store::<ConfigMap>();
         let watched = WatchedPolicy {
-            store: Some(store),
+            watch: Some(Shared::offline(ctx.scoped(), store, true)),
             compiled: Mutex::new(None),
         };
         writer.apply_watcher_event(&watcher::Event::Init);
@@ -872,13 +875,13 @@ mod tests {
         let ctx = context(Duration::from_millis(50));
         let (store, _writer) = reflector::store::<ConfigMap>();
         let watched = WatchedPolicy {
-            store: Some(store),
+            watch: Some(Shared::offline(ctx.scoped(), store, false)),
             compiled: Mutex::new(None),
         };
         let error = watched.current(&ctx).await.expect_err("not listed yet");
         assert_eq!(error.metric_label(), "timeout", "{error}");
         let unconfigured = WatchedPolicy {
-            store: None,
+            watch: None,
             compiled: Mutex::new(None),
         };
         assert!(
