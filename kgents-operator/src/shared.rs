@@ -61,6 +61,9 @@ impl<K> Watched for K where
 {
 }
 
+/// The policy ConfigMaps' watches, by namespace and name.
+type PolicyWatches = HashMap<(String, String), Shared<ConfigMap>>;
+
 /// Every shared watch of an operator process. Cheap to clone; clones share the watches.
 #[derive(Clone)]
 pub struct Watches {
@@ -81,7 +84,7 @@ pub struct Watches {
     /// Every Proposal.
     pub proposals: Shared<Proposal>,
     /// The policy ConfigMaps watched by name, by namespace and name (see [`Watches::policy`]).
-    policies: Arc<Mutex<HashMap<(String, String), Shared<ConfigMap>>>>,
+    policies: Arc<Mutex<PolicyWatches>>,
     /// For the policy watches, made on first use.
     client: Client,
 }
