@@ -4,7 +4,7 @@
 //! cargo run --release --example scale -- --agents 500
 //! # as a user runs the operator (every controller, default concurrency, no probes), on the full
 //! # testbed where the agents' pods run:
-//! cargo run --release --example scale -- --agents 1000 --baseline all-writes --nodes 2 --all-controllers
+//! cargo run --release --example scale -- --agents 1000 --baseline all-writes --nodes 20 --all-controllers
 //! ```
 //!
 //! On a private control plane (etcd + kube-apiserver from the testbed; no controller-manager,
@@ -740,6 +740,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn benchmark(args: Args) -> Result<()> {
     let n = args.agents;
+    // The direct run's Deployments keep their pods while the operator's run schedules its own:
+    // both sets must fit on the fake nodes, or the operator's agents never become Running.
+    let pods_per_node = kgents_testbed::names::PODS_PER_NODE;
+    if args.nodes > 0 && args.nodes * pods_per_node < 2 * n {
+        bail!(
+            "--nodes {} holds {} pods, but {n} agents need {} (the direct run's and the \
+             operator's); use --nodes {} or more",
+            args.nodes,
+            args.nodes * pods_per_node,
+            2 * n,
+            (2 * n).div_ceil(pods_per_node)
+        );
+    }
     let testbed = if args.nodes > 0 {
         eprintln!(
             "starting the full testbed with {} kwok node(s) ...",

@@ -47,11 +47,15 @@ pub fn service_account_identity(namespace: &str, name: &str) -> Result<(String, 
     ))
 }
 
+/// How many pods a fake node accepts (its `pods` capacity, kubelet's default).
+pub const PODS_PER_NODE: usize = 110;
+
 /// The manifest of fake node `kwok-node-<index>` (kwok's documented shape,
 /// without the NoSchedule taint: the testbed has no real nodes to protect).
 pub(crate) fn fake_node(index: usize) -> serde_json::Value {
     let name = format!("kwok-node-{index}");
-    let resources = serde_json::json!({"cpu": "32", "memory": "256Gi", "pods": "110"});
+    let resources =
+        serde_json::json!({"cpu": "32", "memory": "256Gi", "pods": PODS_PER_NODE.to_string()});
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Node",
