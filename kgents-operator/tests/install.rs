@@ -412,7 +412,7 @@ async fn init_status_and_teardown_on_a_fresh_cluster() {
     );
     assert_eq!(removal_of("Lease", "kgents-operator"), Removal::NotFound);
     match removal_of("CustomResourceDefinition", "agents.kgents.io") {
-        Removal::Kept(why) => assert!(why.contains("1 agents"), "{why}"),
+        Removal::Kept(why) => assert!(why.contains("agents: 1 in the cluster"), "{why}"),
         other => panic!("the Agent CRD was not kept: {other:?}"),
     }
     assert!(matches!(

@@ -63,8 +63,11 @@ impl fmt::Display for Applied {
             Change::Unchanged => "unchanged",
         };
         write!(f, "{} {verb}", plan::display_name(self.kind, &self.name))?;
-        if self.dry_run {
-            write!(f, " (server dry run)")?;
+        match (self.dry_run, &self.note) {
+            (true, Some(note)) => write!(f, " (server dry run; {note})")?,
+            (true, None) => write!(f, " (server dry run)")?,
+            (false, Some(note)) => write!(f, " ({note})")?,
+            (false, None) => {}
         }
         match &self.change {
             Change::Configured { fields } if fields.is_empty() => {
@@ -72,9 +75,6 @@ impl fmt::Display for Applied {
             }
             Change::Configured { fields } => write!(f, ": {}", summarise_fields(fields, 6))?,
             _ => {}
-        }
-        if let Some(note) = &self.note {
-            write!(f, " ({note})")?;
         }
         Ok(())
     }

@@ -200,9 +200,9 @@ pub async fn teardown(
             let removal = match count_objects(client, crd).await? {
                 None => Removal::NotFound,
                 Some((count, more)) => Removal::Kept(format!(
-                    "{}{count} {} in the cluster; --delete-data deletes them with it",
+                    "{}: {}{count} in the cluster; --delete-data deletes them with it",
+                    crd.spec.names.plural,
                     if more { "at least " } else { "" },
-                    crd.spec.names.plural
                 )),
             };
             report.push(Removed {
