@@ -12,9 +12,7 @@ use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
 
 use kgents::kgents_operator::install::plan::{DEFAULT_IMAGE, DEFAULT_REPLICAS, InstallSettings};
-use kgents::kgents_operator::install::{
-    self, FailureKind, Health, InstallError, Removal, TeardownOptions,
-};
+use kgents::kgents_operator::install::{self, Health, InstallError, Removal, TeardownOptions};
 use kgents::kgents_operator::rbac::OPERATOR_NAMESPACE;
 
 /// `kgents infra …`
@@ -119,12 +117,7 @@ impl InfraError {
         match self {
             Self::Usage(_) => 2,
             Self::Declined | Self::Unhealthy { .. } => 1,
-            Self::Install(error) => match error.kind() {
-                FailureKind::Denied => 3,
-                FailureKind::Unavailable => 4,
-                FailureKind::Invalid => 2,
-                FailureKind::Failed => 1,
-            },
+            Self::Install(error) => error.kind().exit_code(),
         }
     }
 }

@@ -113,6 +113,19 @@ pub enum InstallError {
     },
 }
 
+impl FailureKind {
+    /// The exit code a command line reports for it: 3 denied, 4 unavailable, 2 invalid input,
+    /// 1 anything else (0 is success, and never a failure).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Denied => 3,
+            Self::Unavailable => 4,
+            Self::Invalid => 2,
+            Self::Failed => 1,
+        }
+    }
+}
+
 impl InstallError {
     /// Denied, unavailable, invalid input, or another failure.
     pub fn kind(&self) -> FailureKind {

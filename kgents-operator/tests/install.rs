@@ -247,7 +247,7 @@ async fn init_status_and_teardown_on_a_fresh_cluster() {
                 .expect("register the webhook")
         }
     };
-    apply_registration(Some(ca)).await;
+    apply_registration(Some(ca.clone())).await;
     let report = install::status::status(&client, &settings)
         .await
         .expect("status");
@@ -304,6 +304,78 @@ async fn init_status_and_teardown_on_a_fresh_cluster() {
         after.resource_version(),
         "a dry run changed the Deployment"
     );
+
+    // Switching the webhook off prunes its Service, Role, RoleBinding and registration (a
+    // registration left behind would make every proposal write fail closed); on again, they
+    // come back (all but the registration, which is the operator's).
+    let without = InstallSettings {
+        webhook: false,
+        ..settings.clone()
+    };
+    let dry = install::apply(&client, &without, true)
+        .await
+        .expect("dry run");
+    let pruned: Vec<String> = dry
+        .iter()
+        .filter(|a| a.change == Change::Pruned)
+        .map(|a| format!("{}/{}", a.kind, a.name))
+        .collect();
+    assert_eq!(
+        pruned,
+        [
+            "ValidatingWebhookConfiguration/kgents-proposals",
+            "Service/kgents-webhook",
+            "RoleBinding/kgents-webhook",
+            "Role/kgents-webhook"
+        ]
+    );
+    assert!(
+        configurations
+            .get_opt("kgents-proposals")
+            .await
+            .expect("read")
+            .is_some(),
+        "a dry run pruned"
+    );
+    let off = install::apply(&client, &without, false)
+        .await
+        .expect("webhook off");
+    assert_eq!(
+        off.iter().filter(|a| a.change == Change::Pruned).count(),
+        4,
+        "{off:?}"
+    );
+    let line = off
+        .iter()
+        .find(|a| a.kind == "Deployment")
+        .expect("deployment line");
+    assert!(
+        matches!(&line.change, Change::Configured { fields } if fields.iter().any(|f| f.contains("args"))),
+        "{line}"
+    );
+    assert!(
+        configurations
+            .get_opt("kgents-proposals")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let report = eventually_status(&client, &without, "the operator without webhook", |r| {
+        !r.webhook && health_of(r, &webhook_name) == Health::Healthy
+    })
+    .await;
+    assert!(report.get("service/kgents-webhook").is_none());
+    let on = install::apply(&client, &settings, false)
+        .await
+        .expect("webhook on");
+    assert!(on.iter().all(|a| a.change != Change::Pruned));
+    assert_eq!(
+        on.iter().filter(|a| a.change == Change::Created).count(),
+        3,
+        "the webhook's Service, Role and RoleBinding: {on:?}"
+    );
+    // The operator registers its webhook again once it serves.
+    apply_registration(Some(ca)).await;
 
     // Pods that cannot run: with every node cordoned, a third replica stays Pending, and
     // status says which pod and why.

@@ -33,6 +33,10 @@ pub enum Change {
     },
     /// Nothing was written.
     Unchanged,
+    /// Removed because these settings no longer want it (the webhook's objects, and its
+    /// registration, when the webhook is switched off: a registration left behind would make
+    /// every proposal write fail closed).
+    Pruned,
 }
 
 /// One object of an apply and what happened to it.
@@ -61,6 +65,7 @@ impl fmt::Display for Applied {
             Change::Created => "created",
             Change::Configured { .. } => "configured",
             Change::Unchanged => "unchanged",
+            Change::Pruned => "pruned",
         };
         write!(f, "{} {verb}", plan::display_name(self.kind, &self.name))?;
         match (self.dry_run, &self.note) {
@@ -144,10 +149,66 @@ pub async fn apply(
         }
         report.push(entry);
     }
+    if !settings.webhook {
+        report.extend(prune_webhook(client, settings, dry_run).await?);
+    }
     if !dry_run {
         wait_established(client, ESTABLISHED_TIMEOUT).await?;
     }
     Ok(report)
+}
+
+/// The objects only the webhook needs, removed when it is switched off (in a dry run: what
+/// would be removed, asked with a server-side dry-run delete).
+async fn prune_webhook(
+    client: &Client,
+    settings: &InstallSettings,
+    dry_run: bool,
+) -> Result<Vec<Applied>, InstallError> {
+    let with_webhook = InstallSettings {
+        webhook: true,
+        ..settings.clone()
+    };
+    let mut out = Vec::new();
+    let webhook_only = super::teardown::components(&with_webhook)
+        .into_iter()
+        .filter(|(kind, name, _)| match *kind {
+            "ValidatingWebhookConfiguration" | "Role" | "RoleBinding" => true,
+            "Service" => name != plan::METRICS_SERVICE,
+            _ => false,
+        });
+    let params = kube::api::DeleteParams {
+        dry_run,
+        ..kube::api::DeleteParams::background()
+    };
+    for (kind, name, namespace) in webhook_only {
+        let Some(resource) = plan::api_resource(kind) else {
+            continue;
+        };
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let shown = plan::display_name(kind, &name);
+        if call("reading", &shown, api.get_opt(&name)).await?.is_none() {
+            continue;
+        }
+        if super::call_opt("deleting", &shown, api.delete(&name, &params))
+            .await?
+            .is_some()
+        {
+            out.push(Applied {
+                kind,
+                name,
+                namespace,
+                change: Change::Pruned,
+                dry_run,
+                resource_version: None,
+                note: None,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What changed between the object before an apply and the one the API server returned.
