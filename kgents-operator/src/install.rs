@@ -5,9 +5,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`plan`] | pure: [`InstallSettings`] → the typed objects to apply, in a stable order ([`plan::plan`]); the fields that differ between two versions of an object |
-//! | [`apply`] | server-side apply of the plan with its own field manager, per object created / configured / unchanged (by resourceVersion); a server-side dry run that changes nothing |
+//! | [`apply`](mod@apply) | server-side apply of the plan with its own field manager, per object created / configured / unchanged (by resourceVersion); a server-side dry run that changes nothing |
 //! | [`status`] | each component checked (CRDs Established, RBAC as planned, Deployment replicas, Service endpoints, webhook configuration with a caBundle), with what is wrong and what to do |
-//! | [`teardown`] | removes the components; keeps the CRDs (and so every Agent, Memory and their storage) unless told to delete data |
+//! | [`teardown`](mod@teardown) | removes the components; keeps the CRDs (and so every Agent, Memory and their storage) unless told to delete data |
 //! | [`local`] | an operator outside the cluster (the embedded control plane): its webhook settings, its namespace, the sample resources |
 //!
 //! Every API call has a deadline ([`CALL_TIMEOUT`]); an error names the step, the object and

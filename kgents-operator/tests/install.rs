@@ -572,6 +572,32 @@ async fn init_status_and_teardown_on_a_fresh_cluster() {
         claim.is_none_or(|c| c.metadata.deletion_timestamp.is_some()),
         "the claim was kept"
     );
+
+    // 7. An operator namespace that is being deleted is said to be so, instead of the API
+    // server's 403 for objects in it, which reads like a missing permission.
+    let held: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": "kgents-held"},
+        "spec": {"finalizers": ["kgents.io/test-hold"]}
+    }))
+    .expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    namespaces
+        .delete("kgents-held", &Default::default())
+        .await
+        .expect("delete");
+    let held_settings = InstallSettings {
+        namespace: "kgents-held".to_owned(),
+        ..settings.clone()
+    };
+    let error = install::apply(&client, &held_settings, false)
+        .await
+        .expect_err("nothing can be installed in a terminating namespace");
+    assert!(matches!(error, InstallError::NotReached { .. }), "{error}");
+    assert!(error.to_string().contains("being deleted"), "{error}");
+    assert_eq!(error.kind(), FailureKind::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,6 +130,20 @@ pub async fn apply(
             report.push(entry);
             continue;
         }
+        if let Manifest::Namespace(_) = &object
+            && before
+                .as_ref()
+                .is_some_and(|b| b.metadata.deletion_timestamp.is_some())
+        {
+            // The API server would refuse every object in it with a 403 that reads like RBAC.
+            return Err(InstallError::NotReached {
+                what: format!("{shown} is being deleted"),
+                message: format!(
+                    "nothing can be installed in it until it is gone (after `kgents infra teardown --delete-data` that takes a moment); run `kubectl get namespace {}` until it is not found, then run `kgents infra init` again",
+                    object.name()
+                ),
+            });
+        }
         let body = object.to_value();
         let after = call(
             "applying",

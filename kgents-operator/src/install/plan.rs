@@ -486,7 +486,7 @@ pub fn webhook_service(settings: &InstallSettings) -> Option<Service> {
 ///
 /// The ValidatingWebhookConfiguration is not in it: the operator registers it itself, with the
 /// CA of the certificate it generates, once its webhook answers (so the API server never calls
-/// a webhook that is not serving). [`super::status`] checks it and [`super::teardown`] removes
+/// a webhook that is not serving). [`super::status::status`] checks it and [`super::teardown::teardown`] removes
 /// it.
 pub fn plan(settings: &InstallSettings) -> Vec<Manifest> {
     let mut objects: Vec<Manifest> = crds()
