@@ -21,7 +21,8 @@ use super::{InstallError, call};
 pub const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What an apply did to one object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "change")]
 pub enum Change {
     /// The object did not exist.
     Created,
@@ -40,7 +41,8 @@ pub enum Change {
 }
 
 /// One object of an apply and what happened to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     /// Kind of the object.
     pub kind: &'static str,
@@ -361,6 +363,15 @@ mod tests {
         assert_eq!(
             applied.to_string(),
             "deployment.apps/kgents-operator configured (server dry run): spec.replicas"
+        );
+        // The same result, serialisable for front-ends other than a terminal.
+        assert_eq!(
+            serde_json::to_value(&applied).expect("json"),
+            json!({
+                "kind": "Deployment", "name": "kgents-operator", "namespace": "kgents-system",
+                "change": {"change": "configured", "fields": ["spec.replicas"]},
+                "dryRun": true, "resourceVersion": "7", "note": null
+            })
         );
     }
 }

@@ -19,7 +19,8 @@ use crate::admission::server::{Endpoint, WebhookConfig};
 use crate::rbac::{self, OPERATOR_NAME, WEBHOOK_ROLE_NAME};
 
 /// How a component is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Health {
     /// As it should be.
     Healthy,
@@ -40,7 +41,8 @@ impl fmt::Display for Health {
 }
 
 /// One checked component.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
     /// The object, kubectl-style (`deployment.apps/kgents-operator`).
     pub component: String,
@@ -89,7 +91,8 @@ impl fmt::Display for ComponentStatus {
 }
 
 /// Every component's status.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     /// The operator's namespace.
     pub namespace: String,

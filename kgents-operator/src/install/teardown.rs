@@ -44,7 +44,8 @@ impl Default for TeardownOptions {
 }
 
 /// What teardown did with one object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Removal {
     /// Deleted (the API server accepted the deletion).
     Deleted,
@@ -55,7 +56,8 @@ pub enum Removal {
 }
 
 /// One object of a teardown.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Removed {
     /// Kind of the object.
     pub kind: &'static str,
