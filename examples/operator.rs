@@ -28,16 +28,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use clap::Parser;
-use k8s_openapi::api::core::v1::Namespace;
-use kgents::kgents_operator::admission::server::{Endpoint, WebhookConfig};
+use kgents::kgents_operator::admission::server::WebhookConfig;
+use kgents::kgents_operator::install::local;
 use kgents::kgents_operator::leader::LeaderElectionConfig;
-use kgents::kgents_operator::proposal::{self, LlmReviewer, ProposalSettings, Reviewer};
+use kgents::kgents_operator::proposal::{LlmReviewer, ProposalSettings, Reviewer};
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, rbac};
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Client;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
@@ -190,14 +189,32 @@ async fn main() -> Result<()> {
         tokio::spawn(async move {
             // Give the controllers a moment to start; the samples would be reconciled anyway.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            match apply_samples(&client, Path::new("deploy/examples")).await {
-                Ok(count) => tracing::info!(count, "applied the samples from deploy/examples/"),
-                Err(e) => tracing::error!(error = format!("{e:#}"), "could not apply the samples"),
+            let applied = match local::read_sample_dir(Path::new("deploy/examples")) {
+                Ok(files) => local::apply_samples(&client, &files).await,
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(outcome) => {
+                    tracing::info!(
+                        count = outcome.applied,
+                        "applied the samples from deploy/examples/"
+                    );
+                    // A sample the API server refuses (e.g. a proposal the T-gent webhook
+                    // denies) is reported; the others are still worth having.
+                    for refused in outcome.refused {
+                        tracing::warn!("the API server refused {refused}");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not apply the samples"),
             }
         });
     }
 
-    let mut webhook = WebhookConfig::in_cluster(&args.lease_namespace);
+    let webhook = if args.embedded {
+        local::embedded_webhook(&args.lease_namespace)
+    } else {
+        WebhookConfig::in_cluster(&args.lease_namespace)
+    };
     let mut proposals = ProposalSettings::new();
     if let Some(reviewer) = reviewer {
         proposals = proposals.with_reviewer(reviewer);
@@ -210,11 +227,6 @@ async fn main() -> Result<()> {
     if args.webhook {
         if args.embedded {
             ensure_namespace(&client, &args.lease_namespace).await?;
-            webhook.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-            webhook.endpoint = Endpoint::Url {
-                host: "127.0.0.1".to_owned(),
-            };
-            webhook.remove_on_shutdown = true;
         }
         run::run_with_webhook(client, options, webhook, run::shutdown_signal())
             .await
@@ -280,94 +292,7 @@ fn reviewer_from_env(timeout: Duration) -> Result<Arc<dyn Reviewer>> {
 }
 
 async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(name.to_owned());
-    match namespaces.create(&PostParams::default(), &namespace).await {
-        Ok(_) => Ok(()),
-        // It exists, or we may not create namespaces (then it must exist already).
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 403 => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating the Lease namespace {name}")),
-    }
-}
-
-/// The kinds the samples may contain.
-fn api_resource(kind: &str) -> Option<ApiResource> {
-    use kgents::kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
-    Some(match kind {
-        "Agent" => ApiResource::erase::<Agent>(&()),
-        "Pheromone" => ApiResource::erase::<Pheromone>(&()),
-        "Memory" => ApiResource::erase::<Memory>(&()),
-        "Umwelt" => ApiResource::erase::<Umwelt>(&()),
-        "Proposal" => ApiResource::erase::<Proposal>(&()),
-        _ => return None,
-    })
-}
-
-/// Applies every document of `dir/*.yaml` (not sub-directories, which hold invalid examples).
-async fn apply_samples(client: &Client, dir: &Path) -> Result<usize> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {} (run from the repository root)", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    let params = PatchParams::apply("kgents-samples").force();
-    // Proposals are filed in the applier's own name (the webhook admits nothing else).
-    let applier = proposal::whoami(client)
+    local::ensure_namespace(client, name)
         .await
-        .context("asking the API server who applies the samples")?;
-    let mut applied = 0;
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        for document in text
-            .split("\n---")
-            .map(str::trim)
-            .filter(|d| !d.is_empty() && *d != "---")
-        {
-            let value: serde_json::Value = serde_saphyr::from_str(document)
-                .with_context(|| format!("parsing {}", file.display()))?;
-            if value.is_null() {
-                continue;
-            }
-            let kind = value["kind"].as_str().unwrap_or_default().to_owned();
-            let Some(resource) = api_resource(&kind) else {
-                bail!(
-                    "{}: kind {kind:?} is not a K8-gents resource",
-                    file.display()
-                );
-            };
-            let mut value = value;
-            if kind == "Proposal" {
-                value["spec"]["proposer"] = serde_json::Value::String(applier.clone());
-            }
-            let object: DynamicObject = serde_json::from_value(value)
-                .with_context(|| format!("reading {} as a Kubernetes object", file.display()))?;
-            let name = object.metadata.name.clone().unwrap_or_default();
-            let namespace = object
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_owned());
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), &namespace, &resource);
-            // A sample the API server refuses (e.g. a proposal the T-gent webhook denies) is
-            // reported and skipped: the other samples are still worth having.
-            match api.patch(&name, &params, &Patch::Apply(&object)).await {
-                Ok(_) => applied += 1,
-                Err(kube::Error::Api(status)) => tracing::warn!(
-                    file = %file.display(),
-                    "the API server refused {kind} {namespace}/{name}: {}",
-                    status.message
-                ),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("applying {kind} {namespace}/{name} from {}", file.display())
-                    });
-                }
-            }
-        }
-    }
-    Ok(applied)
+        .with_context(|| format!("creating the Lease namespace {name}"))
 }

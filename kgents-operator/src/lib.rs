@@ -15,6 +15,7 @@
 //! | [`metrics`], [`http`] | the Prometheus registry, and `/metrics`, `/healthz`, `/readyz` |
 //! | [`leader`] | Lease-based leader election; only the holder reconciles |
 //! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
+//! | [`install`] | the operator in a cluster: the install plan, server-side apply with a dry run, status of each component, teardown; the embedded operator's webhook settings and samples |
 //! | [`Error`] | the crate's error, with stable metric labels |
 //!
 //! # Inside
@@ -39,6 +40,7 @@ pub(crate) mod conditions;
 mod context;
 mod error;
 pub mod http;
+pub mod install;
 pub mod leader;
 pub mod memory;
 pub mod metrics;
