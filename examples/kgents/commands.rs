@@ -83,10 +83,10 @@ fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
-type Outcome2 = Result<u8, Failure>;
+type CmdResult = Result<u8, Failure>;
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Outcome2 {
+pub async fn run(cli: Cli) -> CmdResult {
     let global = cli.global;
     match cli.command {
         Command::Status { live, output } => status(&global, live, output).await,
@@ -220,7 +220,7 @@ impl Layer for NoCluster {
     }
 }
 
-async fn status(global: &Global, live_only: bool, output: Output) -> Outcome2 {
+async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
     let deadline = connect::deadline(global)?;
     let store: Arc<dyn GhostStore> = Arc::new(FsGhostStore::new(connect::ghost_root()?));
     let scope = match (&global.namespace, global.all_namespaces) {
@@ -283,16 +283,14 @@ async fn status(global: &Global, live_only: bool, output: Output) -> Outcome2 {
         note(&format!("error: {problem}"));
     }
     match output {
-        Output::Json | Output::Yaml => {
-            render::print(output, &report, || unreachable_table(), Vec::new)?
-        }
+        Output::Json | Output::Yaml => render::print(output, &report, no_table, Vec::new)?,
         Output::Name => return Err(usage("status has no names; use -o table, json or yaml")),
         Output::Table | Output::Wide => print!("{}", status_text(&report, output == Output::Wide)),
     }
     Ok(0)
 }
 
-fn unreachable_table() -> Table {
+fn no_table() -> Table {
     Table {
         headers: Vec::new(),
         narrow: 0,
@@ -496,7 +494,7 @@ async fn get(
     name: Option<String>,
     output: Output,
     selector: Option<String>,
-) -> Outcome2 {
+) -> CmdResult {
     if let Some(name) = &name {
         let kind_name = match kind {
             Kind::Agents => "Agent",
@@ -803,7 +801,7 @@ fn parse_pheromone_type(text: &str) -> Result<PheromoneType, Failure> {
     })
 }
 
-async fn emit(global: &Global, input: EmitInput, output: Output) -> Outcome2 {
+async fn emit(global: &Global, input: EmitInput, output: Output) -> CmdResult {
     let live = live(global).await?;
     let scope = write_scope(global, &live.conn.namespace)?;
     let outcome = live
@@ -837,7 +835,7 @@ async fn emit(global: &Global, input: EmitInput, output: Output) -> Outcome2 {
                 ))
                 .unwrap_or_default()
         ),
-        _ => render::print(output, &e, unreachable_table, || {
+        _ => render::print(output, &e, no_table, || {
             vec![format!("pheromone.kgents.io/{}", e.name)]
         })?,
     }
@@ -933,7 +931,7 @@ fn spec_from_flags(args: &ProposeArgs) -> Result<ProposalSpec, Failure> {
     serde_json::from_value(spec).map_err(|e| usage(format!("the proposal flags: {e}")))
 }
 
-async fn propose(global: &Global, args: ProposeArgs) -> Outcome2 {
+async fn propose(global: &Global, args: ProposeArgs) -> CmdResult {
     let (file_name, spec) = match &args.file {
         Some(path) => read_proposal_file(path)?,
         None => (None, spec_from_flags(&args)?),
@@ -1019,7 +1017,7 @@ async fn propose(global: &Global, args: ProposeArgs) -> Outcome2 {
         }
     };
     if !matches!(args.output, Output::Table | Output::Wide) {
-        render::print(args.output, &filed, unreachable_table, || {
+        render::print(args.output, &filed, no_table, || {
             vec![format!("proposal.kgents.io/{}", filed.name)]
         })?;
     }
@@ -1039,7 +1037,7 @@ fn display_name(name: &str) -> &str {
 
 /// Follows a proposal's phase until it is decided (Merged, Rejected, Failed, Expired,
 /// Superseded) or waits for people (Reviewing).
-async fn wait_for(live: &Live, namespace: &str, name: &str, timeout: f64) -> Outcome2 {
+async fn wait_for(live: &Live, namespace: &str, name: &str, timeout: f64) -> CmdResult {
     let limit = Duration::try_from_secs_f64(timeout).map_err(|_| {
         usage(format!(
             "--wait-timeout {timeout} is not a number of seconds"
@@ -1088,7 +1086,7 @@ async fn decide(
     approve: bool,
     comment: Option<String>,
     output: Output,
-) -> Outcome2 {
+) -> CmdResult {
     check_name("Proposal", name).map_err(usage)?;
     let live = live(global).await?;
     let scope = write_scope(global, &live.conn.namespace)?;
@@ -1113,14 +1111,14 @@ async fn decide(
             if d.approved { "approved" } else { "rejected" },
             d.by
         ),
-        _ => render::print(output, &d, unreachable_table, || {
+        _ => render::print(output, &d, no_table, || {
             vec![format!("proposal.kgents.io/{}", d.proposal)]
         })?,
     }
     Ok(0)
 }
 
-async fn invoke(global: &Global, path: &str, input: Option<String>, output: Output) -> Outcome2 {
+async fn invoke(global: &Global, path: &str, input: Option<String>, output: Output) -> CmdResult {
     let input: serde_json::Value = match input {
         Some(text) => serde_json::from_str(&text).map_err(|e| {
             usage(format!(
@@ -1154,7 +1152,7 @@ async fn invoke(global: &Global, path: &str, input: Option<String>, output: Outp
 }
 
 fn print_value<T: Serialize>(output: Output, value: &T) -> std::io::Result<()> {
-    render::print(output, value, unreachable_table, Vec::new)
+    render::print(output, value, no_table, Vec::new)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1162,7 +1160,7 @@ fn print_value<T: Serialize>(output: Output, value: &T) -> std::io::Result<()> {
 
 const SNAPSHOT_DIRS: [&str; 5] = ["agents", "pheromones", "proposals", "cluster", "_meta"];
 
-fn ghost(command: GhostCommand) -> Outcome2 {
+fn ghost(command: GhostCommand) -> CmdResult {
     let root = connect::ghost_root()?;
     let store = FsGhostStore::new(&root);
     match command {
