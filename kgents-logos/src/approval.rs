@@ -104,15 +104,6 @@ async fn write(
 ) -> Result<()> {
     let api: Api<Proposal> = Api::namespaced(client.clone(), namespace);
     let what = format!("recording your decision on proposal {namespace}/{name}");
-    // A missing proposal would otherwise be created by the apply (status only, and refused).
-    api.get(name).await.map_err(|e| match e {
-        kube::Error::Api(status) if status.code == 404 => Error::NotFound {
-            kind: "Proposal",
-            name: name.to_owned(),
-            namespace: Some(namespace.to_owned()),
-        },
-        other => Error::from_kube(what.clone(), other),
-    })?;
     let body = json!({"apiVersion": "kgents.io/v1", "kind": "Proposal", "status": status});
     api.patch_status(
         name,
