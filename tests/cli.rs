@@ -142,6 +142,20 @@ async fn the_cli_on_a_real_api_server() {
     let intensity = sensed["intensity"].as_f64().unwrap();
     assert!(intensity <= 0.8 && intensity > 0.79, "{intensity}");
     assert!(sensed["evaporates_in_seconds"].as_f64().unwrap() > 3000.0);
+    let run = k(&[
+        "observe", "--type", "warning", "--target", "b-gent", "-o", "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    assert_eq!(lines[0]["source"], "a-gent");
+    let run = k(&["observe", "--target", "c-gent"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("No live pheromones"), "{}", run.stderr);
     let run = k(&["emit", "NOT_A_TYPE", "--source", "a-gent"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("WARNING"), "{}", run.stderr);

@@ -129,6 +129,30 @@ pub enum Command {
         #[arg(short = 'l', long)]
         selector: Option<String>,
     },
+    /// The live pheromone field, strongest first (void.pheromone.sense); `-w` follows it.
+    Observe {
+        /// Follow: sense again every `--interval` seconds until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Only these types (repeatable).
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Only from this source agent.
+        #[arg(long)]
+        source: Option<String>,
+        /// What this agent senses (addressed to it, or broadcast).
+        #[arg(long)]
+        target: Option<String>,
+        /// At most this many signals per round.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Seconds between rounds with `-w`.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Output: table, or json (one object per line).
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Emit a pheromone (void.pheromone.emit).
     Emit {
         /// Its type (WARNING, INTENT, DREAM, ...).

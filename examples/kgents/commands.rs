@@ -15,7 +15,7 @@ use kgents::kgents_ghost::{
     CacheLayer, FallbackChain, FreshnessPolicy, FsGhostStore, GhostStore, Layer, LayerError,
     Lookup, Snapshot, SnapshotKey, ThreadTimer,
 };
-use kgents::kgents_logos::logos::{DefineInput, EmitInput};
+use kgents::kgents_logos::logos::{DefineInput, EmitInput, SenseInput};
 use kgents::kgents_logos::outcome::{SensedPheromone, ServerVerdict};
 use kgents::kgents_logos::summary::check_name;
 use kgents::kgents_logos::{
@@ -119,6 +119,27 @@ pub async fn run(cli: Cli) -> CmdResult {
                 name,
             };
             emit(&global, input, output).await
+        }
+        Command::Observe {
+            watch,
+            types,
+            source,
+            target,
+            limit,
+            interval,
+            output,
+        } => {
+            let types = types
+                .iter()
+                .map(|t| parse_pheromone_type(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let input = SenseInput {
+                types,
+                source,
+                target,
+                limit: Some(limit),
+            };
+            observe(&global, input, watch, interval, output).await
         }
         Command::Propose(args) => propose(&global, args).await,
         Command::Approve {
@@ -840,6 +861,105 @@ async fn emit(global: &Global, input: EmitInput, output: Output) -> CmdResult {
         })?,
     }
     Ok(0)
+}
+
+async fn observe(
+    global: &Global,
+    input: SenseInput,
+    watch: bool,
+    interval: f64,
+    output: Output,
+) -> CmdResult {
+    let pause = Duration::try_from_secs_f64(interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            usage(format!(
+                "--interval {interval} is not a positive number of seconds"
+            ))
+        })?;
+    if !matches!(output, Output::Table | Output::Json) {
+        return Err(usage(
+            "observe prints -o table or -o json (one object per line)",
+        ));
+    }
+    let live = live(global).await?;
+    let scope = scope(global, &live.conn.namespace);
+    let all = scope == Scope::All;
+    loop {
+        let outcome = live
+            .logos
+            .invoke(
+                &live.caller,
+                "void.pheromone.sense",
+                Args::new(scope.clone()).with_input(&input),
+            )
+            .await?;
+        let Outcome::Sensed(field) = outcome else {
+            return Err(unexpected());
+        };
+        if output == Output::Json {
+            let mut stdout = std::io::stdout().lock();
+            for p in &field.pheromones {
+                let line = serde_json::to_string(p).map_err(std::io::Error::other)?;
+                std::io::Write::write_all(&mut stdout, format!("{line}\n").as_bytes())?;
+            }
+            std::io::Write::flush(&mut stdout)?;
+        } else {
+            if watch {
+                println!(
+                    "--- {} ({} live, {} evaporated)",
+                    field.at,
+                    field.pheromones.len(),
+                    field.evaporated
+                );
+            }
+            let table = Table {
+                headers: headers(
+                    all,
+                    vec![
+                        "NAME",
+                        "TYPE",
+                        "SOURCE",
+                        "TARGET",
+                        "INTENSITY",
+                        "EVAPORATES-IN",
+                    ],
+                ),
+                narrow: 6 + usize::from(all),
+                rows: field
+                    .pheromones
+                    .iter()
+                    .map(|p| {
+                        with_namespace(
+                            all,
+                            &p.namespace,
+                            vec![
+                                p.name.clone(),
+                                type_name(p.pheromone_type),
+                                p.source.clone(),
+                                p.target.clone().unwrap_or_default(),
+                                fixed(p.intensity),
+                                human(p.evaporates_in_seconds),
+                            ],
+                        )
+                    })
+                    .collect(),
+            };
+            if table.rows.is_empty() {
+                note("No live pheromones.");
+            } else {
+                print!("{}", table.render(false));
+            }
+        }
+        if !watch {
+            return Ok(0);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+        }
+    }
 }
 
 /// Reads a proposal file: JSON or YAML, a whole Proposal or its spec. Errors name the file and
