@@ -248,31 +248,28 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
         (Some(ns), false) => Scope::Namespace(ns.clone()),
         _ => Scope::All,
     };
-    let chain = FallbackChain::new(
+    // The cache first, unless --live; the API last. Live answers are written through.
+    let mut chain = FallbackChain::new(
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(ThreadTimer),
-    )
-    .with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);
+    );
+    if !live_only {
+        chain = chain.with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);
+    }
+    let api_budget = deadline + Duration::from_secs(1);
     let (logos, caller) = match connect::connect(global).await {
         Ok(conn) => {
             let live_view: Arc<dyn ClusterView> =
                 Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
             let actor = KubeActor::new(conn.client.clone(), conn.deadline);
             let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
-            let view: Arc<dyn ClusterView> = if live_only {
-                live_view
-            } else {
-                let chain = chain.with_layer(
-                    LiveLayer::new(Arc::clone(&live_view)),
-                    deadline + Duration::from_secs(1),
-                );
-                Arc::new(GhostView::new(chain, Some(live_view)))
-            };
+            let chain = chain.with_layer(LiveLayer::new(Arc::clone(&live_view)), api_budget);
+            let view = Arc::new(GhostView::new(chain, Some(live_view)));
             (Logos::new(view, Some(Arc::new(actor))), caller)
         }
         Err(error) if !live_only => {
-            let chain = chain.with_layer(NoCluster(error.to_string()), deadline);
+            let chain = chain.with_layer(NoCluster(error.to_string()), api_budget);
             let caller = connect::caller(global, None, "default").await?;
             (
                 Logos::new(Arc::new(GhostView::new(chain, None)), None),
