@@ -168,6 +168,26 @@ impl GhostView {
         let source = source_of(&answer);
         Ok((answer.snapshot.payload, source))
     }
+
+    /// Whether a failed chain reached the API server and was refused (e.g. a user who may list
+    /// one namespace but not the whole cluster, which the cluster-wide snapshots need), rather
+    /// than finding it away: then a namespaced read straight from the live view may still work.
+    fn refused_by_api(error: &Error) -> bool {
+        matches!(
+            error,
+            Error::Ghost(kgents_ghost::Error::AllLayersFailed { attempts, .. })
+                if attempts.iter().any(|a| a.live
+                    && matches!(a.outcome, AttemptOutcome::Failed(LayerError::Failed(_))))
+        )
+    }
+
+    /// The live view for a namespaced read the chain could not answer (see
+    /// [`GhostView::refused_by_api`]).
+    fn fallback(&self, error: &Error, filter: &Filter) -> Option<&dyn ClusterView> {
+        (matches!(filter.scope, Scope::Namespace(_)) && Self::refused_by_api(error))
+            .then_some(self.passthrough.as_deref())
+            .flatten()
+    }
 }
 
 /// The [`Source`] of a chain answer: its layer and age, and the warnings worth showing (the
@@ -217,7 +237,14 @@ impl ClusterView for GhostView {
         if filter.selector.is_some() {
             return self.passthrough("agents")?.agents(filter).await;
         }
-        match self.fetch(Query::AgentsIndex).await? {
+        let fetched = match self.fetch(Query::AgentsIndex).await {
+            Ok(fetched) => fetched,
+            Err(error) => match self.fallback(&error, filter) {
+                Some(live) => return live.agents(filter).await,
+                None => return Err(error),
+            },
+        };
+        match fetched {
             (Payload::AgentsIndex(index), source) => Ok(Observed {
                 data: index
                     .agents
@@ -252,7 +279,14 @@ impl ClusterView for GhostView {
         if filter.selector.is_some() {
             return self.passthrough("pheromones")?.pheromones(filter).await;
         }
-        match self.fetch(Query::ActivePheromones).await? {
+        let fetched = match self.fetch(Query::ActivePheromones).await {
+            Ok(fetched) => fetched,
+            Err(error) => match self.fallback(&error, filter) {
+                Some(live) => return live.pheromones(filter).await,
+                None => return Err(error),
+            },
+        };
+        match fetched {
             (Payload::ActivePheromones(active), source) => Ok(Observed {
                 data: active
                     .pheromones
@@ -274,7 +308,14 @@ impl ClusterView for GhostView {
             return self.passthrough("proposals")?.proposals(filter).await;
         }
         // The cache keeps the pending list (what `status` shows); other phases need the API.
-        match self.fetch(Query::PendingProposals).await? {
+        let fetched = match self.fetch(Query::PendingProposals).await {
+            Ok(fetched) => fetched,
+            Err(error) => match self.fallback(&error, filter) {
+                Some(live) => return live.proposals(filter).await,
+                None => return Err(error),
+            },
+        };
+        match fetched {
             (Payload::PendingProposals(list), source) => Ok(Observed {
                 data: list
                     .proposals

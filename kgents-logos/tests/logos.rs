@@ -627,3 +627,37 @@ fn an_empty_cache_is_unavailable() {
     let err = run(view.agents(&kgents_logos::Filter::scope(Scope::All))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }
+
+/// An API layer that is reached but refuses (as RBAC refuses a cluster-wide list).
+struct Refusing;
+
+#[async_trait::async_trait]
+impl kgents_ghost::Layer for Refusing {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    async fn fetch(&self, _: &kgents_ghost::Query) -> Result<Snapshot, kgents_ghost::LayerError> {
+        Err(kgents_ghost::LayerError::Failed(
+            "forbidden: list agents at the cluster scope".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_refused_cluster_wide_read_falls_back_to_the_namespace() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let cluster = cluster(clock.clone());
+    cluster.add_agent(agent("team", "b-gent", "Running", 1));
+    let chain = cache_only(Arc::new(InMemoryGhostStore::new()), clock.clone())
+        .with_layer(Refusing, std::time::Duration::from_secs(1));
+    let view = GhostView::new(chain, Some(cluster.clone()));
+    let filter = |scope| kgents_logos::Filter::scope(scope);
+    let namespaced = run(view.agents(&filter(ns("team")))).unwrap();
+    assert_eq!(namespaced.data.len(), 1);
+    assert!(namespaced.source.live);
+    // Cluster-wide, there is nothing narrower to try: the chain's error stands.
+    assert!(run(view.agents(&filter(Scope::All))).is_err());
+}
