@@ -238,6 +238,16 @@ async fn the_cli_on_a_real_api_server() {
     let run = k(&["--umwelt", "b-view", "get", "pheromones"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
+    // tether resolves the agent's ready pod (none here: no pods run without nodes).
+    let run = k(&["tether", "a-gent"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("none of its 0 pod(s) is Ready"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(k(&["tether", "z-gent"]).code, 1);
+
     // Bad input and usage.
     assert_eq!(k(&["get", "agents", "-o", "toml"]).code, 2);
     assert_eq!(k(&["teleport"]).code, 2);

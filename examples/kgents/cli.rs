@@ -183,6 +183,18 @@ pub enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Port-forward to a ready pod of an agent and follow its logs
+    /// (world.cluster.agents.<agent>.tether); Ctrl+C ends both.
+    Tether {
+        /// The agent.
+        agent: String,
+        /// Local port on 127.0.0.1 (default: the pod's port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The pod's port (default: its first declared container port).
+        #[arg(long)]
+        remote_port: Option<u16>,
+    },
     /// File a proposal (self.deployment.define): prints the local risk preview, then files it.
     Propose(ProposeArgs),
     /// Approve a proposal as yourself.

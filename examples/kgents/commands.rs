@@ -142,6 +142,11 @@ pub async fn run(cli: Cli) -> CmdResult {
             observe(&global, input, watch, interval, output).await
         }
         Command::Propose(args) => propose(&global, args).await,
+        Command::Tether {
+            agent,
+            port,
+            remote_port,
+        } => tether(&global, &agent, port, remote_port).await,
         Command::Approve {
             name,
             comment,
@@ -969,6 +974,125 @@ async fn observe(
             _ = tokio::signal::ctrl_c() => return Ok(0),
         }
     }
+}
+
+async fn tether(
+    global: &Global,
+    agent: &str,
+    local_port: Option<u16>,
+    remote_port: Option<u16>,
+) -> CmdResult {
+    use futures::AsyncBufReadExt as _;
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    check_name("Agent", agent).map_err(usage)?;
+    let conn = connect::connect_with(global, true).await?;
+    let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    let actor = KubeActor::new(conn.client.clone(), conn.deadline);
+    let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
+    let logos = Logos::new(view, Some(Arc::new(actor)));
+    let scope = write_scope(global, &conn.namespace)?;
+    let outcome = logos
+        .invoke(
+            &caller,
+            &format!("world.cluster.agents.{agent}.tether"),
+            Args::new(scope),
+        )
+        .await?;
+    let Outcome::Tether(target) = outcome else {
+        return Err(unexpected());
+    };
+    let remote = remote_port.or(target.port).ok_or_else(|| {
+        usage(format!(
+            "pod {} declares no container port; name one with --remote-port",
+            target.pod
+        ))
+    })?;
+    let local = local_port.unwrap_or(remote);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", local))
+        .await
+        .map_err(|e| {
+            usage(format!(
+                "listening on 127.0.0.1:{local}: {e} (choose another with --port)"
+            ))
+        })?;
+    note(&format!(
+        "tethered to pod {}/{} of agent {agent}: 127.0.0.1:{local} → {remote}; following its logs (Ctrl+C to end)",
+        target.namespace, target.pod
+    ));
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), &target.namespace);
+
+    let log_pods = pods.clone();
+    let pod = target.pod.clone();
+    let logs = tokio::spawn(async move {
+        let params = LogParams {
+            follow: true,
+            tail_lines: Some(20),
+            ..LogParams::default()
+        };
+        match log_pods.log_stream(&pod, &params).await {
+            Ok(stream) => {
+                let mut lines = stream.lines();
+                while let Some(line) = lines.next().await {
+                    match line {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            note(&format!("log stream of {pod} failed: {e}"));
+                            return;
+                        }
+                    }
+                }
+                note(&format!("log stream of {pod} ended"));
+            }
+            Err(e) => note(&format!("cannot follow the logs of {pod}: {e}")),
+        }
+    });
+
+    let pod = target.pod.clone();
+    let forward = async move {
+        loop {
+            let (mut socket, peer) = listener.accept().await?;
+            let pods = pods.clone();
+            let pod = pod.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let mut forwarder = pods.portforward(&pod, &[remote]).await?;
+                    let Some(mut upstream) = forwarder.take_stream(remote) else {
+                        return Ok::<(), kube::Error>(());
+                    };
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await
+                    {
+                        note(&format!("connection from {peer}: {e}"));
+                    }
+                    drop(upstream);
+                    forwarder.abort();
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = result {
+                    note(&format!(
+                        "port-forward to {pod}:{remote} for {peer} failed: {e}"
+                    ));
+                }
+            });
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    };
+    let code = tokio::select! {
+        _ = tokio::signal::ctrl_c() => 0,
+        result = forward => match result {
+            Ok(()) => 0,
+            Err(e) => {
+                note(&format!("accepting connections on 127.0.0.1:{local}: {e}"));
+                1
+            }
+        },
+    };
+    logs.abort();
+    Ok(code)
 }
 
 /// Reads a proposal file: JSON or YAML, a whole Proposal or its spec. Errors name the file and

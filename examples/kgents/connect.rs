@@ -37,6 +37,12 @@ pub fn deadline(global: &Global) -> Result<Duration, Error> {
 
 /// Builds the client. Errors are "unavailable" (no kubeconfig, a missing context).
 pub async fn connect(global: &Global) -> Result<Connection, Error> {
+    connect_with(global, false).await
+}
+
+/// [`connect`]; `streaming`: no read deadline (a followed log stream may be quiet for long),
+/// while connecting and writing keep theirs.
+pub async fn connect_with(global: &Global, streaming: bool) -> Result<Connection, Error> {
     let deadline = deadline(global)?;
     let options = KubeConfigOptions {
         context: global.context.clone(),
@@ -63,7 +69,7 @@ pub async fn connect(global: &Global) -> Result<Connection, Error> {
             .map_err(|e| unavailable(e.to_string()))?,
     };
     config.connect_timeout = Some(deadline);
-    config.read_timeout = Some(deadline);
+    config.read_timeout = (!streaming).then_some(deadline);
     config.write_timeout = Some(deadline);
     let namespace = global
         .namespace
