@@ -15,12 +15,14 @@
 //! |---|---|
 //! | `status` | `world.cluster.agents.manifest`, `void.pheromone.sense`, `world.cluster.proposals.manifest` (ghost cache → API) |
 //! | `get agents [NAME]` | `world.cluster.agents.manifest`, `world.cluster.agents.<agent>.manifest` |
-//! | `get pheromones` | `void.pheromone.sense` |
+//! | `get pheromones`, `observe [-w]` | `void.pheromone.sense` |
 //! | `get proposals` / `memories` / `umwelts` | `world.cluster.{proposals,memories,umwelts}.manifest` |
 //! | `emit` | `void.pheromone.emit` |
 //! | `propose` | `self.deployment.define` |
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
+//! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
 //! | `invoke PATH` | any path |
+//! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
 //! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `$XDG_CACHE_HOME/kgents/ghost`,
 //! else `~/.cache/kgents/ghost`) and falls back to the API server; a cached answer says
