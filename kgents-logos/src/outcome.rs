@@ -188,7 +188,7 @@ pub struct Filed {
 pub enum ServerVerdict {
     /// Admitted (stored, unless a dry run).
     Admitted {
-        /// Warnings the webhook returned in status, if any were recorded.
+        /// The phase the stored object reports (usually none yet: the controller sets it).
         phase: Option<String>,
     },
     /// Refused (the webhook's or RBAC's message).
