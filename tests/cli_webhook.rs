@@ -1,6 +1,7 @@
 //! `kgents propose --dry-run` against a real API server with the T-gent admission webhook
 //! registered (served in-process): the webhook's denial of a CRITICAL proposal is shown, and
-//! nothing is stored. Run after `cargo build --example kgents`.
+//! nothing is stored; with the Proposal controller running, `propose --wait` follows a filed
+//! proposal to a decided or waiting phase. Run after `cargo build --example kgents`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ fn binary() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_shows_the_webhooks_denial_of_a_critical_proposal() {
+async fn dry_run_shows_the_webhooks_denial_and_wait_follows_the_phase() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let testbed = kgents_testbed::shared().await.expect("the testbed starts");
     testbed
@@ -40,13 +41,13 @@ async fn a_dry_run_shows_the_webhooks_denial_of_a_critical_proposal() {
         .expect("CRDs install");
     let ns = testbed.create_namespace("cli-webhook").await.unwrap();
     let admin = testbed.client().await.unwrap();
-    let ctx = Context::new(
+    let ctx = Arc::new(Context::new(
         admin.clone(),
         OperatorConfig {
             namespace: Some(ns.clone()),
             ..OperatorConfig::default()
         },
-    );
+    ));
     let config = WebhookConfig {
         configuration_name: format!("kgents-proposals-{ns}"),
         namespace: ns.clone(),
