@@ -348,3 +348,36 @@ async fn the_cli_on_a_real_api_server() {
         "agent.kgents.io/a-gent\nagent.kgents.io/b-gent\n"
     );
 }
+
+/// No cluster, and a cache too old to show: the answer says the cache was refused and why, and
+/// suggests `--live` and `kgents infra init` (no testbed needed).
+#[test]
+fn a_refused_cache_without_a_cluster_says_so() {
+    let ghost = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ghost.path().join("agents")).unwrap();
+    let taken = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
+    let envelope = json!({
+        "schema_version": 1, "kind": "agents_index", "taken_at": taken.to_string(),
+        "data": {"agents": []},
+    });
+    std::fs::write(
+        ghost.path().join("agents/_index.json"),
+        serde_json::to_string(&envelope).unwrap(),
+    )
+    .unwrap();
+    let run = run_in(
+        ghost.path(),
+        &["--kubeconfig", "/nonexistent/kubeconfig", "status"],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refused: cached data is 2d old"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--live") && run.stderr.contains("kgents infra init"),
+        "{}",
+        run.stderr
+    );
+}
