@@ -271,6 +271,17 @@ async fn the_cli_on_a_real_api_server() {
     assert!(!run.stderr.contains("[GHOST]"), "{}", run.stderr);
     let live = json_of(&run);
     assert!(live["agents"]["agents"].as_array().unwrap().len() >= 2);
+    let components: Vec<(&str, bool)> = live["cluster"]["components"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cluster health: {live}"))
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["healthy"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        components,
+        [("operator", false), ("webhook", false)],
+        "{live}"
+    );
     assert!(ghost.path().join("agents/_index.json").exists());
     let run = k(&["ghost", "status"]);
     assert!(

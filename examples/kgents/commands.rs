@@ -297,6 +297,7 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
     };
     let report = logos.status(&caller, scope).await;
     for (what, source) in [
+        ("cluster health", report.cluster_source.as_ref()),
         ("agents", report.agents.as_ref().map(|a| &a.source)),
         ("pheromones", report.field.as_ref().map(|f| &f.source)),
         ("proposals", report.pending.as_ref().map(|p| &p.source)),
@@ -342,6 +343,25 @@ fn counts(map: &std::collections::BTreeMap<String, usize>) -> String {
 
 fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> String {
     let mut out = String::new();
+    if let Some(cluster) = &report.cluster {
+        out.push_str(&format!(
+            "CLUSTER     {}, nodes {}/{} ready\n",
+            cluster
+                .server_version
+                .as_deref()
+                .unwrap_or("version unknown"),
+            cluster.nodes_ready,
+            cluster.nodes_total
+        ));
+        for c in &cluster.components {
+            out.push_str(&format!(
+                "  {:<9} {} {}\n",
+                c.name,
+                if c.healthy { "ok  " } else { "DOWN" },
+                c.message
+            ));
+        }
+    }
     if let Some(agents) = &report.agents {
         out.push_str(&format!(
             "AGENTS      {} total, {} ready\n  phase     {}\n  health    {}\n",

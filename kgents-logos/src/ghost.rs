@@ -12,7 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kgents_ghost::chain::AttemptOutcome;
 use kgents_ghost::snapshot::{
-    ActivePheromones, AgentStatus, AgentSummary, AgentsIndex, PheromonesOfType, ProposalList,
+    ActivePheromones, AgentStatus, AgentSummary, AgentsIndex, ClusterStatus, PheromonesOfType,
+    ProposalList,
 };
 use kgents_ghost::{
     AgentName, Answer, CacheLayer, FallbackChain, Layer, LayerError, MissReason, Payload,
@@ -132,9 +133,11 @@ impl Layer for LiveLayer {
                 (observed.source.taken_at, payload)
             }
             Query::ClusterStatus => {
-                return Err(LayerError::Failed(
-                    "the cluster status snapshot is not served by this layer".into(),
-                ));
+                let observed = self.view.cluster().await.map_err(layer_error)?;
+                (
+                    observed.source.taken_at,
+                    Payload::ClusterStatus(observed.data),
+                )
             }
         };
         Ok(Snapshot::new(taken_at, payload))
@@ -336,6 +339,16 @@ impl ClusterView for GhostView {
 
     async fn memories(&self, filter: &Filter) -> Result<Observed<Vec<MemorySummary>>> {
         self.passthrough("memories")?.memories(filter).await
+    }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>> {
+        match self.fetch(Query::ClusterStatus).await? {
+            (Payload::ClusterStatus(status), source) => Ok(Observed {
+                data: status,
+                source,
+            }),
+            _ => Err(unexpected("cluster status")),
+        }
     }
 
     async fn umwelts(&self, filter: &Filter) -> Result<Observed<Vec<UmweltSummary>>> {

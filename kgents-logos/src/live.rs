@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
-use kgents_ghost::snapshot::{AgentStatus, AgentSummary};
+use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus, ComponentStatus};
 use kgents_policy::AdmissionPolicy;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, Resource};
@@ -27,6 +29,11 @@ use crate::view::{ClusterActor, ClusterView, Filter, Observed, Scope, Source};
 
 /// The default deadline of one API call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The operator Deployment `status` checks: `kgents/kgents-operator`.
+pub const OPERATOR_DEPLOYMENT: (&str, &str) = ("kgents", "kgents-operator");
+/// The proposal webhook's ValidatingWebhookConfiguration `status` checks.
+pub const WEBHOOK_CONFIGURATION: &str = "kgents-proposals";
 
 /// The layer name of live answers.
 pub const LAYER: &str = "kubernetes";
@@ -175,6 +182,114 @@ impl ClusterView for LiveView {
             source: self.source(),
         })
     }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>> {
+        let version = deadline(
+            "reading the API server's version",
+            self.deadline,
+            self.client.apiserver_version(),
+        )
+        .await?;
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let (nodes_ready, nodes_total) = match deadline(
+            "listing nodes",
+            self.deadline,
+            nodes.list(&ListParams::default()),
+        )
+        .await
+        {
+            Ok(list) => {
+                let ready = list
+                    .items
+                    .iter()
+                    .filter(|n| {
+                        n.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|cs| {
+                                cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                    })
+                    .count();
+                (count(ready), count(list.items.len()))
+            }
+            Err(_) => (0, 0),
+        };
+        let (ns, name) = OPERATOR_DEPLOYMENT;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let operator = match deadline(
+            "reading the operator",
+            self.deadline,
+            deployments.get_opt(name),
+        )
+        .await
+        {
+            Ok(Some(d)) => {
+                let status = d.status.unwrap_or_default();
+                let ready = status.ready_replicas.unwrap_or(0);
+                let wanted = d.spec.replicas.unwrap_or(1);
+                ComponentStatus {
+                    name: "operator".into(),
+                    healthy: ready >= 1,
+                    message: format!("Deployment {ns}/{name}: {ready}/{wanted} ready"),
+                }
+            }
+            Ok(None) => ComponentStatus {
+                name: "operator".into(),
+                healthy: false,
+                message: format!(
+                    "Deployment {ns}/{name} not found (kgents infra init installs it)"
+                ),
+            },
+            Err(e) => ComponentStatus {
+                name: "operator".into(),
+                healthy: false,
+                message: e.to_string(),
+            },
+        };
+        let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        let webhook = match deadline(
+            "reading the webhook configuration",
+            self.deadline,
+            webhooks.get_opt(WEBHOOK_CONFIGURATION),
+        )
+        .await
+        {
+            Ok(Some(_)) => ComponentStatus {
+                name: "webhook".into(),
+                healthy: true,
+                message: format!(
+                    "ValidatingWebhookConfiguration {WEBHOOK_CONFIGURATION} registered"
+                ),
+            },
+            Ok(None) => ComponentStatus {
+                name: "webhook".into(),
+                healthy: false,
+                message: format!(
+                    "ValidatingWebhookConfiguration {WEBHOOK_CONFIGURATION} not registered: proposals are not gated at admission"
+                ),
+            },
+            Err(e) => ComponentStatus {
+                name: "webhook".into(),
+                healthy: false,
+                message: e.to_string(),
+            },
+        };
+        Ok(Observed {
+            data: ClusterStatus {
+                context: None,
+                server_version: Some(version.git_version),
+                nodes_ready,
+                nodes_total,
+                components: vec![operator, webhook],
+            },
+            source: self.source(),
+        })
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Writes as the client's identity (see the module docs).

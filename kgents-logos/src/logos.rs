@@ -227,6 +227,11 @@ pub struct Logos {
 /// read, or that failed, is reported in `problems` without hiding the others.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusReport {
+    /// Server version, nodes, and the operator's and webhook's health (unrestricted callers
+    /// only: no AGENTESE path grants it to an Umwelt).
+    pub cluster: Option<kgents_ghost::snapshot::ClusterStatus>,
+    /// Where the cluster health came from.
+    pub cluster_source: Option<crate::view::Source>,
     /// Agents by phase, readiness and health.
     pub agents: Option<AgentsManifest>,
     /// The field (heat per type).
@@ -667,6 +672,8 @@ impl Logos {
     /// each is checked against the caller's affordances on its own).
     pub async fn status(&self, caller: &Caller, scope: Scope) -> StatusReport {
         let mut report = StatusReport {
+            cluster: None,
+            cluster_source: None,
             agents: None,
             field: None,
             pending: None,
@@ -686,6 +693,15 @@ impl Logos {
                 _ => kind,
             });
         };
+        if matches!(caller.grant(), crate::caller::Grant::Unrestricted) {
+            match self.view.cluster().await {
+                Ok(observed) => {
+                    report.cluster = Some(observed.data);
+                    report.cluster_source = Some(observed.source);
+                }
+                Err(e) => report.problems.push(format!("cluster health: {e}")),
+            }
+        }
         match self
             .invoke(
                 caller,

@@ -10,7 +10,7 @@ use kgents_core::clock::Clock;
 use kgents_crds::common::Time;
 use kgents_crds::proposal::{Approval, Rejection};
 use kgents_crds::{Agent, Memory, Pheromone, Proposal, ProposalStatus, Umwelt};
-use kgents_ghost::snapshot::{AgentStatus, AgentSummary};
+use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus, ComponentStatus};
 use kgents_policy::{AdmissionPolicy, Occasion, Requester};
 
 use crate::error::{Error, Result};
@@ -265,6 +265,23 @@ impl ClusterView for MemoryCluster {
         }
         Ok(Observed {
             data,
+            source: self.source(),
+        })
+    }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>> {
+        Ok(Observed {
+            data: ClusterStatus {
+                context: Some("memory".into()),
+                server_version: None,
+                nodes_ready: 0,
+                nodes_total: 0,
+                components: vec![ComponentStatus {
+                    name: "memory".into(),
+                    healthy: true,
+                    message: "in-memory cluster".into(),
+                }],
+            },
             source: self.source(),
         })
     }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kgents_crds::{Pheromone, Proposal, Umwelt};
-use kgents_ghost::snapshot::{AgentStatus, AgentSummary};
+use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
 use kgents_policy::AdmissionPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,9 @@ pub trait ClusterView: Send + Sync {
     async fn memories(&self, filter: &Filter) -> Result<Observed<Vec<MemorySummary>>>;
     /// Umwelts in the filter.
     async fn umwelts(&self, filter: &Filter) -> Result<Observed<Vec<UmweltSummary>>>;
+    /// The cluster's health: server version, nodes, and K8-gents' own components (the
+    /// operator Deployment, the proposal webhook's registration).
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>>;
 }
 
 /// Writes (and the reads a write needs), made with the caller's identity.

@@ -581,11 +581,22 @@ fn handlers_read_ghost_snapshots_with_their_age() {
             }),
         ))
         .unwrap();
+    store
+        .write(&Snapshot::new(
+            taken,
+            Payload::ClusterStatus(kgents_ghost::snapshot::ClusterStatus {
+                nodes_ready: 2,
+                nodes_total: 3,
+                ..Default::default()
+            }),
+        ))
+        .unwrap();
     let view = GhostView::new(cache_only(store, clock.clone()), None);
     let logos = Logos::new(Arc::new(view), None).with_clock(clock);
     let caller = Caller::unrestricted("alice");
     let report = run(logos.status(&caller, Scope::All));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.cluster.unwrap().nodes_ready, 2);
     let agents = report.agents.unwrap();
     assert_eq!(agents.agents.len(), 1);
     assert!(!agents.source.live);
