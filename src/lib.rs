@@ -13,6 +13,7 @@
 //! | `llm` | `kgents-llm` | `llm` | model runtimes (Anthropic, OpenAI-compatible, `claude -p`) implementing `LlmClient` |
 //! | `operator` | `kgents-operator` | `operator` (implies `crds`, `llm`, `policy`) | controllers, admission webhook, leader election, metrics |
 //! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
+//! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
 //! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
@@ -26,6 +27,8 @@ pub use kgents_crds;
 pub use kgents_ghost;
 #[cfg(feature = "llm")]
 pub use kgents_llm;
+#[cfg(feature = "logos")]
+pub use kgents_logos;
 #[cfg(feature = "operator")]
 pub use kgents_operator;
 #[cfg(feature = "policy")]

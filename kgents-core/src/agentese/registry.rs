@@ -8,6 +8,15 @@
 //! | `kgents tether` | `world.cluster.agents.<agent>.tether` | port-forward to the agent's pod |
 //! | `kgents seance` | `time.witness.<agent>.replay` | reconstruct the agent's history |
 //! | `kgents workflow` | `world.cluster.workflow.define` | run a durable workflow |
+//! | `kgents get agents NAME` | `world.cluster.agents.<agent>.manifest` | get one Agent resource |
+//! | `kgents emit` | `void.pheromone.emit` | create a Pheromone resource |
+//! | `kgents get proposals` | `world.cluster.proposals.manifest` | list Proposal resources |
+//! | `kgents approve` | `world.cluster.proposals.<proposal>.approve` | record an approval in a Proposal's status |
+//! | `kgents reject` | `world.cluster.proposals.<proposal>.reject` | record a rejection in a Proposal's status |
+//! | `kgents get memories` | `world.cluster.memories.manifest` | list Memory resources |
+//! | `kgents get umwelts` | `world.cluster.umwelts.manifest` | list Umwelt resources |
+//!
+//! A command with a space (`get agents`) is written with a hyphen in the table (`get-agent`).
 //!
 //! Paths are [`PathTemplate`]s: a segment written `<name>` is a placeholder that matches any one
 //! segment of a concrete path and is reported in the match's bindings.
@@ -34,6 +43,20 @@ pub enum K8sOperation {
     ReconstructHistory,
     /// Run a durable workflow (a resource-backed state machine).
     DurableWorkflow,
+    /// Get one Agent resource.
+    GetAgent,
+    /// Create a Pheromone resource.
+    CreatePheromone,
+    /// List Proposal resources.
+    ListProposals,
+    /// Record an approval in a Proposal's status.
+    ApproveProposal,
+    /// Record a rejection in a Proposal's status.
+    RejectProposal,
+    /// List Memory resources.
+    ListMemories,
+    /// List Umwelt resources.
+    ListUmwelts,
 }
 
 impl K8sOperation {
@@ -46,6 +69,13 @@ impl K8sOperation {
             K8sOperation::PortForward => "port-forward to the agent's pod",
             K8sOperation::ReconstructHistory => "reconstruct the agent's history",
             K8sOperation::DurableWorkflow => "run a durable workflow",
+            K8sOperation::GetAgent => "get one Agent resource",
+            K8sOperation::CreatePheromone => "create a Pheromone resource",
+            K8sOperation::ListProposals => "list Proposal resources",
+            K8sOperation::ApproveProposal => "record an approval in a Proposal's status",
+            K8sOperation::RejectProposal => "record a rejection in a Proposal's status",
+            K8sOperation::ListMemories => "list Memory resources",
+            K8sOperation::ListUmwelts => "list Umwelt resources",
         }
     }
 }
@@ -340,6 +370,37 @@ impl Registry {
                 "world.cluster.workflow.define",
                 Op::DurableWorkflow,
             ),
+            (
+                "get-agent",
+                "world.cluster.agents.<agent>.manifest",
+                Op::GetAgent,
+            ),
+            ("emit", "void.pheromone.emit", Op::CreatePheromone),
+            (
+                "get-proposals",
+                "world.cluster.proposals.manifest",
+                Op::ListProposals,
+            ),
+            (
+                "approve",
+                "world.cluster.proposals.<proposal>.approve",
+                Op::ApproveProposal,
+            ),
+            (
+                "reject",
+                "world.cluster.proposals.<proposal>.reject",
+                Op::RejectProposal,
+            ),
+            (
+                "get-memories",
+                "world.cluster.memories.manifest",
+                Op::ListMemories,
+            ),
+            (
+                "get-umwelts",
+                "world.cluster.umwelts.manifest",
+                Op::ListUmwelts,
+            ),
         ];
         let entries = rows
             .into_iter()
@@ -380,7 +441,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_table_has_the_six_commands_and_all_templates_parse() {
+    fn seed_table_has_its_commands_and_all_templates_parse() {
         let registry = Registry::seed();
         let commands: Vec<_> = registry
             .entries()
@@ -390,9 +451,22 @@ mod tests {
         assert_eq!(
             commands,
             [
-                "status", "observe", "propose", "tether", "seance", "workflow"
+                "status",
+                "observe",
+                "propose",
+                "tether",
+                "seance",
+                "workflow",
+                "get-agent",
+                "emit",
+                "get-proposals",
+                "approve",
+                "reject",
+                "get-memories",
+                "get-umwelts",
             ]
         );
+        assert_eq!(registry.entries().len(), 13, "every seed row parses");
         assert!(Registry::new(registry.entries().to_vec()).is_ok());
     }
 
@@ -442,11 +516,21 @@ mod tests {
             .unwrap();
         assert_eq!(odd.binding("agent").unwrap(), "manifest");
 
+        let one = registry
+            .by_path(&Path::parse("world.cluster.agents.b-gent.manifest").unwrap())
+            .unwrap();
+        assert_eq!(one.entry.command(), "get-agent");
+        assert_eq!(one.binding("agent").unwrap(), "b-gent");
+        let approve = registry
+            .by_path(&Path::parse("world.cluster.proposals.scale-b.approve").unwrap())
+            .unwrap();
+        assert_eq!(approve.binding("proposal").unwrap(), "scale-b");
+
         for unmatched in [
-            "world.cluster.agents.b-gent.manifest",
+            "world.cluster.agents.a.b.manifest",
             "world.cluster.agents.tether",
             "world.cluster.agents.a.b.tether",
-            "void.pheromone.emit",
+            "void.pheromone.refine",
             "self.deployment",
         ] {
             assert!(

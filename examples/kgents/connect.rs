@@ -1,0 +1,129 @@
+//! Connecting: the kube client from the kubectl-style flags (every call with a deadline), the
+//! ghost cache directory, and the caller the flags describe.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kgents::kgents_logos::live::{self, KubeActor};
+use kgents::kgents_logos::{Caller, ClusterActor, Error};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cli::Global;
+
+/// A client and the namespace the flags (or the context) name.
+pub struct Connection {
+    /// The client.
+    pub client: Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+    /// The deadline of each call.
+    pub deadline: Duration,
+}
+
+/// The deadline of each API call from `--request-timeout` (bad values are usage errors).
+pub fn deadline(global: &Global) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(global.request_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Error::BadInput {
+            path: "--request-timeout".into(),
+            reason: format!(
+                "{} is not a positive number of seconds",
+                global.request_timeout
+            ),
+        })
+}
+
+/// Builds the client. Errors are "unavailable" (no kubeconfig, a missing context).
+pub async fn connect(global: &Global) -> Result<Connection, Error> {
+    connect_with(global, false).await
+}
+
+/// [`connect`]; `streaming`: no read deadline (a followed log stream may be quiet for long),
+/// while connecting and writing keep theirs.
+pub async fn connect_with(global: &Global, streaming: bool) -> Result<Connection, Error> {
+    let deadline = deadline(global)?;
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        cluster: None,
+        user: None,
+    };
+    let unavailable = |reason: String| Error::Unavailable {
+        what: "loading the kubeconfig".into(),
+        reason,
+    };
+    let mut config = match &global.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+        }
+        None if global.context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?,
+    };
+    config.connect_timeout = Some(deadline);
+    config.read_timeout = (!streaming).then_some(deadline);
+    config.write_timeout = Some(deadline);
+    let namespace = global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client =
+        Client::try_from(config).map_err(|e| Error::from_kube("building the client", e))?;
+    Ok(Connection {
+        client,
+        namespace,
+        deadline,
+    })
+}
+
+/// The ghost cache root: `$KGENTS_GHOST_DIR`, else `$XDG_CACHE_HOME/kgents/ghost`, else
+/// `~/.cache/kgents/ghost`.
+pub fn ghost_root() -> Result<PathBuf, Error> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("KGENTS_GHOST_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(cache) = non_empty("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(cache).join("kgents").join("ghost"));
+    }
+    if let Some(home) = non_empty("HOME") {
+        return Ok(PathBuf::from(home)
+            .join(".cache")
+            .join("kgents")
+            .join("ghost"));
+    }
+    Err(Error::BadInput {
+        path: "ghost cache".into(),
+        reason: "set KGENTS_GHOST_DIR (or HOME) so the ghost cache has a place".into(),
+    })
+}
+
+/// The caller the flags describe: `--umwelt` / `--as-agent` restrict to an Umwelt's
+/// affordances; otherwise the person behind the kubeconfig, unrestricted.
+pub async fn caller(
+    global: &Global,
+    actor: Option<&KubeActor>,
+    namespace: &str,
+) -> Result<Caller, Error> {
+    let need = |flag: &str| Error::Unavailable {
+        what: format!("reading the Umwelt for {flag}"),
+        reason: "no cluster connection".into(),
+    };
+    if let Some(name) = &global.umwelt {
+        let actor = actor.ok_or_else(|| need("--umwelt"))?;
+        return live::umwelt_caller(actor as &dyn ClusterActor, namespace, name).await;
+    }
+    if let Some(agent) = &global.as_agent {
+        let actor = actor.ok_or_else(|| need("--as-agent"))?;
+        return live::agent_caller(actor as &dyn ClusterActor, namespace, agent).await;
+    }
+    Ok(Caller::unrestricted("you (kubeconfig)"))
+}

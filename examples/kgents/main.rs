@@ -1,0 +1,102 @@
+//! `kgents`: the K8-gents CLI. Every command resolves an AGENTESE path through the Logos
+//! (`kgents-logos`); this binary only parses flags, connects and prints.
+//!
+//! ```sh
+//! cargo install --path . --example kgents        # then, for kubectl: ln -s kgents kubectl-kgents
+//! kgents status                                  # agents, pheromone heat, pending proposals
+//! kgents get pheromones -A -o wide               # current (decayed) intensities
+//! kgents emit WARNING --source b-gent --intensity 0.8 -n team
+//! kgents propose --change-type AGENT_SCALE --target-kind Agent --target-name b-gent -n team --dry-run
+//! kgents approve scale-b-gent-x7k2 -n team --comment "checked"
+//! kgents --as-agent b-gent -n team status        # only what b-gent's Umwelt affords
+//! ```
+//!
+//! | command | AGENTESE path |
+//! |---|---|
+//! | `status` | `world.cluster.agents.manifest`, `void.pheromone.sense`, `world.cluster.proposals.manifest` (ghost cache → API) |
+//! | `get agents [NAME]` | `world.cluster.agents.manifest`, `world.cluster.agents.<agent>.manifest` |
+//! | `get pheromones`, `observe [-w]` | `void.pheromone.sense` |
+//! | `get proposals` / `memories` / `umwelts` | `world.cluster.{proposals,memories,umwelts}.manifest` |
+//! | `emit` | `void.pheromone.emit` |
+//! | `propose` | `self.deployment.define` |
+//! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
+//! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
+//! | `invoke PATH` | any path |
+//! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
+//!
+//! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `$XDG_CACHE_HOME/kgents/ghost`,
+//! else `~/.cache/kgents/ghost`) and falls back to the API server; a cached answer says
+//! `[GHOST] … (data from 4m ago)` on stderr, and `--live` asks the API server only. Data goes
+//! to stdout, diagnostics to stderr; no colour unless stderr is a terminal and `NO_COLOR` is
+//! unset. Every API call has a deadline (`--request-timeout`, 5 s).
+//!
+//! Installed (or linked) as `kubectl-kgents`, it is a kubectl plugin: `kubectl kgents status`.
+//!
+//! Exit codes: 0 ok; 1 error; 2 usage or bad input (unknown command or path, bad `-o`,
+//! malformed file, invalid name); 3 denied (affordances, RBAC or admission); 4 unavailable
+//! (cluster unreachable and no usable ghost answer).
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+mod cli;
+mod commands;
+mod connect;
+mod render;
+// Written alongside this CLI; wire them in with their `Infra`/`Dev` subcommands in cli.rs:
+// mod dev;
+// mod infra;
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let plugin = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("kubectl-kgents"));
+    let mut command = cli::Cli::command();
+    if plugin {
+        command = command.bin_name("kubectl kgents");
+    }
+    let parsed = command
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! What a handler returns: one serde-serialisable [`Outcome`] per path, built from the ghost
+//! snapshot types where they overlap ([`AgentSummary`], [`AgentStatus`], [`PheromoneSummary`],
+//! [`ProposalSummary`]), so a CLI prints it, a TUI draws it and an MCP server or a daemon sends
+//! it without re-mapping.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kgents_core::field::PheromoneType;
+use kgents_crds::proposal::RiskAssessment;
+use kgents_ghost::snapshot::{AgentStatus, AgentSummary, PheromoneSummary, ProposalSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::view::Source;
+
+/// The result of one invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Outcome {
+    /// `world.cluster.agents.manifest`.
+    Agents(AgentsManifest),
+    /// `world.cluster.agents.<agent>.manifest`.
+    Agent(AgentManifest),
+    /// `void.pheromone.sense`.
+    Sensed(FieldReport),
+    /// `void.pheromone.emit`.
+    Emitted(Emitted),
+    /// `self.deployment.define`.
+    Filed(Filed),
+    /// `world.cluster.proposals.manifest`.
+    Proposals(ProposalsManifest),
+    /// `world.cluster.proposals.<proposal>.approve` / `.reject`.
+    Decided(Decided),
+    /// `world.cluster.memories.manifest`.
+    Memories(MemoriesManifest),
+    /// `world.cluster.umwelts.manifest`.
+    Umwelts(UmweltsManifest),
+    /// `world.cluster.agents.<agent>.tether`: where to attach.
+    Tether(TetherTarget),
+}
+
+/// Agents, counted by phase, readiness and cognitive health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentsManifest {
+    /// The agents, by namespace and name.
+    pub agents: Vec<AgentSummary>,
+    /// How many are in each phase.
+    pub by_phase: BTreeMap<String, usize>,
+    /// How many have each cognitive health.
+    pub by_health: BTreeMap<String, usize>,
+    /// How many have every replica ready (and at least one replica).
+    pub ready: usize,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// One agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentManifest {
+    /// Its status.
+    pub agent: AgentStatus,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// A pheromone as stored, with the intensity it had when observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PheromoneRecord {
+    /// The ghost snapshot's summary (`intensity` at the source's `taken_at`, `half_life_seconds`
+    /// the base half-life, doubled for DREAM when decaying).
+    #[serde(flatten)]
+    pub summary: PheromoneSummary,
+    /// The hard TTL deadline, when known (ghost snapshots do not keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A pheromone as sensed now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensedPheromone {
+    /// Resource name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Type.
+    pub pheromone_type: PheromoneType,
+    /// Emitting agent.
+    pub source: String,
+    /// Target agent; `None` is a broadcast.
+    pub target: Option<String>,
+    /// The current (decayed) intensity in `[0, 1]`.
+    pub intensity: f64,
+    /// When it was emitted.
+    pub emitted_at: Timestamp,
+    /// The effective half-life in seconds (DREAM doubled).
+    pub half_life_seconds: f64,
+    /// Seconds until it evaporates (below 0.01 or past its TTL).
+    pub evaporates_in_seconds: f64,
+}
+
+/// Heat of one pheromone type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeatRow {
+    /// The type.
+    pub pheromone_type: PheromoneType,
+    /// Sum of current intensities.
+    pub sum: f64,
+    /// The strongest current intensity.
+    pub max: f64,
+    /// How many live signals.
+    pub count: usize,
+}
+
+/// The sensed field: live signals ranked by current intensity, and heat per type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldReport {
+    /// When intensities were computed.
+    pub at: Timestamp,
+    /// The signals the query admits, strongest first.
+    pub pheromones: Vec<SensedPheromone>,
+    /// Heat per type over the admitted signals.
+    pub heat: Vec<HeatRow>,
+    /// How many stored signals had already evaporated (not listed).
+    pub evaporated: usize,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// A created pheromone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Emitted {
+    /// Resource name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Type.
+    pub pheromone_type: PheromoneType,
+    /// Emitting agent.
+    pub source: String,
+    /// Target, if any.
+    pub target: Option<String>,
+    /// Initial intensity.
+    pub intensity: f64,
+    /// Base half-life in minutes.
+    pub half_life_minutes: f64,
+    /// When it will have evaporated.
+    pub evaporates_at: Option<Timestamp>,
+}
+
+/// The local risk preview of a proposal: the same policy the admission webhook applies, with the
+/// ledger read from the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskPreview {
+    /// Whether the policy admits it.
+    pub allowed: bool,
+    /// Why not (empty when allowed).
+    pub reasons: Vec<String>,
+    /// What to know although it is admitted.
+    pub warnings: Vec<String>,
+    /// Score, level, decision and every factor, when it could be assessed.
+    pub risk: Option<RiskAssessment>,
+    /// Who the preview judged as the requester.
+    pub requester: String,
+    /// Where the policy came from (the ConfigMap, or the defaults and why).
+    pub policy: String,
+    /// How many proposals of the namespace the ledger held.
+    pub ledger_proposals: usize,
+}
+
+/// A filed (or dry-run) proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filed {
+    /// Its name (server-generated when none was given).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Whether it was a server-side dry run (nothing stored).
+    pub dry_run: bool,
+    /// The local preview, computed before anything was sent.
+    pub preview: RiskPreview,
+    /// What the API server (with the admission webhook) said.
+    pub server: ServerVerdict,
+}
+
+/// The API server's answer to a create (or a dry run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum ServerVerdict {
+    /// Admitted (stored, unless a dry run).
+    Admitted {
+        /// The phase the stored object reports (usually none yet: the controller sets it).
+        phase: Option<String>,
+    },
+    /// Refused (the webhook's or RBAC's message).
+    Denied {
+        /// HTTP code.
+        code: u16,
+        /// The message.
+        message: String,
+    },
+    /// Not sent, because the local preview denied it (use `--force` to send anyway).
+    NotSent,
+}
+
+/// Proposals with their risk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalsManifest {
+    /// The proposals, by namespace and name.
+    pub proposals: Vec<ProposalRecord>,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// A proposal: the ghost summary, plus its risk factors and decisions when known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    /// Name, namespace, proposer, change type, target, risk score and level, phase.
+    #[serde(flatten)]
+    pub summary: ProposalSummary,
+    /// The full assessment with its factors (live reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskAssessment>,
+    /// Who approved.
+    #[serde(default)]
+    pub approvals: Vec<String>,
+    /// Who rejected.
+    #[serde(default)]
+    pub rejections: Vec<String>,
+}
+
+impl ProposalRecord {
+    /// Whether the proposal still waits for something (Pending, Reviewing, Approved).
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self.summary.phase.as_str(),
+            "" | "Pending" | "Reviewing" | "Approved"
+        )
+    }
+}
+
+/// An approval or a rejection recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decided {
+    /// The proposal.
+    pub proposal: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `true` approved, `false` rejected.
+    pub approved: bool,
+    /// Who, as the API server authenticated them.
+    pub by: String,
+    /// The comment or reason.
+    pub comment: Option<String>,
+}
+
+/// A Memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemorySummary {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Owning agent.
+    pub owner: String,
+    /// Memory type.
+    pub memory_type: String,
+    /// Requested size.
+    pub size: String,
+    /// Retention policy.
+    pub retention: String,
+    /// Phase.
+    pub phase: String,
+    /// Its PersistentVolumeClaim, if any.
+    pub pvc: Option<String>,
+}
+
+/// Memories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoriesManifest {
+    /// The memories.
+    pub memories: Vec<MemorySummary>,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// An Umwelt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UmweltSummary {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The agent it describes.
+    pub agent: String,
+    /// Its affordance globs.
+    pub affordances: Vec<String>,
+    /// The compiled ServiceAccount, if any.
+    pub service_account: Option<String>,
+}
+
+/// Umwelts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UmweltsManifest {
+    /// The umwelts.
+    pub umwelts: Vec<UmweltSummary>,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// Where to tether: a ready pod of the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TetherTarget {
+    /// Namespace.
+    pub namespace: String,
+    /// The agent.
+    pub agent: String,
+    /// The pod.
+    pub pod: String,
+    /// The first container port, when the pod declares one.
+    pub port: Option<u16>,
+}

@@ -1,0 +1,370 @@
+//! Pure conversions: resources → the summaries handlers return, the sensed pheromone field, and
+//! the Kubernetes naming rule.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kgents_core::decay::{self, EVAPORATION_THRESHOLD, HalfLife, Intensity};
+use kgents_core::field::Signal;
+use kgents_core::field::{PheromoneType, TypeSet};
+use kgents_crds::{Agent, Memory, Pheromone, PheromoneSignal, Proposal, Umwelt};
+use kgents_ghost::AgentName;
+use kgents_ghost::snapshot::{
+    AgentStatus, AgentSummary, ConditionSummary, PheromoneSummary, ProposalSummary,
+};
+use serde::Serialize;
+
+use crate::outcome::{
+    FieldReport, HeatRow, MemorySummary, PheromoneRecord, ProposalRecord, SensedPheromone,
+    UmweltSummary,
+};
+use crate::view::Source;
+
+/// The name serde gives a unit enum variant (`RUNNING`, `AGENT_SCALE`), or `""`.
+pub fn enum_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn replicas(value: Option<i32>) -> u32 {
+    value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+}
+
+/// An Agent's summary row; `None` when its name is not a valid agent name (never for objects the
+/// API server stored).
+pub fn agent_summary(agent: &Agent) -> Option<AgentSummary> {
+    let name = AgentName::new(agent.metadata.name.clone()?).ok()?;
+    let status = agent.status.as_ref();
+    Some(AgentSummary {
+        name,
+        namespace: agent.metadata.namespace.clone().unwrap_or_default(),
+        genus: enum_name(&agent.spec.genus),
+        phase: status
+            .and_then(|s| s.phase)
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "Pending".to_owned()),
+        cognitive_health: status
+            .and_then(|s| s.cognitive_health.as_ref())
+            .map(enum_name)
+            .unwrap_or_else(|| "UNKNOWN".to_owned()),
+        ready_replicas: replicas(status.and_then(|s| s.ready_replicas)),
+        replicas: u32::try_from(agent.spec.replicas).unwrap_or(0),
+    })
+}
+
+/// An Agent's status with its conditions.
+pub fn agent_status(agent: &Agent) -> Option<AgentStatus> {
+    let summary = agent_summary(agent)?;
+    let status = agent.status.as_ref();
+    Some(AgentStatus {
+        summary,
+        conditions: status
+            .map(|s| {
+                s.conditions
+                    .iter()
+                    .map(|c| ConditionSummary {
+                        condition_type: c.type_.clone(),
+                        status: c.status.clone(),
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                        last_transition_time: Some(c.last_transition_time.0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        last_probe_time: status.and_then(|s| s.last_probe.as_ref()).map(|p| p.time.0),
+    })
+}
+
+/// A Pheromone as observed at `now` (intensity at `now`); `None` when its spec cannot be read as
+/// a signal (the operator marks such objects; they do not decay meaningfully).
+pub fn pheromone_record(pheromone: &Pheromone, now: Timestamp) -> Option<PheromoneRecord> {
+    let signal = PheromoneSignal::try_from(pheromone).ok()?;
+    let expires_at = signal
+        .ttl()
+        .and_then(|ttl| signal.emitted_at().checked_add(ttl).ok());
+    Some(PheromoneRecord {
+        summary: PheromoneSummary {
+            name: pheromone.metadata.name.clone().unwrap_or_default(),
+            namespace: pheromone.metadata.namespace.clone().unwrap_or_default(),
+            pheromone_type: signal.pheromone_type(),
+            source: signal.source().to_owned(),
+            target: signal.target().map(str::to_owned),
+            intensity: signal.intensity_at(now).get(),
+            emitted_at: signal.emitted_at(),
+            half_life_seconds: signal.half_life().as_seconds_f64(),
+        },
+        expires_at,
+    })
+}
+
+/// A Proposal's record.
+pub fn proposal_record(proposal: &Proposal) -> ProposalRecord {
+    let status = proposal.status.as_ref();
+    let risk = status.and_then(|s| s.risk_assessment.clone());
+    let target = &proposal.spec.target;
+    ProposalRecord {
+        summary: ProposalSummary {
+            name: proposal.metadata.name.clone().unwrap_or_default(),
+            namespace: proposal.metadata.namespace.clone().unwrap_or_default(),
+            proposer: proposal.spec.proposer.clone(),
+            change_type: enum_name(&proposal.spec.change_type),
+            target: match &target.namespace {
+                Some(ns) => format!("{}/{ns}/{}", target.kind, target.name),
+                None => format!("{}/{}", target.kind, target.name),
+            },
+            risk_score: risk.as_ref().map(|r| r.score).unwrap_or(0.0),
+            risk_level: risk
+                .as_ref()
+                .map(|r| r.level.to_string())
+                .unwrap_or_default(),
+            phase: status
+                .and_then(|s| s.phase)
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "Pending".to_owned()),
+            created_at: proposal
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+            reason: status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Decided"))
+                .map(|c| c.message.clone())
+                .filter(|m| !m.is_empty()),
+        },
+        risk,
+        approvals: status
+            .map(|s| s.approvals.iter().map(|a| a.approver.clone()).collect())
+            .unwrap_or_default(),
+        rejections: status
+            .map(|s| s.rejections.iter().map(|r| r.rejector.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// A Memory's summary.
+pub fn memory_summary(memory: &Memory) -> MemorySummary {
+    let status = memory.status.as_ref();
+    MemorySummary {
+        name: memory.metadata.name.clone().unwrap_or_default(),
+        namespace: memory.metadata.namespace.clone().unwrap_or_default(),
+        owner: memory.spec.owner.clone(),
+        memory_type: enum_name(&memory.spec.kind),
+        size: memory.spec.size.0.clone(),
+        retention: enum_name(&memory.spec.retention_policy),
+        phase: status
+            .and_then(|s| s.phase.as_ref())
+            .map(enum_name)
+            .unwrap_or_else(|| "Pending".to_owned()),
+        pvc: status.and_then(|s| s.pvc_name.clone()),
+    }
+}
+
+/// An Umwelt's summary.
+pub fn umwelt_summary(umwelt: &Umwelt) -> UmweltSummary {
+    UmweltSummary {
+        name: umwelt.metadata.name.clone().unwrap_or_default(),
+        namespace: umwelt.metadata.namespace.clone().unwrap_or_default(),
+        agent: umwelt.spec.agent.clone(),
+        affordances: umwelt.spec.affordances.clone(),
+        service_account: umwelt
+            .status
+            .as_ref()
+            .and_then(|s| s.service_account.clone()),
+    }
+}
+
+/// Which signals a sense admits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenseFilter {
+    /// Only these types (empty: every type).
+    pub types: TypeSet,
+    /// Only from this source.
+    pub source: Option<String>,
+    /// Only what this target senses: signals addressed to it and broadcasts.
+    pub target: Option<String>,
+}
+
+impl SenseFilter {
+    fn admits(&self, p: &PheromoneSummary) -> bool {
+        (self.types.is_empty() || self.types.contains(p.pheromone_type))
+            && self.source.as_deref().is_none_or(|s| s == p.source)
+            && match (&self.target, &p.target) {
+                (None, _) | (Some(_), None) => true,
+                (Some(wanted), Some(actual)) => wanted == actual,
+            }
+    }
+}
+
+/// The field at `now` from records observed at `source.taken_at`: each intensity decays from the
+/// observed value with the type's effective half-life (DREAM doubled, kgents-core decay); an
+/// evaporated signal (below 0.01 or past its TTL) is counted, not listed. Strongest first, ties
+/// by namespace and name; heat per type over what is listed.
+pub fn sense(
+    records: &[PheromoneRecord],
+    filter: &SenseFilter,
+    now: Timestamp,
+    source: Source,
+) -> FieldReport {
+    let observed_at = source.taken_at;
+    let mut pheromones = Vec::new();
+    let mut evaporated = 0;
+    for record in records {
+        let p = &record.summary;
+        if !filter.admits(p) {
+            continue;
+        }
+        let Ok(base) = HalfLife::from_seconds(p.half_life_seconds) else {
+            continue;
+        };
+        let half_life = decay::effective_half_life(p.pheromone_type, base);
+        let observed = Intensity::clamped(p.intensity);
+        let current = decay::intensity_at(observed, half_life, observed_at, now);
+        let past_ttl = record.expires_at.is_some_and(|at| at <= now);
+        if current.get() < EVAPORATION_THRESHOLD || past_ttl {
+            evaporated += 1;
+            continue;
+        }
+        let until_threshold =
+            decay::time_until(current, half_life, Intensity::EVAPORATION_THRESHOLD)
+                .unwrap_or(Duration::ZERO);
+        let until_ttl = record
+            .expires_at
+            .map(|at| at.duration_since(now).unsigned_abs())
+            .unwrap_or(Duration::MAX);
+        pheromones.push(SensedPheromone {
+            name: p.name.clone(),
+            namespace: p.namespace.clone(),
+            pheromone_type: p.pheromone_type,
+            source: p.source.clone(),
+            target: p.target.clone(),
+            intensity: current.get(),
+            emitted_at: p.emitted_at,
+            half_life_seconds: half_life.as_seconds_f64(),
+            evaporates_in_seconds: until_threshold.min(until_ttl).as_secs_f64(),
+        });
+    }
+    pheromones.sort_by(|a, b| {
+        b.intensity
+            .total_cmp(&a.intensity)
+            .then_with(|| a.namespace.cmp(&b.namespace))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut heat: BTreeMap<PheromoneType, HeatRow> = BTreeMap::new();
+    for p in &pheromones {
+        let row = heat.entry(p.pheromone_type).or_insert(HeatRow {
+            pheromone_type: p.pheromone_type,
+            sum: 0.0,
+            max: 0.0,
+            count: 0,
+        });
+        row.sum += p.intensity;
+        row.max = row.max.max(p.intensity);
+        row.count += 1;
+    }
+    FieldReport {
+        at: now,
+        pheromones,
+        heat: heat.into_values().collect(),
+        evaporated,
+        source,
+    }
+}
+
+/// The Kubernetes object-name rule (RFC 1123 subdomain) quoted in errors.
+pub const NAME_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+    alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
+    (at most 253 characters)";
+
+/// Checks an object name against [`NAME_RULE`]; the error names the kind and quotes the rule.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{kind} name {name:?} is invalid: {NAME_RULE}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        name: &str,
+        kind: PheromoneType,
+        intensity: f64,
+        target: Option<&str>,
+    ) -> PheromoneRecord {
+        PheromoneRecord {
+            summary: PheromoneSummary {
+                name: name.into(),
+                namespace: "team".into(),
+                pheromone_type: kind,
+                source: "a-gent".into(),
+                target: target.map(str::to_owned),
+                intensity,
+                emitted_at: Timestamp::from_second(1_800_000_000).unwrap(),
+                half_life_seconds: 600.0,
+            },
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn sensing_decays_from_the_observation_and_ranks() {
+        let observed = Timestamp::from_second(1_800_000_000).unwrap();
+        let now = observed + jiff::SignedDuration::from_mins(10);
+        let records = [
+            record("w", PheromoneType::Warning, 0.8, None),
+            record("d", PheromoneType::Dream, 0.8, Some("b-gent")),
+            record("faint", PheromoneType::Warning, 0.015, None),
+            record("other", PheromoneType::Warning, 0.9, Some("c-gent")),
+        ];
+        let source = Source::live("memory", observed);
+        let report = sense(
+            &records,
+            &SenseFilter {
+                target: Some("b-gent".into()),
+                ..SenseFilter::default()
+            },
+            now,
+            source,
+        );
+        let names: Vec<_> = report.pheromones.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["d", "w"], "c-gent's signal is not sensed by b-gent");
+        assert!((report.pheromones[1].intensity - 0.4).abs() < 1e-9);
+        // DREAM decays with twice the half-life.
+        assert!((report.pheromones[0].intensity - 0.8 * 0.5f64.powf(0.5)).abs() < 1e-9);
+        assert_eq!(report.evaporated, 1);
+        // 0.4 → 0.01 takes log2(40) half-lives.
+        let expected = 600.0 * 40f64.log2();
+        assert!((report.pheromones[1].evaporates_in_seconds - expected).abs() < 1e-3);
+        let warning = report
+            .heat
+            .iter()
+            .find(|h| h.pheromone_type == PheromoneType::Warning)
+            .unwrap();
+        assert_eq!(warning.count, 1);
+    }
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(check_name("Agent", "b-gent").is_ok());
+        assert!(check_name("Agent", "a.b-c1").is_ok());
+        for bad in ["", "B-gent", "-a", "a-", "a_b", &"a".repeat(254)] {
+            let err = check_name("Agent", bad).unwrap_err();
+            assert!(err.contains("RFC 1123"), "{err}");
+        }
+    }
+}
