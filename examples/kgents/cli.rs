@@ -242,11 +242,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    // With examples/kgents/infra.rs and dev.rs in the tree (see main.rs), add:
-    // /// Install, check or remove K8-gents in the current cluster.
-    // Infra { #[command(subcommand)] command: crate::infra::InfraCommand },
-    // /// The embedded control plane and the operator in one process.
-    // Dev { #[command(subcommand)] command: crate::dev::DevCommand },
+    /// Install, check or remove K8-gents in the current cluster.
+    Infra {
+        #[command(subcommand)]
+        command: crate::infra::InfraCommand,
+    },
+    /// The embedded control plane and the operator in one process.
+    Dev {
+        #[command(subcommand)]
+        command: crate::dev::DevCommand,
+    },
 }
 
 /// `kgents propose`.

@@ -163,18 +163,25 @@ pub async fn run(cli: Cli) -> CmdResult {
             output,
         } => invoke(&global, &path, input, output).await,
         Command::Ghost { command } => ghost(command),
-        // With examples/kgents/infra.rs and dev.rs in the tree (see main.rs), add:
-        // Command::Infra { command } => {
-        //     let conn = connect::connect(&global).await?;
-        //     infra::run(command, conn.client).await.map(|()| 0).map_err(|e| Failure {
-        //         code: e.exit_code(),
-        //         message: e.to_string(),
-        //     })
-        // }
-        // Command::Dev { command } => dev::run(command).await.map(|()| 0).map_err(|e| Failure {
-        //     code: e.exit_code(),
-        //     message: e.to_string(),
-        // }),
+        Command::Infra { command } => {
+            let conn = connect::connect(&global).await?;
+            crate::infra::run(command, conn.client)
+                .await
+                .map(|()| 0)
+                .map_err(|e| Failure {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })
+        }
+        Command::Dev { command } => {
+            crate::dev::run(command)
+                .await
+                .map(|()| 0)
+                .map_err(|e| Failure {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })
+        }
         Command::Completions { shell } => {
             completions(shell);
             Ok(0)

@@ -43,10 +43,9 @@ use clap::{CommandFactory, FromArgMatches};
 mod cli;
 mod commands;
 mod connect;
+mod dev;
+mod infra;
 mod render;
-// Written alongside this CLI; wire them in with their `Infra`/`Dev` subcommands in cli.rs:
-// mod dev;
-// mod infra;
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
