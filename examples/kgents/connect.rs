@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kgents::kgents_ghost::FsGhostStore;
 use kgents::kgents_logos::live::{self, KubeActor};
 use kgents::kgents_logos::{Caller, ClusterActor, Error};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -84,23 +85,11 @@ pub async fn connect_with(global: &Global, streaming: bool) -> Result<Connection
     })
 }
 
-/// The ghost cache root: `$KGENTS_GHOST_DIR`, else `$XDG_CACHE_HOME/kgents/ghost`, else
-/// `~/.cache/kgents/ghost`.
+/// The ghost cache root: `$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`
+/// ([`FsGhostStore::default_root`]).
 pub fn ghost_root() -> Result<PathBuf, Error> {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("KGENTS_GHOST_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(cache) = non_empty("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(cache).join("kgents").join("ghost"));
-    }
-    if let Some(home) = non_empty("HOME") {
-        return Ok(PathBuf::from(home)
-            .join(".cache")
-            .join("kgents")
-            .join("ghost"));
-    }
-    Err(Error::BadInput {
+    // The one location every front-end and the Cortex daemon share (the seed's cache layout).
+    FsGhostStore::default_root().map_err(|_| Error::BadInput {
         path: "ghost cache".into(),
         reason: "set KGENTS_GHOST_DIR (or HOME) so the ghost cache has a place".into(),
     })

@@ -24,8 +24,7 @@
 //! | `invoke PATH` | any path |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
-//! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `$XDG_CACHE_HOME/kgents/ghost`,
-//! else `~/.cache/kgents/ghost`) and falls back to the API server; a cached answer says
+//! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
 //! `[GHOST] … (data from 4m ago)` on stderr, and `--live` asks the API server only. Data goes
 //! to stdout, diagnostics to stderr; no colour unless stderr is a terminal and `NO_COLOR` is
 //! unset. Every API call has a deadline (`--request-timeout`, 5 s).
