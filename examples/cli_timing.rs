@@ -1,0 +1,282 @@
+//! Whole-process timings of the `kgents` CLI against a real API server, beside `kubectl`.
+//!
+//! ```sh
+//! cargo build --release --example kgents
+//! cargo run --release --example cli_timing -- --agents 1000 --pheromones 10000 --runs 11
+//! ```
+//!
+//! Starts a private etcd + kube-apiserver (the testbed; build it once with
+//! `scripts/testbed-build`), installs the CRDs, creates the Agents and Pheromones, then runs each
+//! command `--runs` times as a separate process and reports the median and the worst wall time
+//! and the largest peak RSS (from GNU `time`, `/usr/bin/time`):
+//!
+//! - `kgents status --live` and `kgents get pheromones -A` (the API server answers);
+//! - `kgents get agents -A -o json` and `kubectl get agents -A -o json` on the same data, runs
+//!   interleaved so both see the same machine;
+//! - `kgents status` answered from the ghost cache (written through by the live runs) with the API
+//!   server stopped.
+//!
+//! The `kgents` binary is looked up beside this one (`target/<profile>/examples/kgents`) unless
+//! `--kgents PATH`; `kubectl` is the testbed's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
+use kgents::kgents_crds::{Agent, Pheromone};
+use kube::Api;
+use kube::api::PostParams;
+
+#[derive(Parser, Debug)]
+#[command(about = "Whole-process timings of the kgents CLI beside kubectl.")]
+struct Args {
+    /// Agents to create.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Pheromones to create.
+    #[arg(long, default_value_t = 10_000)]
+    pheromones: usize,
+    /// Runs of each command (the median is reported).
+    #[arg(long, default_value_t = 11)]
+    runs: usize,
+    /// The kgents binary (default: beside this program).
+    #[arg(long)]
+    kgents: Option<PathBuf>,
+}
+
+/// One run of a command: wall time and peak RSS.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let time = PathBuf::from("/usr/bin/time");
+    if !time.exists() {
+        bail!("GNU time is needed at /usr/bin/time to read each run's peak RSS (apt install time)");
+    }
+    let kgents = match &args.kgents {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program has no directory")?
+            .join("kgents"),
+    };
+    if !kgents.exists() {
+        bail!(
+            "no kgents binary at {}: build it first (cargo build --release --example kgents) or pass --kgents",
+            kgents.display()
+        );
+    }
+
+    eprintln!("starting a private etcd + kube-apiserver ...");
+    let testbed = kgents_testbed::Testbed::builder()
+        .start()
+        .await
+        .context("starting the testbed (build it once with scripts/testbed-build)")?;
+    testbed.install_crds(&kgents::kgents_crds::crds()).await?;
+    let client = testbed.client().await?;
+    let namespace = testbed.create_namespace("cli-timing").await?;
+    let kubectl = kubectl_path()?;
+
+    eprintln!(
+        "creating {} Agents and {} Pheromones ...",
+        args.agents, args.pheromones
+    );
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
+    create_all(args.agents, |i| {
+        let agents = agents.clone();
+        async move {
+            let agent: Agent = serde_json::from_value(serde_json::json!({
+                "apiVersion": "kgents.io/v1", "kind": "Agent",
+                "metadata": {"name": format!("agent-{i}")},
+                "spec": {"genus": "B"},
+            }))?;
+            agents.create(&PostParams::default(), &agent).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let pheromones: Api<Pheromone> = Api::namespaced(client.clone(), &namespace);
+    let types = ["WARNING", "REVIEW_REQUEST", "SUCCESS", "DREAM"];
+    let now = jiff::Timestamp::now();
+    create_all(args.pheromones, |i| {
+        let pheromones = pheromones.clone();
+        let kind = types[i % types.len()];
+        async move {
+            let pheromone: Pheromone = serde_json::from_value(serde_json::json!({
+                "apiVersion": "kgents.io/v1", "kind": "Pheromone",
+                "metadata": {"name": format!("p-{i}")},
+                "spec": {
+                    "type": kind, "source": format!("agent-{}", i % 100),
+                    "initialIntensity": 0.9, "halfLifeMinutes": 60,
+                    "emittedAt": now.to_string(),
+                },
+            }))?;
+            pheromones
+                .create(&PostParams::default(), &pheromone)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+
+    let ghost = tempfile::tempdir()?;
+    let kubeconfig = testbed.kubeconfig_path().to_path_buf();
+    let kgents_cmd = |extra: &[&str]| -> Vec<String> {
+        let mut argv = vec![
+            kgents.display().to_string(),
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+        ];
+        argv.extend(extra.iter().map(|s| (*s).to_owned()));
+        argv
+    };
+    let env = [("KGENTS_GHOST_DIR", ghost.path().to_path_buf())];
+
+    let mut rows = Vec::new();
+    let live = run_many(&time, &kgents_cmd(&["status", "--live"]), &env, args.runs)?;
+    rows.push(("kgents status --live".to_owned(), live));
+    let pheromone_list = run_many(
+        &time,
+        &kgents_cmd(&["get", "pheromones", "-A"]),
+        &env,
+        args.runs,
+    )?;
+    rows.push(("kgents get pheromones -A".to_owned(), pheromone_list));
+
+    // kgents and kubectl interleaved, so a change in the machine's load hits both.
+    let kubectl_argv = vec![
+        kubectl.display().to_string(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "get".into(),
+        "agents".into(),
+        "-A".into(),
+        "-o".into(),
+        "json".into(),
+    ];
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        ours.extend(run_many(
+            &time,
+            &kgents_cmd(&["get", "agents", "-A", "-o", "json"]),
+            &env,
+            1,
+        )?);
+        theirs.extend(run_many(&time, &kubectl_argv, &[], 1)?);
+    }
+    rows.push(("kgents get agents -A -o json".to_owned(), ours));
+    rows.push(("kubectl get agents -A -o json".to_owned(), theirs));
+
+    // The ghost cache, written through by the live runs above, with the API server gone.
+    testbed.stop_apiserver();
+    let cached = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
+    rows.push((
+        "kgents status (ghost cache, API server stopped)".to_owned(),
+        cached,
+    ));
+
+    println!(
+        "{} Agents, {} Pheromones, {} runs each (whole processes)",
+        args.agents, args.pheromones, args.runs
+    );
+    println!(
+        "{:<50} {:>10} {:>10} {:>14}",
+        "command", "median", "worst", "peak RSS max"
+    );
+    for (name, samples) in &rows {
+        let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+        walls.sort();
+        let median = walls[walls.len() / 2];
+        let worst = walls[walls.len() - 1];
+        let rss = samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0);
+        println!(
+            "{:<50} {:>8.1}ms {:>8.1}ms {:>10.1} MiB",
+            name,
+            median.as_secs_f64() * 1e3,
+            worst.as_secs_f64() * 1e3,
+            rss as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// Creates `n` objects with `make(i)`, 32 requests in flight.
+async fn create_all<F, Fut>(n: usize, make: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    futures::stream::iter(0..n)
+        .map(make)
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Runs `argv` `runs` times under GNU time; every run must succeed.
+fn run_many(
+    time: &Path,
+    argv: &[String],
+    env: &[(&str, PathBuf)],
+    runs: usize,
+) -> Result<Vec<Sample>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut command = Command::new(time);
+        command
+            .arg("-f")
+            .arg("KGENTS_TIMING %M")
+            .args(argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command
+            .output()
+            .with_context(|| format!("running {}", argv.join(" ")))?;
+        let wall = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            bail!("{} failed ({}):\n{stderr}", argv.join(" "), output.status);
+        }
+        let peak_rss_kib = stderr
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("KGENTS_TIMING "))
+            .and_then(|kib| kib.trim().parse().ok())
+            .with_context(|| format!("no peak RSS from GNU time in:\n{stderr}"))?;
+        samples.push(Sample { wall, peak_rss_kib });
+    }
+    Ok(samples)
+}
+
+/// The testbed's kubectl.
+fn kubectl_path() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let dir = PathBuf::from(home).join(".cache/kgents/testbed");
+    let kubectl = dir
+        .join(kgents_testbed::kubernetes_version())
+        .join("kubectl");
+    if !kubectl.exists() {
+        bail!(
+            "no kubectl at {} (scripts/testbed-build builds it)",
+            kubectl.display()
+        );
+    }
+    Ok(kubectl)
+}
