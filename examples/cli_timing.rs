@@ -108,7 +108,7 @@ async fn main() -> Result<()> {
     })
     .await?;
     let pheromones: Api<Pheromone> = Api::namespaced(client.clone(), &namespace);
-    let types = ["WARNING", "REVIEW_REQUEST", "SUCCESS", "DREAM"];
+    let types = ["WARNING", "REVIEW_REQUEST", "STATE", "DREAM"];
     let now = jiff::Timestamp::now();
     create_all(args.pheromones, |i| {
         let pheromones = pheromones.clone();
