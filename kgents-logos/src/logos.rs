@@ -693,39 +693,43 @@ impl Logos {
                 _ => kind,
             });
         };
-        if matches!(caller.grant(), crate::caller::Grant::Unrestricted) {
-            match self.view.cluster().await {
-                Ok(observed) => {
-                    report.cluster = Some(observed.data);
-                    report.cluster_source = Some(observed.source);
-                }
-                Err(e) => report.problems.push(format!("cluster health: {e}")),
+        // The four reads are independent: asked at once, the answer takes as long as the
+        // slowest of them instead of their sum.
+        let unrestricted = matches!(caller.grant(), crate::caller::Grant::Unrestricted);
+        let cluster = async {
+            if unrestricted {
+                Some(self.view.cluster().await)
+            } else {
+                None
             }
+        };
+        let agents = self.invoke(
+            caller,
+            "world.cluster.agents.manifest",
+            Args::new(scope.clone()),
+        );
+        let field = self.invoke(caller, "void.pheromone.sense", Args::new(scope.clone()));
+        let proposals = self.invoke(caller, "world.cluster.proposals.manifest", Args::new(scope));
+        let (cluster, agents, field, proposals) = futures::join!(cluster, agents, field, proposals);
+        match cluster {
+            Some(Ok(observed)) => {
+                report.cluster = Some(observed.data);
+                report.cluster_source = Some(observed.source);
+            }
+            Some(Err(e)) => report.problems.push(format!("cluster health: {e}")),
+            None => {}
         }
-        match self
-            .invoke(
-                caller,
-                "world.cluster.agents.manifest",
-                Args::new(scope.clone()),
-            )
-            .await
-        {
+        match agents {
             Ok(Outcome::Agents(agents)) => report.agents = Some(agents),
             Ok(_) => {}
             Err(e) => note(&mut report, "agents", e),
         }
-        match self
-            .invoke(caller, "void.pheromone.sense", Args::new(scope.clone()))
-            .await
-        {
+        match field {
             Ok(Outcome::Sensed(field)) => report.field = Some(field),
             Ok(_) => {}
             Err(e) => note(&mut report, "pheromones", e),
         }
-        match self
-            .invoke(caller, "world.cluster.proposals.manifest", Args::new(scope))
-            .await
-        {
+        match proposals {
             Ok(Outcome::Proposals(mut proposals)) => {
                 proposals.proposals.retain(|p| p.is_pending());
                 report.pending = Some(proposals);
