@@ -646,12 +646,7 @@ async fn get(
                         })
                         .collect(),
                 },
-                || {
-                    m.agents
-                        .iter()
-                        .map(|a| format!("agent.kgents.io/{}", a.name))
-                        .collect()
-                },
+                || resource_names(&m.agents, "agent.kgents.io", |x| &x.name),
             )?;
         }
         Kind::Pheromones => {
@@ -659,12 +654,13 @@ async fn get(
             else {
                 return Err(unexpected());
             };
-            if let Some(name) = &name {
-                field.pheromones.retain(|p| &p.name == name);
-                if field.pheromones.is_empty() {
-                    return Err(not_found("Pheromone", name, &scope));
-                }
-            }
+            keep_named(
+                &mut field.pheromones,
+                name.as_deref(),
+                |x| &x.name,
+                "Pheromone",
+                &scope,
+            )?;
             let row = |p: &SensedPheromone| {
                 with_namespace(
                     all,
@@ -701,13 +697,7 @@ async fn get(
                     narrow: 6 + extra,
                     rows: field.pheromones.iter().map(row).collect(),
                 },
-                || {
-                    field
-                        .pheromones
-                        .iter()
-                        .map(|p| format!("pheromone.kgents.io/{}", p.name))
-                        .collect()
-                },
+                || resource_names(&field.pheromones, "pheromone.kgents.io", |x| &x.name),
             )?;
         }
         Kind::Proposals => {
@@ -716,22 +706,18 @@ async fn get(
             else {
                 return Err(unexpected());
             };
-            if let Some(name) = &name {
-                m.proposals.retain(|p| &p.summary.name == name);
-                if m.proposals.is_empty() {
-                    return Err(not_found("Proposal", name, &scope));
-                }
-            }
+            keep_named(
+                &mut m.proposals,
+                name.as_deref(),
+                |x| &x.summary.name,
+                "Proposal",
+                &scope,
+            )?;
             render::print(
                 output,
                 &m,
                 || proposal_table(&m.proposals, all),
-                || {
-                    m.proposals
-                        .iter()
-                        .map(|p| format!("proposal.kgents.io/{}", p.summary.name))
-                        .collect()
-                },
+                || resource_names(&m.proposals, "proposal.kgents.io", |x| &x.summary.name),
             )?;
         }
         Kind::Memories => {
@@ -740,12 +726,13 @@ async fn get(
             else {
                 return Err(unexpected());
             };
-            if let Some(name) = &name {
-                m.memories.retain(|x| &x.name == name);
-                if m.memories.is_empty() {
-                    return Err(not_found("Memory", name, &scope));
-                }
-            }
+            keep_named(
+                &mut m.memories,
+                name.as_deref(),
+                |x| &x.name,
+                "Memory",
+                &scope,
+            )?;
             render::print(
                 output,
                 &m,
@@ -775,12 +762,7 @@ async fn get(
                         })
                         .collect(),
                 },
-                || {
-                    m.memories
-                        .iter()
-                        .map(|x| format!("memory.kgents.io/{}", x.name))
-                        .collect()
-                },
+                || resource_names(&m.memories, "memory.kgents.io", |x| &x.name),
             )?;
         }
         Kind::Umwelts => {
@@ -789,12 +771,13 @@ async fn get(
             else {
                 return Err(unexpected());
             };
-            if let Some(name) = &name {
-                m.umwelts.retain(|x| &x.name == name);
-                if m.umwelts.is_empty() {
-                    return Err(not_found("Umwelt", name, &scope));
-                }
-            }
+            keep_named(
+                &mut m.umwelts,
+                name.as_deref(),
+                |x| &x.name,
+                "Umwelt",
+                &scope,
+            )?;
             render::print(
                 output,
                 &m,
@@ -818,12 +801,7 @@ async fn get(
                         })
                         .collect(),
                 },
-                || {
-                    m.umwelts
-                        .iter()
-                        .map(|x| format!("umwelt.kgents.io/{}", x.name))
-                        .collect()
-                },
+                || resource_names(&m.umwelts, "umwelt.kgents.io", |x| &x.name),
             )?;
         }
     }
@@ -835,6 +813,35 @@ fn unexpected() -> Failure {
         code: 1,
         message: "the Logos answered with another kind of result".into(),
     }
+}
+
+/// Keeps only the item called `name` (all of them without a name); none left is "not found".
+fn keep_named<T>(
+    items: &mut Vec<T>,
+    name: Option<&str>,
+    name_of: impl Fn(&T) -> &String,
+    kind: &'static str,
+    scope: &Scope,
+) -> Result<(), Failure> {
+    if let Some(name) = name {
+        items.retain(|x| name_of(x) == name);
+        if items.is_empty() {
+            return Err(not_found(kind, name, scope));
+        }
+    }
+    Ok(())
+}
+
+/// `-o name` lines: `<resource>/<name>` for each item.
+fn resource_names<T, N: std::fmt::Display + ?Sized>(
+    items: &[T],
+    resource: &str,
+    name_of: impl Fn(&T) -> &N,
+) -> Vec<String> {
+    items
+        .iter()
+        .map(|x| format!("{resource}/{}", name_of(x)))
+        .collect()
 }
 
 fn not_found(kind: &'static str, name: &str, scope: &Scope) -> Failure {
