@@ -18,6 +18,11 @@ pub(crate) struct Layout {
     pub(crate) service_account_public_key: PathBuf,
     pub(crate) kubeconfig: PathBuf,
     pub(crate) kwok_stages: PathBuf,
+    /// kwok's second configuration file: the ClusterPortForward and ClusterLogs rules its
+    /// kubelet server answers `kubectl port-forward` and `kubectl logs` with.
+    pub(crate) kwok_debugging: PathBuf,
+    /// The port of kwok's kubelet server (HTTPS on loopback, every fake node's kubelet endpoint).
+    pub(crate) kwok_server_port: u16,
     /// Whether the ServiceAccount admission plugin stays on (only when the
     /// controller-manager runs: without it no `default` ServiceAccount exists
     /// and every pod would be rejected).
@@ -126,15 +131,57 @@ pub(crate) fn scheduler_args(layout: &Layout) -> Vec<String> {
 
 /// kwok: manages every node (the testbed has only fake ones), with node
 /// leases (off by default in the kwok binary) and the "fast" stages.
+///
+/// kwok also serves the kubelet API for its fake nodes: every node's address is
+/// loopback and its kubelet endpoint is kwok's server (HTTPS with the apiserver's
+/// loopback certificate, which the apiserver does not verify for kubelets), so
+/// the apiserver's `pods/log` and `pods/portforward` reach kwok, which answers
+/// with the rules of [`kwok_debugging_config`].
 pub(crate) fn kwok_args(layout: &Layout) -> Vec<String> {
     vec![
         flag("kubeconfig", layout.kubeconfig.display()),
         flag("config", layout.kwok_stages.display()),
+        flag("config", layout.kwok_debugging.display()),
         flag("manage-all-nodes", true),
         flag("node-lease-duration-seconds", 40),
         flag("cidr", "10.244.0.0/16"),
-        flag("node-ip", "10.0.0.1"),
+        flag("node-ip", "127.0.0.1"),
+        flag("node-port", layout.kwok_server_port),
+        flag(
+            "server-address",
+            format!("127.0.0.1:{}", layout.kwok_server_port),
+        ),
+        flag("tls-cert-file", layout.serving_cert.display()),
+        flag("tls-private-key-file", layout.serving_key.display()),
     ]
+}
+
+/// kwok's debugging rules for every pod of every namespace: a port-forward to any
+/// port runs `cat` (what is sent comes back: an echo server without a process
+/// listening), and the logs of any container are the lines of `pod_log` (followed),
+/// which a test appends to.
+pub(crate) fn kwok_debugging_config(pod_log: &std::path::Path) -> String {
+    let pod_log =
+        serde_json::to_string(&pod_log.display().to_string()).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(
+        "apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: kgents-testbed-echo
+spec:
+  forwards:
+  - command: [\"cat\"]
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: kgents-testbed-logs
+spec:
+  logs:
+  - logsFile: {pod_log}
+    follow: true
+"
+    )
 }
 
 #[cfg(test)]
@@ -155,6 +202,8 @@ mod tests {
             service_account_public_key: "/t/pki/sa.pub".into(),
             kubeconfig: "/t/kubeconfig".into(),
             kwok_stages: "/b/kwok-stages.yaml".into(),
+            kwok_debugging: "/t/kwok-debugging.yaml".into(),
+            kwok_server_port: 6002,
             service_account_admission: false,
         }
     }
@@ -210,5 +259,27 @@ mod tests {
         let kwok = kwok_args(&layout);
         assert!(kwok.contains(&"--config=/b/kwok-stages.yaml".to_string()));
         assert!(kwok.contains(&"--node-lease-duration-seconds=40".to_string()));
+    }
+
+    #[test]
+    fn kwok_serves_the_kubelet_api_on_loopback_with_its_debugging_rules() {
+        let kwok = kwok_args(&layout());
+        for expected in [
+            "--config=/t/kwok-debugging.yaml",
+            "--node-ip=127.0.0.1",
+            "--node-port=6002",
+            "--server-address=127.0.0.1:6002",
+            "--tls-cert-file=/t/pki/apiserver.crt",
+            "--tls-private-key-file=/t/pki/apiserver.key",
+        ] {
+            assert!(kwok.contains(&expected.to_string()), "missing {expected}");
+        }
+        let config = kwok_debugging_config(std::path::Path::new("/t/pod \"logs\".log"));
+        assert!(config.contains("kind: ClusterPortForward"), "{config}");
+        assert!(config.contains("command: [\"cat\"]"), "{config}");
+        assert!(
+            config.contains("logsFile: \"/t/pod \\\"logs\\\".log\""),
+            "{config}"
+        );
     }
 }

@@ -176,6 +176,40 @@ pub(crate) fn parse_version_output(text: &str) -> Option<&str> {
 
 /// `N` distinct TCP ports on 127.0.0.1 that were free when asked (see the
 /// retry in `start`).
+/// One line of the CRI container log format (`<RFC 3339 time> stdout F <text>\n`), which kwok
+/// parses; a line break inside `text` would start a malformed entry, so it becomes a space.
+fn cri_log_line(at: std::time::SystemTime, text: &str) -> String {
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (days, rest) = (
+        since_epoch.as_secs() / 86_400,
+        since_epoch.as_secs() % 86_400,
+    );
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z stdout F {}\n",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since_epoch.subsec_nanos(),
+        text.replace(['\n', '\r'], " ")
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn free_ports<const N: usize>() -> Result<[u16; N]> {
     // Hold every listener until all are chosen so the ports are distinct.
     let listeners = (0..N)
@@ -230,6 +264,7 @@ pub struct Testbed {
     root: PathBuf,
     log_dir: PathBuf,
     kubeconfig_path: PathBuf,
+    pod_log_path: PathBuf,
     kubeconfig_yaml: String,
     apiserver_url: String,
     startup_time: Duration,
@@ -300,7 +335,12 @@ impl Testbed {
         let pki = Pki::generate()?;
         let cert_dir = root.join("pki");
         let files = pki.write_to(&cert_dir)?;
-        let [etcd_client_port, etcd_peer_port, apiserver_port] = free_ports::<3>()?;
+        let [
+            etcd_client_port,
+            etcd_peer_port,
+            apiserver_port,
+            kwok_server_port,
+        ] = free_ports::<4>()?;
         let apiserver_url = format!("https://127.0.0.1:{apiserver_port}");
         let kubeconfig_path = root.join("kubeconfig");
         let kubeconfig_yaml = kubeconfig::render(
@@ -311,6 +351,14 @@ impl Testbed {
         );
         std::fs::write(&kubeconfig_path, &kubeconfig_yaml)
             .map_err(|e| Error::io(format!("writing {}", kubeconfig_path.display()), e))?;
+
+        // What kwok answers `logs` with for every container: this file, followed.
+        let pod_log_path = root.join("pod-logs.log");
+        std::fs::write(&pod_log_path, "")
+            .map_err(|e| Error::io(format!("writing {}", pod_log_path.display()), e))?;
+        let kwok_debugging = root.join("kwok-debugging.yaml");
+        std::fs::write(&kwok_debugging, flags::kwok_debugging_config(&pod_log_path))
+            .map_err(|e| Error::io(format!("writing {}", kwok_debugging.display()), e))?;
 
         let layout = Layout {
             etcd_client_port,
@@ -325,6 +373,8 @@ impl Testbed {
             service_account_public_key: files.service_account_public_key,
             kubeconfig: kubeconfig_path.clone(),
             kwok_stages: binaries.kwok_stages.clone(),
+            kwok_debugging,
+            kwok_server_port,
             service_account_admission: options.controller_manager,
         };
         let mut testbed = Self {
@@ -335,6 +385,7 @@ impl Testbed {
             root,
             log_dir,
             kubeconfig_path,
+            pod_log_path,
             kubeconfig_yaml,
             apiserver_url,
             startup_time: Duration::ZERO,
@@ -554,6 +605,26 @@ impl Testbed {
     /// The admin kubeconfig (user `kgents-testbed-admin` in `system:masters`).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path
+    }
+
+    /// The file kwok serves as the log of every container of every pod on its fake nodes
+    /// (`kubectl logs`, followed), in the CRI log format that kwok parses; add lines with
+    /// [`Testbed::append_pod_log`]. Port-forwards to any port of such a pod are answered by
+    /// an echo (`cat`). Only meaningful with fake nodes ([`TestbedBuilder::kwok_nodes`]).
+    pub fn pod_log_file(&self) -> &Path {
+        &self.pod_log_path
+    }
+
+    /// Appends `line` to what every fake pod logs (see [`Testbed::pod_log_file`]), as a CRI
+    /// log line of stdout stamped now.
+    pub fn append_pod_log(&self, line: &str) -> Result<()> {
+        use std::io::Write as _;
+        let entry = cri_log_line(std::time::SystemTime::now(), line);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.pod_log_path)
+            .and_then(|mut file| file.write_all(entry.as_bytes()))
+            .map_err(|e| Error::io(format!("appending to {}", self.pod_log_path.display()), e))
     }
 
     /// Directory with one log file per component (`etcd.log`, `kube-apiserver.log`, ...).
@@ -778,6 +849,17 @@ mod tests {
             Some("v0.0.0-master+$Format:%H$")
         );
         assert_eq!(parse_version_output("Kubernetes version unknown"), None);
+    }
+
+    #[test]
+    fn cri_log_lines_carry_an_rfc3339_time_the_stream_and_one_line_of_text() {
+        let at = std::time::UNIX_EPOCH + Duration::new(1_796_256_000, 42);
+        assert_eq!(
+            cri_log_line(at, "hello\nworld"),
+            "2026-12-03T00:00:00.000000042Z stdout F hello world\n"
+        );
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]
