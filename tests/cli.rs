@@ -358,6 +358,33 @@ async fn the_cli_on_a_real_api_server() {
         String::from_utf8_lossy(&output.stdout),
         "agent.kgents.io/a-gent\nagent.kgents.io/b-gent\n"
     );
+
+    // kubectl's completion of plugin arguments runs `kubectl_complete-kgents`.
+    std::os::unix::fs::symlink(
+        plugins.path().join("kubectl-kgents"),
+        plugins.path().join("kubectl_complete-kgents"),
+    )
+    .unwrap();
+    let complete = |words: &[&str]| {
+        let output = std::process::Command::new(&kubectl)
+            .arg("__complete")
+            .arg("kgents")
+            .args(words)
+            .env("PATH", plugins.path())
+            .output()
+            .expect("kubectl runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let offered = complete(&["get", ""]);
+    for kind in ["agents\n", "pheromones\n", "proposals\n"] {
+        assert!(offered.contains(kind), "{offered}");
+    }
+    assert!(offered.contains(":4\n"), "{offered}");
+    let offered = complete(&["get", "agents", "-o", "ya"]);
+    assert!(offered.starts_with("yaml\n"), "{offered}");
+    let offered = complete(&["sta"]);
+    assert!(offered.starts_with("status\t"), "{offered}");
 }
 
 /// No cluster, and a cache too old to show: the answer says the cache was refused and why, and

@@ -29,7 +29,9 @@
 //! to stdout, diagnostics to stderr; no colour unless stderr is a terminal and `NO_COLOR` is
 //! unset. Every API call has a deadline (`--request-timeout`, 5 s).
 //!
-//! Installed (or linked) as `kubectl-kgents`, it is a kubectl plugin: `kubectl kgents status`.
+//! Installed (or linked) as `kubectl-kgents`, it is a kubectl plugin: `kubectl kgents status`;
+//! linked as `kubectl_complete-kgents` as well, kubectl completes its commands, flags and flag
+//! values (`kubectl kgents get <TAB>`).
 //!
 //! Exit codes: 0 ok; 1 error; 2 usage or bad input (unknown command or path, bad `-o`,
 //! malformed file, invalid name); 3 denied (affordances, RBAC or admission); 4 unavailable
@@ -41,6 +43,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
+mod complete;
 mod connect;
 mod dev;
 mod infra;
@@ -57,11 +60,23 @@ fn main() -> ExitCode {
         .try_init();
 
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let plugin = args
+    let program = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("kubectl-kgents"));
+        .unwrap_or_default();
+    if program.starts_with("kubectl_complete-kgents") {
+        // kubectl's plugin completion: the words after `kgents`, the last one being completed.
+        let words: Vec<String> = args[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        for line in complete::complete(&cli::Cli::command(), &words) {
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let plugin = program.starts_with("kubectl-kgents");
     let mut command = cli::Cli::command();
     if plugin {
         command = command.bin_name("kubectl kgents");
