@@ -29,7 +29,12 @@ pub enum InfraCommand {
         #[arg(long, default_value = DEFAULT_IMAGE)]
         image: String,
         /// Replicas of the operator Deployment (one leads, the others stand by).
-        #[arg(long, default_value_t = DEFAULT_REPLICAS)]
+        #[arg(
+            long,
+            default_value_t = DEFAULT_REPLICAS,
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i32).range(1..)
+        )]
         replicas: i32,
         /// Serve the T-gent admission webhook for proposals (the default).
         #[arg(long, overrides_with = "no_webhook")]
