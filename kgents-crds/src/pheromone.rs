@@ -68,6 +68,36 @@ pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    // Wide columns: with them a server-side Table carries everything a reader needs to decay
+    // the signal, so lists can skip the objects (kgents-logos asks for such Tables).
+    printcolumn(
+        name = "Namespace",
+        type_ = "string",
+        json_path = ".metadata.namespace",
+        priority = 1,
+        description = "Namespace of the signal"
+    ),
+    printcolumn(
+        name = "Emitted",
+        type_ = "string",
+        json_path = ".spec.emittedAt",
+        priority = 1,
+        description = "When the signal was emitted (empty: at creation)"
+    ),
+    printcolumn(
+        name = "TTL",
+        type_ = "integer",
+        json_path = ".spec.ttlSeconds",
+        priority = 1,
+        description = "Hard lifetime in seconds (empty: none)"
+    ),
+    printcolumn(
+        name = "Created",
+        type_ = "string",
+        json_path = ".metadata.creationTimestamp",
+        priority = 1,
+        description = "Creation time, exact"
     )
 )]
 #[x_kube(validation = Rule::new("self == oldSelf")

@@ -23,6 +23,7 @@
 //! | [`live`] | [`LiveView`] and [`KubeActor`]: the Kubernetes API through kube, every call with a deadline; Umwelt and agent callers |
 //! | [`approval`] | approve, reject and `whoami` under the authenticated identity (the operator re-exports them) |
 //! | [`summary`] | pure conversions: resources → summaries, decayed pheromones, kind-name rules |
+//! | [`table`] | pheromones from a server-side Table (the CRD's wide columns), so lists skip the objects |
 //! | [`suggest`] | edit distance and the closest registered paths |
 //! | [`error`] | [`Error`], [`ErrorKind`] (what a front-end maps to an exit code) and [`Result`] |
 //!
@@ -42,6 +43,7 @@ pub mod memory;
 pub mod outcome;
 pub mod suggest;
 pub mod summary;
+pub mod table;
 pub mod view;
 
 pub use caller::{Caller, Grant};

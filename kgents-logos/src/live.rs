@@ -25,6 +25,7 @@ use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary};
 use crate::summary;
+use crate::table;
 use crate::view::{ClusterActor, ClusterView, Filter, Observed, Scope, Source};
 
 /// The default deadline of one API call.
@@ -104,6 +105,43 @@ impl LiveView {
     fn source(&self) -> Source {
         Source::live(LAYER, jiff::Timestamp::now())
     }
+
+    /// The Pheromones of the filter as a server-side Table without objects (`None` when the
+    /// request cannot even be built, which the caller treats like a Table it cannot use).
+    async fn pheromone_table(&self, filter: &Filter) -> Result<Option<table::Table>> {
+        let namespace = filter.scope.namespace();
+        let mut params = ListParams::default();
+        if let Some(selector) = &filter.selector {
+            params = params.labels(selector);
+        }
+        let Ok(mut request) =
+            kube::core::Request::new(Pheromone::url_path(&(), namespace)).list(&params)
+        else {
+            return Ok(None);
+        };
+        // `includeObject=None`: the cells only.
+        let uri = request.uri().to_string();
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        let Ok(uri) = format!("{uri}{separator}includeObject=None").parse() else {
+            return Ok(None);
+        };
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(table::ACCEPT_TABLE),
+        );
+        let what = format!(
+            "listing pheromones in {}",
+            namespace.map_or("all namespaces".to_owned(), |n| format!("namespace {n}"))
+        );
+        deadline(
+            what,
+            self.deadline,
+            self.client.request::<table::Table>(request),
+        )
+        .await
+        .map(Some)
+    }
 }
 
 #[async_trait]
@@ -148,6 +186,16 @@ impl ClusterView for LiveView {
     }
 
     async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>> {
+        // A server-side Table first (see the `table` module): much less for the API server to
+        // encode. A cluster whose CRD lacks the columns gets the objects listed instead.
+        let table = self.pheromone_table(filter).await?;
+        let now = jiff::Timestamp::now();
+        if let Some(data) = table.as_ref().and_then(|t| table::records(t, now)) {
+            return Ok(Observed {
+                data,
+                source: Source::live(LAYER, now),
+            });
+        }
         let pheromones: Vec<Pheromone> = self.list(filter).await?;
         let now = jiff::Timestamp::now();
         Ok(Observed {
