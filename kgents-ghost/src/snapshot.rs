@@ -131,6 +131,24 @@ pub struct ProposalSummary {
     pub created_at: Timestamp,
     /// Why it is in this state (for rejected proposals: the rejection reason).
     pub reason: Option<String>,
+    /// The factors the risk score was computed from, in the order of the formula (empty when
+    /// the proposal is not assessed yet, and in snapshots written before they were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_factors: Vec<RiskFactor>,
+    /// The proposed patch as filed (`merge: {...}`), `None` when it carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+/// One factor of a proposal's risk score (`base`, `size`, `tests`, `velocity`, `cumulative`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskFactor {
+    /// The factor's name.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// What it means, for a person (`×`, `+`, and what counted).
+    pub detail: String,
 }
 
 /// A list of proposals (`proposals/pending.json` or `proposals/rejected.json`).
