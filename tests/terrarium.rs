@@ -105,7 +105,12 @@ impl Tmux {
     }
 
     /// Waits (at most `limit`) until the screen satisfies `ok`; returns it and the time taken.
-    async fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> (String, Duration) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> (String, Duration) {
         let started = Instant::now();
         loop {
             let screen = self.screen();
@@ -130,7 +135,12 @@ impl Drop for Tmux {
 
 fn kubectl_create(kubeconfig: &Path, ns: &str, extra: &[&str], manifest: &serde_json::Value) {
     let mut child = Command::new(kubectl())
-        .args(["--kubeconfig", kubeconfig.to_str().expect("utf-8"), "-n", ns])
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+            "-n",
+            ns,
+        ])
         .args(extra)
         .args(["create", "-f", "-"])
         .stdin(Stdio::piped())
@@ -184,11 +194,17 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
             "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]},
     });
     Api::<Role>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &serde_json::from_value(rbac["role"].clone()).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(rbac["role"].clone()).unwrap(),
+        )
         .await
         .unwrap();
     Api::<RoleBinding>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &serde_json::from_value(rbac["binding"].clone()).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(rbac["binding"].clone()).unwrap(),
+        )
         .await
         .unwrap();
     let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
@@ -236,7 +252,10 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
             s.contains("1 signals") && s.contains("b-gent")
         })
         .await;
-    eprintln!("pheromone on screen {} ms after kubectl returned", took.as_millis());
+    eprintln!(
+        "pheromone on screen {} ms after kubectl returned",
+        took.as_millis()
+    );
     assert!(emitted.elapsed() < Duration::from_secs(10));
     kubectl_create(
         kubeconfig,
@@ -255,10 +274,15 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
             s.contains("migrate-index")
         })
         .await;
-    eprintln!("proposal on screen {} ms after kubectl returned", took.as_millis());
-    tmux.wait_for("the proposal waiting for review", Duration::from_secs(30), |s| {
-        s.contains("Reviewing")
-    })
+    eprintln!(
+        "proposal on screen {} ms after kubectl returned",
+        took.as_millis()
+    );
+    tmux.wait_for(
+        "the proposal waiting for review",
+        Duration::from_secs(30),
+        |s| s.contains("Reviewing"),
+    )
     .await;
 
     // Approve from the dashboard: the Proposals panel, Enter for the detail, `a`, a comment,
@@ -270,12 +294,16 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     })
     .await;
     tmux.keys(&["a"]);
-    tmux.wait_for("the confirmation", Duration::from_secs(5), |s| s.contains("Approve"))
-        .await;
+    tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("Approve")
+    })
+    .await;
     tmux.run(&["send-keys", "-t", "t", "-l", "checked from the terrarium"]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the approval", Duration::from_secs(15), |s| s.contains("approved "))
-        .await;
+    tmux.wait_for("the approval", Duration::from_secs(15), |s| {
+        s.contains("approved ")
+    })
+    .await;
     let proposals: Api<Proposal> = Api::namespaced(admin.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -297,15 +325,19 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     }
     let layout = config_maps.get("memory-index").await.unwrap();
     assert_eq!(layout.data.unwrap_or_default()["layout"], "v2");
-    tmux.wait_for("the Merged phase", Duration::from_secs(10), |s| s.contains("Merged"))
-        .await;
+    tmux.wait_for("the Merged phase", Duration::from_secs(10), |s| {
+        s.contains("Merged")
+    })
+    .await;
 
     // The API server stops: the banner, and the data stays.
     let _ = stop.send(());
     let _ = controller.await;
     testbed.stop_apiserver();
     let (screen, _) = tmux
-        .wait_for("the ghost banner", Duration::from_secs(20), |s| s.contains("[GHOST]"))
+        .wait_for("the ghost banner", Duration::from_secs(20), |s| {
+            s.contains("[GHOST]")
+        })
         .await;
     let restarted = testbed.start_apiserver().await;
     assert!(

@@ -39,7 +39,10 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
     if !(50..=5_000).contains(&args.tick) {
         return Err(Failure {
             code: 2,
-            message: format!("--tick {} is out of range: give 50 to 5000 milliseconds", args.tick),
+            message: format!(
+                "--tick {} is out of range: give 50 to 5000 milliseconds",
+                args.tick
+            ),
         });
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

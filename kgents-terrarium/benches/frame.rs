@@ -18,7 +18,11 @@ fn big_app() -> App {
     update(&mut app, Event::Link(Link::Live));
     update(
         &mut app,
-        Event::Thoughts((0..3_000).map(|i| fixture::thought(i, 1_000, now)).collect()),
+        Event::Thoughts(
+            (0..3_000)
+                .map(|i| fixture::thought(i, 1_000, now))
+                .collect(),
+        ),
     );
     update(
         &mut app,

@@ -19,9 +19,9 @@ use kgents_terrarium::terminal::{self, Options};
 fn count(arg: Option<String>, default: usize, what: &str) -> Result<usize, String> {
     match arg {
         None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("{what}: {text:?} is not a count (usage: fixture [AGENTS] [PHEROMONES])")),
+        Some(text) => text.parse().map_err(|_| {
+            format!("{what}: {text:?} is not a count (usage: fixture [AGENTS] [PHEROMONES])")
+        }),
     }
 }
 
@@ -39,18 +39,34 @@ fn main() -> std::process::ExitCode {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     let feed = FixtureFeed {
-        dashboard: fixture::dashboard(agents, pheromones, agents.min(50), now, Source::live("fixture", now)),
-        thoughts: (0..agents * 3).map(|i| fixture::thought(i, agents, now)).collect(),
+        dashboard: fixture::dashboard(
+            agents,
+            pheromones,
+            agents.min(50),
+            now,
+            Source::live("fixture", now),
+        ),
+        thoughts: (0..agents * 3)
+            .map(|i| fixture::thought(i, agents, now))
+            .collect(),
     };
     let app = App::new(now, Scope::All, false);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");
             return std::process::ExitCode::from(1);
         }
     };
-    match runtime.block_on(terminal::run(app, Box::new(feed), clock, Options::default())) {
+    match runtime.block_on(terminal::run(
+        app,
+        Box::new(feed),
+        clock,
+        Options::default(),
+    )) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: the terminal: {error}");

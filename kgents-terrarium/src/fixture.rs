@@ -26,12 +26,20 @@ pub fn agent_name(i: usize) -> String {
     if i < LETTERS.len() {
         format!("{}-gent", LETTERS[i] as char)
     } else {
-        format!("{}-gent-{}", LETTERS[i % LETTERS.len()] as char, i / LETTERS.len())
+        format!(
+            "{}-gent-{}",
+            LETTERS[i % LETTERS.len()] as char,
+            i / LETTERS.len()
+        )
     }
 }
 
 fn namespace(i: usize) -> String {
-    if i % 5 == 4 { "lab".into() } else { "team".into() }
+    if i % 5 == 4 {
+        "lab".into()
+    } else {
+        "team".into()
+    }
 }
 
 /// Agent `i`.
@@ -61,7 +69,10 @@ pub fn pheromone(i: usize, agents: usize, at: Timestamp) -> PheromoneRow {
     PheromoneRow {
         record: PheromoneRecord {
             summary: PheromoneSummary {
-                name: format!("{source}-{}-{i}", kind.as_str().to_lowercase().replace('_', "-")),
+                name: format!(
+                    "{source}-{}-{i}",
+                    kind.as_str().to_lowercase().replace('_', "-")
+                ),
                 namespace: namespace((i * 7) % agents.max(1)),
                 pheromone_type: kind,
                 source,
@@ -90,9 +101,16 @@ pub fn proposal(i: usize, agents: usize, at: Timestamp) -> ProposalRecord {
     let target = agent_name((i * 3) % agents.max(1));
     ProposalRecord {
         summary: ProposalSummary {
-            name: format!("{}-{target}-{i}", change_type.to_lowercase().replace('_', "-")),
+            name: format!(
+                "{}-{target}-{i}",
+                change_type.to_lowercase().replace('_', "-")
+            ),
             namespace: "team".into(),
-            proposer: if i % 2 == 0 { "alice".into() } else { agent_name(i % agents.max(1)) },
+            proposer: if i % 2 == 0 {
+                "alice".into()
+            } else {
+                agent_name(i % agents.max(1))
+            },
             change_type: change_type.into(),
             target: format!("Agent/{target}"),
             risk_score: score,
@@ -102,16 +120,43 @@ pub fn proposal(i: usize, agents: usize, at: Timestamp) -> ProposalRecord {
             reason: (PHASES[i % PHASES.len()] == "Rejected")
                 .then(|| "rejected by bob: not during the freeze".to_owned()),
             risk_factors: vec![
-                RiskFactor { name: "base".into(), value: score, detail: "the change type's base risk".into() },
-                RiskFactor { name: "size".into(), value: 1.0, detail: "× 1 + 0.1·log2(1 + lines + 10·files)".into() },
-                RiskFactor { name: "tests".into(), value: 1.0, detail: "× tests added lower it, removed raise it".into() },
-                RiskFactor { name: "velocity".into(), value: 0.0, detail: "× (1 + it): 0 other proposals in the last hour".into() },
-                RiskFactor { name: "cumulative".into(), value: 0.0, detail: "+ it: 0 changes applied in the last 24 h".into() },
+                RiskFactor {
+                    name: "base".into(),
+                    value: score,
+                    detail: "the change type's base risk".into(),
+                },
+                RiskFactor {
+                    name: "size".into(),
+                    value: 1.0,
+                    detail: "× 1 + 0.1·log2(1 + lines + 10·files)".into(),
+                },
+                RiskFactor {
+                    name: "tests".into(),
+                    value: 1.0,
+                    detail: "× tests added lower it, removed raise it".into(),
+                },
+                RiskFactor {
+                    name: "velocity".into(),
+                    value: 0.0,
+                    detail: "× (1 + it): 0 other proposals in the last hour".into(),
+                },
+                RiskFactor {
+                    name: "cumulative".into(),
+                    value: 0.0,
+                    detail: "+ it: 0 changes applied in the last 24 h".into(),
+                },
             ],
-            patch: Some(format!("merge: {{\"spec\":{{\"replicas\":{}}}}}", 2 + i % 3)),
+            patch: Some(format!(
+                "merge: {{\"spec\":{{\"replicas\":{}}}}}",
+                2 + i % 3
+            )),
         },
         risk: None,
-        approvals: if i % 5 == 4 { vec!["carol".into()] } else { Vec::new() },
+        approvals: if i % 5 == 4 {
+            vec!["carol".into()]
+        } else {
+            Vec::new()
+        },
         rejections: Vec::new(),
     }
 }
@@ -119,7 +164,11 @@ pub fn proposal(i: usize, agents: usize, at: Timestamp) -> ProposalRecord {
 /// Thought `i` (an Event of an agent or a proposal).
 pub fn thought(i: usize, agents: usize, at: Timestamp) -> Thought {
     const REASONS: [(&str, &str, bool); 4] = [
-        ("ProbeSucceeded", "cognitive probe answered in 840 ms", false),
+        (
+            "ProbeSucceeded",
+            "cognitive probe answered in 840 ms",
+            false,
+        ),
         ("Scaled", "replicas 1 → 2", false),
         ("ProbeFailed", "no answer within 30 s", true),
         ("Emitted", "WARNING pheromone at 0.80", false),

@@ -279,7 +279,11 @@ impl ClusterFeed {
             let args = Args::new(Scope::Namespace(namespace.clone()))
                 .with_input(&DecisionInput { comment });
             let result = match logos
-                .invoke(&caller, &format!("world.cluster.proposals.{name}.{verb}"), args)
+                .invoke(
+                    &caller,
+                    &format!("world.cluster.proposals.{name}.{verb}"),
+                    args,
+                )
                 .await
             {
                 Ok(Outcome::Decided(decided)) => Ok(decided.by),
@@ -304,7 +308,6 @@ impl ClusterFeed {
             .ok_or_else(|| "no ghost cache configured".to_owned())?;
         ghost_dashboard(store, Arc::clone(&self.clock), &self.scope).await
     }
-
 
     /// Watches until the connection is lost (`Err(reason)`), the scope changes (`Ok(true)`) or
     /// the dashboard is gone (`Ok(false)`). `live` is set once the first full list arrived.
@@ -428,7 +431,11 @@ pub async fn ghost_dashboard(
 }
 
 fn older(a: Source, b: &Source) -> Source {
-    if b.taken_at < a.taken_at { b.clone() } else { a }
+    if b.taken_at < a.taken_at {
+        b.clone()
+    } else {
+        a
+    }
 }
 
 #[async_trait]
@@ -459,11 +466,7 @@ impl Feed for ClusterFeed {
             }
             attempt = attempt.saturating_add(1);
             let delay = self.backoff.delay(attempt);
-            let retry_at = self
-                .clock
-                .now()
-                .checked_add(delay)
-                .ok();
+            let retry_at = self.clock.now().checked_add(delay).ok();
             let link = if had_live {
                 let since = *lost_since.get_or_insert_with(|| self.clock.now());
                 Link::Lost {
@@ -542,13 +545,11 @@ where
         + 'static,
 {
     let plural = K::plural(&()).into_owned();
-    Box::pin(
-        watcher(api, watcher::Config::default()).map(move |event| {
-            event
-                .map(wrap)
-                .map_err(|e| format!("watching {plural}: {e}"))
-        }),
-    )
+    Box::pin(watcher(api, watcher::Config::default()).map(move |event| {
+        event
+            .map(wrap)
+            .map_err(|e| format!("watching {plural}: {e}"))
+    }))
 }
 
 type Key = (String, String);
@@ -587,7 +588,8 @@ impl<T> Kind<T> {
                 false
             }
             watcher::Event::InitApply(object) => {
-                if let (Some(buffer), Some(summary)) = (self.relisting.as_mut(), summarize(&object)) {
+                if let (Some(buffer), Some(summary)) = (self.relisting.as_mut(), summarize(&object))
+                {
                     buffer.insert(key_of(&object), summary);
                 }
                 false

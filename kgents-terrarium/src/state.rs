@@ -505,9 +505,9 @@ impl App {
             })
             .collect();
         let score = |(a, series): &(&AgentRow, [u32; ACTIVITY_BUCKETS])| {
-            let probe = a.last_probe.is_some_and(|t| {
-                self.now.duration_since(t).as_secs() < PROBE_RECENT_SECONDS
-            });
+            let probe = a
+                .last_probe
+                .is_some_and(|t| self.now.duration_since(t).as_secs() < PROBE_RECENT_SECONDS);
             series.iter().map(|c| u64::from(*c)).sum::<u64>() + u64::from(probe)
         };
         rows.sort_by(|a, b| {
@@ -557,7 +557,9 @@ impl App {
                 filter.is_empty()
                     || contains_lower(&s.source, &filter)
                     || contains_lower(s.pheromone_type.as_str(), &filter)
-                    || s.target.as_deref().is_some_and(|t| contains_lower(t, &filter))
+                    || s.target
+                        .as_deref()
+                        .is_some_and(|t| contains_lower(t, &filter))
             })
     }
 
@@ -579,8 +581,11 @@ impl App {
     /// The proposal under the cursor.
     pub fn selected_proposal(&self) -> Option<&ProposalRecord> {
         let rows = self.visible_proposals();
-        rows.get(self.selected(Panel::Proposals).min(rows.len().saturating_sub(1)))
-            .copied()
+        rows.get(
+            self.selected(Panel::Proposals)
+                .min(rows.len().saturating_sub(1)),
+        )
+        .copied()
     }
 
     /// A proposal by namespace and name.
@@ -626,7 +631,8 @@ fn contains_lower(haystack: &str, needle_lower: &str) -> bool {
 }
 
 /// The `:` commands, for the help screen and errors.
-pub const COMMANDS: &str = ":agents  :pheromones  :proposals  :thoughts  :all  :ns NAME  :ns all  :q";
+pub const COMMANDS: &str =
+    ":agents  :pheromones  :proposals  :thoughts  :all  :ns NAME  :ns all  :q";
 
 /// Applies one event; returns what the I/O edge must do.
 pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
@@ -691,18 +697,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             };
             match outcome.result {
                 Ok(by) => app.notice(
-                    format!(
-                        "{verb} {}/{} as {by}",
-                        outcome.namespace, outcome.name
-                    ),
+                    format!("{verb} {}/{} as {by}", outcome.namespace, outcome.name),
                     false,
                 ),
-                Err(reason) => app.notice(
-                    format!(
-                        "not {verb}: {reason} (nothing changed)"
-                    ),
-                    true,
-                ),
+                Err(reason) => app.notice(format!("not {verb}: {reason} (nothing changed)"), true),
             }
             app.dirty = true;
             Vec::new()
@@ -719,7 +717,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             match mode {
                 Mode::Normal => normal_key(app, key),
                 Mode::Help => {
-                    if !matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter) {
+                    if !matches!(
+                        key.code,
+                        KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter
+                    ) {
                         app.mode = Mode::Help;
                     }
                     Vec::new()
@@ -825,7 +826,10 @@ fn begin_decision(app: &mut App, approve: bool, namespace: String, name: String)
         && !p.is_pending()
     {
         let phase = p.summary.phase.clone();
-        app.notice(format!("{namespace}/{name} is {phase}: nothing to decide"), true);
+        app.notice(
+            format!("{namespace}/{name} is {phase}: nothing to decide"),
+            true,
+        );
         return;
     }
     app.mode = Mode::Confirm(Confirmation {

@@ -138,7 +138,10 @@ fn put(buf: &mut Buffer, x: u16, y: u16, width: u16, text: &str, style: Style) -
 fn too_small(area: Rect, buf: &mut Buffer) {
     let lines = [
         "terminal too small".to_owned(),
-        format!("{}×{}, needs {MIN_WIDTH}×{MIN_HEIGHT}", area.width, area.height),
+        format!(
+            "{}×{}, needs {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        ),
     ];
     for (i, line) in lines.iter().enumerate() {
         let Ok(dy) = u16::try_from(i) else { break };
@@ -149,7 +152,14 @@ fn too_small(area: Rect, buf: &mut Buffer) {
         let x = area.x + area.width.saturating_sub(len) / 2;
         let y = area.y + (area.height.saturating_sub(2)) / 2 + dy;
         if y < area.bottom() {
-            put(buf, x, y, area.right().saturating_sub(x), line, Style::new());
+            put(
+                buf,
+                x,
+                y,
+                area.right().saturating_sub(x),
+                line,
+                Style::new(),
+            );
         }
     }
 }
@@ -191,11 +201,25 @@ fn render_header(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     x = put(buf, x, area.y, end - x, " Terrarium ", theme.accent());
     x = put(buf, x, area.y, end - x, "│ ", theme.dim());
     if let Some(context) = &app.context {
-        x = put(buf, x, area.y, end - x, &format!("{context} "), Style::new());
+        x = put(
+            buf,
+            x,
+            area.y,
+            end - x,
+            &format!("{context} "),
+            Style::new(),
+        );
     }
     x = put(buf, x, area.y, end - x, &scope_label(app), Style::new());
     x = put(buf, x, area.y, end - x, " │ ", theme.dim());
-    x = put(buf, x, area.y, end - x, &format!("{dot} {link}"), link_style);
+    x = put(
+        buf,
+        x,
+        area.y,
+        end - x,
+        &format!("{dot} {link}"),
+        link_style,
+    );
     x = put(buf, x, area.y, end - x, " │ ", theme.dim());
     x = put(
         buf,
@@ -207,7 +231,14 @@ fn render_header(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     );
     if app.readonly {
         x = put(buf, x, area.y, end - x, " │ ", theme.dim());
-        x = put(buf, x, area.y, end - x, "READ-ONLY", theme.fg(Color::Yellow));
+        x = put(
+            buf,
+            x,
+            area.y,
+            end - x,
+            "READ-ONLY",
+            theme.fg(Color::Yellow),
+        );
     }
     let help = " ?:help ";
     let help_len = help.len() as u16;
@@ -234,7 +265,7 @@ fn render_banner(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         } => {
             let lost = format_age(app.now.duration_since(*since).unsigned_abs());
             format!(
-                " [GHOST] connection lost {lost} ago: {reason} · {} · data from {age} ago · read-only ",
+                " [GHOST] connection lost {lost} ago · data from {age} ago · read-only · {} · {reason} ",
                 retry(retry_at, *attempt)
             )
         }
@@ -243,10 +274,18 @@ fn render_banner(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
             attempt,
             retry_at,
         } => format!(
-            " [GHOST] data from {age} ago ({}{}) · API: {reason} · {} · read-only ",
+            " [GHOST] data from {age} ago{} · read-only · {} · {reason} ({} answered) ",
+            if app.data.source.stale {
+                " (stale)"
+            } else {
+                ""
+            },
+            if retry_at.is_some() {
+                retry(retry_at, *attempt)
+            } else {
+                "no cluster configured".into()
+            },
             app.data.source.layer,
-            if app.data.source.stale { ", stale" } else { "" },
-            retry(retry_at, *attempt)
         ),
         _ => format!(
             " [GHOST] data from {age} ago ({}) · read-only ",
@@ -275,11 +314,7 @@ fn panel_block(app: &App, theme: Theme, panel: Panel, title: String) -> Block<'s
         } else {
             BorderType::Rounded
         })
-        .border_style(if focused {
-            theme.accent()
-        } else {
-            theme.dim()
-        })
+        .border_style(if focused { theme.accent() } else { theme.dim() })
         .title(format!(" {title} "));
     if !filter.is_empty() {
         block = block.title_bottom(format!(" /{filter} "));
@@ -304,12 +339,12 @@ struct Column {
     drop_order: u8,
 }
 
-/// Picks the columns that fit `width` (one space between them); the first column takes what
-/// is left over.
+/// Picks the columns that fit `width` (one space between them); the first column takes up to
+/// [`FIRST_COLUMN_GROWTH`] of what is left over.
 fn fit(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
     let mut kept: Vec<usize> = (0..columns.len()).collect();
     let total = |kept: &[usize]| -> u16 {
-        kept.iter().map(|&i| columns[i].width + 1).sum::<u16>()
+        kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16
     };
     while total(&kept) > width {
         let Some(pos) = kept
@@ -323,12 +358,24 @@ fn fit(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
         };
         kept.remove(pos);
     }
-    let spare = width.saturating_sub(total(&kept));
+    let spare = width.saturating_sub(total(&kept)).min(FIRST_COLUMN_GROWTH);
     kept.iter()
         .enumerate()
-        .map(|(n, &i)| (i, if n == 0 { columns[i].width + spare } else { columns[i].width }))
+        .map(|(n, &i)| {
+            (
+                i,
+                if n == 0 {
+                    columns[i].width + spare
+                } else {
+                    columns[i].width
+                },
+            )
+        })
         .collect()
 }
+
+/// How much wider than its minimum the first column (the name) grows on a wide screen.
+const FIRST_COLUMN_GROWTH: u16 = 24;
 
 /// The first row shown so that `selected` is visible in `height` rows.
 fn window_start(selected: usize, rows: usize, height: usize) -> usize {
@@ -353,7 +400,14 @@ fn render_table(
     let layout = fit(columns, area.width);
     let mut x = area.x;
     for &(i, w) in &layout {
-        put(buf, x, area.y, w, columns[i].header, theme.dim().add_modifier(Modifier::BOLD));
+        put(
+            buf,
+            x,
+            area.y,
+            w,
+            columns[i].header,
+            theme.dim().add_modifier(Modifier::BOLD),
+        );
         x += w + 1;
     }
     let height = usize::from(area.height - 1);
@@ -368,13 +422,6 @@ fn render_table(
         }
         if selected == Some(row) {
             buf.set_style(Rect::new(area.x, y, area.width, 1), theme.selected());
-        }
-    }
-    if row_count > height && height > 0 {
-        let more = format!("{}/{}", (start + height).min(row_count), row_count);
-        let len = more.len() as u16;
-        if area.width > len {
-            put(buf, area.right() - len, area.y, len, &more, theme.dim());
         }
     }
 }
@@ -407,7 +454,12 @@ fn health_style(theme: Theme, health: &str, phase: &str) -> Style {
 
 fn render_agents(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let rows = app.visible_agents();
-    let block = panel_block(app, theme, Panel::Agents, format!("Agents ({})", rows.len()));
+    let block = panel_block(
+        app,
+        theme,
+        Panel::Agents,
+        format!("Agents ({})", rows.len()),
+    );
     let inner = block.inner(area);
     block.render(area, buf);
     if rows.is_empty() {
@@ -416,47 +468,93 @@ fn render_agents(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         } else {
             "no agent matches the filter (Esc clears it)"
         };
-        put(buf, inner.x + 1, inner.y, inner.width.saturating_sub(1), text, theme.dim());
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            text,
+            theme.dim(),
+        );
         return;
     }
     let all = app.scope.namespace().is_none();
     let columns = [
-        Column { header: "NAME", width: 14, drop_order: 0 },
-        Column { header: "NAMESPACE", width: 10, drop_order: if all { 4 } else { 9 } },
-        Column { header: "PHASE", width: 8, drop_order: 0 },
-        Column { header: "READY", width: 5, drop_order: 3 },
-        Column { header: "HEALTH", width: 9, drop_order: 5 },
-        Column { header: "ACTIVITY", width: 12, drop_order: 2 },
-        Column { header: "PROBE", width: 5, drop_order: 6 },
+        Column {
+            header: "NAME",
+            width: 10,
+            drop_order: 0,
+        },
+        Column {
+            header: "NAMESPACE",
+            width: 10,
+            drop_order: 5,
+        },
+        Column {
+            header: "PHASE",
+            width: 8,
+            drop_order: 0,
+        },
+        Column {
+            header: "READY",
+            width: 5,
+            drop_order: 4,
+        },
+        Column {
+            header: "HEALTH",
+            width: 9,
+            drop_order: 3,
+        },
+        Column {
+            header: "ACTIVITY",
+            width: 12,
+            drop_order: 2,
+        },
+        Column {
+            header: "PROBE",
+            width: 5,
+            drop_order: 6,
+        },
     ];
     let columns: Vec<Column> = columns
         .into_iter()
         .filter(|c| all || c.header != "NAMESPACE")
         .collect();
     let selected = app.selected(Panel::Agents).min(rows.len() - 1);
-    render_table(buf, inner, &columns, theme, rows.len(), Some(selected), |row, col| {
-        let (agent, series) = &rows[row];
-        let s = &agent.summary;
-        match columns[col].header {
-            "NAME" => (s.name.to_string(), Style::new().add_modifier(Modifier::BOLD)),
-            "NAMESPACE" => (s.namespace.clone(), theme.dim()),
-            "PHASE" => (s.phase.clone(), health_style(theme, "", &s.phase)),
-            "READY" => (format!("{}/{}", s.ready_replicas, s.replicas), Style::new()),
-            "HEALTH" => (
-                s.cognitive_health.clone(),
-                health_style(theme, &s.cognitive_health, ""),
-            ),
-            "ACTIVITY" => (sparkline(series), theme.fg(Color::Cyan)),
-            "PROBE" => (
-                agent
-                    .last_probe
-                    .map(|t| format_age(app.now.duration_since(t).unsigned_abs()))
-                    .unwrap_or_else(|| "-".into()),
-                theme.dim(),
-            ),
-            _ => (String::new(), Style::new()),
-        }
-    });
+    render_table(
+        buf,
+        inner,
+        &columns,
+        theme,
+        rows.len(),
+        Some(selected),
+        |row, col| {
+            let (agent, series) = &rows[row];
+            let s = &agent.summary;
+            match columns[col].header {
+                "NAME" => (
+                    s.name.to_string(),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+                "NAMESPACE" => (s.namespace.clone(), theme.dim()),
+                "PHASE" => (s.phase.clone(), health_style(theme, "", &s.phase)),
+                "READY" => (format!("{}/{}", s.ready_replicas, s.replicas), Style::new()),
+                "HEALTH" => (
+                    s.cognitive_health.clone(),
+                    health_style(theme, &s.cognitive_health, ""),
+                ),
+                "ACTIVITY" => (sparkline(series), theme.fg(Color::Cyan)),
+                "PROBE" => (
+                    agent
+                        .last_probe
+                        .map(|t| format_age(app.now.duration_since(t).unsigned_abs()))
+                        .unwrap_or_else(|| "-".into()),
+                    theme.dim(),
+                ),
+                _ => (String::new(), Style::new()),
+            }
+        },
+    );
 }
 
 /// The heat of one (type, source) cell at `app.now`: the strongest current intensity.
@@ -580,7 +678,7 @@ fn short(t: PheromoneType) -> &'static str {
     }
 }
 
-const LABEL_WIDTH: u16 = 10;
+const LABEL_WIDTH: u16 = 11;
 
 fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let heat = heat(app);
@@ -596,10 +694,24 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         return;
     }
     if heat.live == 0 {
-        put(buf, inner.x + 1, inner.y, inner.width - 1, "no live signals in this scope", theme.dim());
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width - 1,
+            "no live signals in this scope",
+            theme.dim(),
+        );
         if heat.evaporated > 0 {
             let text = format!("{} evaporated", heat.evaporated);
-            put(buf, inner.x + 1, inner.y + 1, inner.width - 1, &text, theme.dim());
+            put(
+                buf,
+                inner.x + 1,
+                inner.y + 1,
+                inner.width - 1,
+                &text,
+                theme.dim(),
+            );
         }
         return;
     }
@@ -642,7 +754,11 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
             put(buf, inner.x, y, LABEL_WIDTH, &label, theme.dim());
             for c in 0..shown {
                 let col = first + c;
-                let up = heat.cells.get(&(type_index(*upper), col)).copied().unwrap_or(0.0);
+                let up = heat
+                    .cells
+                    .get(&(type_index(*upper), col))
+                    .copied()
+                    .unwrap_or(0.0);
                 let down = lower
                     .and_then(|l| heat.cells.get(&(type_index(l), col)).copied())
                     .unwrap_or(0.0);
@@ -650,7 +766,11 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
                 if let Some(cell) = buf.cell_mut((x, y)) {
                     cell.set_char('▀')
                         .set_fg(heat_color(up))
-                        .set_bg(if lower.is_some() { heat_color(down) } else { Color::Reset });
+                        .set_bg(if lower.is_some() {
+                            heat_color(down)
+                        } else {
+                            Color::Reset
+                        });
                 }
             }
             y += 1;
@@ -664,11 +784,25 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
                 hidden_types += 1;
                 continue;
             }
-            put(buf, inner.x, y, LABEL_WIDTH, PheromoneType::ALL[t].as_str(), Style::new());
+            put(
+                buf,
+                inner.x,
+                y,
+                LABEL_WIDTH - 1,
+                PheromoneType::ALL[t].as_str(),
+                Style::new(),
+            );
             let line: String = (0..shown)
                 .map(|c| shade(heat.cells.get(&(t, first + c)).copied().unwrap_or(0.0)))
                 .collect();
-            put(buf, inner.x + LABEL_WIDTH, y, inner.width - LABEL_WIDTH, &line, Style::new());
+            put(
+                buf,
+                inner.x + LABEL_WIDTH,
+                y,
+                inner.width - LABEL_WIDTH,
+                &line,
+                Style::new(),
+            );
             y += 1;
         }
     }
@@ -696,9 +830,17 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     if footer_rows >= 2 {
         let legend = format!(
             "{}0→1 · {} sources{}{} · h/l",
-            if theme.color { "▁▃▅▇ " } else { "·░▒▓█ " },
+            if theme.color {
+                "▁▃▅▇ "
+            } else {
+                "·░▒▓█ "
+            },
             heat.sources.len(),
-            if hidden_types > 0 { format!(" · +{hidden_types} types") } else { String::new() },
+            if hidden_types > 0 {
+                format!(" · +{hidden_types} types")
+            } else {
+                String::new()
+            },
             if heat.evaporated > 0 {
                 format!(" · {} evaporated", heat.evaporated)
             } else {
@@ -738,40 +880,82 @@ fn render_proposals(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     if rows.is_empty() {
-        put(buf, inner.x + 1, inner.y, inner.width.saturating_sub(1), "no proposals in this scope", theme.dim());
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            "no proposals in this scope",
+            theme.dim(),
+        );
         return;
     }
     let columns = [
-        Column { header: "NAME", width: 14, drop_order: 0 },
-        Column { header: "RISK", width: 15, drop_order: 0 },
-        Column { header: "PHASE", width: 9, drop_order: 0 },
-        Column { header: "TYPE", width: 13, drop_order: 3 },
-        Column { header: "PROPOSER", width: 10, drop_order: 4 },
+        Column {
+            header: "NAME",
+            width: 14,
+            drop_order: 0,
+        },
+        Column {
+            header: "RISK",
+            width: 15,
+            drop_order: 0,
+        },
+        Column {
+            header: "PHASE",
+            width: 9,
+            drop_order: 0,
+        },
+        Column {
+            header: "TYPE",
+            width: 13,
+            drop_order: 3,
+        },
+        Column {
+            header: "PROPOSER",
+            width: 10,
+            drop_order: 4,
+        },
     ];
     let selected = app.selected(Panel::Proposals).min(rows.len() - 1);
-    render_table(buf, inner, &columns, theme, rows.len(), Some(selected), |row, col| {
-        let p = &rows[row].summary;
-        let pending = rows[row].is_pending();
-        match columns[col].header {
-            "NAME" => (
-                p.name.clone(),
-                if pending { Style::new().add_modifier(Modifier::BOLD) } else { theme.dim() },
-            ),
-            "RISK" => (
-                format!(
-                    "{} {:.2} {}",
-                    risk_bar(p.risk_score, 5),
-                    p.risk_score,
-                    p.risk_level.get(..3).unwrap_or(&p.risk_level)
+    render_table(
+        buf,
+        inner,
+        &columns,
+        theme,
+        rows.len(),
+        Some(selected),
+        |row, col| {
+            let p = &rows[row].summary;
+            let pending = rows[row].is_pending();
+            match columns[col].header {
+                "NAME" => (
+                    p.name.clone(),
+                    if pending {
+                        Style::new().add_modifier(Modifier::BOLD)
+                    } else {
+                        theme.dim()
+                    },
                 ),
-                level_style(theme, &p.risk_level),
-            ),
-            "PHASE" => (p.phase.clone(), if pending { Style::new() } else { theme.dim() }),
-            "TYPE" => (p.change_type.clone(), theme.dim()),
-            "PROPOSER" => (p.proposer.clone(), theme.dim()),
-            _ => (String::new(), Style::new()),
-        }
-    });
+                "RISK" => (
+                    format!(
+                        "{} {:.2} {}",
+                        risk_bar(p.risk_score, 5),
+                        p.risk_score,
+                        p.risk_level.get(..3).unwrap_or(&p.risk_level)
+                    ),
+                    level_style(theme, &p.risk_level),
+                ),
+                "PHASE" => (
+                    p.phase.clone(),
+                    if pending { Style::new() } else { theme.dim() },
+                ),
+                "TYPE" => (p.change_type.clone(), theme.dim()),
+                "PROPOSER" => (p.proposer.clone(), theme.dim()),
+                _ => (String::new(), Style::new()),
+            }
+        },
+    );
 }
 
 fn thought_line(t: &Thought) -> String {
@@ -810,34 +994,77 @@ fn render_thoughts(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         .take(height)
         .collect();
     if lines.is_empty() {
-        put(buf, inner.x + 1, inner.y, inner.width.saturating_sub(1), "no events yet", theme.dim());
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            "no events yet",
+            theme.dim(),
+        );
         return;
     }
     let top = inner.bottom() - lines.len() as u16;
     for (i, t) in lines.iter().rev().enumerate() {
-        let style = if t.warning { theme.fg(Color::Yellow) } else { Style::new() };
-        put(buf, inner.x, top + i as u16, inner.width, &thought_line(t), style);
+        let style = if t.warning {
+            theme.fg(Color::Yellow)
+        } else {
+            Style::new()
+        };
+        put(
+            buf,
+            inner.x,
+            top + i as u16,
+            inner.width,
+            &thought_line(t),
+            style,
+        );
     }
 }
 
 fn render_footer(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     match &app.mode {
         Mode::Command(text) => {
-            put(buf, area.x, area.y, area.width, &format!(":{text}▏"), theme.accent());
+            put(
+                buf,
+                area.x,
+                area.y,
+                area.width,
+                &format!(":{text}▏"),
+                theme.accent(),
+            );
         }
         Mode::Filter(text) => {
-            let line = format!("/{text}▏ (filtering {}; Enter keeps, Esc clears)", app.focus.title());
+            let line = format!(
+                "/{text}▏ (filtering {}; Enter keeps, Esc clears)",
+                app.focus.title()
+            );
             put(buf, area.x, area.y, area.width, &line, theme.accent());
         }
         _ => match &app.notice {
             Some(notice) => {
-                let style = if notice.error { theme.error() } else { theme.fg(Color::Green) };
-                put(buf, area.x, area.y, area.width, &format!(" {}", notice.text), style);
+                let style = if notice.error {
+                    theme.error()
+                } else {
+                    theme.fg(Color::Green)
+                };
+                put(
+                    buf,
+                    area.x,
+                    area.y,
+                    area.width,
+                    &format!(" {}", notice.text),
+                    style,
+                );
             }
             None => {
                 let hints = match app.focus {
-                    Panel::Proposals => " Tab panel · j/k move · Enter detail · a approve · r reject · / filter · : cmd · ? help · q quit",
-                    Panel::Pheromones => " Tab panel · h/l source · / filter · :pheromones zoom · ? help · q quit",
+                    Panel::Proposals => {
+                        " Tab panel · j/k move · Enter detail · a approve · r reject · / filter · : cmd · ? help · q quit"
+                    }
+                    Panel::Pheromones => {
+                        " Tab panel · h/l source · / filter · :pheromones zoom · ? help · q quit"
+                    }
                     _ => " Tab panel · j/k move · / filter · : command · ? help · q quit",
                 };
                 put(buf, area.x, area.y, area.width, hints, theme.dim());
@@ -875,12 +1102,19 @@ fn render_lines(buf: &mut Buffer, inner: Rect, lines: &[(String, Style)]) {
         if dy >= inner.height {
             break;
         }
-        put(buf, inner.x + 1, inner.y + dy, inner.width.saturating_sub(1), text, *style);
+        put(
+            buf,
+            inner.x + 1,
+            inner.y + dy,
+            inner.width.saturating_sub(1),
+            text,
+            *style,
+        );
     }
 }
 
 fn render_help(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
-    let inner = overlay(theme, "Help", popup(area, 64, 22), buf);
+    let inner = overlay(theme, "Help", popup(area, 76, 20), buf);
     let key = Style::new().add_modifier(Modifier::BOLD);
     let mut lines: Vec<(String, Style)> = [
         ("Tab / Shift-Tab", "next / previous panel"),
@@ -897,7 +1131,6 @@ fn render_help(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     .iter()
     .map(|(k, v)| (format!("{k:<16} {v}"), key))
     .collect();
-    lines.push((String::new(), Style::new()));
     lines.push((
         "Heat: ▀ paints the upper type, ▄ the lower; brighter is stronger.".into(),
         theme.dim(),
@@ -923,14 +1156,29 @@ fn render_detail(
     let height = area.height.saturating_sub(4);
     let Some(p) = proposal else {
         let inner = overlay(theme, "Proposal", popup(area, width, 5), buf);
-        render_lines(buf, inner, &[("the proposal is gone (deleted, or out of scope)".into(), theme.error())]);
+        render_lines(
+            buf,
+            inner,
+            &[(
+                "the proposal is gone (deleted, or out of scope)".into(),
+                theme.error(),
+            )],
+        );
         return;
     };
     let s = &p.summary;
-    let inner = overlay(theme, &format!("Proposal {}/{}", s.namespace, s.name), popup(area, width, height), buf);
+    let inner = overlay(
+        theme,
+        &format!("Proposal {}/{}", s.namespace, s.name),
+        popup(area, width, height),
+        buf,
+    );
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut lines: Vec<(String, Style)> = vec![
-        (format!("{} on {} by {}", s.change_type, s.target, s.proposer), bold),
+        (
+            format!("{} on {} by {}", s.change_type, s.target, s.proposer),
+            bold,
+        ),
         (
             format!(
                 "phase {} · risk {} {:.2} {}",
@@ -946,12 +1194,21 @@ fn render_detail(
         lines.push((format!("why: {reason}"), Style::new()));
     }
     lines.push((String::new(), Style::new()));
-    lines.push(("RISK FACTORS".into(), theme.dim().add_modifier(Modifier::BOLD)));
+    lines.push((
+        "RISK FACTORS".into(),
+        theme.dim().add_modifier(Modifier::BOLD),
+    ));
     if s.risk_factors.is_empty() {
-        lines.push(("  not assessed yet (or not kept by the ghost snapshot)".into(), theme.dim()));
+        lines.push((
+            "  not assessed yet (or not kept by the ghost snapshot)".into(),
+            theme.dim(),
+        ));
     } else {
         for f in &s.risk_factors {
-            lines.push((format!("  {:<11}{:>6.3}  {}", f.name, f.value, f.detail), Style::new()));
+            lines.push((
+                format!("  {:<11}{:>6.3}  {}", f.name, f.value, f.detail),
+                Style::new(),
+            ));
         }
         if let Some(explanation) = p.risk.as_ref().and_then(|r| r.explanation.as_ref()) {
             lines.push((format!("  = {explanation}"), theme.dim()));
@@ -964,8 +1221,16 @@ fn render_detail(
         lines.push((
             format!(
                 "approved by: {} · rejected by: {}",
-                if p.approvals.is_empty() { "-".into() } else { p.approvals.join(", ") },
-                if p.rejections.is_empty() { "-".into() } else { p.rejections.join(", ") }
+                if p.approvals.is_empty() {
+                    "-".into()
+                } else {
+                    p.approvals.join(", ")
+                },
+                if p.rejections.is_empty() {
+                    "-".into()
+                } else {
+                    p.rejections.join(", ")
+                }
             ),
             Style::new(),
         ));
@@ -979,7 +1244,10 @@ fn render_detail(
             for raw in patch.lines() {
                 let chars: Vec<char> = raw.chars().collect();
                 for chunk in chars.chunks(wrap) {
-                    lines.push((format!("  {}", chunk.iter().collect::<String>()), theme.fg(Color::Cyan)));
+                    lines.push((
+                        format!("  {}", chunk.iter().collect::<String>()),
+                        theme.fg(Color::Cyan),
+                    ));
                 }
             }
         }
@@ -998,7 +1266,14 @@ fn render_detail(
     }
     render_lines(buf, inner, &lines);
     if inner.height > 0 {
-        put(buf, inner.x + 1, inner.bottom() - 1, inner.width.saturating_sub(1), &hint.0, hint.1);
+        put(
+            buf,
+            inner.x + 1,
+            inner.bottom() - 1,
+            inner.width.saturating_sub(1),
+            &hint.0,
+            hint.1,
+        );
     }
 }
 
@@ -1016,14 +1291,24 @@ fn render_confirm(
         .map(|p| format!("risk {:.2} {}", p.summary.risk_score, p.summary.risk_level))
         .unwrap_or_default();
     let lines = vec![
-        (format!("{verb} {}/{} as yourself? {risk}", c.namespace, c.name), Style::new().add_modifier(Modifier::BOLD)),
         (
-            if c.approve { "comment (optional):".to_owned() } else { "reason (required):".to_owned() },
+            format!("{verb} {}/{} as yourself? {risk}", c.namespace, c.name),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        (
+            if c.approve {
+                "comment (optional):".to_owned()
+            } else {
+                "reason (required):".to_owned()
+            },
             theme.dim(),
         ),
         (format!("> {}▏", c.comment), theme.accent()),
         (String::new(), Style::new()),
-        ("Enter confirms · Esc cancels (nothing is sent)".into(), theme.dim()),
+        (
+            "Enter confirms · Esc cancels (nothing is sent)".into(),
+            theme.dim(),
+        ),
     ];
     render_lines(buf, inner, &lines);
 }

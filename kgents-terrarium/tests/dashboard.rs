@@ -154,11 +154,17 @@ fn the_heatmap_paints_half_blocks_in_colour_and_shades_without() {
     let mono = screen(&app, MONO, 80, 24);
     let buffer = mono.backend().buffer();
     assert!(
-        buffer.content().iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        buffer
+            .content()
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
         "no colour at all under NO_COLOR"
     );
     assert!(
-        buffer.content().iter().any(|c| ["░", "▒", "▓", "█"].contains(&c.symbol())),
+        buffer
+            .content()
+            .iter()
+            .any(|c| ["░", "▒", "▓", "█"].contains(&c.symbol())),
         "shade glyphs carry the heat"
     );
 }
@@ -169,7 +175,10 @@ fn intensities_decay_as_the_clock_ticks() {
     app.focus = Panel::Pheromones;
     app.zoom = Some(Panel::Pheromones);
     let before = screen(&app, MONO, 80, 24).backend().to_string();
-    update(&mut app, Event::Tick(fixture::epoch() + SignedDuration::from_hours(3)));
+    update(
+        &mut app,
+        Event::Tick(fixture::epoch() + SignedDuration::from_hours(3)),
+    );
     let after = screen(&app, MONO, 80, 24).backend().to_string();
     assert_ne!(before, after);
     assert!(after.contains("no live signals"), "{after}");
@@ -182,7 +191,10 @@ fn approving_needs_a_confirmation_and_sends_the_comment() {
     update(&mut app, key(KeyCode::Tab));
     assert_eq!(app.focus, Panel::Proposals);
     let target = app.selected_proposal().expect("a proposal").summary.clone();
-    assert!(update(&mut app, key(KeyCode::Char('a'))).is_empty(), "nothing sent yet");
+    assert!(
+        update(&mut app, key(KeyCode::Char('a'))).is_empty(),
+        "nothing sent yet"
+    );
     assert!(matches!(app.mode, Mode::Confirm(_)));
     assert!(keys(&mut app, "ok by me").is_empty());
     let effects = update(&mut app, key(KeyCode::Enter));
@@ -226,7 +238,9 @@ fn approving_needs_a_confirmation_and_sends_the_comment() {
     assert!(matches!(app.mode, Mode::Confirm(_)));
     keys(&mut app, "too risky");
     let effects = update(&mut app, key(KeyCode::Enter));
-    assert!(matches!(&effects[..], [Effect::Decide { approve: false, comment: Some(c), .. }] if c == "too risky"));
+    assert!(
+        matches!(&effects[..], [Effect::Decide { approve: false, comment: Some(c), .. }] if c == "too risky")
+    );
 }
 
 #[test]
@@ -241,7 +255,9 @@ fn read_only_and_ghost_dashboards_refuse_decisions() {
             let notice = app.notice.clone().expect("refusal shown");
             assert!(notice.error, "{notice:?}");
             assert!(
-                notice.text.contains(if readonly { "read-only" } else { "[GHOST]" }),
+                notice
+                    .text
+                    .contains(if readonly { "read-only" } else { "[GHOST]" }),
                 "{notice:?}"
             );
         }
@@ -262,7 +278,10 @@ fn filters_commands_and_movement() {
     assert!(matches!(app.mode, Mode::Filter(_)));
     let rows = app.visible_agents();
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|(a, _)| a.summary.name.as_str().contains("b-gent-3")));
+    assert!(
+        rows.iter()
+            .all(|(a, _)| a.summary.name.as_str().contains("b-gent-3"))
+    );
     update(&mut app, key(KeyCode::Enter));
     assert_eq!(app.mode, Mode::Normal);
     assert_eq!(app.filters[0], "b-gent-3");
@@ -282,12 +301,19 @@ fn filters_commands_and_movement() {
     update(&mut app, key(KeyCode::Char(':')));
     keys(&mut app, "proposals");
     update(&mut app, key(KeyCode::Enter));
-    assert_eq!((app.focus, app.zoom), (Panel::Proposals, Some(Panel::Proposals)));
+    assert_eq!(
+        (app.focus, app.zoom),
+        (Panel::Proposals, Some(Panel::Proposals))
+    );
     update(&mut app, key(KeyCode::Char(':')));
     keys(&mut app, "ns lab");
     let effects = update(&mut app, key(KeyCode::Enter));
     assert_eq!(effects, [Effect::Rescope(Scope::Namespace("lab".into()))]);
-    assert!(app.visible_agents().iter().all(|(a, _)| a.summary.namespace == "lab"));
+    assert!(
+        app.visible_agents()
+            .iter()
+            .all(|(a, _)| a.summary.namespace == "lab")
+    );
     update(&mut app, key(KeyCode::Char(':')));
     keys(&mut app, "ns Not_A_Name");
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
@@ -295,7 +321,11 @@ fn filters_commands_and_movement() {
     update(&mut app, key(KeyCode::Char(':')));
     keys(&mut app, "bogus");
     update(&mut app, key(KeyCode::Enter));
-    assert!(app.notice.as_ref().is_some_and(|n| n.text.contains(":agents")));
+    assert!(
+        app.notice
+            .as_ref()
+            .is_some_and(|n| n.text.contains(":agents"))
+    );
     update(&mut app, key(KeyCode::Esc));
     update(&mut app, key(KeyCode::Esc));
     assert_eq!(app.zoom, None);
@@ -308,7 +338,10 @@ fn filters_commands_and_movement() {
     assert_eq!(app.mode, Mode::Normal);
     assert_eq!(update(&mut app, key(KeyCode::Char('q'))), [Effect::Quit]);
     assert_eq!(
-        update(&mut app, Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))),
+        update(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+        ),
         [Effect::Quit]
     );
 }
@@ -347,7 +380,10 @@ fn a_flood_of_events_keeps_the_stream_bounded_and_counts_drops() {
         (before + 10_000 - THOUGHT_CAPACITY) as u64
     );
     let text = screen(&app, COLOR, 120, 30).backend().to_string();
-    assert!(text.contains(&format!("{} dropped", app.thoughts.dropped())), "{text}");
+    assert!(
+        text.contains(&format!("{} dropped", app.thoughts.dropped())),
+        "{text}"
+    );
     // Input still works right after.
     assert_eq!(update(&mut app, key(KeyCode::Char('q'))), [Effect::Quit]);
 }
