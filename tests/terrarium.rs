@@ -341,7 +341,7 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
         .await;
     let restarted = testbed.start_apiserver().await;
     assert!(
-        screen.contains("migrate-index") && screen.contains("b-gent"),
+        screen.contains("migrate-index") && screen.contains("2 signals"),
         "the data stays:\n{screen}"
     );
     restarted.expect("the API server restarts");

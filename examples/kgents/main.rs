@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(terrarium::log_writer)
         .try_init();
 
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -16,6 +17,19 @@ use kgents_terrarium::{App, Theme};
 use crate::cli::Global;
 use crate::commands::Failure;
 use crate::connect;
+
+/// Set while the dashboard owns the terminal: log lines written to stderr then would land in the
+/// middle of the drawing, so they are dropped (the dashboard shows connection trouble itself).
+static DRAWING: AtomicBool = AtomicBool::new(false);
+
+/// The log writer of the process: stderr, or nothing while the dashboard draws.
+pub fn log_writer() -> Box<dyn std::io::Write> {
+    if DRAWING.load(Ordering::Relaxed) {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    }
+}
 
 /// `kgents terrarium`.
 #[derive(Args, Debug)]
@@ -93,11 +107,12 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
         tick: Duration::from_millis(args.tick),
         theme: Theme::from_env(),
     };
-    terminal::run(app, feed, clock, options)
-        .await
-        .map_err(|error| Failure {
-            code: 1,
-            message: format!("the terminal: {error}"),
-        })?;
+    DRAWING.store(true, Ordering::Relaxed);
+    let result = terminal::run(app, feed, clock, options).await;
+    DRAWING.store(false, Ordering::Relaxed);
+    result.map_err(|error| Failure {
+        code: 1,
+        message: format!("the terminal: {error}"),
+    })?;
     Ok(0)
 }
