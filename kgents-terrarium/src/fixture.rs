@@ -76,7 +76,7 @@ pub fn pheromone(i: usize, agents: usize, at: Timestamp) -> PheromoneRow {
                 namespace: namespace((i * 7) % agents.max(1)),
                 pheromone_type: kind,
                 source,
-                target: (i % 3 == 0).then(|| agent_name((i * 11) % agents.max(1))),
+                target: i.is_multiple_of(3).then(|| agent_name((i * 11) % agents.max(1))),
                 intensity: 0.2 + 0.8 * (((i * 31) % 100) as f64 / 100.0),
                 emitted_at,
                 half_life_seconds: 300.0 + ((i * 13) % 900) as f64,
@@ -106,7 +106,7 @@ pub fn proposal(i: usize, agents: usize, at: Timestamp) -> ProposalRecord {
                 change_type.to_lowercase().replace('_', "-")
             ),
             namespace: "team".into(),
-            proposer: if i % 2 == 0 {
+            proposer: if i.is_multiple_of(2) {
                 "alice".into()
             } else {
                 agent_name(i % agents.max(1))
