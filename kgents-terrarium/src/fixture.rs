@@ -76,7 +76,9 @@ pub fn pheromone(i: usize, agents: usize, at: Timestamp) -> PheromoneRow {
                 namespace: namespace((i * 7) % agents.max(1)),
                 pheromone_type: kind,
                 source,
-                target: i.is_multiple_of(3).then(|| agent_name((i * 11) % agents.max(1))),
+                target: i
+                    .is_multiple_of(3)
+                    .then(|| agent_name((i * 11) % agents.max(1))),
                 intensity: 0.2 + 0.8 * (((i * 31) % 100) as f64 / 100.0),
                 emitted_at,
                 half_life_seconds: 300.0 + ((i * 13) % 900) as f64,
