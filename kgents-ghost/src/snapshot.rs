@@ -504,3 +504,30 @@ pub struct Envelope<T> {
     /// The payload.
     pub data: T,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_summaries_written_before_risk_factors_were_kept_still_read() {
+        let old = r#"{"name": "scale-b", "namespace": "team", "proposer": "bob",
+            "change_type": "AGENT_SCALE", "target": "Agent/b-gent", "risk_score": 0.3,
+            "risk_level": "MEDIUM", "phase": "Reviewing", "created_at": "2027-01-15T12:00:00Z",
+            "reason": null}"#;
+        let summary: ProposalSummary = serde_json::from_str(old).expect("an old summary reads");
+        assert!(summary.risk_factors.is_empty() && summary.patch.is_none());
+        let with = ProposalSummary {
+            risk_factors: vec![RiskFactor {
+                name: "base".into(),
+                value: 0.3,
+                detail: "the change type's base risk".into(),
+            }],
+            patch: Some("merge: {}".into()),
+            ..summary
+        };
+        let text = serde_json::to_string(&with).expect("serialises");
+        let back: ProposalSummary = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, with);
+    }
+}
