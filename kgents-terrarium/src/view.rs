@@ -560,7 +560,8 @@ fn render_agents(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
 /// The heat of one (type, source) cell at `app.now`: the strongest current intensity.
 struct Heat {
     sources: Vec<(String, f64)>,
-    cells: HashMap<(usize, usize), f64>,
+    /// By source column, then type: the strongest current intensity (0: none).
+    cells: Vec<[f64; 13]>,
     by_type: [f64; 13],
     live: usize,
     evaporated: usize,
@@ -602,10 +603,10 @@ fn heat(app: &App) -> Heat {
     for (column, &id) in order.iter().enumerate() {
         column_of[id] = column;
     }
-    let mut cells: HashMap<(usize, usize), f64> = HashMap::new();
+    let mut cells: Vec<[f64; 13]> = vec![[0.0; 13]; names.len()];
     let mut by_type = [0.0; 13];
     for &(t, id, value) in &raw {
-        let cell = cells.entry((t, column_of[id])).or_insert(0.0);
+        let cell = &mut cells[column_of[id]][t];
         *cell = cell.max(value);
         by_type[t] = f64::max(by_type[t], value);
     }
@@ -754,14 +755,8 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
             put(buf, inner.x, y, LABEL_WIDTH, &label, theme.dim());
             for c in 0..shown {
                 let col = first + c;
-                let up = heat
-                    .cells
-                    .get(&(type_index(*upper), col))
-                    .copied()
-                    .unwrap_or(0.0);
-                let down = lower
-                    .and_then(|l| heat.cells.get(&(type_index(l), col)).copied())
-                    .unwrap_or(0.0);
+                let up = heat.cells[col][type_index(*upper)];
+                let down = lower.map_or(0.0, |l| heat.cells[col][type_index(l)]);
                 let x = inner.x + LABEL_WIDTH + c as u16;
                 if let Some(cell) = buf.cell_mut((x, y)) {
                     cell.set_char('▀')
@@ -793,7 +788,7 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
                 Style::new(),
             );
             let line: String = (0..shown)
-                .map(|c| shade(heat.cells.get(&(t, first + c)).copied().unwrap_or(0.0)))
+                .map(|c| shade(heat.cells[first + c][t]))
                 .collect();
             put(
                 buf,
@@ -810,7 +805,8 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     if footer_rows >= 1 {
         let (source, total) = &heat.sources[selected];
         let mut strongest: Vec<(usize, f64)> = (0..13)
-            .filter_map(|t| heat.cells.get(&(t, selected)).map(|v| (t, *v)))
+            .map(|t| (t, heat.cells[selected][t]))
+            .filter(|(_, v)| *v > 0.0)
             .collect();
         strongest.sort_by(|a, b| b.1.total_cmp(&a.1));
         let types: Vec<String> = strongest

@@ -348,13 +348,23 @@ fn filters_commands_and_movement() {
 
 #[test]
 fn tiny_terminals_say_so_and_never_panic() {
+    let small_app = app(1, true);
     let app = app(1_000, true);
     let small = screen(&app, COLOR, 10, 5).backend().to_string();
     assert!(small.contains("terminal"), "{small}");
     let wide = screen(&app, COLOR, 70, 12).backend().to_string();
     assert!(wide.contains("terminal too small"), "{wide}");
+    // Every size up to the minimum and past it on a small data set, and the edges on the big
+    // one (a full debug-build frame of 1,000 agents is slow enough to sample).
     for width in 0..=90 {
         for height in 0..=30 {
+            let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
+            view::render(&small_app, COLOR, buffer.area, &mut buffer);
+            view::render(&small_app, MONO, buffer.area, &mut buffer);
+        }
+    }
+    for width in [0, 1, 2, 10, 59, 60, 61, 80, 200] {
+        for height in [0, 1, 2, 5, 14, 15, 16, 24, 50] {
             let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
             view::render(&app, COLOR, buffer.area, &mut buffer);
             view::render(&app, MONO, buffer.area, &mut buffer);
