@@ -482,7 +482,7 @@ impl App {
     /// Agents in scope that pass the filter, most active first (then namespace and name).
     pub fn visible_agents(&self) -> Vec<(&AgentRow, [u32; ACTIVITY_BUCKETS])> {
         let filter = self.filter(Panel::Agents).to_lowercase();
-        let mut rows: Vec<_> = self
+        let rows: Vec<_> = self
             .data
             .agents
             .iter()
@@ -504,18 +504,21 @@ impl App {
                 (a, series)
             })
             .collect();
+        // The score is computed once per row (a comparison sort would compute it ~log n times).
         let score = |(a, series): &(&AgentRow, [u32; ACTIVITY_BUCKETS])| {
             let probe = a
                 .last_probe
                 .is_some_and(|t| self.now.duration_since(t).as_secs() < PROBE_RECENT_SECONDS);
             series.iter().map(|c| u64::from(*c)).sum::<u64>() + u64::from(probe)
         };
-        rows.sort_by(|a, b| {
-            score(b).cmp(&score(a)).then_with(|| {
+        let mut scored: Vec<_> = rows.into_iter().map(|row| (score(&row), row)).collect();
+        scored.sort_by(|(sa, a), (sb, b)| {
+            sb.cmp(sa).then_with(|| {
                 (&a.0.summary.namespace, a.0.summary.name.as_str())
                     .cmp(&(&b.0.summary.namespace, b.0.summary.name.as_str()))
             })
         });
+        let rows: Vec<_> = scored.into_iter().map(|(_, row)| row).collect();
         rows
     }
 

@@ -557,9 +557,9 @@ fn render_agents(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     );
 }
 
-/// The heat of one (type, source) cell at `app.now`: the strongest current intensity.
-struct Heat {
-    sources: Vec<(String, f64)>,
+/// The heatmap's data at `app.now`: sources by total heat, the strongest intensity per cell.
+struct Heat<'a> {
+    sources: Vec<(&'a str, f64)>,
     /// By source column, then type: the strongest current intensity (0: none).
     cells: Vec<[f64; 13]>,
     by_type: [f64; 13],
@@ -571,10 +571,14 @@ fn type_index(t: PheromoneType) -> usize {
     PheromoneType::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
 
-fn heat(app: &App) -> Heat {
-    let mut per_source: HashMap<&str, (usize, f64)> = HashMap::new();
-    let mut raw: Vec<(usize, usize, f64)> = Vec::new();
+fn heat(app: &App) -> Heat<'_> {
+    // Sources get dense ids in order of appearance; the hash is skipped while consecutive
+    // signals share a source (the common case: lists come grouped).
+    let mut ids: HashMap<&str, usize> = HashMap::new();
     let mut names: Vec<&str> = Vec::new();
+    let mut totals: Vec<f64> = Vec::new();
+    let mut raw: Vec<(usize, usize, f64)> = Vec::new();
+    let mut last: Option<(&str, usize)> = None;
     let mut evaporated = 0;
     for p in app.visible_pheromones() {
         let value = p.intensity_at(app.now);
@@ -583,20 +587,27 @@ fn heat(app: &App) -> Heat {
             continue;
         }
         let s = &p.record.summary;
-        let next = names.len();
-        let entry = per_source.entry(s.source.as_str()).or_insert_with(|| {
-            names.push(s.source.as_str());
-            (next, 0.0)
-        });
-        entry.1 += value;
-        raw.push((type_index(s.pheromone_type), entry.0, value));
+        let source = s.source.as_str();
+        let id = match last {
+            Some((name, id)) if name == source => id,
+            _ => {
+                let id = *ids.entry(source).or_insert_with(|| {
+                    names.push(source);
+                    totals.push(0.0);
+                    names.len() - 1
+                });
+                last = Some((source, id));
+                id
+            }
+        };
+        totals[id] += value;
+        raw.push((type_index(s.pheromone_type), id, value));
     }
     // Columns: sources by total heat, strongest first (ties by name).
     let mut order: Vec<usize> = (0..names.len()).collect();
     order.sort_by(|&a, &b| {
-        per_source[names[b]]
-            .1
-            .total_cmp(&per_source[names[a]].1)
+        totals[b]
+            .total_cmp(&totals[a])
             .then_with(|| names[a].cmp(names[b]))
     });
     let mut column_of = vec![0; names.len()];
@@ -611,10 +622,7 @@ fn heat(app: &App) -> Heat {
         by_type[t] = f64::max(by_type[t], value);
     }
     Heat {
-        sources: order
-            .iter()
-            .map(|&id| (names[id].to_owned(), per_source[names[id]].1))
-            .collect(),
+        sources: order.iter().map(|&id| (names[id], totals[id])).collect(),
         cells,
         by_type,
         live: raw.len(),
