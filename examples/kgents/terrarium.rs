@@ -38,7 +38,7 @@ pub struct TerrariumArgs {
     #[arg(long)]
     pub readonly: bool,
     /// The decay tick: how often intensities and ages are redrawn, in milliseconds (50–5000).
-    #[arg(long, default_value_t = 250, value_name = "MS")]
+    #[arg(long, default_value_t = 333, value_name = "MS")]
     pub tick: u64,
 }
 

@@ -392,42 +392,78 @@ pub async fn ghost_dashboard(
     let chain = kgents_logos::ghost::cache_only(store, clock);
     let view = GhostView::new(chain, None);
     let filter = Filter::scope(scope.clone());
-    let agents = view.agents(&filter).await.map_err(|e| e.to_string())?;
-    let mut source = agents.source.clone();
+    // Each kind is answered (or refused as too old, by the ghost protocol's freshness rules) on
+    // its own; what is missing is said in the source's warnings, prefixed with the kind.
+    let mut sources: Vec<Source> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let agents = match view.agents(&filter).await {
+        Ok(observed) => {
+            sources.push(observed.source);
+            observed
+                .data
+                .into_iter()
+                .map(|summary| AgentRow {
+                    summary,
+                    last_probe: None,
+                })
+                .collect()
+        }
+        Err(e) => {
+            warnings.push(format!("agents: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
+    };
     let pheromones = match view.pheromones(&filter).await {
         Ok(observed) => {
-            source = older(source, &observed.source);
+            let taken_at = observed.source.taken_at;
+            sources.push(observed.source);
             observed
                 .data
                 .into_iter()
                 .map(|record| PheromoneRow {
                     record,
-                    observed_at: observed.source.taken_at,
+                    observed_at: taken_at,
                 })
                 .collect()
         }
-        Err(_) => Vec::new(),
+        Err(e) => {
+            warnings.push(format!("pheromones: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
     };
     let proposals = match view.proposals(&filter).await {
         Ok(observed) => {
-            source = older(source, &observed.source);
+            sources.push(observed.source);
             observed.data
         }
-        Err(_) => Vec::new(),
+        Err(e) => {
+            warnings.push(format!("proposals: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
     };
+    // The dashboard is as old as its oldest part, and stale when any part is.
+    let stale = sources.iter().any(|s| s.stale);
+    let mut source = sources
+        .into_iter()
+        .reduce(|a, b| older(a, &b))
+        .ok_or_else(|| warnings.join("; "))?;
+    source.stale |= stale;
+    source.warnings.extend(warnings);
     Ok(Dashboard {
-        agents: agents
-            .data
-            .into_iter()
-            .map(|summary| AgentRow {
-                summary,
-                last_probe: None,
-            })
-            .collect(),
+        agents,
         pheromones,
         proposals,
         source,
     })
+}
+
+/// An error's lines joined, without the remedy line the CLI prints (the banner says it).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Run `kgents"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn older(a: Source, b: &Source) -> Source {

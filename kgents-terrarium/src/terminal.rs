@@ -30,7 +30,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            tick: Duration::from_millis(250),
+            tick: Duration::from_millis(333),
             theme: Theme::from_env(),
         }
     }

@@ -135,6 +135,36 @@ fn put(buf: &mut Buffer, x: u16, y: u16, width: u16, text: &str, style: Style) -
     buf.set_stringn(x, y, text, usize::from(width), style).0
 }
 
+/// Why the ghost cache had no `kind` to show (the feed's warning, `"<kind>: <why>"`).
+fn missing<'a>(app: &'a App, kind: &str) -> Option<&'a str> {
+    app.data
+        .source
+        .warnings
+        .iter()
+        .find_map(|w| w.strip_prefix(kind)?.strip_prefix(": "))
+}
+
+/// Writes `text` from the second column of `inner`, wrapped over the rows there are.
+fn note_wrapped(buf: &mut Buffer, inner: Rect, text: &str, style: Style) {
+    let width = usize::from(inner.width.saturating_sub(1)).max(1);
+    let chars: Vec<char> = text.chars().collect();
+    for (row, chunk) in chars.chunks(width).enumerate() {
+        let Ok(dy) = u16::try_from(row) else { break };
+        if dy >= inner.height {
+            break;
+        }
+        let line: String = chunk.iter().collect();
+        put(
+            buf,
+            inner.x + 1,
+            inner.y + dy,
+            inner.width.saturating_sub(1),
+            &line,
+            style,
+        );
+    }
+}
+
 fn too_small(area: Rect, buf: &mut Buffer) {
     let lines = [
         "terminal too small".to_owned(),
@@ -463,6 +493,15 @@ fn render_agents(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     if rows.is_empty() {
+        if let Some(why) = missing(app, "agents") {
+            note_wrapped(
+                buf,
+                inner,
+                &format!("not in the ghost cache: {why}"),
+                theme.dim(),
+            );
+            return;
+        }
         let text = if app.filters[0].is_empty() {
             "no agents in this scope"
         } else {
@@ -703,6 +742,15 @@ fn render_heatmap(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         return;
     }
     if heat.live == 0 {
+        if let Some(why) = missing(app, "pheromones") {
+            note_wrapped(
+                buf,
+                inner,
+                &format!("not in the ghost cache: {why}"),
+                theme.dim(),
+            );
+            return;
+        }
         put(
             buf,
             inner.x + 1,
@@ -884,6 +932,15 @@ fn render_proposals(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     if rows.is_empty() {
+        if let Some(why) = missing(app, "proposals") {
+            note_wrapped(
+                buf,
+                inner,
+                &format!("not in the ghost cache: {why}"),
+                theme.dim(),
+            );
+            return;
+        }
         put(
             buf,
             inner.x + 1,

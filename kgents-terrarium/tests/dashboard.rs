@@ -397,3 +397,144 @@ fn a_flood_of_events_keeps_the_stream_bounded_and_counts_drops() {
     // Input still works right after.
     assert_eq!(update(&mut app, key(KeyCode::Char('q'))), [Effect::Quit]);
 }
+
+/// With no cluster at all, the ghost snapshots are shown with their age, read-only, and a
+/// decision sent anyway is answered with why not.
+#[tokio::test]
+async fn the_ghost_feed_shows_the_snapshots_read_only() {
+    use std::sync::Arc;
+
+    use kgents_core::clock::ManualClock;
+    use kgents_ghost::snapshot::{ActivePheromones, AgentsIndex, ProposalList};
+    use kgents_ghost::{GhostStore, InMemoryGhostStore, Payload, Snapshot};
+    use kgents_terrarium::source::{Command, Feed, GhostFeed};
+
+    let taken = fixture::epoch();
+    let data = fixture::dashboard(3, 12, 4, taken, Source::live("kubernetes", taken));
+    let store = Arc::new(InMemoryGhostStore::new());
+    let snapshots = [
+        Payload::AgentsIndex(AgentsIndex {
+            agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
+        }),
+        Payload::ActivePheromones(ActivePheromones {
+            pheromones: data
+                .pheromones
+                .iter()
+                .map(|p| {
+                    let mut s = p.record.summary.clone();
+                    s.intensity = p.intensity_at(taken);
+                    s
+                })
+                .collect(),
+        }),
+        Payload::PendingProposals(ProposalList {
+            proposals: data
+                .proposals
+                .iter()
+                .filter(|p| p.is_pending())
+                .map(|p| p.summary.clone())
+                .collect(),
+        }),
+    ];
+    for payload in snapshots {
+        store.write(&Snapshot::new(taken, payload)).expect("stored");
+    }
+    // 45 s old: past the pheromones' freshness threshold (30 s), served as stale.
+    let now = taken + SignedDuration::from_secs(45);
+    let feed = GhostFeed {
+        store,
+        clock: Arc::new(ManualClock::new(now)),
+        scope: Scope::All,
+        reason: "no kubeconfig (KUBECONFIG unset, ~/.kube/config missing)".into(),
+    };
+    let (events, mut fed) = tokio::sync::mpsc::channel(16);
+    let (commands, requests) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(Box::new(feed).run(events, requests));
+    let mut app = App::new(now, Scope::All, false);
+    while !matches!(app.link, Link::Ghost { .. }) {
+        let event = fed.recv().await.expect("the feed sends");
+        update(&mut app, event);
+    }
+    assert!(app.is_ghost());
+    assert_eq!(app.data.agents.len(), 3);
+    assert_eq!(app.data.pheromones.len(), 12);
+    assert!(!app.data.proposals.is_empty());
+    assert!(app.data.proposals.iter().all(|p| p.is_pending()));
+    assert!(
+        (app.data_age_seconds() - 45.0).abs() < 1.0,
+        "{}",
+        app.data_age_seconds()
+    );
+    let text = screen(&app, COLOR, 120, 30).backend().to_string();
+    assert!(text.contains("[GHOST] data from 45s ago (stale)"), "{text}");
+    assert!(text.contains("no kubeconfig"), "{text}");
+    // Refused in the dashboard, and by the feed if sent all the same.
+    app.focus = Panel::Proposals;
+    assert!(update(&mut app, key(KeyCode::Char('a'))).is_empty());
+    commands
+        .send(Command::Decide {
+            approve: true,
+            namespace: "team".into(),
+            name: "x".into(),
+            comment: None,
+        })
+        .await
+        .expect("sent");
+    loop {
+        match fed.recv().await.expect("the feed answers") {
+            Event::Decided(outcome) => {
+                assert!(outcome.result.is_err_and(|e| e.contains("no cluster")));
+                break;
+            }
+            other => {
+                update(&mut app, other);
+            }
+        }
+    }
+    drop(commands);
+    task.await.expect("the feed ends when the dashboard goes");
+
+    // 90 s old: the pheromones are refused (past twice their 30 s threshold) and the panel
+    // says why; the agents (60 s threshold) are still shown, as stale.
+    let store = Arc::new(InMemoryGhostStore::new());
+    store
+        .write(&Snapshot::new(
+            taken,
+            Payload::AgentsIndex(AgentsIndex {
+                agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
+            }),
+        ))
+        .expect("stored");
+    store
+        .write(&Snapshot::new(
+            taken,
+            Payload::ActivePheromones(ActivePheromones {
+                pheromones: Vec::new(),
+            }),
+        ))
+        .expect("stored");
+    let later = taken + SignedDuration::from_secs(90);
+    let ghost = kgents_terrarium::source::ghost_dashboard(
+        store,
+        Arc::new(ManualClock::new(later)),
+        &Scope::All,
+    )
+    .await
+    .expect("the agents are there");
+    assert_eq!(ghost.agents.len(), 3);
+    let mut app = App::new(later, Scope::All, false);
+    update(
+        &mut app,
+        Event::Link(Link::Ghost {
+            reason: "no kubeconfig".into(),
+            attempt: 0,
+            retry_at: None,
+        }),
+    );
+    update(&mut app, Event::Data(Box::new(ghost)));
+    let text = screen(&app, COLOR, 120, 30).backend().to_string();
+    assert!(
+        text.contains("not in the ghost cache") && text.contains("over twice the 30s"),
+        "{text}"
+    );
+}
