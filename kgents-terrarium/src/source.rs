@@ -322,7 +322,7 @@ impl ClusterFeed {
             kind_stream(self.api::<Agent>(), Change::Agent),
             kind_stream(self.api::<Pheromone>(), Change::Pheromone),
             kind_stream(self.api::<Proposal>(), Change::Proposal),
-            kind_stream(self.api::<KubeEvent>(), Change::Event),
+            events_stream(self.api::<KubeEvent>()),
         ]);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -567,6 +567,51 @@ enum Change {
     Pheromone(watcher::Event<Pheromone>),
     Proposal(watcher::Event<Proposal>),
     Event(watcher::Event<KubeEvent>),
+    /// The user may not watch Events: the thought stream stays empty, the rest works.
+    EventsForbidden(String),
+}
+
+/// Whether the API server refused a watch (RBAC), as opposed to being unreachable.
+fn forbidden(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => 0,
+    };
+    code == 403
+}
+
+/// The Events watch; a refusal ends it with [`Change::EventsForbidden`] instead of failing
+/// the connection (Events are the thought stream, not the dashboard's data).
+fn events_stream(api: Api<KubeEvent>) -> ChangeStream {
+    let refusal = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = std::sync::Arc::clone(&refusal);
+    let events = watcher(api, watcher::Config::default())
+        .take_while(move |item| {
+            let refused = matches!(item, Err(e) if forbidden(e));
+            if let (true, Err(e)) = (refused, item) {
+                *seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+            }
+            futures::future::ready(!refused)
+        })
+        .map(|event| {
+            event
+                .map(Change::Event)
+                .map_err(|e| format!("watching events: {e}"))
+        });
+    let ended = futures::stream::once(async move {
+        let reason = refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| "the Events watch ended".into());
+        Ok(Change::EventsForbidden(reason))
+    });
+    Box::pin(events.chain(ended))
 }
 
 type ChangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<Change, String>> + Send>>;
@@ -699,6 +744,18 @@ impl Cache {
                 watcher::Event::Apply(e) | watcher::Event::InitApply(e) => thought_of(&e),
                 watcher::Event::Init | watcher::Event::Delete(_) => None,
             },
+            Change::EventsForbidden(reason) => {
+                self.events_listed = true;
+                Some(Thought {
+                    at: now,
+                    namespace: String::new(),
+                    object: "Events".into(),
+                    agent: None,
+                    reason: "Forbidden".into(),
+                    text: format!("the thought stream stays empty: {reason}"),
+                    warning: true,
+                })
+            }
         }
     }
 

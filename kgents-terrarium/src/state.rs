@@ -572,7 +572,8 @@ impl App {
         self.thoughts
             .lines()
             .iter()
-            .filter(|t| self.scope.contains(&t.namespace))
+            // A line of no namespace is about the dashboard itself (Events not visible, ...).
+            .filter(|t| t.namespace.is_empty() || self.scope.contains(&t.namespace))
             .filter(move |t| {
                 filter.is_empty()
                     || contains_lower(&t.text, &filter)
