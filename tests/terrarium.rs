@@ -3,7 +3,8 @@
 //! pheromone emitted and a proposal filed with kubectl appear on screen; the proposal is
 //! approved from the dashboard (confirmation and comment) and ends Merged; with the API server
 //! stopped the `[GHOST]` banner appears and the data stays; with it back, the dashboard is live
-//! again. Run after `cargo build --example kgents`.
+//! again. A user who may not watch Events still gets a live dashboard, told why the thought
+//! stream stays empty. Run after `cargo build --example kgents`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,6 +47,9 @@ fn kubectl() -> PathBuf {
         .join("kubectl")
 }
 
+/// Numbers the tmux servers of this process.
+static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A tmux server of our own (its own socket), so nothing else on the machine is touched.
 struct Tmux {
     bin: String,
@@ -65,7 +69,11 @@ impl Tmux {
         let bin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let tmux = Tmux {
             bin,
-            socket: format!("kgents-terrarium-{}", std::process::id()),
+            socket: format!(
+                "kgents-terrarium-{}-{}",
+                std::process::id(),
+                SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
         };
         tmux.run(&[
             "new-session",
@@ -329,6 +337,56 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
         s.contains("Merged")
     })
     .await;
+
+    // A user who may watch the dashboard's kinds but not Events: live, and the thought stream
+    // says why it stays empty.
+    let viewer: serde_json::Value = json!({
+        "role": {"metadata": {"name": "viewer"}, "rules": [{"apiGroups": ["kgents.io"],
+            "resources": ["agents", "pheromones", "proposals"], "verbs": ["get", "list", "watch"]}]},
+        "binding": {"metadata": {"name": "viewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+            "subjects": [{"kind": "User", "name": "viewer", "apiGroup": "rbac.authorization.k8s.io"}]},
+    });
+    Api::<Role>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(viewer["role"].clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(viewer["binding"].clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut as_viewer = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    for user in &mut as_viewer.auth_infos {
+        if let Some(auth) = user.auth_info.as_mut() {
+            auth.impersonate = Some("viewer".into());
+            auth.impersonate_groups = Some(vec!["system:authenticated".into()]);
+        }
+    }
+    let viewer_config = ghost.path().join("viewer.kubeconfig");
+    std::fs::write(&viewer_config, serde_json::to_string(&as_viewer).unwrap()).unwrap();
+    let viewer_tmux = Tmux::start(
+        &format!(
+            "env KGENTS_GHOST_DIR={} {} --kubeconfig {} -n {ns} terrarium",
+            ghost.path().display(),
+            binary().display(),
+            viewer_config.display()
+        ),
+        160,
+        45,
+    );
+    viewer_tmux
+        .wait_for("the viewer's dashboard", Duration::from_secs(20), |s| {
+            s.contains("LIVE") && s.contains("stays empty") && s.contains("migrate-index")
+        })
+        .await;
+    viewer_tmux.keys(&["q"]);
+    drop(viewer_tmux);
 
     // The API server stops: the banner, and the data stays.
     let _ = stop.send(());
