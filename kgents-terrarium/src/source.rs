@@ -15,7 +15,8 @@
 //! [`LIVENESS_INTERVAL`]) ends the watches; the data stays on screen marked `[GHOST]`, and the
 //! feed reconnects with exponential backoff ([`Backoff`]), re-listing everything. When the
 //! cluster cannot be reached at start, the ghost snapshots (`~/.kgents/ghost`, read-only) are
-//! shown with their age until it can.
+//! shown with their age until it can. An all-namespaces live feed writes its data through to
+//! those snapshots (every [`GHOST_WRITE_INTERVAL`] at most), as the CLI's live reads do.
 //!
 //! The Cortex daemon's `Observe` stream will be one more [`Feed`] (it does not exist yet); the
 //! dashboard depends only on the trait and the [`Event`]s.
@@ -30,7 +31,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kgents_core::clock::Clock;
 use kgents_crds::{Agent, Pheromone, Proposal};
-use kgents_ghost::GhostStore;
+use kgents_ghost::snapshot::{ActivePheromones, AgentsIndex, PheromoneSummary, ProposalList};
+use kgents_ghost::{GhostStore, Payload, Snapshot};
 use kgents_logos::logos::DecisionInput;
 use kgents_logos::outcome::ProposalRecord;
 use kgents_logos::{Args, Caller, ClusterView, Filter, GhostView, Logos, Outcome, Scope, Source};
@@ -309,6 +311,24 @@ impl ClusterFeed {
         ghost_dashboard(store, Arc::clone(&self.clock), &self.scope).await
     }
 
+    /// Writes the cluster-wide snapshots of `cache` to the ghost store, off the loop's thread.
+    /// Only an all-namespaces watch writes: the snapshots are cluster-wide, and one namespace's
+    /// data would stand in for everyone's.
+    fn write_through(&self, cache: &Cache) {
+        let (Some(store), Scope::All) = (self.ghost.clone(), &self.scope) else {
+            return;
+        };
+        let now = self.clock.now();
+        let snapshots = ghost_snapshots(&cache.dashboard(now), now);
+        tokio::task::spawn_blocking(move || {
+            for snapshot in snapshots {
+                if let Err(e) = store.write(&snapshot) {
+                    tracing::warn!(error = %e, key = %snapshot.key(), "writing the ghost cache");
+                }
+            }
+        });
+    }
+
     /// Watches until the connection is lost (`Err(reason)`), the scope changes (`Ok(true)`) or
     /// the dashboard is gone (`Ok(false)`). `live` is set once the first full list arrived.
     async fn watch(
@@ -329,6 +349,12 @@ impl ClusterFeed {
         let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut thoughts: Vec<Thought> = Vec::new();
+        // Live data is written through to the ghost cache (at most every GHOST_WRITE_INTERVAL),
+        // so the next start without a cluster, and the CLI, have it.
+        let mut unwritten = false;
+        let mut last_write = std::time::Instant::now()
+            .checked_sub(GHOST_WRITE_INTERVAL)
+            .unwrap_or_else(std::time::Instant::now);
         loop {
             tokio::select! {
                 change = changes.next() => match change {
@@ -366,9 +392,15 @@ impl ClusterFeed {
                     if cache.dirty && cache.listed() {
                         cache.dirty = false;
                         let data = cache.dashboard(self.clock.now());
+                        unwritten = true;
                         if out.send(Event::Data(Box::new(data))).await.is_err() {
                             return Ok(false);
                         }
+                    }
+                    if unwritten && last_write.elapsed() >= GHOST_WRITE_INTERVAL {
+                        unwritten = false;
+                        last_write = std::time::Instant::now();
+                        self.write_through(&cache);
                     }
                     if !thoughts.is_empty() {
                         thoughts.sort_by_key(|t| t.at);
@@ -381,6 +413,50 @@ impl ClusterFeed {
             }
         }
     }
+}
+
+/// How often a live feed writes its data through to the ghost cache (when it changed).
+pub const GHOST_WRITE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The cluster-wide ghost snapshots of `data` taken at `now`: the agents index, the active
+/// pheromones (intensity at `now`, strongest first, evaporated ones left out) and the pending
+/// proposals.
+pub fn ghost_snapshots(data: &Dashboard, now: Timestamp) -> Vec<Snapshot> {
+    let mut pheromones: Vec<PheromoneSummary> = data
+        .pheromones
+        .iter()
+        .filter_map(|p| {
+            let intensity = p.intensity_at(now);
+            (intensity > 0.0).then(|| PheromoneSummary {
+                intensity,
+                ..p.record.summary.clone()
+            })
+        })
+        .collect();
+    pheromones.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+    vec![
+        Snapshot::new(
+            now,
+            Payload::AgentsIndex(AgentsIndex {
+                agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
+            }),
+        ),
+        Snapshot::new(
+            now,
+            Payload::ActivePheromones(ActivePheromones { pheromones }),
+        ),
+        Snapshot::new(
+            now,
+            Payload::PendingProposals(ProposalList {
+                proposals: data
+                    .proposals
+                    .iter()
+                    .filter(|p| p.is_pending())
+                    .map(|p| p.summary.clone())
+                    .collect(),
+            }),
+        ),
+    ]
 }
 
 /// The ghost snapshots of `scope` in `store` (cache only, read-only), or why there are none.

@@ -412,7 +412,9 @@ async fn the_ghost_feed_shows_the_snapshots_read_only() {
     let taken = fixture::epoch();
     let data = fixture::dashboard(3, 12, 4, taken, Source::live("kubernetes", taken));
     let store = Arc::new(InMemoryGhostStore::new());
-    let snapshots = [
+    // What a live feed writes through is what the ghost feed reads back.
+    let written = kgents_terrarium::source::ghost_snapshots(&data, taken);
+    let expected = [
         Payload::AgentsIndex(AgentsIndex {
             agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
         }),
@@ -436,9 +438,20 @@ async fn the_ghost_feed_shows_the_snapshots_read_only() {
                 .collect(),
         }),
     ];
-    for payload in snapshots {
-        store.write(&Snapshot::new(taken, payload)).expect("stored");
+    for (snapshot, payload) in written.iter().zip(&expected) {
+        assert_eq!(snapshot.taken_at, taken);
+        match (&snapshot.payload, payload) {
+            // Strongest first, as the cache keeps them.
+            (Payload::ActivePheromones(got), Payload::ActivePheromones(want)) => {
+                let mut want = want.pheromones.clone();
+                want.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+                assert_eq!(got.pheromones, want);
+            }
+            (got, want) => assert_eq!(got, want),
+        }
+        store.write(snapshot).expect("stored");
     }
+    assert_eq!(written.len(), expected.len());
     // 45 s old: past the pheromones' freshness threshold (30 s), served as stale.
     let now = taken + SignedDuration::from_secs(45);
     let feed = GhostFeed {
