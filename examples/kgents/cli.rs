@@ -242,6 +242,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// The Terrarium: a live terminal dashboard of agents, pheromones, proposals and events
+    /// (the ghost snapshots, read-only, when the cluster is unreachable).
+    Terrarium(crate::terrarium::TerrariumArgs),
     /// Install, check or remove K8-gents in the current cluster.
     Infra {
         #[command(subcommand)]

@@ -163,6 +163,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             output,
         } => invoke(&global, &path, input, output).await,
         Command::Ghost { command } => ghost(command),
+        Command::Terrarium(args) => crate::terrarium::run(&global, args).await,
         Command::Infra { command } => {
             let conn = connect::connect(&global).await?;
             crate::infra::run(command, conn.client)

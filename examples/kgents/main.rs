@@ -22,6 +22,7 @@
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
 //! | `invoke PATH` | any path |
+//! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
 //! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
@@ -48,6 +49,7 @@ mod connect;
 mod dev;
 mod infra;
 mod render;
+mod terrarium;
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(terrarium::log_writer)
         .try_init();
 
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

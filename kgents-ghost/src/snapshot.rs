@@ -131,6 +131,24 @@ pub struct ProposalSummary {
     pub created_at: Timestamp,
     /// Why it is in this state (for rejected proposals: the rejection reason).
     pub reason: Option<String>,
+    /// The factors the risk score was computed from, in the order of the formula (empty when
+    /// the proposal is not assessed yet, and in snapshots written before they were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_factors: Vec<RiskFactor>,
+    /// The proposed patch as filed (`merge: {...}`), `None` when it carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+/// One factor of a proposal's risk score (`base`, `size`, `tests`, `velocity`, `cumulative`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskFactor {
+    /// The factor's name.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// What it means, for a person (`×`, `+`, and what counted).
+    pub detail: String,
 }
 
 /// A list of proposals (`proposals/pending.json` or `proposals/rejected.json`).
@@ -485,4 +503,31 @@ pub struct Envelope<T> {
     pub taken_at: Timestamp,
     /// The payload.
     pub data: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_summaries_written_before_risk_factors_were_kept_still_read() {
+        let old = r#"{"name": "scale-b", "namespace": "team", "proposer": "bob",
+            "change_type": "AGENT_SCALE", "target": "Agent/b-gent", "risk_score": 0.3,
+            "risk_level": "MEDIUM", "phase": "Reviewing", "created_at": "2027-01-15T12:00:00Z",
+            "reason": null}"#;
+        let summary: ProposalSummary = serde_json::from_str(old).expect("an old summary reads");
+        assert!(summary.risk_factors.is_empty() && summary.patch.is_none());
+        let with = ProposalSummary {
+            risk_factors: vec![RiskFactor {
+                name: "base".into(),
+                value: 0.3,
+                detail: "the change type's base risk".into(),
+            }],
+            patch: Some("merge: {}".into()),
+            ..summary
+        };
+        let text = serde_json::to_string(&with).expect("serialises");
+        let back: ProposalSummary = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, with);
+    }
 }

@@ -8,10 +8,11 @@ use jiff::Timestamp;
 use kgents_core::decay::{self, EVAPORATION_THRESHOLD, HalfLife, Intensity};
 use kgents_core::field::Signal;
 use kgents_core::field::{PheromoneType, TypeSet};
+use kgents_crds::proposal::RiskAssessment;
 use kgents_crds::{Agent, Memory, Pheromone, PheromoneSignal, Proposal, Umwelt};
 use kgents_ghost::AgentName;
 use kgents_ghost::snapshot::{
-    AgentStatus, AgentSummary, ConditionSummary, PheromoneSummary, ProposalSummary,
+    AgentStatus, AgentSummary, ConditionSummary, PheromoneSummary, ProposalSummary, RiskFactor,
 };
 use serde::Serialize;
 
@@ -135,6 +136,12 @@ pub fn proposal_record(proposal: &Proposal) -> ProposalRecord {
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Decided"))
                 .map(|c| c.message.clone())
                 .filter(|m| !m.is_empty()),
+            risk_factors: risk.as_ref().map(risk_factors).unwrap_or_default(),
+            patch: proposal
+                .spec
+                .patch
+                .as_ref()
+                .map(|p| format!("{}: {}", enum_name(&p.kind), p.content)),
         },
         risk,
         approvals: status
@@ -144,6 +151,45 @@ pub fn proposal_record(proposal: &Proposal) -> ProposalRecord {
             .map(|s| s.rejections.iter().map(|r| r.rejector.clone()).collect())
             .unwrap_or_default(),
     }
+}
+
+/// The factors of an assessment, in the order of the formula
+/// `clamp(base × size × tests × (1 + velocity) + cumulative, 0, 1)`.
+pub fn risk_factors(risk: &RiskAssessment) -> Vec<RiskFactor> {
+    let factor = |name: &str, value: f64, detail: String| RiskFactor {
+        name: name.to_owned(),
+        value,
+        detail,
+    };
+    vec![
+        factor("base", risk.base_risk, "the change type's base risk".into()),
+        factor(
+            "size",
+            risk.size_factor,
+            "× 1 + 0.1·log2(1 + lines + 10·files)".into(),
+        ),
+        factor(
+            "tests",
+            risk.test_factor,
+            "× tests added lower it, removed raise it".into(),
+        ),
+        factor(
+            "velocity",
+            risk.velocity_penalty,
+            format!(
+                "× (1 + it): {} other proposals in the last hour",
+                risk.recent_proposals
+            ),
+        ),
+        factor(
+            "cumulative",
+            risk.cumulative_penalty,
+            format!(
+                "+ it: {} changes applied in the last 24 h",
+                risk.applied_changes
+            ),
+        ),
+    ]
 }
 
 /// A Memory's summary.

@@ -577,6 +577,8 @@ fn handlers_read_ghost_snapshots_with_their_age() {
                     phase: "Reviewing".into(),
                     created_at: taken,
                     reason: None,
+                    risk_factors: Vec::new(),
+                    patch: None,
                 }],
             }),
         ))

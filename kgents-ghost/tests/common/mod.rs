@@ -66,6 +66,8 @@ pub fn proposal(seed: u32) -> ProposalSummary {
         phase: "Pending".into(),
         created_at: ts(-60),
         reason: seed.is_multiple_of(3).then(|| "superseded".to_owned()),
+        risk_factors: Vec::new(),
+        patch: None,
     }
 }
 

@@ -1,0 +1,915 @@
+//! The I/O edge that feeds the dashboard: a [`Feed`] sends [`Event`]s (data, thought-stream
+//! lines, the link's state, decisions' answers) and carries out [`Command`]s.
+//!
+//! | feed | data | writes |
+//! |---|---|---|
+//! | [`ClusterFeed`] | watches of Agents, Pheromones, Proposals and `events.k8s.io` Events, turned into summaries by the Logos' conversions (`kgents_logos::summary`); the ghost snapshots while the API server is unreachable | approve / reject through [`Logos::invoke`] as the user |
+//! | [`GhostFeed`] | the ghost snapshots only (no kubeconfig at all) | refused |
+//! | [`FixtureFeed`] | a fixed [`Dashboard`] (demos, measurements) | refused |
+//!
+//! **Why watches, not polling**: at 1,000 agents and 10,000 pheromones a list every second
+//! would move megabytes per second for nothing; a watch moves only the changes, and the
+//! dashboard redraws when one arrives. Summaries are kept, not objects, so memory stays small.
+//!
+//! **Lost connection**: the first watch error (or a failed liveness check, every
+//! [`LIVENESS_INTERVAL`]) ends the watches; the data stays on screen marked `[GHOST]`, and the
+//! feed reconnects with exponential backoff ([`Backoff`]), re-listing everything. When the
+//! cluster cannot be reached at start, the ghost snapshots (`~/.kgents/ghost`, read-only) are
+//! shown with their age until it can. An all-namespaces live feed writes its data through to
+//! those snapshots (every [`GHOST_WRITE_INTERVAL`] at most), as the CLI's live reads do.
+//!
+//! The Cortex daemon's `Observe` stream will be one more [`Feed`] (it does not exist yet); the
+//! dashboard depends only on the trait and the [`Event`]s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kgents_core::clock::Clock;
+use kgents_crds::{Agent, Pheromone, Proposal};
+use kgents_ghost::snapshot::{ActivePheromones, AgentsIndex, PheromoneSummary, ProposalList};
+use kgents_ghost::{GhostStore, Payload, Snapshot};
+use kgents_logos::logos::DecisionInput;
+use kgents_logos::outcome::ProposalRecord;
+use kgents_logos::{Args, Caller, ClusterView, Filter, GhostView, Logos, Outcome, Scope, Source};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+
+use crate::state::{AgentRow, Dashboard, DecisionOutcome, Event, Link, PheromoneRow, Thought};
+
+/// How often the feed sends accumulated changes (at most; nothing is sent when nothing changed).
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a live feed asks the API server whether it is still there.
+pub const LIVENESS_INTERVAL: Duration = Duration::from_secs(5);
+/// The deadline of that question.
+pub const LIVENESS_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What the dashboard asks of its feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Record a decision as the user.
+    Decide {
+        /// Approve (`true`) or reject.
+        approve: bool,
+        /// Namespace.
+        namespace: String,
+        /// Proposal.
+        name: String,
+        /// Comment or reason.
+        comment: Option<String>,
+    },
+    /// Watch another scope.
+    Rescope(Scope),
+}
+
+/// A source of dashboard data. Runs until `out` is closed (the dashboard quit) or `commands`
+/// ends.
+#[async_trait]
+pub trait Feed: Send {
+    /// Feeds `out`, carrying out `commands`.
+    async fn run(self: Box<Self>, out: mpsc::Sender<Event>, commands: mpsc::Receiver<Command>);
+}
+
+/// A fixed data set; decisions are refused (there is no cluster).
+pub struct FixtureFeed {
+    /// The data.
+    pub dashboard: Dashboard,
+    /// Thought-stream lines sent once at start.
+    pub thoughts: Vec<Thought>,
+}
+
+#[async_trait]
+impl Feed for FixtureFeed {
+    async fn run(self: Box<Self>, out: mpsc::Sender<Event>, mut commands: mpsc::Receiver<Command>) {
+        let this = *self;
+        for event in [
+            Event::Link(Link::Fixture),
+            Event::Data(Box::new(this.dashboard)),
+            Event::Thoughts(this.thoughts),
+        ] {
+            if out.send(event).await.is_err() {
+                return;
+            }
+        }
+        while let Some(command) = commands.recv().await {
+            if let Command::Decide {
+                approve,
+                namespace,
+                name,
+                ..
+            } = command
+            {
+                let refused = DecisionOutcome {
+                    namespace,
+                    name,
+                    approve,
+                    result: Err("fixture data: there is no cluster to decide in".into()),
+                };
+                if out.send(Event::Decided(refused)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The ghost snapshots only (no cluster connection could even be configured: no kubeconfig).
+/// Re-reads the cache every [`GHOST_REREAD_INTERVAL`], so another front-end's writes show up.
+pub struct GhostFeed {
+    /// The snapshot store.
+    pub store: Arc<dyn GhostStore>,
+    /// The clock ages are computed with.
+    pub clock: Arc<dyn Clock>,
+    /// The namespaces shown.
+    pub scope: Scope,
+    /// Why there is no live cluster (shown in the banner).
+    pub reason: String,
+}
+
+/// How often a [`GhostFeed`] re-reads the cache.
+pub const GHOST_REREAD_INTERVAL: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl Feed for GhostFeed {
+    async fn run(self: Box<Self>, out: mpsc::Sender<Event>, mut commands: mpsc::Receiver<Command>) {
+        let mut this = *self;
+        let mut reread = tokio::time::interval(GHOST_REREAD_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = reread.tick() => {}
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Rescope(scope)) => this.scope = scope,
+                    Some(Command::Decide { approve, namespace, name, .. }) => {
+                        let refused = DecisionOutcome {
+                            namespace,
+                            name,
+                            approve,
+                            result: Err(format!("no cluster: {}", this.reason)),
+                        };
+                        if out.send(Event::Decided(refused)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            }
+            let reason = match ghost_dashboard(
+                Arc::clone(&this.store),
+                Arc::clone(&this.clock),
+                &this.scope,
+            )
+            .await
+            {
+                Ok(data) => {
+                    if out.send(Event::Data(Box::new(data))).await.is_err() {
+                        return;
+                    }
+                    this.reason.clone()
+                }
+                Err(ghost) => format!("{}; no ghost snapshot either: {ghost}", this.reason),
+            };
+            let link = Link::Ghost {
+                reason,
+                attempt: 0,
+                retry_at: None,
+            };
+            if out.send(Event::Link(link)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Exponential backoff between reconnects: `initial`, doubling, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// The live cluster through watches, with the ghost snapshots as the fallback (see the
+/// [module docs](self)).
+pub struct ClusterFeed {
+    client: Client,
+    scope: Scope,
+    logos: Arc<Logos>,
+    caller: Caller,
+    ghost: Option<Arc<dyn GhostStore>>,
+    clock: Arc<dyn Clock>,
+    backoff: Backoff,
+}
+
+impl ClusterFeed {
+    /// A feed watching `scope` through `client`; decisions go through `logos` as `caller`;
+    /// `ghost`: the snapshot store shown while the cluster is unreachable.
+    pub fn new(
+        client: Client,
+        scope: Scope,
+        logos: Arc<Logos>,
+        caller: Caller,
+        ghost: Option<Arc<dyn GhostStore>>,
+        clock: Arc<dyn Clock>,
+    ) -> ClusterFeed {
+        ClusterFeed {
+            client,
+            scope,
+            logos,
+            caller,
+            ghost,
+            clock,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Another backoff.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> ClusterFeed {
+        self.backoff = backoff;
+        self
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.scope {
+            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
+            Scope::All => Api::all(self.client.clone()),
+        }
+    }
+
+    fn spawn_decision(&self, out: &mpsc::Sender<Event>, command: Command) {
+        let Command::Decide {
+            approve,
+            namespace,
+            name,
+            comment,
+        } = command
+        else {
+            return;
+        };
+        let logos = Arc::clone(&self.logos);
+        let caller = self.caller.clone();
+        let out = out.clone();
+        tokio::spawn(async move {
+            let verb = if approve { "approve" } else { "reject" };
+            let args = Args::new(Scope::Namespace(namespace.clone()))
+                .with_input(&DecisionInput { comment });
+            let result = match logos
+                .invoke(
+                    &caller,
+                    &format!("world.cluster.proposals.{name}.{verb}"),
+                    args,
+                )
+                .await
+            {
+                Ok(Outcome::Decided(decided)) => Ok(decided.by),
+                Ok(_) => Err("the Logos answered something other than a decision".to_owned()),
+                Err(error) => Err(error.to_string()),
+            };
+            let _ = out
+                .send(Event::Decided(DecisionOutcome {
+                    namespace,
+                    name,
+                    approve,
+                    result,
+                }))
+                .await;
+        });
+    }
+
+    async fn ghost_dashboard(&self) -> Result<Dashboard, String> {
+        let store = self
+            .ghost
+            .clone()
+            .ok_or_else(|| "no ghost cache configured".to_owned())?;
+        ghost_dashboard(store, Arc::clone(&self.clock), &self.scope).await
+    }
+
+    /// Writes the cluster-wide snapshots of `cache` to the ghost store, off the loop's thread.
+    /// Only an all-namespaces watch writes: the snapshots are cluster-wide, and one namespace's
+    /// data would stand in for everyone's.
+    fn write_through(&self, cache: &Cache) {
+        let (Some(store), Scope::All) = (self.ghost.clone(), &self.scope) else {
+            return;
+        };
+        let now = self.clock.now();
+        let snapshots = ghost_snapshots(&cache.dashboard(now), now);
+        tokio::task::spawn_blocking(move || {
+            for snapshot in snapshots {
+                if let Err(e) = store.write(&snapshot) {
+                    tracing::warn!(error = %e, key = %snapshot.key(), "writing the ghost cache");
+                }
+            }
+        });
+    }
+
+    /// Watches until the connection is lost (`Err(reason)`), the scope changes (`Ok(true)`) or
+    /// the dashboard is gone (`Ok(false)`). `live` is set once the first full list arrived.
+    async fn watch(
+        &mut self,
+        out: &mpsc::Sender<Event>,
+        commands: &mut mpsc::Receiver<Command>,
+        live: &mut bool,
+    ) -> Result<bool, String> {
+        let mut cache = Cache::default();
+        let mut changes = futures::stream::select_all(vec![
+            kind_stream(self.api::<Agent>(), Change::Agent),
+            kind_stream(self.api::<Pheromone>(), Change::Pheromone),
+            kind_stream(self.api::<Proposal>(), Change::Proposal),
+            events_stream(self.api::<KubeEvent>()),
+        ]);
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut thoughts: Vec<Thought> = Vec::new();
+        // Live data is written through to the ghost cache (at most every GHOST_WRITE_INTERVAL),
+        // so the next start without a cluster, and the CLI, have it.
+        let mut unwritten = false;
+        let mut last_write = std::time::Instant::now()
+            .checked_sub(GHOST_WRITE_INTERVAL)
+            .unwrap_or_else(std::time::Instant::now);
+        loop {
+            tokio::select! {
+                change = changes.next() => match change {
+                    Some(Ok(change)) => {
+                        let now = self.clock.now();
+                        if let Some(thought) = cache.apply(change, now) {
+                            thoughts.push(thought);
+                        }
+                    }
+                    Some(Err(reason)) => return Err(reason),
+                    None => return Err("the watches ended".into()),
+                },
+                command = commands.recv() => match command {
+                    None => return Ok(false),
+                    Some(Command::Rescope(scope)) => {
+                        self.scope = scope;
+                        return Ok(true);
+                    }
+                    Some(decide) => self.spawn_decision(out, decide),
+                },
+                _ = liveness.tick() => {
+                    match tokio::time::timeout(LIVENESS_DEADLINE, self.client.apiserver_version()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(format!("the API server does not answer: {e}")),
+                        Err(_) => return Err(format!("the API server did not answer within {} s", LIVENESS_DEADLINE.as_secs())),
+                    }
+                }
+                _ = flush.tick() => {
+                    if cache.listed() && !*live {
+                        *live = true;
+                        if out.send(Event::Link(Link::Live)).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    if cache.dirty && cache.listed() {
+                        cache.dirty = false;
+                        let data = cache.dashboard(self.clock.now());
+                        unwritten = true;
+                        if out.send(Event::Data(Box::new(data))).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    if unwritten && last_write.elapsed() >= GHOST_WRITE_INTERVAL {
+                        unwritten = false;
+                        last_write = std::time::Instant::now();
+                        self.write_through(&cache);
+                    }
+                    if !thoughts.is_empty() {
+                        thoughts.sort_by_key(|t| t.at);
+                        let batch = std::mem::take(&mut thoughts);
+                        if out.send(Event::Thoughts(batch)).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How often a live feed writes its data through to the ghost cache (when it changed).
+pub const GHOST_WRITE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The cluster-wide ghost snapshots of `data` taken at `now`: the agents index, the active
+/// pheromones (intensity at `now`, strongest first, evaporated ones left out) and the pending
+/// proposals.
+pub fn ghost_snapshots(data: &Dashboard, now: Timestamp) -> Vec<Snapshot> {
+    let mut pheromones: Vec<PheromoneSummary> = data
+        .pheromones
+        .iter()
+        .filter_map(|p| {
+            let intensity = p.intensity_at(now);
+            (intensity > 0.0).then(|| PheromoneSummary {
+                intensity,
+                ..p.record.summary.clone()
+            })
+        })
+        .collect();
+    pheromones.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+    vec![
+        Snapshot::new(
+            now,
+            Payload::AgentsIndex(AgentsIndex {
+                agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
+            }),
+        ),
+        Snapshot::new(
+            now,
+            Payload::ActivePheromones(ActivePheromones { pheromones }),
+        ),
+        Snapshot::new(
+            now,
+            Payload::PendingProposals(ProposalList {
+                proposals: data
+                    .proposals
+                    .iter()
+                    .filter(|p| p.is_pending())
+                    .map(|p| p.summary.clone())
+                    .collect(),
+            }),
+        ),
+    ]
+}
+
+/// The ghost snapshots of `scope` in `store` (cache only, read-only), or why there are none.
+pub async fn ghost_dashboard(
+    store: Arc<dyn GhostStore>,
+    clock: Arc<dyn Clock>,
+    scope: &Scope,
+) -> Result<Dashboard, String> {
+    let chain = kgents_logos::ghost::cache_only(store, clock);
+    let view = GhostView::new(chain, None);
+    let filter = Filter::scope(scope.clone());
+    // Each kind is answered (or refused as too old, by the ghost protocol's freshness rules) on
+    // its own; what is missing is said in the source's warnings, prefixed with the kind.
+    let mut sources: Vec<Source> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let agents = match view.agents(&filter).await {
+        Ok(observed) => {
+            sources.push(observed.source);
+            observed
+                .data
+                .into_iter()
+                .map(|summary| AgentRow {
+                    summary,
+                    last_probe: None,
+                })
+                .collect()
+        }
+        Err(e) => {
+            warnings.push(format!("agents: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
+    };
+    let pheromones = match view.pheromones(&filter).await {
+        Ok(observed) => {
+            let taken_at = observed.source.taken_at;
+            sources.push(observed.source);
+            observed
+                .data
+                .into_iter()
+                .map(|record| PheromoneRow {
+                    record,
+                    observed_at: taken_at,
+                })
+                .collect()
+        }
+        Err(e) => {
+            warnings.push(format!("pheromones: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
+    };
+    let proposals = match view.proposals(&filter).await {
+        Ok(observed) => {
+            sources.push(observed.source);
+            observed.data
+        }
+        Err(e) => {
+            warnings.push(format!("proposals: {}", one_line(&e.to_string())));
+            Vec::new()
+        }
+    };
+    // The dashboard is as old as its oldest part, and stale when any part is.
+    let stale = sources.iter().any(|s| s.stale);
+    let mut source = sources
+        .into_iter()
+        .reduce(|a, b| older(a, &b))
+        .ok_or_else(|| warnings.join("; "))?;
+    source.stale |= stale;
+    source.warnings.extend(warnings);
+    Ok(Dashboard {
+        agents,
+        pheromones,
+        proposals,
+        source,
+    })
+}
+
+/// An error's lines joined, without the remedy line the CLI prints (the banner says it).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Run `kgents"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn older(a: Source, b: &Source) -> Source {
+    if b.taken_at < a.taken_at {
+        b.clone()
+    } else {
+        a
+    }
+}
+
+#[async_trait]
+impl Feed for ClusterFeed {
+    async fn run(
+        mut self: Box<Self>,
+        out: mpsc::Sender<Event>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut attempt: u32 = 0;
+        let mut had_live = false;
+        let mut lost_since: Option<Timestamp> = None;
+        loop {
+            let mut live = false;
+            let ended = self.watch(&out, &mut commands, &mut live).await;
+            had_live |= live;
+            let reason = match ended {
+                Ok(false) => return,
+                Ok(true) => {
+                    attempt = 0;
+                    continue;
+                }
+                Err(reason) => reason,
+            };
+            if live {
+                attempt = 0;
+                lost_since = None;
+            }
+            attempt = attempt.saturating_add(1);
+            let delay = self.backoff.delay(attempt);
+            let retry_at = self.clock.now().checked_add(delay).ok();
+            let link = if had_live {
+                let since = *lost_since.get_or_insert_with(|| self.clock.now());
+                Link::Lost {
+                    since,
+                    reason,
+                    attempt,
+                    retry_at,
+                }
+            } else {
+                // Never connected: show the ghost snapshots (read-only) meanwhile.
+                let reason = match self.ghost_dashboard().await {
+                    Ok(data) => {
+                        if out.send(Event::Data(Box::new(data))).await.is_err() {
+                            return;
+                        }
+                        reason
+                    }
+                    Err(ghost) => format!("{reason}; no ghost snapshot either: {ghost}"),
+                };
+                Link::Ghost {
+                    reason,
+                    attempt,
+                    retry_at,
+                }
+            };
+            if out.send(Event::Link(link)).await.is_err() {
+                return;
+            }
+            // Wait out the backoff, still answering commands.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    command = commands.recv() => match command {
+                        None => return,
+                        Some(Command::Rescope(scope)) => {
+                            self.scope = scope;
+                            break;
+                        }
+                        Some(Command::Decide { approve, namespace, name, .. }) => {
+                            let refused = DecisionOutcome {
+                                namespace,
+                                name,
+                                approve,
+                                result: Err("not connected to the API server".into()),
+                            };
+                            if out.send(Event::Decided(refused)).await.is_err() {
+                                return;
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// One watch event of one kind.
+enum Change {
+    Agent(watcher::Event<Agent>),
+    Pheromone(watcher::Event<Pheromone>),
+    Proposal(watcher::Event<Proposal>),
+    Event(watcher::Event<KubeEvent>),
+    /// The user may not watch Events: the thought stream stays empty, the rest works.
+    EventsForbidden(String),
+}
+
+/// Whether the API server refused a watch (RBAC), as opposed to being unreachable.
+fn forbidden(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => 0,
+    };
+    code == 403
+}
+
+/// The Events watch; a refusal ends it with [`Change::EventsForbidden`] instead of failing
+/// the connection (Events are the thought stream, not the dashboard's data).
+fn events_stream(api: Api<KubeEvent>) -> ChangeStream {
+    let refusal = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = std::sync::Arc::clone(&refusal);
+    let events = watcher(api, watcher::Config::default())
+        .take_while(move |item| {
+            let refused = matches!(item, Err(e) if forbidden(e));
+            if let (true, Err(e)) = (refused, item) {
+                *seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+            }
+            futures::future::ready(!refused)
+        })
+        .map(|event| {
+            event
+                .map(Change::Event)
+                .map_err(|e| format!("watching events: {e}"))
+        });
+    let ended = futures::stream::once(async move {
+        let reason = refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| "the Events watch ended".into());
+        Ok(Change::EventsForbidden(reason))
+    });
+    Box::pin(events.chain(ended))
+}
+
+type ChangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<Change, String>> + Send>>;
+
+fn kind_stream<K>(api: Api<K>, wrap: fn(watcher::Event<K>) -> Change) -> ChangeStream
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let plural = K::plural(&()).into_owned();
+    Box::pin(watcher(api, watcher::Config::default()).map(move |event| {
+        event
+            .map(wrap)
+            .map_err(|e| format!("watching {plural}: {e}"))
+    }))
+}
+
+type Key = (String, String);
+
+fn key_of<K: ResourceExt>(object: &K) -> Key {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// A kind's objects as summaries, with the buffer of a re-list in progress.
+struct Kind<T> {
+    items: BTreeMap<Key, T>,
+    relisting: Option<BTreeMap<Key, T>>,
+    listed: bool,
+}
+
+impl<T> Default for Kind<T> {
+    fn default() -> Self {
+        Kind {
+            items: BTreeMap::new(),
+            relisting: None,
+            listed: false,
+        }
+    }
+}
+
+impl<T> Kind<T> {
+    /// Applies a watch event already turned into `(key, summary)`; returns whether it changed
+    /// what is shown.
+    fn apply<K>(&mut self, event: watcher::Event<K>, summarize: impl Fn(&K) -> Option<T>) -> bool
+    where
+        K: ResourceExt,
+    {
+        match event {
+            watcher::Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                false
+            }
+            watcher::Event::InitApply(object) => {
+                if let (Some(buffer), Some(summary)) = (self.relisting.as_mut(), summarize(&object))
+                {
+                    buffer.insert(key_of(&object), summary);
+                }
+                false
+            }
+            watcher::Event::InitDone => {
+                if let Some(buffer) = self.relisting.take() {
+                    self.items = buffer;
+                }
+                self.listed = true;
+                true
+            }
+            watcher::Event::Apply(object) => {
+                match summarize(&object) {
+                    Some(summary) => self.items.insert(key_of(&object), summary),
+                    None => self.items.remove(&key_of(&object)),
+                };
+                true
+            }
+            watcher::Event::Delete(object) => self.items.remove(&key_of(&object)).is_some(),
+        }
+    }
+}
+
+/// What the watches have seen, as summaries.
+#[derive(Default)]
+struct Cache {
+    agents: Kind<AgentRow>,
+    pheromones: Kind<PheromoneRow>,
+    proposals: Kind<ProposalRecord>,
+    events_listed: bool,
+    dirty: bool,
+}
+
+impl Cache {
+    fn listed(&self) -> bool {
+        self.agents.listed && self.pheromones.listed && self.proposals.listed && self.events_listed
+    }
+
+    /// Applies a change; an Event of a kgents object becomes a thought.
+    fn apply(&mut self, change: Change, now: Timestamp) -> Option<Thought> {
+        match change {
+            Change::Agent(event) => {
+                self.dirty |= self.agents.apply(event, |agent| {
+                    kgents_logos::summary::agent_status(agent).map(|status| AgentRow {
+                        summary: status.summary,
+                        last_probe: status.last_probe_time,
+                    })
+                });
+                None
+            }
+            Change::Pheromone(event) => {
+                self.dirty |= self.pheromones.apply(event, |p| {
+                    kgents_logos::summary::pheromone_record(p, now).map(|record| PheromoneRow {
+                        record,
+                        observed_at: now,
+                    })
+                });
+                None
+            }
+            Change::Proposal(event) => {
+                self.dirty |= self
+                    .proposals
+                    .apply(event, |p| Some(kgents_logos::summary::proposal_record(p)));
+                None
+            }
+            Change::Event(event) => match event {
+                watcher::Event::InitDone => {
+                    self.events_listed = true;
+                    None
+                }
+                watcher::Event::Apply(e) | watcher::Event::InitApply(e) => thought_of(&e),
+                watcher::Event::Init | watcher::Event::Delete(_) => None,
+            },
+            Change::EventsForbidden(reason) => {
+                self.events_listed = true;
+                Some(Thought {
+                    at: now,
+                    namespace: String::new(),
+                    object: "Events".into(),
+                    agent: None,
+                    reason: "Forbidden".into(),
+                    text: format!("the thought stream stays empty: {reason}"),
+                    warning: true,
+                })
+            }
+        }
+    }
+
+    fn dashboard(&self, now: Timestamp) -> Dashboard {
+        Dashboard {
+            agents: self.agents.items.values().cloned().collect(),
+            pheromones: self.pheromones.items.values().cloned().collect(),
+            proposals: self.proposals.items.values().cloned().collect(),
+            source: Source::live(kgents_logos::live::LAYER, now),
+        }
+    }
+}
+
+/// A thought from an `events.k8s.io` Event about a kgents object (others are not shown).
+pub fn thought_of(event: &KubeEvent) -> Option<Thought> {
+    let regarding = event.regarding.as_ref()?;
+    if !regarding
+        .api_version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("kgents.io/"))
+    {
+        return None;
+    }
+    let kind = regarding.kind.clone().unwrap_or_default();
+    let name = regarding.name.clone().unwrap_or_default();
+    let at = event
+        .event_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.series.as_ref().map(|s| s.last_observed_time.0))
+        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    Some(Thought {
+        at,
+        namespace: regarding
+            .namespace
+            .clone()
+            .or_else(|| event.metadata.namespace.clone())
+            .unwrap_or_default(),
+        agent: (kind == "Agent").then(|| name.clone()),
+        object: format!("{kind}/{name}"),
+        reason: event.reason.clone().unwrap_or_default(),
+        text: event.note.clone().unwrap_or_default().replace('\n', " "),
+        warning: event.type_.as_deref() == Some("Warning"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound() {
+        let b = Backoff::default();
+        assert_eq!(b.delay(1), Duration::from_millis(500));
+        assert_eq!(b.delay(2), Duration::from_secs(1));
+        assert_eq!(b.delay(4), Duration::from_secs(4));
+        assert_eq!(b.delay(10), Duration::from_secs(15));
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn only_events_of_kgents_objects_are_thoughts() {
+        let event = |api: &str| -> KubeEvent {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "e", "namespace": "team", "creationTimestamp": "2027-01-15T12:00:00Z"},
+                "eventTime": "2027-01-15T12:00:01.000000Z",
+                "regarding": {"apiVersion": api, "kind": "Agent", "name": "b-gent", "namespace": "team"},
+                "reason": "ProbeFailed", "note": "no answer\nwithin 30 s", "type": "Warning",
+                "reportingController": "x", "reportingInstance": "y", "action": "Probe"
+            }))
+            .expect("an Event")
+        };
+        let thought = thought_of(&event("kgents.io/v1")).expect("a thought");
+        assert_eq!(thought.object, "Agent/b-gent");
+        assert_eq!(thought.agent.as_deref(), Some("b-gent"));
+        assert!(thought.warning);
+        assert_eq!(thought.text, "no answer within 30 s");
+        assert!(thought_of(&event("v1")).is_none());
+    }
+}
