@@ -22,6 +22,7 @@
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
 //! | `invoke PATH` | any path |
+//! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
 //! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
@@ -44,6 +45,7 @@ mod commands;
 mod connect;
 mod dev;
 mod infra;
+mod mcp;
 mod render;
 
 fn main() -> ExitCode {
