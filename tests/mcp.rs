@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use futures::StreamExt;
-use kgents::kgents_crds::{Agent, Umwelt};
 use k8s_openapi::api::core::v1::Secret;
+use kgents::kgents_crds::{Agent, Umwelt};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -150,7 +150,12 @@ fn err(report: &Value, i: usize) -> String {
 
 /// The JSON document of a read result.
 fn doc(result: &Value) -> Value {
-    serde_json::from_str(result["contents"][0]["text"].as_str().expect("text contents")).unwrap()
+    serde_json::from_str(
+        result["contents"][0]["text"]
+            .as_str()
+            .expect("text contents"),
+    )
+    .unwrap()
 }
 
 fn tool_names(result: &Value) -> Vec<String> {
@@ -168,30 +173,78 @@ fn tool_text(result: &Value) -> &str {
 
 fn check_read_report(report: &Value, ns: &str, era: &str) {
     assert_eq!(report["protocol_version"], era, "{report}");
-    assert_eq!(tool_names(ok(report, 0)), ["status", "sense", "invoke"], "read-only lists no write tool");
+    assert_eq!(
+        tool_names(ok(report, 0)),
+        ["status", "sense", "invoke"],
+        "read-only lists no write tool"
+    );
     for tool in ok(report, 0)["tools"].as_array().unwrap() {
-        assert!(tool["inputSchema"]["type"] == "object" && tool["outputSchema"]["type"] == "object", "{tool}");
+        assert!(
+            tool["inputSchema"]["type"] == "object" && tool["outputSchema"]["type"] == "object",
+            "{tool}"
+        );
         assert_eq!(tool["annotations"]["readOnlyHint"], true, "{tool}");
     }
-    let templates: Vec<&str> = ok(report, 1)["resourceTemplates"].as_array().unwrap().iter().map(|t| t["uriTemplate"].as_str().unwrap()).collect();
-    assert_eq!(templates, ["kgents://agents/{namespace}/{name}", "kgents://pheromones/{type}", "kgents://proposals/{namespace}/{name}"]);
-    let uris: Vec<&str> = ok(report, 2)["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
-    for uri in ["kgents://agents", "kgents://pheromones", "kgents://proposals", "kgents://cluster/status"] {
+    let templates: Vec<&str> = ok(report, 1)["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            "kgents://agents/{namespace}/{name}",
+            "kgents://pheromones/{type}",
+            "kgents://proposals/{namespace}/{name}"
+        ]
+    );
+    let uris: Vec<&str> = ok(report, 2)["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    for uri in [
+        "kgents://agents",
+        "kgents://pheromones",
+        "kgents://proposals",
+        "kgents://cluster/status",
+    ] {
         assert!(uris.contains(&uri), "{uris:?}");
     }
-    assert!(uris.contains(&format!("kgents://agents/{ns}/b-gent").as_str()), "{uris:?}");
-    assert!(uris.contains(&format!("kgents://proposals/{ns}/scale-a").as_str()), "{uris:?}");
+    assert!(
+        uris.contains(&format!("kgents://agents/{ns}/b-gent").as_str()),
+        "{uris:?}"
+    );
+    assert!(
+        uris.contains(&format!("kgents://proposals/{ns}/scale-a").as_str()),
+        "{uris:?}"
+    );
 
     let agents = doc(ok(report, 3));
     assert_eq!(agents["total"], 2, "{agents}");
     assert_eq!(agents["items"][1]["name"], "b-gent");
     let b = doc(ok(report, 4));
     assert_eq!(b["agent"]["summary"]["name"], "b-gent", "{b}");
-    assert!(b["agent"]["conditions"][0]["message"].as_str().unwrap().contains("[redacted]"), "{b}");
+    assert!(
+        b["agent"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[redacted]"),
+        "{b}"
+    );
     let pheromones = doc(ok(report, 5));
     assert!(pheromones["total"].as_u64().unwrap() >= 2, "{pheromones}");
     let warnings = doc(ok(report, 6));
-    assert!(warnings["items"].as_array().unwrap().iter().all(|p| p["type"] == "WARNING"), "{warnings}");
+    assert!(
+        warnings["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] == "WARNING"),
+        "{warnings}"
+    );
     assert_eq!(doc(ok(report, 7))["total"], 1);
     let proposal = doc(ok(report, 8));
     assert_eq!(proposal["proposal"]["name"], "scale-a", "{proposal}");
@@ -203,15 +256,32 @@ fn check_read_report(report: &Value, ns: &str, era: &str) {
     assert!(tool_text(status).contains("agents: 2"), "{status}");
     assert_eq!(status["structuredContent"]["agents"]["total"], 2);
     let sensed = &ok(report, 11)["structuredContent"];
-    assert!(sensed["items"].as_array().unwrap().iter().all(|p| p["type"] == "WARNING"), "{sensed}");
-    assert_eq!(ok(report, 12)["structuredContent"]["items"][0]["name"], "b-view");
+    assert!(
+        sensed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] == "WARNING"),
+        "{sensed}"
+    );
+    assert_eq!(
+        ok(report, 12)["structuredContent"]["items"][0]["name"],
+        "b-view"
+    );
     let agent = &ok(report, 13)["structuredContent"];
     assert_eq!(agent["kind"], "agent", "{agent}");
 
     let unknown = err(report, 14);
-    assert!(unknown.contains("kgents://agents/{namespace}/{name}") && unknown.contains("not a kgents resource"), "{unknown}");
+    assert!(
+        unknown.contains("kgents://agents/{namespace}/{name}")
+            && unknown.contains("not a kgents resource"),
+        "{unknown}"
+    );
     let missing = err(report, 15);
-    assert!(missing.contains("nobody") && missing.contains("not found"), "{missing}");
+    assert!(
+        missing.contains("nobody") && missing.contains("not found"),
+        "{missing}"
+    );
     let invalid = ok(report, 16);
     assert_eq!(invalid["isError"], true, "{invalid}");
     assert!(tool_text(invalid).contains("field \"limit\""), "{invalid}");
@@ -219,7 +289,10 @@ fn check_read_report(report: &Value, ns: &str, era: &str) {
     assert!(forced.contains("read-only"), "{forced}");
     let through_invoke = ok(report, 18);
     assert_eq!(through_invoke["isError"], true, "{through_invoke}");
-    assert!(tool_text(through_invoke).contains("read-only"), "{through_invoke}");
+    assert!(
+        tool_text(through_invoke).contains("read-only"),
+        "{through_invoke}"
+    );
 }
 
 struct Server {
@@ -265,15 +338,25 @@ fn http_server(base: &[String], extra: &[&str], env: &[(&str, &str)]) -> Server 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_clients_against_a_real_api_server() {
-    let testbed = kgents_testbed::shared().await.expect("the testbed starts (scripts/testbed-build)");
-    testbed.install_crds(&kgents::kgents_crds::crds()).await.expect("CRDs install");
+    let testbed = kgents_testbed::shared()
+        .await
+        .expect("the testbed starts (scripts/testbed-build)");
+    testbed
+        .install_crds(&kgents::kgents_crds::crds())
+        .await
+        .expect("CRDs install");
     let client = testbed.client().await.unwrap();
     let ns = testbed.create_namespace("mcp").await.unwrap();
     let crowd = testbed.create_namespace("crowd").await.unwrap();
     let kubeconfig = testbed.kubeconfig_path().to_str().unwrap().to_owned();
     let kgents = kgents_binary().to_str().unwrap().to_owned();
     let base = |namespace: &str| -> Vec<String> {
-        vec!["--kubeconfig".into(), kubeconfig.clone(), "-n".into(), namespace.into()]
+        vec![
+            "--kubeconfig".into(),
+            kubeconfig.clone(),
+            "-n".into(),
+            namespace.into(),
+        ]
     };
     let stdio = |namespace: &str, extra: &[&str]| -> Value {
         let mut command = vec![kgents.clone()];
@@ -314,7 +397,10 @@ async fn mcp_clients_against_a_real_api_server() {
         "stringData": {"token": SECRET, "password": SECRET},
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let umwelts: Api<Umwelt> = Api::namespaced(client.clone(), &ns);
     let umwelt: Umwelt = serde_json::from_value(json!({
         "apiVersion": "kgents.io/v1", "kind": "Umwelt",
@@ -322,7 +408,10 @@ async fn mcp_clients_against_a_real_api_server() {
         "spec": {"agent": "b-gent", "affordances": ["void.pheromone.sense", "world.cluster.agents.manifest"]},
     }))
     .unwrap();
-    umwelts.create(&PostParams::default(), &umwelt).await.unwrap();
+    umwelts
+        .create(&PostParams::default(), &umwelt)
+        .await
+        .unwrap();
     let crowd_agents: Api<Agent> = Api::namespaced(client.clone(), &crowd);
     let created = futures::stream::iter(0..1000)
         .map(|i| {
@@ -361,10 +450,17 @@ async fn mcp_clients_against_a_real_api_server() {
         ],
     }));
     assert_eq!(report["protocol_version"], "2026-07-28");
-    assert_eq!(tool_names(ok(&report, 0)), ["status", "sense", "emit", "propose", "invoke"]);
+    assert_eq!(
+        tool_names(ok(&report, 0)),
+        ["status", "sense", "emit", "propose", "invoke"]
+    );
     let emitted = &ok(&report, 1)["structuredContent"];
     assert_eq!(emitted["pheromone_type"], "WARNING", "{emitted}");
-    assert!(tool_text(ok(&report, 1)).starts_with("emitted WARNING"), "{}", report["results"][1]);
+    assert!(
+        tool_text(ok(&report, 1)).starts_with("emitted WARNING"),
+        "{}",
+        report["results"][1]
+    );
     let dry = &ok(&report, 3)["structuredContent"];
     assert!(dry["preview"]["risk"]["score"].is_number(), "{dry}");
     assert_eq!(dry["dry_run"]["verdict"], "admitted", "{dry}");
@@ -376,12 +472,19 @@ async fn mcp_clients_against_a_real_api_server() {
         let r = ok(&report, step);
         assert_eq!(r["isError"], true, "{r}");
         let text = tool_text(r);
-        assert!(text.contains(field) || (field == "intensity" && text.contains("intensity 7")), "step {step}: {text}");
+        assert!(
+            text.contains(field) || (field == "intensity" && text.contains("intensity 7")),
+            "step {step}: {text}"
+        );
     }
 
     let listened = ok(&report, 8);
     let events = listened["events"].to_string();
-    assert!(events.contains("kgents://pheromones/INTENT") && events.matches("kgents://pheromones").count() >= 2, "2026-07-28 subscriptions/listen: {listened}");
+    assert!(
+        events.contains("kgents://pheromones/INTENT")
+            && events.matches("kgents://pheromones").count() >= 2,
+        "2026-07-28 subscriptions/listen: {listened}"
+    );
     // The 2025-11-25 era: resources/subscribe, then notifications/resources/updated.
     let report = python(json!({
         "server": stdio(&ns, &["--allow-writes", "--watch-interval", "0.3"]),
@@ -393,30 +496,50 @@ async fn mcp_clients_against_a_real_api_server() {
         ],
     }));
     ok(&report, 0);
-    assert_eq!(ok(&report, 1)["structuredContent"]["filed"]["name"], "scale-b", "{report}");
+    assert_eq!(
+        ok(&report, 1)["structuredContent"]["filed"]["name"],
+        "scale-b",
+        "{report}"
+    );
     let notes = report["notifications"].to_string();
-    assert!(notes.contains("ResourceUpdated") && notes.contains("kgents://proposals"), "legacy resources/subscribe: {notes}");
-    assert!(notes.contains("ResourceListChanged"), "a filed proposal changes the resource list: {notes}");
+    assert!(
+        notes.contains("ResourceUpdated") && notes.contains("kgents://proposals"),
+        "legacy resources/subscribe: {notes}"
+    );
+    assert!(
+        notes.contains("ResourceListChanged"),
+        "a filed proposal changes the resource list: {notes}"
+    );
     assert!(err(&report, 2).contains("cannot be subscribed"), "{report}");
     let proposals: Api<kgents::kgents_crds::Proposal> = Api::namespaced(client.clone(), &ns);
-    proposals.delete("scale-b", &Default::default()).await.unwrap();
+    proposals
+        .delete("scale-b", &Default::default())
+        .await
+        .unwrap();
 
     // Read-only over stdio, both protocol eras.
     for (mode, era) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
-        let report = python(json!({"server": stdio(&ns, &[]), "mode": mode, "steps": read_steps(&ns)}));
+        let report =
+            python(json!({"server": stdio(&ns, &[]), "mode": mode, "steps": read_steps(&ns)}));
         check_read_report(&report, &ns, era);
     }
 
     // Read-only over HTTP, both eras, and the inspector over stdio and HTTP.
     let server = http_server(&base(&ns), &["--http", "127.0.0.1:0"], &[]);
     for (mode, era) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
-        let report = python(json!({"server": {"url": server.url}, "mode": mode, "steps": read_steps(&ns)}));
+        let report =
+            python(json!({"server": {"url": server.url}, "mode": mode, "steps": read_steps(&ns)}));
         check_read_report(&report, &ns, era);
     }
     let mut stdio_target = vec![kgents.clone()];
     stdio_target.extend(base(&ns));
     stdio_target.push("mcp".into());
-    let http_target = vec!["--server-url".to_owned(), server.url.clone(), "--transport".into(), "http".into()];
+    let http_target = vec![
+        "--server-url".to_owned(),
+        server.url.clone(),
+        "--transport".into(),
+        "http".into(),
+    ];
     for target in [&stdio_target, &http_target] {
         for era in ["legacy", "modern"] {
             let with_era = |args: &[&str]| {
@@ -428,34 +551,85 @@ async fn mcp_clients_against_a_real_api_server() {
                 let method: Vec<String> = with_era(args);
                 let method: Vec<&str> = method.iter().map(String::as_str).collect();
                 let (code, out, stderr) = inspector(target, &method);
-                assert!(code == 0 && out.get("error").is_none(), "inspector {era} {target:?} {args:?}: {out}\n{stderr}");
+                assert!(
+                    code == 0 && out.get("error").is_none(),
+                    "inspector {era} {target:?} {args:?}: {out}\n{stderr}"
+                );
                 out
             };
             let tools = run(&["--method", "tools/list"]);
             assert_eq!(tool_names(&tools), ["status", "sense", "invoke"], "{tools}");
             let templates = run(&["--method", "resources/templates/list"]);
-            assert_eq!(templates["resourceTemplates"].as_array().unwrap().len(), 3, "{templates}");
+            assert_eq!(
+                templates["resourceTemplates"].as_array().unwrap().len(),
+                3,
+                "{templates}"
+            );
             let resources = run(&["--method", "resources/list"]);
-            assert!(resources["resources"].as_array().unwrap().len() >= 7, "{resources}");
-            for uri in ["kgents://agents", "kgents://pheromones/DREAM", "kgents://proposals", "kgents://cluster/status"] {
+            assert!(
+                resources["resources"].as_array().unwrap().len() >= 7,
+                "{resources}"
+            );
+            for uri in [
+                "kgents://agents",
+                "kgents://pheromones/DREAM",
+                "kgents://proposals",
+                "kgents://cluster/status",
+            ] {
                 let read = run(&["--method", "resources/read", "--uri", uri]);
-                let text = read["contents"][0]["text"].as_str().unwrap_or_else(|| panic!("{read}"));
+                let text = read["contents"][0]["text"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{read}"));
                 assert!(serde_json::from_str::<Value>(text).is_ok(), "{text}");
             }
             let agent_uri = format!("kgents://agents/{ns}/b-gent");
             run(&["--method", "resources/read", "--uri", &agent_uri]);
             let status = run(&["--method", "tools/call", "--tool-name", "status"]);
-            assert_eq!(status["structuredContent"]["agents"]["total"], 2, "{status}");
-            let sensed = run(&["--method", "tools/call", "--tool-name", "sense", "--tool-args-json", "{\"limit\":1}"]);
+            assert_eq!(
+                status["structuredContent"]["agents"]["total"], 2,
+                "{status}"
+            );
+            let sensed = run(&[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "sense",
+                "--tool-args-json",
+                "{\"limit\":1}",
+            ]);
             assert_eq!(sensed["structuredContent"]["returned"], 1, "{sensed}");
-            assert!(sensed["structuredContent"]["next_cursor"].is_string(), "{sensed}");
-            let invoked = run(&["--method", "tools/call", "--tool-name", "invoke", "--tool-args-json", "{\"path\":\"world.cluster.proposals.manifest\"}"]);
-            assert_eq!(invoked["structuredContent"]["items"][0]["name"], "scale-a", "{invoked}");
-            let method: Vec<String> = with_era(&["--method", "tools/call", "--tool-name", "emit", "--tool-args-json", "{\"pheromone_type\":\"WARNING\"}"]);
+            assert!(
+                sensed["structuredContent"]["next_cursor"].is_string(),
+                "{sensed}"
+            );
+            let invoked = run(&[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "invoke",
+                "--tool-args-json",
+                "{\"path\":\"world.cluster.proposals.manifest\"}",
+            ]);
+            assert_eq!(
+                invoked["structuredContent"]["items"][0]["name"], "scale-a",
+                "{invoked}"
+            );
+            let method: Vec<String> = with_era(&[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "emit",
+                "--tool-args-json",
+                "{\"pheromone_type\":\"WARNING\"}",
+            ]);
             let method: Vec<&str> = method.iter().map(String::as_str).collect();
             let (code, out, stderr) = inspector(target, &method);
             assert!(
-                code != 0 || out["isError"] == true || out["error"]["message"].as_str().is_some_and(|m| m.contains("read-only")),
+                code != 0
+                    || out["isError"] == true
+                    || out["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("read-only")),
                 "a forced write is refused: {out}\n{stderr}"
             );
         }
@@ -463,16 +637,22 @@ async fn mcp_clients_against_a_real_api_server() {
 
     // Malformed and oversized JSON-RPC over HTTP, and a client gone mid-call: the server
     // answers the next client.
-    let report = python(json!({"server": {"url": server.url}, "mode": "auto", "steps": [
-        {"op": "raw_post", "body": "{not json"},
-        {"op": "raw_post", "size": 3 * 1024 * 1024},
-        {"op": "raw_post", "timeout": 0.005,
-         "headers": {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "sense"},
-         "body": json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sense", "arguments": {}, "_meta": {
-             "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()},
-        {"op": "call", "name": "status", "args": {}},
-    ]}));
-    let status = |i: usize| report["results"][i]["result"]["status"].as_u64().unwrap_or(0);
+    let report = python(
+        json!({"server": {"url": server.url}, "mode": "auto", "steps": [
+            {"op": "raw_post", "body": "{not json"},
+            {"op": "raw_post", "size": 3 * 1024 * 1024},
+            {"op": "raw_post", "timeout": 0.005,
+             "headers": {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "sense"},
+             "body": json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sense", "arguments": {}, "_meta": {
+                 "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()},
+            {"op": "call", "name": "status", "args": {}},
+        ]}),
+    );
+    let status = |i: usize| {
+        report["results"][i]["result"]["status"]
+            .as_u64()
+            .unwrap_or(0)
+    };
     assert!((400..500).contains(&status(0)), "malformed: {report}");
     assert_eq!(status(1), 413, "oversized: {report}");
     assert_eq!(ok(&report, 3)["structuredContent"]["agents"]["total"], 2);
@@ -488,7 +668,10 @@ async fn mcp_clients_against_a_real_api_server() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let huge = format!("{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}\n", "a".repeat(2 * 1024 * 1024));
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}\n",
+        "a".repeat(2 * 1024 * 1024)
+    );
     stdin.write_all(b"this is not json\n").unwrap();
     stdin.write_all(huge.as_bytes()).unwrap();
     stdin
@@ -504,59 +687,116 @@ async fn mcp_clients_against_a_real_api_server() {
         }
         let message: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if message["id"] == 1 {
-            assert_eq!(message["result"]["protocolVersion"], "2025-11-25", "{message}");
+            assert_eq!(
+                message["result"]["protocolVersion"], "2025-11-25",
+                "{message}"
+            );
             answered = true;
             break;
         }
     }
-    assert!(answered, "the server answered after a malformed and an oversized line");
+    assert!(
+        answered,
+        "the server answered after a malformed and an oversized line"
+    );
     drop(stdin);
     let _ = child.wait();
 
     // An Umwelt's affordances scope the server: sense and agents only.
-    let report = python(json!({"server": stdio(&ns, &["--allow-writes", "--umwelt", "b-view"]), "mode": "auto", "steps": [
-        {"op": "list_tools"},
-        {"op": "list_resources"},
-        {"op": "list_templates"},
-        {"op": "read", "uri": "kgents://proposals"},
-        {"op": "call", "name": "invoke", "args": {"path": "world.cluster.proposals.manifest"}},
-        {"op": "call", "name": "emit", "args": {"pheromone_type": "WARNING", "source": "b-gent"}},
-        {"op": "call", "name": "sense", "args": {}},
-    ]}));
+    let report = python(
+        json!({"server": stdio(&ns, &["--allow-writes", "--umwelt", "b-view"]), "mode": "auto", "steps": [
+            {"op": "list_tools"},
+            {"op": "list_resources"},
+            {"op": "list_templates"},
+            {"op": "read", "uri": "kgents://proposals"},
+            {"op": "call", "name": "invoke", "args": {"path": "world.cluster.proposals.manifest"}},
+            {"op": "call", "name": "emit", "args": {"pheromone_type": "WARNING", "source": "b-gent"}},
+            {"op": "call", "name": "sense", "args": {}},
+        ]}),
+    );
     assert_eq!(tool_names(ok(&report, 0)), ["status", "sense", "invoke"]);
-    let uris: Vec<&str> = ok(&report, 1)["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
-    assert_eq!(uris, ["kgents://agents", "kgents://pheromones", "kgents://cluster/status"], "agents are listed but not readable one by one");
-    let templates: Vec<&str> = ok(&report, 2)["resourceTemplates"].as_array().unwrap().iter().map(|t| t["uriTemplate"].as_str().unwrap()).collect();
+    let uris: Vec<&str> = ok(&report, 1)["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "kgents://agents",
+            "kgents://pheromones",
+            "kgents://cluster/status"
+        ],
+        "agents are listed but not readable one by one"
+    );
+    let templates: Vec<&str> = ok(&report, 2)["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
     assert_eq!(templates, ["kgents://pheromones/{type}"]);
     let denied = err(&report, 3);
-    assert!(denied.contains("b-view") && denied.contains("may not use"), "{denied}");
+    assert!(
+        denied.contains("b-view") && denied.contains("may not use"),
+        "{denied}"
+    );
     let denied = ok(&report, 4);
     assert_eq!(denied["isError"], true);
     assert!(tool_text(denied).contains("denied"), "{denied}");
     assert!(err(&report, 5).contains("not afforded"), "{report}");
-    assert!(ok(&report, 6)["structuredContent"]["total"].as_u64().unwrap() >= 2);
+    assert!(
+        ok(&report, 6)["structuredContent"]["total"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
 
     // 1,000 agents: every resource page and every kgents://agents page, and the byte cap.
-    let report = python(json!({"server": stdio(&crowd, &["--max-bytes", "8192"]), "mode": "legacy", "steps": [
-        {"op": "list_resources"},
-        {"op": "read_pages", "uri": "kgents://agents"},
-        {"op": "read", "uri": "kgents://agents?limit=1000&detail=full"},
-        {"op": "call", "name": "status", "args": {"detail": "full"}},
-    ]}));
+    let report = python(
+        json!({"server": stdio(&crowd, &["--max-bytes", "8192"]), "mode": "legacy", "steps": [
+            {"op": "list_resources"},
+            {"op": "read_pages", "uri": "kgents://agents"},
+            {"op": "read", "uri": "kgents://agents?limit=1000&detail=full"},
+            {"op": "call", "name": "status", "args": {"detail": "full"}},
+        ]}),
+    );
     let listed = ok(&report, 0);
-    let agent_resources = listed["resources"].as_array().unwrap().iter().filter(|r| r["uri"].as_str().unwrap().starts_with("kgents://agents/")).count();
+    let agent_resources = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["uri"].as_str().unwrap().starts_with("kgents://agents/"))
+        .count();
     assert_eq!(agent_resources, 1000);
-    assert!(report["results"][0]["pages"].as_u64().unwrap() >= 11, "at most 100 a page: {}", report["results"][0]["pages"]);
+    assert!(
+        report["results"][0]["pages"].as_u64().unwrap() >= 11,
+        "at most 100 a page: {}",
+        report["results"][0]["pages"]
+    );
     let pages = ok(&report, 1);
     assert_eq!(pages["items"], 1000, "{pages}");
     assert_eq!(pages["unique"], 1000, "{pages}");
-    assert!(pages["pages"].as_u64().unwrap() > 10, "8 KiB pages hold fewer than 100 agents: {pages}");
+    assert!(
+        pages["pages"].as_u64().unwrap() > 10,
+        "8 KiB pages hold fewer than 100 agents: {pages}"
+    );
     let capped = &ok(&report, 2)["contents"][0]["text"];
     let capped_doc: Value = serde_json::from_str(capped.as_str().unwrap()).unwrap();
-    assert!(capped.as_str().unwrap().len() <= 8192, "{}", capped.as_str().unwrap().len());
-    assert!(capped_doc["note"].as_str().unwrap().contains("byte cap"), "{capped_doc}");
+    assert!(
+        capped.as_str().unwrap().len() <= 8192,
+        "{}",
+        capped.as_str().unwrap().len()
+    );
+    assert!(
+        capped_doc["note"].as_str().unwrap().contains("byte cap"),
+        "{capped_doc}"
+    );
     let status = ok(&report, 3);
-    assert!(tool_text(status).len() <= 8192 && status["structuredContent"].to_string().len() <= 8192);
+    assert!(
+        tool_text(status).len() <= 8192 && status["structuredContent"].to_string().len() <= 8192
+    );
 
     // A bearer token beyond loopback: refused without one; with one, only matching requests.
     let out = Command::new(&kgents)
@@ -566,18 +806,38 @@ async fn mcp_clients_against_a_real_api_server() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("without a bearer token"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without a bearer token"),
+        "{out:?}"
+    );
     let token = "0123456789abcdef0123456789abcdef";
-    let guarded = http_server(&base(&ns), &["--http", "0.0.0.0:0"], &[("KGENTS_MCP_TOKEN", token)]);
+    let guarded = http_server(
+        &base(&ns),
+        &["--http", "0.0.0.0:0"],
+        &[("KGENTS_MCP_TOKEN", token)],
+    );
     let url = guarded.url.replace("0.0.0.0", "127.0.0.1");
-    let report = python(json!({"server": {"url": url, "headers": {"Authorization": format!("Bearer {token}")}}, "mode": "auto", "steps": [{"op": "call", "name": "status", "args": {}}]}));
+    let report = python(
+        json!({"server": {"url": url, "headers": {"Authorization": format!("Bearer {token}")}}, "mode": "auto", "steps": [{"op": "call", "name": "status", "args": {}}]}),
+    );
     assert_eq!(ok(&report, 0)["structuredContent"]["agents"]["total"], 2);
-    let report = python(json!({"server": {"url": url, "headers": {"Authorization": "Bearer wrong"}}, "connect": false, "steps": [{"op": "raw_post", "body": "{}"}]}));
+    let report = python(
+        json!({"server": {"url": url, "headers": {"Authorization": "Bearer wrong"}}, "connect": false, "steps": [{"op": "raw_post", "body": "{}"}]}),
+    );
     assert_eq!(report["results"][0]["result"]["status"], 401, "{report}");
     drop(guarded);
 
     let everything = SEEN.lock().unwrap().clone();
-    assert!(everything.len() > 10_000, "the clients printed their results");
-    assert!(!everything.contains(SECRET), "the planted credential leaked");
-    assert!(everything.contains("[redacted]"), "b-gent's condition was shown, masked");
+    assert!(
+        everything.len() > 10_000,
+        "the clients printed their results"
+    );
+    assert!(
+        !everything.contains(SECRET),
+        "the planted credential leaked"
+    );
+    assert!(
+        everything.contains("[redacted]"),
+        "b-gent's condition was shown, masked"
+    );
 }

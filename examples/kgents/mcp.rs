@@ -64,17 +64,25 @@ fn token(args: &McpArgs) -> Result<Option<String>, Failure> {
 /// Runs the server until the client goes away (stdio) or Ctrl+C.
 pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
     if args.max_bytes < 1024 {
-        return Err(usage(format!("--max-bytes {} is below 1024", args.max_bytes)));
+        return Err(usage(format!(
+            "--max-bytes {} is below 1024",
+            args.max_bytes
+        )));
     }
     if !(1..=1000).contains(&args.page_size) {
-        return Err(usage(format!("--page-size {} is not from 1 to 1000", args.page_size)));
+        return Err(usage(format!(
+            "--page-size {} is not from 1 to 1000",
+            args.page_size
+        )));
     }
-    let watch_interval = match args.watch_interval {
-        s if s == 0.0 => None,
-        s => Some(Duration::try_from_secs_f64(s).map_err(|_| {
-            usage(format!("--watch-interval {s} is not a number of seconds"))
-        })?),
-    };
+    let watch_interval = Duration::try_from_secs_f64(args.watch_interval).map_err(|_| {
+        usage(format!(
+            "--watch-interval {} is not a number of seconds",
+            args.watch_interval
+        ))
+    })?;
+    // Zero turns the notifications off.
+    let watch_interval = (!watch_interval.is_zero()).then_some(watch_interval);
     let token = token(&args)?;
     if let Some(addr) = args.http {
         // Refuse before connecting: a misconfiguration is reported at once.

@@ -109,7 +109,7 @@ async fn http_load(server: KgentsMcp, clients: usize, seconds: u64) {
             while Instant::now() < deadline {
                 id += 1;
                 // Alternate the read tool and a resource read, as clients do.
-                let (method, name, params) = if id % 2 == 0 {
+                let (method, name, params) = if id.is_multiple_of(2) {
                     ("tools/call", "status", json!({"name": "status", "arguments": {}}))
                 } else {
                     ("resources/read", "kgents://agents", json!({"uri": "kgents://agents?limit=20"}))
