@@ -112,7 +112,7 @@ async fn http_load(server: KgentsMcp, clients: usize, seconds: u64) {
                 let (method, name, params) = if id.is_multiple_of(2) {
                     ("tools/call", "status", json!({"name": "status", "arguments": {}}))
                 } else {
-                    ("resources/read", "kgents://agents", json!({"uri": "kgents://agents?limit=20"}))
+                    ("resources/read", "kgents://agents?limit=20", json!({"uri": "kgents://agents?limit=20"}))
                 };
                 let mut params = params;
                 params["_meta"] = json!({
@@ -196,7 +196,33 @@ async fn main() {
         Duration::from_millis(20),
     );
 
-    let field = server(cluster(0, 10_000));
+    let pheromones = cluster(0, 10_000);
+    // The Logos alone, for comparison: what the MCP layer adds is the difference.
+    let logos = Logos::new(
+        Arc::clone(&pheromones) as Arc<dyn kgents_logos::ClusterView>,
+        None,
+    );
+    let caller = Caller::unrestricted("bench-user");
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let sensed = logos
+            .invoke(
+                &caller,
+                "void.pheromone.sense",
+                kgents_logos::Args::new(Scope::Namespace("bench".into())),
+            )
+            .await
+            .expect("sensing succeeds");
+        samples.push(started.elapsed());
+        std::hint::black_box(sensed);
+    }
+    report(
+        "(Logos::invoke void.pheromone.sense alone, 10,000 pheromones)",
+        samples,
+        Duration::from_millis(10),
+    );
+    let field = server(pheromones);
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();

@@ -141,14 +141,15 @@ pub struct Page {
 impl Page {
     /// A one-line note when the listing continues, saying why and how to read on.
     pub fn note(&self) -> Option<String> {
-        let next = self.next_cursor.as_ref()?;
+        self.next_cursor.as_ref()?;
         let why = if self.cut_by_bytes {
             "the page stopped at the byte cap"
         } else {
             "the page is full"
         };
+        // The cursor itself is in `next_cursor`; repeating it here would spend the cap twice.
         Some(format!(
-            "{} of {} shown ({why}); pass cursor {next:?} for the next page",
+            "{} of {} shown ({why}); pass next_cursor as cursor for the next page",
             self.items.len(),
             self.total
         ))

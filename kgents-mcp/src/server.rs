@@ -498,9 +498,32 @@ impl KgentsMcp {
         redact::redact_value(&mut value);
         let (value, _) = page::cap_value(value, cap);
         let (text, _) = page::cap_text(redact::redact_text(&text).0, cap);
-        let mut result = CallToolResult::structured(value);
-        result.content = vec![ContentBlock::text(text)];
+        // `success` then the structured content: `structured` would serialise the value once
+        // more for a text block that the rendering replaces.
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(value);
         result
+    }
+
+    /// Builds a listing document whose whole serialisation fits the byte cap: the item
+    /// budget is an estimate (the envelope's size is only known once built), so an overshoot
+    /// is taken off the budget and the page built again from the same, already read, data.
+    fn fit(
+        &self,
+        limit: Option<usize>,
+        mut build: impl FnMut(Bounds) -> Result<Value, page::CursorError>,
+    ) -> Result<Value, page::CursorError> {
+        let cap = self.shared.config.max_bytes;
+        let mut bounds = self.bounds(limit);
+        loop {
+            let doc = build(bounds)?;
+            let size = doc.to_string().len();
+            let single = doc["returned"].as_u64().is_none_or(|n| n <= 1);
+            if size <= cap || single || bounds.item_bytes <= 256 {
+                return Ok(doc);
+            }
+            bounds.item_bytes = bounds.item_bytes.saturating_sub(size - cap + 64).max(256);
+        }
     }
 
     fn bounds(&self, limit: Option<usize>) -> Bounds {
@@ -629,35 +652,26 @@ impl KgentsMcp {
     // -----------------------------------------------------------------------------------------
     // sense
 
-    async fn sense_page(
+    async fn sense_report(
         &self,
         scope: Scope,
-        input: SenseInput,
-        cursor: Option<&str>,
-        limit: Option<usize>,
-        detail: Detail,
-    ) -> Result<(FieldReport, Page), Failure> {
+        input: &SenseInput,
+    ) -> Result<(FieldReport, String), LogosError> {
         let listing = listing_id(&[
             "sense",
             &scope_key(&scope),
-            &serde_json::to_string(&input).unwrap_or_default(),
+            &serde_json::to_string(input).unwrap_or_default(),
         ]);
         let outcome = self
-            .invoke(SENSE, Args::new(scope).with_input(&input))
+            .invoke(SENSE, Args::new(scope).with_input(input))
             .await?;
         let Outcome::Sensed(report) = outcome else {
-            return Err(Failure::Tool(format!(
-                "{SENSE} answered an unexpected result"
-            )));
+            return Err(LogosError::BadInput {
+                path: SENSE.into(),
+                reason: "an unexpected result".into(),
+            });
         };
-        let page = page::page_by_offset(
-            &report.pheromones,
-            |p| render::item(p, detail, render::pheromone_row),
-            &listing,
-            cursor,
-            self.bounds(limit),
-        )?;
-        Ok((report, page))
+        Ok((report, listing))
     }
 
     async fn sense_tool(&self, arguments: Option<&JsonObject>) -> Result<(Value, String), Failure> {
@@ -674,21 +688,27 @@ impl KgentsMcp {
             target: a.target.clone(),
             limit: None,
         };
-        let (report, page) = self
-            .sense_page(scope, input, a.cursor.as_deref(), limit, a.detail)
-            .await?;
-        let note = page.note();
-        let text = render::listing_text("pheromones", page.total, &page.items, note.as_deref());
-        let doc = json!({
-            "at": report.at,
-            "total": page.total,
-            "returned": page.items.len(),
-            "items": page.items,
-            "heat": render::heat(&report.heat),
-            "evaporated": report.evaporated,
-            "next_cursor": page.next_cursor,
-            "note": note,
-        });
+        let (report, listing) = self.sense_report(scope, &input).await?;
+        let doc = self.fit(limit, |bounds| {
+            let page = page::page_by_offset(
+                &report.pheromones,
+                |p| render::item(p, a.detail, render::pheromone_row),
+                &listing,
+                a.cursor.as_deref(),
+                bounds,
+            )?;
+            Ok(json!({
+                "at": report.at,
+                "total": page.total,
+                "returned": page.items.len(),
+                "note": page.note(),
+                "items": page.items,
+                "heat": render::heat(&report.heat),
+                "evaporated": report.evaporated,
+                "next_cursor": page.next_cursor,
+            }))
+        })?;
+        let text = listing_text_of("pheromones", &doc);
         Ok((doc, text))
     }
 
@@ -830,70 +850,15 @@ impl KgentsMcp {
             input: a.input.clone().unwrap_or(Value::Null),
         };
         let outcome = self.invoke(&a.path, call).await?;
-        let bounds = self.bounds(limit);
         let cursor = a.cursor.as_deref();
         let detail = a.detail;
         let key = |ns: &str, name: &str| format!("{ns}/{name}");
-        let (kind, page, extra) = match &outcome {
-            Outcome::Agents(m) => (
-                "agents",
-                page::page_by_key(
-                    &m.agents,
-                    |x| key(&x.namespace, x.name.as_str()),
-                    |x| render::item(x, detail, render::agent_row),
-                    &listing,
-                    cursor,
-                    bounds,
-                )?,
-                json!({"ready": m.ready, "by_phase": m.by_phase, "by_health": m.by_health}),
-            ),
-            Outcome::Sensed(r) => (
-                "pheromones",
-                page::page_by_offset(
-                    &r.pheromones,
-                    |x| render::item(x, detail, render::pheromone_row),
-                    &listing,
-                    cursor,
-                    bounds,
-                )?,
-                json!({"heat": render::heat(&r.heat), "evaporated": r.evaporated}),
-            ),
-            Outcome::Proposals(m) => (
-                "proposals",
-                page::page_by_key(
-                    &m.proposals,
-                    |x: &ProposalRecord| key(&x.summary.namespace, &x.summary.name),
-                    |x| render::item(x, detail, render::proposal_row),
-                    &listing,
-                    cursor,
-                    bounds,
-                )?,
-                json!({}),
-            ),
-            Outcome::Memories(m) => (
-                "memories",
-                page::page_by_key(
-                    &m.memories,
-                    |x| key(&x.namespace, &x.name),
-                    |x| serde_json::to_value(x).unwrap_or(Value::Null),
-                    &listing,
-                    cursor,
-                    bounds,
-                )?,
-                json!({}),
-            ),
-            Outcome::Umwelts(m) => (
-                "umwelts",
-                page::page_by_key(
-                    &m.umwelts,
-                    |x| key(&x.namespace, &x.name),
-                    |x| serde_json::to_value(x).unwrap_or(Value::Null),
-                    &listing,
-                    cursor,
-                    bounds,
-                )?,
-                json!({}),
-            ),
+        let kind = match &outcome {
+            Outcome::Agents(_) => "agents",
+            Outcome::Sensed(_) => "pheromones",
+            Outcome::Proposals(_) => "proposals",
+            Outcome::Memories(_) => "memories",
+            Outcome::Umwelts(_) => "umwelts",
             other => {
                 let value = serde_json::to_value(other).unwrap_or(Value::Null);
                 let kind = value.get("kind").cloned().unwrap_or(Value::Null);
@@ -902,20 +867,79 @@ impl KgentsMcp {
                 return Ok((json!({"path": a.path, "kind": kind, "data": data}), text));
             }
         };
-        let note = page.note();
-        let text = render::listing_text(kind, page.total, &page.items, note.as_deref());
-        let mut doc = json!({
-            "path": a.path,
-            "kind": kind,
-            "total": page.total,
-            "returned": page.items.len(),
-            "items": page.items,
-            "next_cursor": page.next_cursor,
-            "note": note,
-        });
-        if let (Some(d), Value::Object(extra)) = (doc.as_object_mut(), extra) {
-            d.extend(extra);
-        }
+        let doc = self.fit(limit, |bounds| {
+            let (page, extra) = match &outcome {
+                Outcome::Agents(m) => (
+                    page::page_by_key(
+                        &m.agents,
+                        |x| key(&x.namespace, x.name.as_str()),
+                        |x| render::item(x, detail, render::agent_row),
+                        &listing,
+                        cursor,
+                        bounds,
+                    )?,
+                    json!({"ready": m.ready, "by_phase": m.by_phase, "by_health": m.by_health}),
+                ),
+                Outcome::Sensed(r) => (
+                    page::page_by_offset(
+                        &r.pheromones,
+                        |x| render::item(x, detail, render::pheromone_row),
+                        &listing,
+                        cursor,
+                        bounds,
+                    )?,
+                    json!({"heat": render::heat(&r.heat), "evaporated": r.evaporated}),
+                ),
+                Outcome::Proposals(m) => (
+                    page::page_by_key(
+                        &m.proposals,
+                        |x: &ProposalRecord| key(&x.summary.namespace, &x.summary.name),
+                        |x| render::item(x, detail, render::proposal_row),
+                        &listing,
+                        cursor,
+                        bounds,
+                    )?,
+                    json!({}),
+                ),
+                Outcome::Memories(m) => (
+                    page::page_by_key(
+                        &m.memories,
+                        |x| key(&x.namespace, &x.name),
+                        |x| serde_json::to_value(x).unwrap_or(Value::Null),
+                        &listing,
+                        cursor,
+                        bounds,
+                    )?,
+                    json!({}),
+                ),
+                Outcome::Umwelts(m) => (
+                    page::page_by_key(
+                        &m.umwelts,
+                        |x| key(&x.namespace, &x.name),
+                        |x| serde_json::to_value(x).unwrap_or(Value::Null),
+                        &listing,
+                        cursor,
+                        bounds,
+                    )?,
+                    json!({}),
+                ),
+                _ => (empty_page(), json!({})),
+            };
+            let mut doc = json!({
+                "path": a.path,
+                "kind": kind,
+                "total": page.total,
+                "returned": page.items.len(),
+                "note": page.note(),
+                "items": page.items,
+                "next_cursor": page.next_cursor,
+            });
+            if let (Some(d), Value::Object(extra)) = (doc.as_object_mut(), extra) {
+                d.extend(extra);
+            }
+            Ok(doc)
+        })?;
+        let text = listing_text_of(kind, &doc);
         Ok((doc, text))
     }
 
@@ -1064,8 +1088,7 @@ impl KgentsMcp {
     async fn resource_doc(&self, r: &ResourceRef) -> Result<Value, ErrorData> {
         let base = r.base();
         let cursor_error = |e: page::CursorError| ErrorData::invalid_params(e.to_string(), None);
-        let listing_doc = |page: Page, q: &ListQuery, extra: Value| {
-            let note = page.note();
+        let listing_doc = |page: Page, q: &ListQuery, extra: &Value| {
             let next_uri = page
                 .next_cursor
                 .as_ref()
@@ -1074,13 +1097,13 @@ impl KgentsMcp {
                 "uri": base,
                 "total": page.total,
                 "returned": page.items.len(),
+                "note": page.note().map(|n| format!("{n}, or read next_uri")),
                 "items": page.items,
                 "next_cursor": page.next_cursor,
                 "next_uri": next_uri,
-                "note": note.map(|n| match &next_uri { Some(u) => format!("{n}, or read {u}"), None => n }),
             });
             if let (Some(d), Value::Object(extra)) = (doc.as_object_mut(), extra) {
-                d.extend(extra);
+                d.extend(extra.clone());
             }
             doc
         };
@@ -1095,20 +1118,20 @@ impl KgentsMcp {
                 let Outcome::Agents(m) = outcome else {
                     return Err(ErrorData::internal_error("unexpected result", None));
                 };
-                let page = page::page_by_key(
-                    &m.agents,
-                    |a| format!("{}/{}", a.namespace, a.name),
-                    |a| render::item(a, q.detail, render::agent_row),
-                    &listing,
-                    q.cursor.as_deref(),
-                    self.bounds(q.limit),
-                )
-                .map_err(cursor_error)?;
-                Ok(listing_doc(
-                    page,
-                    q,
-                    json!({"ready": m.ready, "by_phase": m.by_phase, "by_health": m.by_health}),
-                ))
+                let extra =
+                    json!({"ready": m.ready, "by_phase": m.by_phase, "by_health": m.by_health});
+                self.fit(q.limit, |bounds| {
+                    let page = page::page_by_key(
+                        &m.agents,
+                        |a| format!("{}/{}", a.namespace, a.name),
+                        |a| render::item(a, q.detail, render::agent_row),
+                        &listing,
+                        q.cursor.as_deref(),
+                        bounds,
+                    )?;
+                    Ok(listing_doc(page, q, &extra))
+                })
+                .map_err(cursor_error)
             }
             ResourceRef::Agent { namespace, name } => {
                 let outcome = self
@@ -1132,15 +1155,22 @@ impl KgentsMcp {
                     types: pheromone_type.iter().copied().collect(),
                     ..SenseInput::default()
                 };
-                let (report, page) = self
-                    .sense_page(scope, input, q.cursor.as_deref(), q.limit, q.detail)
+                let (report, listing) = self
+                    .sense_report(scope, &input)
                     .await
-                    .map_err(|Failure::Tool(text)| ErrorData::invalid_params(text, None))?;
-                Ok(listing_doc(
-                    page,
-                    q,
-                    json!({"at": report.at, "heat": render::heat(&report.heat), "evaporated": report.evaporated}),
-                ))
+                    .map_err(|e| logos_error(&e))?;
+                let extra = json!({"at": report.at, "heat": render::heat(&report.heat), "evaporated": report.evaporated});
+                self.fit(q.limit, |bounds| {
+                    let page = page::page_by_offset(
+                        &report.pheromones,
+                        |p| render::item(p, q.detail, render::pheromone_row),
+                        &listing,
+                        q.cursor.as_deref(),
+                        bounds,
+                    )?;
+                    Ok(listing_doc(page, q, &extra))
+                })
+                .map_err(cursor_error)
             }
             ResourceRef::Proposals(q) => {
                 let scope = self.query_scope(q)?;
@@ -1152,16 +1182,18 @@ impl KgentsMcp {
                 let Outcome::Proposals(m) = outcome else {
                     return Err(ErrorData::internal_error("unexpected result", None));
                 };
-                let page = page::page_by_key(
-                    &m.proposals,
-                    |p| format!("{}/{}", p.summary.namespace, p.summary.name),
-                    |p| render::item(p, q.detail, render::proposal_row),
-                    &listing,
-                    q.cursor.as_deref(),
-                    self.bounds(q.limit),
-                )
-                .map_err(cursor_error)?;
-                Ok(listing_doc(page, q, json!({})))
+                self.fit(q.limit, |bounds| {
+                    let page = page::page_by_key(
+                        &m.proposals,
+                        |p| format!("{}/{}", p.summary.namespace, p.summary.name),
+                        |p| render::item(p, q.detail, render::proposal_row),
+                        &listing,
+                        q.cursor.as_deref(),
+                        bounds,
+                    )?;
+                    Ok(listing_doc(page, q, &json!({})))
+                })
+                .map_err(cursor_error)
             }
             ResourceRef::Proposal { namespace, name } => {
                 let outcome = self
@@ -1243,6 +1275,21 @@ impl KgentsMcp {
             session.forwarding.store(false, Ordering::SeqCst);
         });
     }
+}
+
+/// The text rendering of a listing document.
+fn listing_text_of(kind: &str, doc: &Value) -> String {
+    let items = doc["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let total = doc["total"].as_u64().unwrap_or_default();
+    render::listing_text(
+        kind,
+        usize::try_from(total).unwrap_or(usize::MAX),
+        items,
+        doc["note"].as_str(),
+    )
 }
 
 fn empty_page() -> Page {
