@@ -7,9 +7,14 @@
 //!   requests): no error.
 //!
 //! ```sh
-//! cargo run -p kgents-mcp --example mcp_latency            # add --release for release figures
+//! cargo run -p kgents-mcp --example mcp_latency                  # the debug build (slow)
+//! CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo run -p kgents-mcp --example mcp_latency
+//! cargo run --release -p kgents-mcp --example mcp_latency        # release figures
 //! MCP_LOAD_SECONDS=5 cargo run -p kgents-mcp --example mcp_latency
 //! ```
+//!
+//! The `Logos::invoke` line measures the resolver alone, so what the MCP layer adds (paging,
+//! rendering, redaction, the cap) is the difference to the `tools/call sense` line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
