@@ -14,6 +14,7 @@
 //! | `operator` | `kgents-operator` | `operator` (implies `crds`, `llm`, `policy`) | controllers, admission webhook, leader election, metrics |
 //! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
+//! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
 //! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
@@ -29,6 +30,8 @@ pub use kgents_ghost;
 pub use kgents_llm;
 #[cfg(feature = "logos")]
 pub use kgents_logos;
+#[cfg(feature = "mcp")]
+pub use kgents_mcp;
 #[cfg(feature = "operator")]
 pub use kgents_operator;
 #[cfg(feature = "policy")]

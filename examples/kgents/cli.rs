@@ -250,6 +250,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::infra::InfraCommand,
     },
+    /// Serve the society to MCP clients (stdio by default, --http for streamable HTTP);
+    /// read-only unless --allow-writes, scoped by --umwelt.
+    Mcp(crate::mcp::McpArgs),
     /// The embedded control plane and the operator in one process.
     Dev {
         #[command(subcommand)]

@@ -174,6 +174,7 @@ pub async fn run(cli: Cli) -> CmdResult {
                     message: e.to_string(),
                 })
         }
+        Command::Mcp(args) => crate::mcp::run(&global, args).await,
         Command::Dev { command } => {
             crate::dev::run(command)
                 .await

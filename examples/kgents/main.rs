@@ -23,6 +23,7 @@
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
 //! | `invoke PATH` | any path |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
+//! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
 //! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
@@ -48,6 +49,7 @@ mod complete;
 mod connect;
 mod dev;
 mod infra;
+mod mcp;
 mod render;
 mod terrarium;
 

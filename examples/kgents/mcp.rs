@@ -1,0 +1,139 @@
+//! `kgents mcp`: the `kgents-mcp` server over the connection and caller the global flags
+//! describe (the kubeconfig's identity, or `--umwelt`'s affordances).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use kgents::kgents_logos::{ClusterActor, KubeActor, LiveView, Logos, Scope};
+use kgents::kgents_mcp::{self, CancellationToken, HttpOptions, KgentsMcp, McpConfig};
+
+use crate::cli::Global;
+use crate::commands::Failure;
+use crate::connect;
+
+/// `kgents mcp`.
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8765; port 0
+    /// picks one). Beyond loopback a bearer token is required.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// List and serve the write tools (emit, propose, writing paths through invoke).
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Byte cap of each rendering of a result (structured JSON, text).
+    #[arg(long, default_value_t = kgents_mcp::server::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+    pub max_bytes: usize,
+    /// Items per page when the client names no limit.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub page_size: usize,
+    /// Seconds between polls of pheromones and proposals for change notifications (0: none).
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub watch_interval: f64,
+    /// A file holding the bearer token HTTP clients must send (else $KGENTS_MCP_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// A Host header accepted when bound beyond loopback (repeatable; default: any, since the
+    /// token guards).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn token(args: &McpArgs) -> Result<Option<String>, Failure> {
+    if let Some(path) = &args.bearer_token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--bearer-token-file {}: {e}", path.display())))?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    Ok(std::env::var("KGENTS_MCP_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty()))
+}
+
+/// Runs the server until the client goes away (stdio) or Ctrl+C.
+pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
+    if args.max_bytes < 1024 {
+        return Err(usage(format!(
+            "--max-bytes {} is below 1024",
+            args.max_bytes
+        )));
+    }
+    if !(1..=1000).contains(&args.page_size) {
+        return Err(usage(format!(
+            "--page-size {} is not from 1 to 1000",
+            args.page_size
+        )));
+    }
+    let watch_interval = Duration::try_from_secs_f64(args.watch_interval).map_err(|_| {
+        usage(format!(
+            "--watch-interval {} is not a number of seconds",
+            args.watch_interval
+        ))
+    })?;
+    // Zero turns the notifications off.
+    let watch_interval = (!watch_interval.is_zero()).then_some(watch_interval);
+    let token = token(&args)?;
+    if let Some(addr) = args.http {
+        // Refuse before connecting: a misconfiguration is reported at once.
+        kgents_mcp::transport::check_http(addr, token.as_deref())
+            .map_err(|e| usage(e.to_string()))?;
+    }
+    let conn = connect::connect(global).await?;
+    let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    let actor = KubeActor::new(conn.client.clone(), conn.deadline);
+    let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
+    // Read-only means no writer at all: not even a path the checks missed could write.
+    let writer = args
+        .allow_writes
+        .then(|| Arc::new(actor) as Arc<dyn ClusterActor>);
+    let scope = if global.all_namespaces {
+        Scope::All
+    } else {
+        Scope::Namespace(conn.namespace.clone())
+    };
+    let config = McpConfig {
+        allow_writes: args.allow_writes,
+        max_bytes: args.max_bytes,
+        page_size: args.page_size,
+        scope,
+        watch_interval,
+        ..McpConfig::default()
+    };
+    let server = KgentsMcp::new(Logos::new(view, writer), caller, config);
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let served = match args.http {
+        None => kgents_mcp::serve_stdio(server, shutdown).await,
+        Some(addr) => {
+            let options = HttpOptions {
+                addr,
+                bearer_token: token,
+                allowed_hosts: args.allowed_hosts,
+            };
+            kgents_mcp::serve_http(server, options, shutdown, |bound| {
+                eprintln!("kgents mcp: serving http://{bound}/mcp");
+            })
+            .await
+        }
+    };
+    served.map(|()| 0).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
+}
