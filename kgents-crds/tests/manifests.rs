@@ -146,7 +146,11 @@ fn printer_columns_have_the_type_of_their_field() {
             // Object metadata is not in the CRD schema: its two fields used by columns are a
             // timestamp (Age as a date; an exact wide column as a string) and a string.
             if column.json_path == ".metadata.creationTimestamp" {
-                let expected = if column.name == "Age" { "date" } else { "string" };
+                let expected = if column.name == "Age" {
+                    "date"
+                } else {
+                    "string"
+                };
                 assert_eq!(column.type_, expected, "{name}: column {}", column.name);
                 continue;
             }
