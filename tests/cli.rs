@@ -3,6 +3,8 @@
 //! real objects, exit codes, the ghost cache with the API server stopped, a corrupt cache file,
 //! an Umwelt's denial, and kubectl's plugin discovery.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -11,19 +13,6 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
-/// `target/debug/examples/kgents`, next to this test binary's `deps/` directory.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let debug = exe.parent().and_then(Path::parent).expect("target/debug");
-    let path = debug.join("examples").join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
-}
-
 struct Run {
     code: i32,
     stdout: String,
@@ -31,7 +20,7 @@ struct Run {
 }
 
 fn run_in(ghost: &Path, args: &[&str]) -> Run {
-    let output: Output = std::process::Command::new(binary())
+    let output: Output = std::process::Command::new(common::kgents_binary())
         .args(args)
         .env("KGENTS_GHOST_DIR", ghost)
         .env("NO_COLOR", "1")
@@ -332,7 +321,11 @@ async fn the_cli_on_a_real_api_server() {
         .join(kgents_testbed::kubernetes_version())
         .join("kubectl");
     let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(binary(), plugins.path().join("kubectl-kgents")).unwrap();
+    std::fs::copy(
+        common::kgents_binary(),
+        plugins.path().join("kubectl-kgents"),
+    )
+    .unwrap();
     let output = std::process::Command::new(&kubectl)
         .args([
             "kgents",

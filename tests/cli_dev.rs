@@ -4,67 +4,16 @@
 //! removes the control plane's files. Run after `cargo build --example kgents` and
 //! `scripts/testbed-build` (the test passes `--no-build`: it never builds Go).
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .join("examples")
-        .join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
-}
-
-/// Stops `dev up` if the test fails before it does.
-struct DevUp(Child);
-
-impl Drop for DevUp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(line) => seen.push(line),
-            Err(_) => break,
-        }
-    }
-    panic!("no line with {needle:?} within {within:?}; saw {seen:#?}");
-}
-
 fn kgents(kubeconfig: &str, ghost: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(binary())
+    let output = Command::new(common::kgents_binary())
         .args(["--kubeconfig", kubeconfig])
         .args(args)
         .env("NO_COLOR", "1")
@@ -81,7 +30,7 @@ fn kgents(kubeconfig: &str, ghost: &Path, args: &[&str]) -> (i32, String, String
 #[test]
 fn dev_up_serves_the_samples_until_interrupted() {
     let ghost = tempfile::tempdir().unwrap();
-    let child = Command::new(binary())
+    let child = Command::new(common::kgents_binary())
         .args(["dev", "up", "--no-build", "--nodes", "1"])
         .args(["--http-addr", "127.0.0.1:0"])
         .env("NO_COLOR", "1")
@@ -91,18 +40,23 @@ fn dev_up_serves_the_samples_until_interrupted() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kgents dev up starts");
-    let mut dev = DevUp(child);
-    let stdout = lines_of(dev.0.stdout.take().unwrap());
-    let stderr = lines_of(dev.0.stderr.take().unwrap());
+    let mut dev = common::ChildGuard(child);
+    let stdout = common::lines_of(dev.0.stdout.take().unwrap());
+    let stderr = common::lines_of(dev.0.stderr.take().unwrap());
 
-    let export = wait_for_line(&stdout, "export KUBECONFIG=", Duration::from_secs(120));
+    let export = common::wait_for_line(
+        &stdout,
+        None,
+        "export KUBECONFIG=",
+        Duration::from_secs(120),
+    );
     let kubeconfig = export
         .trim()
         .strip_prefix("export KUBECONFIG=")
         .expect("the export line")
         .to_owned();
     assert!(Path::new(&kubeconfig).is_file(), "{kubeconfig}");
-    let applied = wait_for_line(&stderr, "sample object(s)", Duration::from_secs(60));
+    let applied = common::wait_for_line(&stderr, None, "sample object(s)", Duration::from_secs(60));
     assert!(applied.contains("applied"), "{applied}");
 
     // The CLI, pointed at it, sees the sample agents; status answers live.
@@ -154,7 +108,7 @@ fn dev_up_serves_the_samples_until_interrupted() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    wait_for_line(&stderr, "dev up: stopped", Duration::from_secs(5));
+    common::wait_for_line(&stderr, None, "dev up: stopped", Duration::from_secs(5));
     assert!(
         !Path::new(&kubeconfig).exists(),
         "the control plane's files are removed: {kubeconfig}"

@@ -4,11 +4,11 @@
 //! testbed's pod log file, see `Testbed::pod_log_file`). Ctrl+C (SIGINT) ends both with exit 0.
 //! Run after `cargo build --example kgents`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,68 +16,6 @@ use kgents::kgents_crds::Agent;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .join("examples")
-        .join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
-}
-
-/// Kills the tether process if the test fails before it ends it.
-struct Tether(Child);
-
-impl Drop for Tether {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Lines read from a pipe on a thread, so that waiting for one has a deadline.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line of `rx` containing `needle`; on failure shows every line seen there and
-/// what the other stream (`other`) said meanwhile.
-fn wait_for_line(
-    rx: &mpsc::Receiver<String>,
-    other: &mpsc::Receiver<String>,
-    needle: &str,
-    within: Duration,
-) -> String {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(line) => seen.push(line),
-            Err(_) => break,
-        }
-    }
-    let others: Vec<String> = other.try_iter().collect();
-    panic!(
-        "no line with {needle:?} within {within:?}; saw {seen:#?}; the other stream said {others:#?}"
-    );
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -141,7 +79,7 @@ async fn tether_forwards_a_port_and_follows_the_logs_of_the_agents_ready_pod() {
     testbed.append_pod_log("agent started").unwrap();
 
     let local = free_port();
-    let child = Command::new(binary())
+    let child = Command::new(common::kgents_binary())
         .args(["--kubeconfig", testbed.kubeconfig_path().to_str().unwrap()])
         .args(["-n", &ns, "tether", "t-gent", "--port", &local.to_string()])
         .env("NO_COLOR", "1")
@@ -151,21 +89,31 @@ async fn tether_forwards_a_port_and_follows_the_logs_of_the_agents_ready_pod() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kgents tether starts");
-    let mut tether = Tether(child);
-    let stdout = lines_of(tether.0.stdout.take().unwrap());
-    let stderr = lines_of(tether.0.stderr.take().unwrap());
-    let announced = wait_for_line(&stderr, &stdout, "tethered to pod", Duration::from_secs(20));
+    let mut tether = common::ChildGuard(child);
+    let stdout = common::lines_of(tether.0.stdout.take().unwrap());
+    let stderr = common::lines_of(tether.0.stderr.take().unwrap());
+    let announced = common::wait_for_line(
+        &stderr,
+        Some(&stdout),
+        "tethered to pod",
+        Duration::from_secs(20),
+    );
     assert!(
         announced.contains(&format!("{ns}/t-gent-0")) && announced.contains("→ 8080"),
         "{announced}"
     );
 
     // The logs: the line written before, then one appended while following.
-    wait_for_line(&stdout, &stderr, "agent started", Duration::from_secs(20));
-    testbed.append_pod_log("thinking about pheromones").unwrap();
-    wait_for_line(
+    common::wait_for_line(
         &stdout,
-        &stderr,
+        Some(&stderr),
+        "agent started",
+        Duration::from_secs(20),
+    );
+    testbed.append_pod_log("thinking about pheromones").unwrap();
+    common::wait_for_line(
+        &stdout,
+        Some(&stderr),
         "thinking about pheromones",
         Duration::from_secs(20),
     );
@@ -216,7 +164,7 @@ async fn tether_forwards_a_port_and_follows_the_logs_of_the_agents_ready_pod() {
         )
         .await
         .unwrap();
-    let output = Command::new(binary())
+    let output = Command::new(common::kgents_binary())
         .args(["--kubeconfig", testbed.kubeconfig_path().to_str().unwrap()])
         .args(["-n", &ns, "tether", "u-gent"])
         .env("NO_COLOR", "1")

@@ -3,7 +3,8 @@
 //! nothing is stored; with the Proposal controller running, `propose --wait` follows a filed
 //! proposal to a decided or waiting phase. Run after `cargo build --example kgents`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,22 +15,6 @@ use kgents::kgents_operator::{Context, OperatorConfig, admission};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .join("examples")
-        .join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_shows_the_webhooks_denial_and_wait_follows_the_phase() {
@@ -107,7 +92,7 @@ async fn dry_run_shows_the_webhooks_denial_and_wait_follows_the_phase() {
 
     let ghost = tempfile::tempdir().unwrap();
     let kubeconfig = testbed.kubeconfig_path().to_str().unwrap().to_owned();
-    let output = std::process::Command::new(binary())
+    let output = std::process::Command::new(common::kgents_binary())
         .args([
             "--kubeconfig",
             &kubeconfig,

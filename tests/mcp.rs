@@ -10,6 +10,8 @@
 //! JSON-RPC, a client gone mid-call, a missing or wrong bearer token) without the server
 //! failing for anyone else.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,19 +29,6 @@ const SECRET: &str = "kgents-planted-credential-7f3a9c1e5b";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `target/debug/examples/kgents`.
-fn kgents_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let debug = exe.parent().and_then(Path::parent).expect("target/debug");
-    let path = debug.join("examples").join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
 }
 
 /// The clients' directory (installed once per test binary).
@@ -309,7 +298,7 @@ impl Drop for Server {
 
 /// Starts `kgents mcp --http 127.0.0.1:0 …` and waits for the address it prints.
 fn http_server(base: &[String], extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(kgents_binary())
+    let mut child = Command::new(common::kgents_binary())
         .args(base)
         .arg("mcp")
         .args(extra)
@@ -349,7 +338,7 @@ async fn mcp_clients_against_a_real_api_server() {
     let ns = testbed.create_namespace("mcp").await.unwrap();
     let crowd = testbed.create_namespace("crowd").await.unwrap();
     let kubeconfig = testbed.kubeconfig_path().to_str().unwrap().to_owned();
-    let kgents = kgents_binary().to_str().unwrap().to_owned();
+    let kgents = common::kgents_binary().to_str().unwrap().to_owned();
     let base = |namespace: &str| -> Vec<String> {
         vec![
             "--kubeconfig".into(),

@@ -6,6 +6,8 @@
 //! again. A user who may not watch Events still gets a live dashboard, told why the thought
 //! stream stays empty. Run after `cargo build --example kgents`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,22 +24,6 @@ use serde_json::json;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .join("examples")
-        .join("kgents");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example kgents`",
-        path.display()
-    );
-    path
 }
 
 fn kubectl() -> PathBuf {
@@ -232,7 +218,7 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     let command = format!(
         "env KGENTS_GHOST_DIR={} {} --kubeconfig {} -n {ns} terrarium",
         ghost.path().display(),
-        binary().display(),
+        common::kgents_binary().display(),
         kubeconfig.display()
     );
     let tmux = Tmux::start(&command, 160, 45);
@@ -374,7 +360,7 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
         &format!(
             "env KGENTS_GHOST_DIR={} {} --kubeconfig {} -n {ns} terrarium",
             ghost.path().display(),
-            binary().display(),
+            common::kgents_binary().display(),
             viewer_config.display()
         ),
         160,
