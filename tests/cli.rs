@@ -259,7 +259,7 @@ async fn the_cli_on_a_real_api_server() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("[GHOST]"), "{}", run.stderr);
     let live = json_of(&run);
-    assert!(live["agents"]["agents"].as_array().unwrap().len() >= 2);
+    assert!(live["agents"]["total"].as_u64().unwrap() >= 2, "{live}");
     let components: Vec<(&str, bool)> = live["cluster"]["components"]
         .as_array()
         .unwrap_or_else(|| panic!("no cluster health: {live}"))
@@ -271,21 +271,21 @@ async fn the_cli_on_a_real_api_server() {
         [("operator", false), ("webhook", false)],
         "{live}"
     );
-    assert!(ghost.path().join("agents/_index.json").exists());
+    assert!(ghost.path().join("status/digest.json").exists());
     let run = k(&["ghost", "status"]);
     assert!(
-        run.stdout.contains("agents/_index.json") && run.stdout.contains("FRESH"),
+        run.stdout.contains("status/digest.json") && run.stdout.contains("FRESH"),
         "{}",
         run.stdout
     );
 
     // ... a corrupt cache file is a warning and a live answer ...
-    std::fs::write(ghost.path().join("agents/_index.json"), "{not json").unwrap();
+    std::fs::write(ghost.path().join("status/digest.json"), "{not json").unwrap();
     let run = k(&["-A", "status", "-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("warning: ghost cache file agents/_index.json unusable"),
+            .contains("warning: ghost cache file status/digest.json unusable"),
         "{}",
         run.stderr
     );
@@ -385,14 +385,14 @@ async fn the_cli_on_a_real_api_server() {
 #[test]
 fn a_refused_cache_without_a_cluster_says_so() {
     let ghost = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(ghost.path().join("agents")).unwrap();
+    std::fs::create_dir_all(ghost.path().join("status")).unwrap();
     let taken = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
     let envelope = json!({
-        "schema_version": 1, "kind": "agents_index", "taken_at": taken.to_string(),
-        "data": {"agents": []},
+        "schema_version": 1, "kind": "status_digest", "taken_at": taken.to_string(),
+        "data": {"namespaces": []},
     });
     std::fs::write(
-        ghost.path().join("agents/_index.json"),
+        ghost.path().join("status/digest.json"),
         serde_json::to_string(&envelope).unwrap(),
     )
     .unwrap();

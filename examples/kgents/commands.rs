@@ -284,6 +284,15 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
         chain = chain.with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);
     }
     let api_budget = deadline + Duration::from_secs(1);
+    if global.umwelt.is_none() && global.as_agent.is_none() {
+        // The person behind the kubeconfig: nothing to read before the cache is asked, so the
+        // cluster is connected to only if the cache cannot answer.
+        let live_view: Arc<dyn ClusterView> = Arc::new(connect::LazyLiveView::new(global));
+        let chain = chain.with_layer(LiveLayer::new(Arc::clone(&live_view)), api_budget);
+        let logos = Logos::new(Arc::new(GhostView::new(chain, Some(live_view))), None);
+        let caller = connect::caller(global, None, "default").await?;
+        return print_status(&logos, &caller, scope, output).await;
+    }
     let (logos, caller) = match connect::connect(global).await {
         Ok(conn) => {
             let live_view: Arc<dyn ClusterView> =
@@ -304,7 +313,11 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
         }
         Err(error) => return Err(error.into()),
     };
-    let report = logos.status(&caller, scope).await;
+    print_status(&logos, &caller, scope, output).await
+}
+
+async fn print_status(logos: &Logos, caller: &Caller, scope: Scope, output: Output) -> CmdResult {
+    let report = logos.status(caller, scope).await;
     for (what, source) in [
         ("cluster health", report.cluster_source.as_ref()),
         ("agents", report.agents.as_ref().map(|a| &a.source)),
@@ -372,9 +385,10 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
         }
     }
     if let Some(agents) = &report.agents {
+        let agents = &agents.counts;
         out.push_str(&format!(
             "AGENTS      {} total, {} ready\n  phase     {}\n  health    {}\n",
-            agents.agents.len(),
+            agents.total,
             agents.ready,
             if agents.by_phase.is_empty() {
                 "-".into()
@@ -387,15 +401,8 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
                 counts(&agents.by_health)
             },
         ));
-        let attention: Vec<_> = agents
-            .agents
-            .iter()
-            .filter(|a| {
-                wide || a.phase != "Running"
-                    || a.cognitive_health != "HEALTHY"
-                    || a.ready_replicas < a.replicas
-            })
-            .collect();
+        // Those not Running, not HEALTHY or not fully ready; -o wide lists every one of them.
+        let attention = &agents.attention;
         if !attention.is_empty() {
             let limit = if wide { usize::MAX } else { 20 };
             let table = Table {
@@ -426,10 +433,10 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
         }
     }
     if let Some(field) = &report.field {
+        let field = &field.heat;
         out.push_str(&format!(
             "PHEROMONES  {} live, {} evaporated\n",
-            field.pheromones.len(),
-            field.evaporated
+            field.live, field.evaporated
         ));
         if !field.heat.is_empty() {
             let table = Table {
@@ -457,7 +464,17 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
             pending.proposals.len()
         ));
         if !pending.proposals.is_empty() {
-            let table = proposal_table(&pending.proposals, true);
+            let records: Vec<_> = pending
+                .proposals
+                .iter()
+                .map(|summary| kgents::kgents_logos::outcome::ProposalRecord {
+                    summary: summary.clone(),
+                    risk: None,
+                    approvals: Vec::new(),
+                    rejections: Vec::new(),
+                })
+                .collect();
+            let table = proposal_table(&records, true);
             out.push_str(&indent(&table.render(false)));
         }
     }
@@ -1465,6 +1482,7 @@ fn ghost(command: GhostCommand) -> CmdResult {
             );
             let mut rows = Vec::new();
             for query in [
+                Query::StatusDigest,
                 Query::AgentsIndex,
                 Query::ActivePheromones,
                 Query::PendingProposals,

@@ -1,12 +1,18 @@
-//! Connecting: the kube client from the kubectl-style flags (every call with a deadline), the
-//! ghost cache directory, and the caller the flags describe.
+//! Connecting: the kube client from the kubectl-style flags (every call with a deadline), a
+//! live view that connects only when first read, the ghost cache directory, and the caller the
+//! flags describe.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use kgents::kgents_ghost::FsGhostStore;
+use kgents::kgents_ghost::digest::StatusDigest;
+use kgents::kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
 use kgents::kgents_logos::live::{self, KubeActor};
-use kgents::kgents_logos::{Caller, ClusterActor, Error};
+use kgents::kgents_logos::outcome::{
+    MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
+};
+use kgents::kgents_logos::{Caller, ClusterActor, ClusterView, Error, Filter, LiveView, Observed};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -115,4 +121,82 @@ pub async fn caller(
         return live::agent_caller(actor as &dyn ClusterActor, namespace, agent).await;
     }
     Ok(Caller::unrestricted("you (kubeconfig)"))
+}
+
+/// A live view that connects on its first read: a read the ghost cache answers never loads the
+/// kubeconfig, builds a TLS client or touches the network. A failed connection is kept and
+/// answered to every later read (it would fail the same way).
+pub struct LazyLiveView {
+    global: Global,
+    view: tokio::sync::OnceCell<Result<LiveView, (String, String)>>,
+}
+
+impl LazyLiveView {
+    /// A view that connects with `global`'s flags when first read.
+    pub fn new(global: &Global) -> LazyLiveView {
+        LazyLiveView {
+            global: global.clone(),
+            view: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn view(&self) -> Result<&LiveView, Error> {
+        let connected = self
+            .view
+            .get_or_init(|| async {
+                match connect(&self.global).await {
+                    Ok(conn) => Ok(LiveView::new(conn.client, conn.deadline)),
+                    // The connection errors are "unavailable" (see `connect`): kept as their
+                    // two parts, since an error is answered to every read.
+                    Err(Error::Unavailable { what, reason }) => Err((what, reason)),
+                    Err(other) => Err(("connecting".to_owned(), other.to_string())),
+                }
+            })
+            .await;
+        connected
+            .as_ref()
+            .map_err(|(what, reason)| Error::Unavailable {
+                what: what.clone(),
+                reason: reason.clone(),
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterView for LazyLiveView {
+    async fn agents(&self, filter: &Filter) -> Result<Observed<Vec<AgentSummary>>, Error> {
+        self.view().await?.agents(filter).await
+    }
+
+    async fn agent(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Observed<Option<AgentStatus>>, Error> {
+        self.view().await?.agent(namespace, name).await
+    }
+
+    async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>, Error> {
+        self.view().await?.pheromones(filter).await
+    }
+
+    async fn proposals(&self, filter: &Filter) -> Result<Observed<Vec<ProposalRecord>>, Error> {
+        self.view().await?.proposals(filter).await
+    }
+
+    async fn memories(&self, filter: &Filter) -> Result<Observed<Vec<MemorySummary>>, Error> {
+        self.view().await?.memories(filter).await
+    }
+
+    async fn umwelts(&self, filter: &Filter) -> Result<Observed<Vec<UmweltSummary>>, Error> {
+        self.view().await?.umwelts(filter).await
+    }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>, Error> {
+        self.view().await?.cluster().await
+    }
+
+    async fn status_digest(&self) -> Result<Observed<StatusDigest>, Error> {
+        self.view().await?.status_digest().await
+    }
 }

@@ -13,7 +13,7 @@
 //!
 //! | command | AGENTESE path |
 //! |---|---|
-//! | `status` | `world.cluster.agents.manifest`, `void.pheromone.sense`, `world.cluster.proposals.manifest` (ghost cache → API) |
+//! | `status` | the status digest (ghost cache → API); with `--umwelt`/`--as-agent`, `world.cluster.agents.manifest`, `void.pheromone.sense`, `world.cluster.proposals.manifest` |
 //! | `get agents [NAME]` | `world.cluster.agents.manifest`, `world.cluster.agents.<agent>.manifest` |
 //! | `get pheromones`, `observe [-w]` | `void.pheromone.sense` |
 //! | `get proposals` / `memories` / `umwelts` | `world.cluster.{proposals,memories,umwelts}.manifest` |

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`chain`] | the [`Layer`] trait, [`FallbackChain`], [`CacheLayer`], the injected [`Timer`], [`Answer`] and [`Attempt`] |
 //! | [`snapshot`] | [`Query`], [`SnapshotKey`] (the seed's cache layout), [`Snapshot`] kinds and their payloads, the JSON [`Envelope`](snapshot::Envelope) |
+//! | [`digest`] | the status digest: agents counted, pheromones grouped by type and half-life (decaying from the digest), waiting proposals, per namespace |
 //! | [`freshness`] | FRESH / STALE / REFUSED by the adaptive threshold base × (1 + stability), age labels |
 //! | [`stability`] | the stability score: an EWMA (α = 0.2, start 0) of live-fetch successes |
 //! | [`store`] | the [`GhostStore`] trait, [`InMemoryGhostStore`], `FsGhostStore` (feature `fs`, on by default: atomic, locked writes; reads that turn every bad file into a reasoned miss) |
@@ -62,6 +63,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod digest;
 pub mod error;
 pub mod freshness;
 pub mod name;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use kgents_core::field::PheromoneType;
 
+use crate::digest::StatusDigest;
 use crate::name::AgentName;
 
 /// Version of the envelope and payload layout written by this crate. A file with any other
@@ -90,6 +91,10 @@ pub struct PheromoneSummary {
     pub emitted_at: Timestamp,
     /// Half-life in seconds (positive).
     pub half_life_seconds: f64,
+    /// The hard TTL deadline, when the pheromone has one (absent in snapshots written before
+    /// it was kept: such a signal evaporates by decay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Active pheromones (`pheromones/active.json`).
@@ -210,6 +215,8 @@ pub enum Payload {
     RejectedProposals(ProposalList),
     /// `cluster/status.json`.
     ClusterStatus(ClusterStatus),
+    /// `status/digest.json`.
+    StatusDigest(StatusDigest),
     /// `_meta/stability_score.json`.
     StabilityScore(StabilityScore),
 }
@@ -232,6 +239,8 @@ pub enum SnapshotKind {
     RejectedProposals,
     /// Cluster status.
     ClusterStatus,
+    /// The status digest.
+    StatusDigest,
     /// The stability score.
     StabilityScore,
 }
@@ -248,6 +257,7 @@ impl SnapshotKind {
             Self::PendingProposals => "pending_proposals",
             Self::RejectedProposals => "rejected_proposals",
             Self::ClusterStatus => "cluster_status",
+            Self::StatusDigest => "status_digest",
             Self::StabilityScore => "stability_score",
         }
     }
@@ -258,7 +268,10 @@ impl SnapshotKind {
     pub fn category(self) -> Option<Category> {
         match self {
             Self::AgentsIndex | Self::AgentStatus => Some(Category::Agents),
-            Self::ActivePheromones | Self::PheromonesByType => Some(Category::Pheromones),
+            // The digest holds the field too: it is as fresh as its most volatile part.
+            Self::ActivePheromones | Self::PheromonesByType | Self::StatusDigest => {
+                Some(Category::Pheromones)
+            }
             Self::PendingProposals | Self::RejectedProposals => Some(Category::Proposals),
             Self::ClusterStatus => Some(Category::Cluster),
             Self::StabilityScore => None,
@@ -302,6 +315,8 @@ pub enum Query {
     RejectedProposals,
     /// Cluster status.
     ClusterStatus,
+    /// The status digest ([`crate::digest`]).
+    StatusDigest,
 }
 
 impl Query {
@@ -316,6 +331,7 @@ impl Query {
             Self::PendingProposals => SnapshotKind::PendingProposals,
             Self::RejectedProposals => SnapshotKind::RejectedProposals,
             Self::ClusterStatus => SnapshotKind::ClusterStatus,
+            Self::StatusDigest => SnapshotKind::StatusDigest,
         }
     }
 
@@ -324,7 +340,9 @@ impl Query {
     pub fn category(&self) -> Category {
         match self {
             Self::AgentsIndex | Self::Agent(_) => Category::Agents,
-            Self::ActivePheromones | Self::PheromonesByType(_) => Category::Pheromones,
+            Self::ActivePheromones | Self::PheromonesByType(_) | Self::StatusDigest => {
+                Category::Pheromones
+            }
             Self::PendingProposals | Self::RejectedProposals => Category::Proposals,
             Self::ClusterStatus => Category::Cluster,
         }
@@ -341,6 +359,7 @@ impl fmt::Display for Query {
             Self::PendingProposals => f.write_str("pending proposals"),
             Self::RejectedProposals => f.write_str("rejected proposals"),
             Self::ClusterStatus => f.write_str("cluster status"),
+            Self::StatusDigest => f.write_str("status digest"),
         }
     }
 }
@@ -376,6 +395,7 @@ impl SnapshotKey {
             Self::Query(Query::PendingProposals) => "proposals/pending.json".to_owned(),
             Self::Query(Query::RejectedProposals) => "proposals/rejected.json".to_owned(),
             Self::Query(Query::ClusterStatus) => "cluster/status.json".to_owned(),
+            Self::Query(Query::StatusDigest) => "status/digest.json".to_owned(),
             Self::StabilityScore => "_meta/stability_score.json".to_owned(),
         }
     }
@@ -420,6 +440,7 @@ impl Snapshot {
             Payload::PendingProposals(_) => SnapshotKind::PendingProposals,
             Payload::RejectedProposals(_) => SnapshotKind::RejectedProposals,
             Payload::ClusterStatus(_) => SnapshotKind::ClusterStatus,
+            Payload::StatusDigest(_) => SnapshotKind::StatusDigest,
             Payload::StabilityScore(_) => SnapshotKind::StabilityScore,
         }
     }
@@ -435,6 +456,7 @@ impl Snapshot {
             Payload::PendingProposals(_) => Query::PendingProposals.into(),
             Payload::RejectedProposals(_) => Query::RejectedProposals.into(),
             Payload::ClusterStatus(_) => Query::ClusterStatus.into(),
+            Payload::StatusDigest(_) => Query::StatusDigest.into(),
             Payload::StabilityScore(_) => SnapshotKey::StabilityScore,
         }
     }
@@ -486,6 +508,7 @@ impl Snapshot {
                     })
             }),
             Payload::PendingProposals(l) | Payload::RejectedProposals(l) => proposals(&l.proposals),
+            Payload::StatusDigest(d) => d.problem(),
             Payload::StabilityScore(s) => (!unit(s.score))
                 .then(|| format!("stability score {} is not a number in [0, 1]", s.score)),
         }

@@ -75,6 +75,7 @@ fn keys() -> Vec<SnapshotKey> {
         Query::PendingProposals.into(),
         Query::RejectedProposals.into(),
         Query::ClusterStatus.into(),
+        Query::StatusDigest.into(),
         SnapshotKey::StabilityScore,
     ]
 }
@@ -236,11 +237,17 @@ impl StateMachineTest for Sut {
                     Damage::Empty => Vec::new(),
                     Damage::Garbage => b"{\"schema_version\": 1, \"kind\": [}".to_vec(),
                     Damage::NotUtf8 => [b"{\"a\": \"".as_slice(), &[0xc3, 0x28], b"\"}"].concat(),
+                    // Files are pretty-printed, except the compact status digest.
                     Damage::FutureVersion(v) => String::from_utf8(good)
                         .expect("utf-8")
                         .replacen(
                             "\"schema_version\": 1",
                             &format!("\"schema_version\": {v}"),
+                            1,
+                        )
+                        .replacen(
+                            "\"schema_version\":1",
+                            &format!("\"schema_version\":{v}"),
                             1,
                         )
                         .into_bytes(),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kgents_ghost::chain::AttemptOutcome;
+use kgents_ghost::digest::StatusDigest;
 use kgents_ghost::snapshot::{
     ActivePheromones, AgentStatus, AgentSummary, AgentsIndex, ClusterStatus, PheromonesOfType,
     ProposalList,
@@ -87,7 +88,7 @@ impl Layer for LiveLayer {
                     .into_iter()
                     .filter(|r| {
                         r.summary.intensity >= kgents_core::decay::EVAPORATION_THRESHOLD
-                            && r.expires_at.is_none_or(|at| at > now)
+                            && r.summary.expires_at.is_none_or(|at| at > now)
                     })
                     .map(|r| r.summary)
                     .collect();
@@ -132,6 +133,13 @@ impl Layer for LiveLayer {
                 };
                 (observed.source.taken_at, payload)
             }
+            Query::StatusDigest => {
+                let observed = self.view.status_digest().await.map_err(layer_error)?;
+                (
+                    observed.source.taken_at,
+                    Payload::StatusDigest(observed.data),
+                )
+            }
             Query::ClusterStatus => {
                 let observed = self.view.cluster().await.map_err(layer_error)?;
                 (
@@ -172,25 +180,39 @@ impl GhostView {
         Ok((answer.snapshot.payload, source))
     }
 
-    /// Whether a failed chain reached the API server and was refused (e.g. a user who may list
-    /// one namespace but not the whole cluster, which the cluster-wide snapshots need), rather
-    /// than finding it away: then a namespaced read straight from the live view may still work.
-    fn refused_by_api(error: &Error) -> bool {
-        matches!(
-            error,
-            Error::Ghost(kgents_ghost::Error::AllLayersFailed { attempts, .. })
-                if attempts.iter().any(|a| a.live
-                    && matches!(a.outcome, AttemptOutcome::Failed(LayerError::Failed(_))))
-        )
-    }
-
     /// The live view for a namespaced read the chain could not answer (see
-    /// [`GhostView::refused_by_api`]).
+    /// [`refused_by_api`]).
     fn fallback(&self, error: &Error, filter: &Filter) -> Option<&dyn ClusterView> {
-        (matches!(filter.scope, Scope::Namespace(_)) && Self::refused_by_api(error))
+        (matches!(filter.scope, Scope::Namespace(_)) && refused_by_api(error))
             .then_some(self.passthrough.as_deref())
             .flatten()
     }
+}
+
+/// Whether a failed chain reached the API server and was refused (e.g. a user who may list one
+/// namespace but not the whole cluster, which the cluster-wide snapshots need), rather than
+/// finding it away: then a namespaced read straight from the live view may still work.
+pub(crate) fn refused_by_api(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Ghost(kgents_ghost::Error::AllLayersFailed { attempts, .. })
+            if attempts.iter().any(|a| a.live
+                && matches!(a.outcome, AttemptOutcome::Failed(LayerError::Failed(_))))
+    )
+}
+
+/// Whether a failed chain tried the API server and found it away (unreachable, or silent past
+/// its budget): asking the same server again for another snapshot would only wait again.
+pub(crate) fn api_found_away(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Ghost(kgents_ghost::Error::AllLayersFailed { attempts, .. })
+            if attempts.iter().any(|a| a.live
+                && matches!(
+                    a.outcome,
+                    AttemptOutcome::TimedOut | AttemptOutcome::Failed(LayerError::Unavailable(_))
+                ))
+    )
 }
 
 /// The [`Source`] of a chain answer: its layer and age, and the warnings worth showing (the
@@ -295,10 +317,7 @@ impl ClusterView for GhostView {
                     .pheromones
                     .into_iter()
                     .filter(|p| filter.scope.contains(&p.namespace))
-                    .map(|summary| PheromoneRecord {
-                        summary,
-                        expires_at: None,
-                    })
+                    .map(|summary| PheromoneRecord { summary })
                     .collect(),
                 source,
             }),
@@ -348,6 +367,16 @@ impl ClusterView for GhostView {
                 source,
             }),
             _ => Err(unexpected("cluster status")),
+        }
+    }
+
+    async fn status_digest(&self) -> Result<Observed<StatusDigest>> {
+        match self.fetch(Query::StatusDigest).await? {
+            (Payload::StatusDigest(digest), source) => Ok(Observed {
+                data: digest,
+                source,
+            }),
+            _ => Err(unexpected("status digest")),
         }
     }
 

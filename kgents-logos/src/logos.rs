@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::{
-    AgentManifest, AgentsManifest, Decided, Emitted, FieldReport, Filed, MemoriesManifest, Outcome,
-    ProposalsManifest, RiskPreview, ServerVerdict, TetherTarget, UmweltsManifest,
+    AgentManifest, AgentsManifest, AgentsStatus, Decided, Emitted, FieldReport, FieldStatus, Filed,
+    MemoriesManifest, Outcome, PendingStatus, ProposalsManifest, RiskPreview, ServerVerdict,
+    TetherTarget, UmweltsManifest,
 };
 use crate::suggest;
 use crate::summary::{self, SenseFilter, check_name};
@@ -223,8 +224,8 @@ pub struct Logos {
     clock: Arc<dyn Clock>,
 }
 
-/// The one-screen status: agents, pheromone heat, pending proposals. A part the caller may not
-/// read, or that failed, is reported in `problems` without hiding the others.
+/// The one-screen status: agents counted, pheromone heat, pending proposals. A part the caller
+/// may not read, or that failed, is reported in `problems` without hiding the others.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusReport {
     /// Server version, nodes, and the operator's and webhook's health (unrestricted callers
@@ -232,12 +233,12 @@ pub struct StatusReport {
     pub cluster: Option<kgents_ghost::snapshot::ClusterStatus>,
     /// Where the cluster health came from.
     pub cluster_source: Option<crate::view::Source>,
-    /// Agents by phase, readiness and health.
-    pub agents: Option<AgentsManifest>,
-    /// The field (heat per type).
-    pub field: Option<FieldReport>,
+    /// Agents by phase, readiness and health, those needing attention named.
+    pub agents: Option<AgentsStatus>,
+    /// The field: live and evaporated signals, heat per type.
+    pub field: Option<FieldStatus>,
     /// Proposals still waiting (Pending, Reviewing, Approved).
-    pub pending: Option<ProposalsManifest>,
+    pub pending: Option<PendingStatus>,
     /// What could not be shown, and why.
     pub problems: Vec<String>,
     /// The most severe failure kind among the problems, if any.
@@ -667,9 +668,14 @@ impl Logos {
         })
     }
 
-    /// The status screen: `world.cluster.agents.manifest`, `void.pheromone.sense` and the
-    /// pending part of `world.cluster.proposals.manifest`, each through [`Logos::invoke`] (so
-    /// each is checked against the caller's affordances on its own).
+    /// The status screen.
+    ///
+    /// An unrestricted caller reads the cluster's status digest (one small snapshot, see
+    /// [`kgents_ghost::digest`]: answered from the ghost cache in milliseconds whatever the size
+    /// of the field) and the cluster health. A restricted caller, one the API server refuses the
+    /// cluster-wide digest, or a cache without a digest and no API server to ask, gets `world.cluster.agents.manifest`, `void.pheromone.sense` and
+    /// the pending part of `world.cluster.proposals.manifest`, each through [`Logos::invoke`] (so
+    /// each is checked against the caller's affordances on its own) and counted the same way.
     pub async fn status(&self, caller: &Caller, scope: Scope) -> StatusReport {
         let mut report = StatusReport {
             cluster: None,
@@ -680,29 +686,48 @@ impl Logos {
             problems: Vec::new(),
             worst: None,
         };
-        let note = |report: &mut StatusReport, what: &str, error: Error| {
-            let kind = error.kind();
-            report.problems.push(format!("{what}: {error}"));
-            report.worst = Some(match (report.worst, kind) {
-                (Some(crate::ErrorKind::Denied), _) | (_, crate::ErrorKind::Denied) => {
-                    crate::ErrorKind::Denied
-                }
-                (Some(crate::ErrorKind::Unavailable), _) | (_, crate::ErrorKind::Unavailable) => {
-                    crate::ErrorKind::Unavailable
-                }
-                _ => kind,
-            });
-        };
-        // The four reads are independent: asked at once, the answer takes as long as the
-        // slowest of them instead of their sum.
         let unrestricted = matches!(caller.grant(), crate::caller::Grant::Unrestricted);
-        let cluster = async {
-            if unrestricted {
-                Some(self.view.cluster().await)
-            } else {
-                None
+        if unrestricted {
+            // Independent reads: asked at once, the answer takes as long as the slower one.
+            let (cluster, digest) = futures::join!(self.view.cluster(), self.view.status_digest());
+            match cluster {
+                Ok(observed) => {
+                    report.cluster = Some(observed.data);
+                    report.cluster_source = Some(observed.source);
+                }
+                Err(e) => report.problems.push(format!("cluster health: {e}")),
             }
-        };
+            match digest {
+                Ok(observed) => {
+                    let now = self.clock.now();
+                    let view = observed
+                        .data
+                        .view(scope.namespace(), observed.source.taken_at, now);
+                    report.agents = Some(AgentsStatus {
+                        counts: view.agents,
+                        source: observed.source.clone(),
+                    });
+                    report.field = Some(FieldStatus {
+                        at: now,
+                        heat: view.field,
+                        source: observed.source.clone(),
+                    });
+                    report.pending = Some(PendingStatus {
+                        proposals: view.pending,
+                        source: observed.source,
+                    });
+                    return report;
+                }
+                // The API server away: the per-part reads would only wait for it again.
+                Err(e) if crate::ghost::api_found_away(&e) => {
+                    note_problem(&mut report, "agents, pheromones and proposals", &e);
+                    return report;
+                }
+                // Refused cluster-wide, or no digest cached (snapshots written by an older
+                // version): each part on its own, in the caller's scope.
+                Err(_) => {}
+            }
+        }
         let agents = self.invoke(
             caller,
             "world.cluster.agents.manifest",
@@ -710,33 +735,61 @@ impl Logos {
         );
         let field = self.invoke(caller, "void.pheromone.sense", Args::new(scope.clone()));
         let proposals = self.invoke(caller, "world.cluster.proposals.manifest", Args::new(scope));
-        let (cluster, agents, field, proposals) = futures::join!(cluster, agents, field, proposals);
-        match cluster {
-            Some(Ok(observed)) => {
-                report.cluster = Some(observed.data);
-                report.cluster_source = Some(observed.source);
-            }
-            Some(Err(e)) => report.problems.push(format!("cluster health: {e}")),
-            None => {}
-        }
+        let (agents, field, proposals) = futures::join!(agents, field, proposals);
         match agents {
-            Ok(Outcome::Agents(agents)) => report.agents = Some(agents),
+            Ok(Outcome::Agents(agents)) => {
+                report.agents = Some(AgentsStatus {
+                    counts: kgents_ghost::digest::AgentCounts::of(&agents.agents),
+                    source: agents.source,
+                });
+            }
             Ok(_) => {}
-            Err(e) => note(&mut report, "agents", e),
+            Err(e) => note_problem(&mut report, "agents", &e),
         }
         match field {
-            Ok(Outcome::Sensed(field)) => report.field = Some(field),
+            Ok(Outcome::Sensed(field)) => report.field = Some(field_status(field)),
             Ok(_) => {}
-            Err(e) => note(&mut report, "pheromones", e),
+            Err(e) => note_problem(&mut report, "pheromones", &e),
         }
         match proposals {
-            Ok(Outcome::Proposals(mut proposals)) => {
-                proposals.proposals.retain(|p| p.is_pending());
-                report.pending = Some(proposals);
+            Ok(Outcome::Proposals(proposals)) => {
+                report.pending = Some(PendingStatus {
+                    proposals: proposals
+                        .proposals
+                        .into_iter()
+                        .filter(crate::outcome::ProposalRecord::is_pending)
+                        .map(|p| p.summary)
+                        .collect(),
+                    source: proposals.source,
+                });
             }
             Ok(_) => {}
-            Err(e) => note(&mut report, "proposals", e),
+            Err(e) => note_problem(&mut report, "proposals", &e),
         }
         report
+    }
+}
+
+/// Records a part of the status that could not be read, keeping the most severe kind.
+fn note_problem(report: &mut StatusReport, what: &str, error: &Error) {
+    use crate::ErrorKind::{Denied, Unavailable};
+    report.problems.push(format!("{what}: {error}"));
+    report.worst = Some(match (report.worst, error.kind()) {
+        (Some(Denied), _) | (_, Denied) => Denied,
+        (Some(Unavailable), _) | (_, Unavailable) => Unavailable,
+        (_, kind) => kind,
+    });
+}
+
+/// The status screen's part of a sensed field.
+fn field_status(field: FieldReport) -> FieldStatus {
+    FieldStatus {
+        at: field.at,
+        heat: kgents_ghost::digest::FieldHeat {
+            live: field.pheromones.len(),
+            evaporated: field.evaporated,
+            heat: field.heat,
+        },
+        source: field.source,
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use kgents_core::field::PheromoneType;
 use kgents_crds::proposal::RiskAssessment;
+use kgents_ghost::digest::{AgentCounts, FieldHeat, TypeHeat};
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, PheromoneSummary, ProposalSummary};
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,38 @@ pub struct AgentsManifest {
     pub source: Source,
 }
 
+/// Agents for the status screen: counted by phase, readiness and health, with those needing
+/// attention named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentsStatus {
+    /// The counts and the agents needing attention.
+    #[serde(flatten)]
+    pub counts: AgentCounts,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// The field for the status screen: live and evaporated signals and heat per type at `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldStatus {
+    /// When intensities were computed.
+    pub at: Timestamp,
+    /// Counts and heat per type.
+    #[serde(flatten)]
+    pub heat: FieldHeat,
+    /// Where the data came from.
+    pub source: Source,
+}
+
+/// Proposals still waiting (Pending, Reviewing, Approved), for the status screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingStatus {
+    /// The proposals, by namespace and name.
+    pub proposals: Vec<ProposalSummary>,
+    /// Where the data came from.
+    pub source: Source,
+}
+
 /// One agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentManifest {
@@ -70,9 +103,6 @@ pub struct PheromoneRecord {
     /// the base half-life, doubled for DREAM when decaying).
     #[serde(flatten)]
     pub summary: PheromoneSummary,
-    /// The hard TTL deadline, when known (ghost snapshots do not keep it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<Timestamp>,
 }
 
 /// A pheromone as sensed now.
@@ -98,18 +128,9 @@ pub struct SensedPheromone {
     pub evaporates_in_seconds: f64,
 }
 
-/// Heat of one pheromone type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeatRow {
-    /// The type.
-    pub pheromone_type: PheromoneType,
-    /// Sum of current intensities.
-    pub sum: f64,
-    /// The strongest current intensity.
-    pub max: f64,
-    /// How many live signals.
-    pub count: usize,
-}
+/// Heat of one type: live signals, the sum and the strongest of their current intensities
+/// (the same row the status digest computes).
+pub type HeatRow = TypeHeat;
 
 /// The sensed field: live signals ranked by current intensity, and heat per type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

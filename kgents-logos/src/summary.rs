@@ -97,8 +97,8 @@ pub fn pheromone_record(pheromone: &Pheromone, now: Timestamp) -> Option<Pheromo
             intensity: signal.intensity_at(now).get(),
             emitted_at: signal.emitted_at(),
             half_life_seconds: signal.half_life().as_seconds_f64(),
+            expires_at,
         },
-        expires_at,
     })
 }
 
@@ -270,7 +270,7 @@ pub fn sense(
         let half_life = decay::effective_half_life(p.pheromone_type, base);
         let observed = Intensity::clamped(p.intensity);
         let current = decay::intensity_at(observed, half_life, observed_at, now);
-        let past_ttl = record.expires_at.is_some_and(|at| at <= now);
+        let past_ttl = p.expires_at.is_some_and(|at| at <= now);
         if current.get() < EVAPORATION_THRESHOLD || past_ttl {
             evaporated += 1;
             continue;
@@ -278,7 +278,7 @@ pub fn sense(
         let until_threshold =
             decay::time_until(current, half_life, Intensity::EVAPORATION_THRESHOLD)
                 .unwrap_or(Duration::ZERO);
-        let until_ttl = record
+        let until_ttl = p
             .expires_at
             .map(|at| at.duration_since(now).unsigned_abs())
             .unwrap_or(Duration::MAX);
@@ -362,8 +362,8 @@ mod tests {
                 intensity,
                 emitted_at: Timestamp::from_second(1_800_000_000).unwrap(),
                 half_life_seconds: 600.0,
+                expires_at: None,
             },
-            expires_at: None,
         }
     }
 

@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(first.summary.target, None);
         assert!((first.summary.intensity - 0.4).abs() < 1e-9, "{first:?}");
         assert_eq!(
-            first.expires_at,
+            first.summary.expires_at,
             Some("2026-12-03T02:00:00Z".parse().unwrap())
         );
         let second = &records[1];

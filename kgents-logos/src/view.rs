@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kgents_crds::{Pheromone, Proposal, Umwelt};
+use kgents_ghost::digest::StatusDigest;
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
 use kgents_policy::AdmissionPolicy;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,19 @@ pub struct Source {
 }
 
 impl Source {
+    /// One source for data read from several: `first`'s layer and time, the oldest age, stale
+    /// or not live if any is, and every warning.
+    pub fn combined(first: Source, others: impl IntoIterator<Item = Source>) -> Source {
+        let mut combined = first;
+        for other in others {
+            combined.live &= other.live;
+            combined.stale |= other.stale;
+            combined.age_seconds = combined.age_seconds.max(other.age_seconds);
+            combined.warnings.extend(other.warnings);
+        }
+        combined
+    }
+
     /// Live data observed at `taken_at` by `layer`.
     pub fn live(layer: impl Into<String>, taken_at: Timestamp) -> Source {
         Source {
@@ -128,6 +142,33 @@ pub trait ClusterView: Send + Sync {
     /// The cluster's health: server version, nodes, and K8-gents' own components (the
     /// operator Deployment, the proposal webhook's registration).
     async fn cluster(&self) -> Result<Observed<ClusterStatus>>;
+
+    /// The status digest of the whole cluster ([`kgents_ghost::digest`]). By default it is
+    /// built from the agent, pheromone and proposal lists (read at once); views that keep it
+    /// (the ghost chain) answer it directly.
+    async fn status_digest(&self) -> Result<Observed<StatusDigest>> {
+        let all = Filter::scope(Scope::All);
+        let (agents, pheromones, proposals) = futures::join!(
+            self.agents(&all),
+            self.pheromones(&all),
+            self.proposals(&all)
+        );
+        let (agents, pheromones, proposals) = (agents?, pheromones?, proposals?);
+        let summaries: Vec<_> = pheromones.data.into_iter().map(|r| r.summary).collect();
+        let pending: Vec<_> = proposals
+            .data
+            .into_iter()
+            .filter(ProposalRecord::is_pending)
+            .map(|p| p.summary)
+            .collect();
+        // Intensities are those at the pheromones' observation: the digest is taken then.
+        let taken_at = pheromones.source.taken_at;
+        let digest = StatusDigest::build(&agents.data, &summaries, &pending, taken_at);
+        Ok(Observed {
+            data: digest,
+            source: Source::combined(pheromones.source, [agents.source, proposals.source]),
+        })
+    }
 }
 
 /// Writes (and the reads a write needs), made with the caller's identity.

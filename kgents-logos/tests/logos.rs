@@ -8,6 +8,7 @@ use kgents_core::agentese::{Affordances, Aspect, K8sOperation, Path, Registry};
 use kgents_core::clock::ManualClock;
 use kgents_core::field::PheromoneType;
 use kgents_crds::{Agent, Pheromone, Proposal, Umwelt};
+use kgents_ghost::digest::StatusDigest;
 use kgents_ghost::snapshot::{
     AgentSummary, AgentsIndex, PheromoneSummary, ProposalList, ProposalSummary,
 };
@@ -558,6 +559,7 @@ fn handlers_read_ghost_snapshots_with_their_age() {
                     intensity: 0.6,
                     emitted_at: taken - SignedDuration::from_mins(5),
                     half_life_seconds: 45.0,
+                    expires_at: None,
                 }],
             }),
         ))
@@ -593,14 +595,15 @@ fn handlers_read_ghost_snapshots_with_their_age() {
             }),
         ))
         .unwrap();
-    let view = GhostView::new(cache_only(store, clock.clone()), None);
-    let logos = Logos::new(Arc::new(view), None).with_clock(clock);
+    let view = GhostView::new(cache_only(store.clone(), clock.clone()), None);
+    let logos = Logos::new(Arc::new(view), None).with_clock(clock.clone());
     let caller = Caller::unrestricted("alice");
+    // No digest cached: the status is read part by part from the snapshots.
     let report = run(logos.status(&caller, Scope::All));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.cluster.unwrap().nodes_ready, 2);
     let agents = report.agents.unwrap();
-    assert_eq!(agents.agents.len(), 1);
+    assert_eq!((agents.counts.total, agents.counts.ready), (1, 1));
     assert!(!agents.source.live);
     assert_eq!(agents.source.layer, "ghost-cache");
     assert!(
@@ -610,12 +613,50 @@ fn handlers_read_ghost_snapshots_with_their_age() {
     );
     // Decay continues from the snapshot: one 45 s half-life later the 0.6 signal is at 0.3.
     let field = report.field.unwrap();
+    assert_eq!(field.heat.live, 1);
+    assert!((field.heat.heat[0].sum - 0.3).abs() < 1e-6, "{field:?}");
+    assert_eq!(report.pending.unwrap().proposals[0].name, "scale-b");
+
+    // A digest of the same rows answers the same, from one file.
+    let rows = |query: kgents_ghost::Query| match store.read(&query.into()) {
+        kgents_ghost::Lookup::Hit(snapshot) => snapshot.payload,
+        other => panic!("{other:?}"),
+    };
+    let (
+        Payload::AgentsIndex(index),
+        Payload::ActivePheromones(active),
+        Payload::PendingProposals(list),
+    ) = (
+        rows(kgents_ghost::Query::AgentsIndex),
+        rows(kgents_ghost::Query::ActivePheromones),
+        rows(kgents_ghost::Query::PendingProposals),
+    )
+    else {
+        panic!("the snapshots written above");
+    };
+    // One agent more in the digest than in the index: the count says which was read.
+    let mut agents = index.agents.clone();
+    agents.push(AgentSummary {
+        name: AgentName::new("c-gent").unwrap(),
+        ..agents[0].clone()
+    });
+    let digest = StatusDigest::build(&agents, &active.pheromones, &list.proposals, taken);
+    store
+        .write(&Snapshot::new(taken, Payload::StatusDigest(digest)))
+        .unwrap();
+    let from_digest = run(logos.status(&caller, Scope::All));
     assert!(
-        (field.pheromones[0].intensity - 0.3).abs() < 1e-6,
+        from_digest.problems.is_empty(),
         "{:?}",
-        field.pheromones
+        from_digest.problems
     );
-    assert_eq!(report.pending.unwrap().proposals[0].summary.name, "scale-b");
+    assert_eq!(from_digest.agents.as_ref().unwrap().counts.total, 2);
+    let field = from_digest.field.unwrap();
+    assert!((field.heat.heat[0].sum - 0.3).abs() < 1e-6, "{field:?}");
+    assert!((field.source.age_seconds - 45.0).abs() < 1.0);
+    assert_eq!(from_digest.pending.unwrap().proposals[0].name, "scale-b");
+    let elsewhere = run(logos.status(&caller, ns("elsewhere")));
+    assert_eq!(elsewhere.agents.unwrap().counts.total, 0);
 
     // What the cache cannot serve is refused as bad input, not invented.
     let err = run(logos.invoke(

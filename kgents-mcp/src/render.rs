@@ -1,7 +1,7 @@
 //! Renderings (pure): the compact row of each item (what a model needs, few tokens), and the
 //! text rendering that accompanies every structured result.
 
-use kgents_ghost::snapshot::AgentSummary;
+use kgents_ghost::snapshot::{AgentSummary, ProposalSummary};
 use kgents_logos::outcome::{
     Emitted, HeatRow, ProposalRecord, RiskPreview, SensedPheromone, ServerVerdict,
 };
@@ -50,7 +50,11 @@ pub fn pheromone_row(p: &SensedPheromone) -> Value {
 
 /// A proposal's row.
 pub fn proposal_row(p: &ProposalRecord) -> Value {
-    let s = &p.summary;
+    proposal_summary_row(&p.summary)
+}
+
+/// A proposal's row from its summary.
+pub fn proposal_summary_row(s: &ProposalSummary) -> Value {
     json!({
         "namespace": s.namespace,
         "name": s.name,

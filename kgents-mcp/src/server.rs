@@ -565,15 +565,18 @@ impl KgentsMcp {
         };
         let full = detail == Detail::Full;
         let agents = report.agents.as_ref().map(|a| {
+            let a = &a.counts;
             let mut v = json!({
-                "total": a.agents.len(),
+                "total": a.total,
                 "ready": a.ready,
                 "by_phase": a.by_phase,
                 "by_health": a.by_health,
+                "needing_attention": a.attention.len(),
             });
             if full {
+                // The agents not Running, not HEALTHY or not fully ready.
                 let page = page::page_by_offset(
-                    &a.agents,
+                    &a.attention,
                     |x| render::item(x, detail, render::agent_row),
                     "status",
                     None,
@@ -582,41 +585,25 @@ impl KgentsMcp {
                 .unwrap_or_else(|_| empty_page());
                 v["items"] = Value::Array(page.items.clone());
                 v["note"] = json!(page.note().map(|_| format!(
-                    "{} of {} shown; read kgents://agents for pages",
+                    "{} of {} agents needing attention shown; read kgents://agents for pages",
                     page.items.len(),
                     page.total
                 )));
             }
             v
         });
+        // The status counts signals and their heat; `sense` lists them.
         let pheromones = report.field.as_ref().map(|f| {
-            let mut v = json!({
-                "signals": f.pheromones.len(),
-                "evaporated": f.evaporated,
-                "heat": render::heat(&f.heat),
-            });
-            if full {
-                let page = page::page_by_offset(
-                    &f.pheromones,
-                    |x| render::item(x, detail, render::pheromone_row),
-                    "status",
-                    None,
-                    third,
-                )
-                .unwrap_or_else(|_| empty_page());
-                v["items"] = Value::Array(page.items.clone());
-                v["note"] = json!(page.note().map(|_| format!(
-                    "{} of {} shown; call sense for pages",
-                    page.items.len(),
-                    page.total
-                )));
-            }
-            v
+            json!({
+                "signals": f.heat.live,
+                "evaporated": f.heat.evaporated,
+                "heat": render::heat(&f.heat.heat),
+            })
         });
         let pending = report.pending.as_ref().map(|p| {
             let shown = if full { usize::MAX } else { 10 };
             let bounds = Bounds { limit: shown, ..third };
-            let page = page::page_by_offset(&p.proposals, |x| render::item(x, detail, render::proposal_row), "status", None, bounds)
+            let page = page::page_by_offset(&p.proposals, |x| render::item(x, detail, render::proposal_summary_row), "status", None, bounds)
                 .unwrap_or_else(|_| empty_page());
             json!({
                 "count": p.proposals.len(),

@@ -82,8 +82,8 @@ pub fn pheromone(i: usize, agents: usize, at: Timestamp) -> PheromoneRow {
                 intensity: 0.2 + 0.8 * (((i * 31) % 100) as f64 / 100.0),
                 emitted_at,
                 half_life_seconds: 300.0 + ((i * 13) % 900) as f64,
+                expires_at: None,
             },
-            expires_at: None,
         },
         observed_at: emitted_at,
     }

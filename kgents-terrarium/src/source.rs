@@ -419,8 +419,8 @@ impl ClusterFeed {
 pub const GHOST_WRITE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The cluster-wide ghost snapshots of `data` taken at `now`: the agents index, the active
-/// pheromones (intensity at `now`, strongest first, evaporated ones left out) and the pending
-/// proposals.
+/// pheromones (intensity at `now`, strongest first, evaporated ones left out), the pending
+/// proposals, and the status digest made of them.
 pub fn ghost_snapshots(data: &Dashboard, now: Timestamp) -> Vec<Snapshot> {
     let mut pheromones: Vec<PheromoneSummary> = data
         .pheromones
@@ -434,28 +434,26 @@ pub fn ghost_snapshots(data: &Dashboard, now: Timestamp) -> Vec<Snapshot> {
         })
         .collect();
     pheromones.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+    let agents: Vec<_> = data.agents.iter().map(|a| a.summary.clone()).collect();
+    let pending: Vec<_> = data
+        .proposals
+        .iter()
+        .filter(|p| p.is_pending())
+        .map(|p| p.summary.clone())
+        .collect();
+    let digest = kgents_ghost::digest::StatusDigest::build(&agents, &pheromones, &pending, now);
     vec![
-        Snapshot::new(
-            now,
-            Payload::AgentsIndex(AgentsIndex {
-                agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
-            }),
-        ),
+        Snapshot::new(now, Payload::AgentsIndex(AgentsIndex { agents })),
         Snapshot::new(
             now,
             Payload::ActivePheromones(ActivePheromones { pheromones }),
         ),
         Snapshot::new(
             now,
-            Payload::PendingProposals(ProposalList {
-                proposals: data
-                    .proposals
-                    .iter()
-                    .filter(|p| p.is_pending())
-                    .map(|p| p.summary.clone())
-                    .collect(),
-            }),
+            Payload::PendingProposals(ProposalList { proposals: pending }),
         ),
+        // What `kgents status` reads first: kept as warm as the lists it is made of.
+        Snapshot::new(now, Payload::StatusDigest(digest)),
     ]
 }
 

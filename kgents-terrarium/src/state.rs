@@ -88,7 +88,7 @@ impl PheromoneRow {
     /// zero past the TTL or below the evaporation threshold.
     pub fn intensity_at(&self, now: Timestamp) -> f64 {
         let p = &self.record.summary;
-        if self.record.expires_at.is_some_and(|at| at <= now) {
+        if self.record.summary.expires_at.is_some_and(|at| at <= now) {
             return 0.0;
         }
         let Ok(base) = HalfLife::from_seconds(p.half_life_seconds) else {

@@ -414,41 +414,40 @@ async fn the_ghost_feed_shows_the_snapshots_read_only() {
     let store = Arc::new(InMemoryGhostStore::new());
     // What a live feed writes through is what the ghost feed reads back.
     let written = kgents_terrarium::source::ghost_snapshots(&data, taken);
+    let agents: Vec<_> = data.agents.iter().map(|a| a.summary.clone()).collect();
+    // Strongest first, as the cache keeps them.
+    let mut pheromones: Vec<_> = data
+        .pheromones
+        .iter()
+        .map(|p| {
+            let mut s = p.record.summary.clone();
+            s.intensity = p.intensity_at(taken);
+            s
+        })
+        .collect();
+    pheromones.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+    let pending: Vec<_> = data
+        .proposals
+        .iter()
+        .filter(|p| p.is_pending())
+        .map(|p| p.summary.clone())
+        .collect();
     let expected = [
-        Payload::AgentsIndex(AgentsIndex {
-            agents: data.agents.iter().map(|a| a.summary.clone()).collect(),
-        }),
-        Payload::ActivePheromones(ActivePheromones {
-            pheromones: data
-                .pheromones
-                .iter()
-                .map(|p| {
-                    let mut s = p.record.summary.clone();
-                    s.intensity = p.intensity_at(taken);
-                    s
-                })
-                .collect(),
-        }),
-        Payload::PendingProposals(ProposalList {
-            proposals: data
-                .proposals
-                .iter()
-                .filter(|p| p.is_pending())
-                .map(|p| p.summary.clone())
-                .collect(),
-        }),
+        Payload::StatusDigest(kgents_ghost::digest::StatusDigest::build(
+            &agents,
+            &pheromones,
+            &pending,
+            taken,
+        )),
+        Payload::AgentsIndex(AgentsIndex { agents }),
+        Payload::ActivePheromones(ActivePheromones { pheromones }),
+        Payload::PendingProposals(ProposalList { proposals: pending }),
     ];
+    let mut written = written;
+    written.rotate_right(1);
     for (snapshot, payload) in written.iter().zip(&expected) {
         assert_eq!(snapshot.taken_at, taken);
-        match (&snapshot.payload, payload) {
-            // Strongest first, as the cache keeps them.
-            (Payload::ActivePheromones(got), Payload::ActivePheromones(want)) => {
-                let mut want = want.pheromones.clone();
-                want.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
-                assert_eq!(got.pheromones, want);
-            }
-            (got, want) => assert_eq!(got, want),
-        }
+        assert_eq!(&snapshot.payload, payload);
         store.write(snapshot).expect("stored");
     }
     assert_eq!(written.len(), expected.len());

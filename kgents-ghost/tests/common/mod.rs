@@ -51,6 +51,7 @@ pub fn pheromone(kind: &str, seed: u32) -> PheromoneSummary {
         intensity: f64::from(seed % 1001) / 1000.0,
         emitted_at: ts(-i64::from(seed % 600)),
         half_life_seconds: 600.0,
+        expires_at: None,
     }
 }
 
@@ -103,6 +104,19 @@ pub fn answer_to(query: &Query, taken_at: Timestamp, seed: u32) -> Snapshot {
         Query::RejectedProposals => Payload::RejectedProposals(ProposalList {
             proposals: (0..seed % 2).map(proposal).collect(),
         }),
+        Query::StatusDigest => {
+            let index = agents_index((seed % 4) as usize, seed);
+            let field: Vec<_> = (0..seed % 3)
+                .map(|i| pheromone("WARNING", seed + i))
+                .collect();
+            let pending: Vec<_> = (0..seed % 3).map(proposal).collect();
+            Payload::StatusDigest(kgents_ghost::digest::StatusDigest::build(
+                &index.agents,
+                &field,
+                &pending,
+                taken_at,
+            ))
+        }
         Query::ClusterStatus => Payload::ClusterStatus(ClusterStatus {
             context: Some("kind-kgents".into()),
             server_version: Some("v1.37.0".into()),
