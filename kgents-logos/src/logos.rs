@@ -441,7 +441,7 @@ impl Logos {
             source: input.source.clone(),
             target: input.target.clone(),
         };
-        let mut report = summary::sense(&observed.data, &filter, self.clock.now(), observed.source);
+        let mut report = summary::sense(observed.data, &filter, self.clock.now(), observed.source);
         if let Some(limit) = input.limit {
             report.pheromones.truncate(limit);
         }

@@ -251,7 +251,7 @@ impl SenseFilter {
 /// evaporated signal (below 0.01 or past its TTL) is counted, not listed. Strongest first, ties
 /// by namespace and name; heat per type over what is listed.
 pub fn sense(
-    records: &[PheromoneRecord],
+    records: Vec<PheromoneRecord>,
     filter: &SenseFilter,
     now: Timestamp,
     source: Source,
@@ -260,8 +260,8 @@ pub fn sense(
     let mut pheromones = Vec::new();
     let mut evaporated = 0;
     for record in records {
-        let p = &record.summary;
-        if !filter.admits(p) {
+        let p = record.summary;
+        if !filter.admits(&p) {
             continue;
         }
         let Ok(base) = HalfLife::from_seconds(p.half_life_seconds) else {
@@ -282,19 +282,21 @@ pub fn sense(
             .expires_at
             .map(|at| at.duration_since(now).unsigned_abs())
             .unwrap_or(Duration::MAX);
+        // The records are consumed: their strings move into the answer, uncopied.
         pheromones.push(SensedPheromone {
-            name: p.name.clone(),
-            namespace: p.namespace.clone(),
+            name: p.name,
+            namespace: p.namespace,
             pheromone_type: p.pheromone_type,
-            source: p.source.clone(),
-            target: p.target.clone(),
+            source: p.source,
+            target: p.target,
             intensity: current.get(),
             emitted_at: p.emitted_at,
             half_life_seconds: half_life.as_seconds_f64(),
             evaporates_in_seconds: until_threshold.min(until_ttl).as_secs_f64(),
         });
     }
-    pheromones.sort_by(|a, b| {
+    // (namespace, name) is unique, so the order is total and an unstable sort is deterministic.
+    pheromones.sort_unstable_by(|a, b| {
         b.intensity
             .total_cmp(&a.intensity)
             .then_with(|| a.namespace.cmp(&b.namespace))
@@ -371,7 +373,7 @@ mod tests {
     fn sensing_decays_from_the_observation_and_ranks() {
         let observed = Timestamp::from_second(1_800_000_000).unwrap();
         let now = observed + jiff::SignedDuration::from_mins(10);
-        let records = [
+        let records = vec![
             record("w", PheromoneType::Warning, 0.8, None),
             record("d", PheromoneType::Dream, 0.8, Some("b-gent")),
             record("faint", PheromoneType::Warning, 0.015, None),
@@ -379,7 +381,7 @@ mod tests {
         ];
         let source = Source::live("memory", observed);
         let report = sense(
-            &records,
+            records,
             &SenseFilter {
                 target: Some("b-gent".into()),
                 ..SenseFilter::default()
