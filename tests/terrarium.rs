@@ -4,7 +4,8 @@
 //! approved from the dashboard (confirmation and comment) and ends Merged; with the API server
 //! stopped the `[GHOST]` banner appears and the data stays; with it back, the dashboard is live
 //! again. A user who may not watch Events still gets a live dashboard, told why the thought
-//! stream stays empty. Run after `cargo build --example kgents`.
+//! stream stays empty. An agent's log lines follow into the thought stream with `l`. Run after
+//! `cargo build --workspace --example kgents`.
 
 mod common;
 
@@ -13,10 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kgents::kgents_crds::Proposal;
 use kgents::kgents_crds::proposal::ProposalPhase;
+use kgents::kgents_crds::{Agent, Proposal};
 use kgents::kgents_operator::{Context, OperatorConfig, proposal};
 use kube::Api;
 use kube::api::PostParams;
@@ -160,7 +161,11 @@ fn kubectl_create(kubeconfig: &Path, ns: &str, extra: &[&str], manifest: &serde_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let testbed = kgents_testbed::shared().await.expect("the testbed starts");
+    // With fake nodes: kwok runs an agent's pod and serves its logs (see
+    // `Testbed::append_pod_log`).
+    let testbed = kgents_testbed::shared_with_nodes()
+        .await
+        .expect("the testbed with fake nodes starts");
     testbed
         .install_crds(&kgents::kgents_crds::crds())
         .await
@@ -321,6 +326,70 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     assert_eq!(layout.data.unwrap_or_default()["layout"], "v2");
     tmux.wait_for("the Merged phase", Duration::from_secs(10), |s| {
         s.contains("Merged")
+    })
+    .await;
+
+    // An agent's log lines in the thought stream: `l` on the Agents panel follows its Ready pod
+    // (made Ready by kwok, which serves the testbed's pod log file as its log).
+    let agent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "l-gent"},
+        "spec": {"genus": "L", "replicas": 1},
+    }))
+    .unwrap();
+    Api::<Agent>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &agent)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "l-gent-0", "labels": {
+            "app.kubernetes.io/name": "kgents-agent",
+            "app.kubernetes.io/instance": "l-gent",
+        }},
+        "spec": {"containers": [{"name": "agent", "image": "kgents/agent:fake"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pods
+        .get("l-gent-0")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.conditions)
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    {
+        assert!(Instant::now() < deadline, "the pod never became Ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    testbed
+        .append_pod_log("l-gent: indexed 3 memories")
+        .unwrap();
+    tmux.wait_for("the agent", Duration::from_secs(10), |s| {
+        s.contains("l-gent")
+    })
+    .await;
+    // The focus is on Proposals (two Tabs above): back to Agents, then follow.
+    tmux.keys(&["BTab", "BTab", "l"]);
+    tmux.wait_for("the followed log", Duration::from_secs(10), |s| {
+        s.contains("· logs of") && s.contains("indexed 3 memories")
+    })
+    .await;
+    testbed.append_pod_log("l-gent: sensed a WARNING").unwrap();
+    let (_, took) = tmux
+        .wait_for("a new log line", Duration::from_secs(10), |s| {
+            s.contains("sensed a WARNING")
+        })
+        .await;
+    eprintln!(
+        "log line on screen {} ms after it was written",
+        took.as_millis()
+    );
+    tmux.keys(&["l"]);
+    tmux.wait_for("the end of following", Duration::from_secs(5), |s| {
+        s.contains("stopped following") && !s.contains("· logs of")
     })
     .await;
 

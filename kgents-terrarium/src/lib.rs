@@ -5,15 +5,15 @@
 //! source, intensities decaying live; half-blocks in colour, shade glyphs for `NO_COLOR`),
 //! **Proposals** (pending first, risk bar and level; Enter shows the factors and the patch;
 //! `a`/`r` approve or reject through the Logos as the user, after a confirmation with a
-//! comment) and the **Thought stream** (Events of kgents objects, filterable, bounded). k9s
-//! habits: `?`, `:agents` `:pheromones` `:proposals` `:ns NAME`, `/`, `esc`, `j/k`, Tab, `q`.
+//! comment) and the **Thought stream** (Events of kgents objects and, after `l` on an agent,
+//! its log lines; filterable, bounded). k9s habits: `?`, `:agents` `:pheromones` `:proposals` `:ns NAME`, `/`, `esc`, `j/k`, Tab, `q`.
 //!
 //! State is separate from rendering, as in gitui:
 //!
 //! ```text
 //!  keys, ticks ──┐
 //!                ▼
-//!  Feed ──Event──▶ state::update(&mut App, Event) ──Effect──▶ Feed (decide, rescope) / quit
+//!  Feed ──Event──▶ state::update(&mut App, Event) ──Effect──▶ Feed (decide, rescope, logs) / quit
 //!  (source)                  │
 //!                            ▼
 //!                  view::render(&App) ──▶ Buffer ──▶ terminal (only when something changed)
@@ -23,7 +23,7 @@
 //! |---|---|
 //! | [`state`] | [`App`], [`Event`], [`Effect`], the pure reducer [`update`]: keys, filters, the confirmation flow, read-only refusal, the bounded thought stream with its dropped-lines counter |
 //! | [`view`] | pure rendering of an [`App`] into a ratatui buffer: panels, the half-block heatmap and its character fallback, overlays, "terminal too small" |
-//! | [`source`] | the I/O edge: the [`Feed`] trait, [`ClusterFeed`] (watches through the Logos' conversions, ghost snapshots when unreachable, reconnect with backoff), [`GhostFeed`], [`FixtureFeed`] |
+//! | [`source`] | the I/O edge: the [`Feed`] trait, [`ClusterFeed`] (watches through the Logos' conversions, a followed agent's log lines, ghost snapshots when unreachable, reconnect with backoff), [`GhostFeed`], [`FixtureFeed`] |
 //! | [`terminal`] | the crossterm event loop: redraw on change and on the decay tick, terminal restored on exit and panic |
 //! | [`fixture`] | deterministic data sets for tests, the benchmark and demos |
 //!

@@ -3,7 +3,7 @@
 //!
 //! | feed | data | writes |
 //! |---|---|---|
-//! | [`ClusterFeed`] | watches of Agents, Pheromones, Proposals and `events.k8s.io` Events, turned into summaries by the Logos' conversions (`kgents_logos::summary`); the ghost snapshots while the API server is unreachable | approve / reject through [`Logos::invoke`] as the user |
+//! | [`ClusterFeed`] | watches of Agents, Pheromones, Proposals and `events.k8s.io` Events, turned into summaries by the Logos' conversions (`kgents_logos::summary`); the log lines of the agent the user follows (its Ready pod, as `tether` picks it); the ghost snapshots while the API server is unreachable | approve / reject through [`Logos::invoke`] as the user |
 //! | [`GhostFeed`] | the ghost snapshots only (no kubeconfig at all) | refused |
 //! | [`FixtureFeed`] | a fixed [`Dashboard`] (demos, measurements) | refused |
 //!
@@ -65,6 +65,28 @@ pub enum Command {
     },
     /// Watch another scope.
     Rescope(Scope),
+    /// Follow an agent's log lines into the thought stream (replacing any other).
+    FollowLogs {
+        /// Namespace.
+        namespace: String,
+        /// The agent.
+        agent: String,
+    },
+    /// Stop following logs.
+    StopLogs,
+}
+
+/// The thought-stream line saying why logs cannot be followed.
+fn logs_refused(namespace: &str, agent: &str, why: &str) -> Event {
+    Event::Thoughts(vec![Thought {
+        at: Timestamp::now(),
+        namespace: namespace.to_owned(),
+        object: format!("Agent/{agent}"),
+        agent: Some(agent.to_owned()),
+        reason: "log".into(),
+        text: format!("cannot follow the logs: {why}"),
+        warning: true,
+    }])
 }
 
 /// A source of dashboard data. Runs until `out` is closed (the dashboard quit) or `commands`
@@ -97,22 +119,25 @@ impl Feed for FixtureFeed {
             }
         }
         while let Some(command) = commands.recv().await {
-            if let Command::Decide {
-                approve,
-                namespace,
-                name,
-                ..
-            } = command
-            {
-                let refused = DecisionOutcome {
+            let answer = match command {
+                Command::Decide {
+                    approve,
+                    namespace,
+                    name,
+                    ..
+                } => Event::Decided(DecisionOutcome {
                     namespace,
                     name,
                     approve,
                     result: Err("fixture data: there is no cluster to decide in".into()),
-                };
-                if out.send(Event::Decided(refused)).await.is_err() {
-                    return;
+                }),
+                Command::FollowLogs { namespace, agent } => {
+                    logs_refused(&namespace, &agent, "fixture data: there is no cluster")
                 }
+                Command::Rescope(_) | Command::StopLogs => continue,
+            };
+            if out.send(answer).await.is_err() {
+                return;
             }
         }
     }
@@ -157,6 +182,14 @@ impl Feed for GhostFeed {
                         }
                         continue;
                     }
+                    Some(Command::FollowLogs { namespace, agent }) => {
+                        let why = format!("no cluster: {}", this.reason);
+                        if out.send(logs_refused(&namespace, &agent, &why)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Command::StopLogs) => continue,
                 },
             }
             let reason = match ghost_dashboard(
@@ -222,7 +255,28 @@ pub struct ClusterFeed {
     ghost: Option<Arc<dyn GhostStore>>,
     clock: Arc<dyn Clock>,
     backoff: Backoff,
+    /// The agent whose logs are followed, and the task following them (aborted when replaced,
+    /// stopped or dropped; restarted after a reconnection).
+    logs: Option<LogFollow>,
 }
+
+/// An agent's logs followed by a task.
+struct LogFollow {
+    namespace: String,
+    agent: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LogFollow {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How many log lines are sent to the dashboard at once, at most (more wait for the next batch).
+pub const LOG_BATCH: usize = 256;
 
 impl ClusterFeed {
     /// A feed watching `scope` through `client`; decisions go through `logos` as `caller`;
@@ -243,6 +297,7 @@ impl ClusterFeed {
             ghost,
             clock,
             backoff: Backoff::default(),
+            logs: None,
         }
     }
 
@@ -260,6 +315,32 @@ impl ClusterFeed {
         match &self.scope {
             Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
             Scope::All => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Starts following `agent`'s logs (replacing whatever was followed).
+    fn follow_logs(&mut self, out: &mpsc::Sender<Event>, namespace: String, agent: String) {
+        let task = tokio::spawn(follow_logs(
+            self.client.clone(),
+            Arc::clone(&self.logos),
+            self.caller.clone(),
+            namespace.clone(),
+            agent.clone(),
+            out.clone(),
+        ));
+        self.logs = Some(LogFollow {
+            namespace,
+            agent,
+            task: Some(task),
+        });
+    }
+
+    /// After a reconnection: follows again the logs that were followed.
+    fn resume_logs(&mut self, out: &mpsc::Sender<Event>) {
+        if let Some(follow) = self.logs.take() {
+            let (namespace, agent) = (follow.namespace.clone(), follow.agent.clone());
+            drop(follow);
+            self.follow_logs(out, namespace, agent);
         }
     }
 
@@ -338,6 +419,7 @@ impl ClusterFeed {
         live: &mut bool,
     ) -> Result<bool, String> {
         let mut cache = Cache::default();
+        self.resume_logs(out);
         let mut changes = futures::stream::select_all(vec![
             kind_stream(self.api::<Agent>(), Change::Agent),
             kind_stream(self.api::<Pheromone>(), Change::Pheromone),
@@ -373,6 +455,10 @@ impl ClusterFeed {
                         self.scope = scope;
                         return Ok(true);
                     }
+                    Some(Command::FollowLogs { namespace, agent }) => {
+                        self.follow_logs(out, namespace, agent);
+                    }
+                    Some(Command::StopLogs) => self.logs = None,
                     Some(decide) => self.spawn_decision(out, decide),
                 },
                 _ = liveness.tick() => {
@@ -413,6 +499,98 @@ impl ClusterFeed {
             }
         }
     }
+}
+
+/// Follows the log lines of `agent`'s ready pod (the one `tether` would pick, resolved through
+/// the Logos as the user) into the thought stream, in batches of at most [`LOG_BATCH`] lines
+/// every [`FLUSH_INTERVAL`]. What goes wrong is said there too.
+async fn follow_logs(
+    client: Client,
+    logos: Arc<Logos>,
+    caller: Caller,
+    namespace: String,
+    agent: String,
+    out: mpsc::Sender<Event>,
+) {
+    use futures::AsyncBufReadExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    let line = |text: String, object: &str, warning: bool| Thought {
+        at: Timestamp::now(),
+        namespace: namespace.clone(),
+        object: object.to_owned(),
+        agent: Some(agent.clone()),
+        reason: "log".into(),
+        text,
+        warning,
+    };
+    let path = format!("world.cluster.agents.{agent}.tether");
+    let target = match logos
+        .invoke(
+            &caller,
+            &path,
+            Args::new(Scope::Namespace(namespace.clone())),
+        )
+        .await
+    {
+        Ok(Outcome::Tether(target)) => target,
+        Ok(_) => {
+            let _ = out
+                .send(logs_refused(&namespace, &agent, "an unexpected answer"))
+                .await;
+            return;
+        }
+        Err(e) => {
+            let _ = out
+                .send(logs_refused(&namespace, &agent, &e.to_string()))
+                .await;
+            return;
+        }
+    };
+    let pod = format!("Pod/{}", target.pod);
+    let params = LogParams {
+        follow: true,
+        tail_lines: Some(20),
+        ..LogParams::default()
+    };
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let stream = match pods.log_stream(&target.pod, &params).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = out
+                .send(logs_refused(&namespace, &agent, &e.to_string()))
+                .await;
+            return;
+        }
+    };
+    let mut lines = stream.lines();
+    let mut batch: Vec<Thought> = Vec::new();
+    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            next = lines.next(), if batch.len() < LOG_BATCH => match next {
+                Some(Ok(text)) => batch.push(line(text, &pod, false)),
+                Some(Err(e)) => {
+                    batch.push(line(format!("the log stream failed: {e}"), &pod, true));
+                    break;
+                }
+                None => {
+                    batch.push(line("the log stream ended".into(), &pod, false));
+                    break;
+                }
+            },
+            _ = flush.tick() => {
+                if !batch.is_empty()
+                    && out.send(Event::Thoughts(std::mem::take(&mut batch))).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = out.send(Event::Thoughts(batch)).await;
 }
 
 /// How often a live feed writes its data through to the ghost cache (when it changed).
@@ -628,6 +806,11 @@ impl Feed for ClusterFeed {
                                 return;
                             }
                         }
+                        // Kept: followed once the connection is back.
+                        Some(Command::FollowLogs { namespace, agent }) => {
+                            self.logs = Some(LogFollow { namespace, agent, task: None });
+                        }
+                        Some(Command::StopLogs) => self.logs = None,
                     },
                 }
             }

@@ -336,6 +336,15 @@ pub enum Effect {
     },
     /// Watch another scope.
     Rescope(Scope),
+    /// Follow an agent's log lines into the thought stream (replacing any other).
+    FollowLogs {
+        /// Namespace.
+        namespace: String,
+        /// The agent.
+        agent: String,
+    },
+    /// Stop following logs.
+    StopLogs,
 }
 
 /// The answer to a [`Effect::Decide`].
@@ -403,6 +412,8 @@ pub struct App {
     pub notice: Option<Notice>,
     /// A decision sent and not answered yet.
     pub in_flight: Option<(String, String)>,
+    /// The agent whose log lines are followed into the thought stream (`namespace`, `agent`).
+    pub following: Option<(String, String)>,
     /// Whether something changed since the last frame.
     pub dirty: bool,
 }
@@ -426,6 +437,7 @@ impl App {
             selected: [0; 4],
             notice: None,
             in_flight: None,
+            following: None,
             dirty: true,
         }
     }
@@ -580,6 +592,16 @@ impl App {
                     || contains_lower(&t.object, &filter)
                     || contains_lower(&t.reason, &filter)
             })
+    }
+
+    /// The agent under the cursor (most active first, as listed).
+    pub fn selected_agent(&self) -> Option<&AgentRow> {
+        let rows = self.visible_agents();
+        rows.get(
+            self.selected(Panel::Agents)
+                .min(rows.len().saturating_sub(1)),
+        )
+        .map(|(row, _)| *row)
     }
 
     /// The proposal under the cursor.
@@ -804,6 +826,7 @@ fn normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 };
             }
         }
+        KeyCode::Char('l') if app.focus == Panel::Agents => return toggle_logs(app),
         KeyCode::Char(c @ ('a' | 'r')) if app.focus == Panel::Proposals => {
             if let Some((namespace, name)) = app
                 .selected_proposal()
@@ -815,6 +838,35 @@ fn normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         _ => app.dirty = false,
     }
     Vec::new()
+}
+
+/// `l` on the Agents panel: follow the selected agent's logs, or stop when it is followed.
+fn toggle_logs(app: &mut App) -> Vec<Effect> {
+    let Some((namespace, agent)) = app
+        .selected_agent()
+        .map(|a| (a.summary.namespace.clone(), a.summary.name.to_string()))
+    else {
+        app.notice("no agent selected", true);
+        return Vec::new();
+    };
+    if app.following.as_ref() == Some(&(namespace.clone(), agent.clone())) {
+        app.following = None;
+        app.notice(
+            format!("stopped following the logs of {namespace}/{agent}"),
+            false,
+        );
+        return vec![Effect::StopLogs];
+    }
+    if app.is_ghost() || app.link == Link::Fixture {
+        app.notice("[GHOST] data: following logs needs the live cluster", true);
+        return Vec::new();
+    }
+    app.notice(
+        format!("following the logs of {namespace}/{agent} in the thought stream (l: stop)"),
+        false,
+    );
+    app.following = Some((namespace.clone(), agent.clone()));
+    vec![Effect::FollowLogs { namespace, agent }]
 }
 
 fn begin_decision(app: &mut App, approve: bool, namespace: String, name: String) {

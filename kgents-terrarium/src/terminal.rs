@@ -84,6 +84,8 @@ async fn apply(app: &mut App, event: Event, commands: &mpsc::Sender<Command>) ->
                 comment,
             },
             Effect::Rescope(scope) => Command::Rescope(scope),
+            Effect::FollowLogs { namespace, agent } => Command::FollowLogs { namespace, agent },
+            Effect::StopLogs => Command::StopLogs,
         };
         // The feed ended (it logged why): the dashboard keeps showing what it has.
         let _ = commands.send(command).await;

@@ -1039,6 +1039,10 @@ fn render_thoughts(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     } else {
         format!("Thought stream ({})", app.thoughts.lines().len())
     };
+    let title = match &app.following {
+        Some((namespace, agent)) => format!("{title} · logs of {namespace}/{agent}"),
+        None => title,
+    };
     let block = panel_block(app, theme, Panel::Thoughts, title);
     let inner = block.inner(area);
     block.render(area, buf);
@@ -1175,13 +1179,17 @@ fn render_lines(buf: &mut Buffer, inner: Rect, lines: &[(String, Style)]) {
 }
 
 fn render_help(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
-    let inner = overlay(theme, "Help", popup(area, 76, 20), buf);
+    let inner = overlay(theme, "Help", popup(area, 76, 21), buf);
     let key = Style::new().add_modifier(Modifier::BOLD);
     let mut lines: Vec<(String, Style)> = [
         ("Tab / Shift-Tab", "next / previous panel"),
         ("j k ↓ ↑  g G", "move (heatmap: h l pick a source)"),
         ("Enter", "a proposal's risk factors and patch"),
         ("a / r", "approve / reject the proposal (confirm, comment)"),
+        (
+            "l (Agents)",
+            "follow its logs in the thought stream (again: stop)",
+        ),
         ("/", "filter the focused panel (Esc clears)"),
         (":", "command: :agents :pheromones :proposals :thoughts"),
         ("", ":all  :ns NAME  :ns all  :q"),

@@ -270,6 +270,49 @@ fn read_only_and_ghost_dashboards_refuse_decisions() {
 }
 
 #[test]
+fn l_follows_the_selected_agents_logs_and_stops_again_read_only_too() {
+    let mut live = app(3, false);
+    live.readonly = true;
+    live.focus = Panel::Agents;
+    update(&mut live, key(KeyCode::Char('j')));
+    let (namespace, agent) = {
+        let selected = live.selected_agent().expect("an agent is selected");
+        (
+            selected.summary.namespace.clone(),
+            selected.summary.name.to_string(),
+        )
+    };
+    let follow = keys(&mut live, "l");
+    assert_eq!(
+        follow,
+        [Effect::FollowLogs {
+            namespace: namespace.clone(),
+            agent: agent.clone()
+        }]
+    );
+    assert_eq!(live.following, Some((namespace.clone(), agent.clone())));
+    let title = format!("logs of {namespace}/{agent}");
+    let shown = screen(&live, COLOR, 120, 40).backend().to_string();
+    assert!(shown.contains(&title), "{shown}");
+    assert_eq!(keys(&mut live, "l"), [Effect::StopLogs]);
+    assert_eq!(live.following, None);
+    // Only on the Agents panel: elsewhere `l` moves or does nothing.
+    live.focus = Panel::Proposals;
+    assert!(keys(&mut live, "l").is_empty());
+
+    let mut ghost = app(3, true);
+    ghost.focus = Panel::Agents;
+    assert!(keys(&mut ghost, "l").is_empty());
+    assert!(
+        ghost
+            .notice
+            .as_ref()
+            .is_some_and(|n| n.error && n.text.contains("[GHOST]"))
+    );
+    assert_eq!(ghost.following, None);
+}
+
+#[test]
 fn filters_commands_and_movement() {
     let mut app = app(1_000, false);
     // `/` filters the focused panel as you type; Esc clears it.
