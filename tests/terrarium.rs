@@ -4,7 +4,9 @@
 //! approved from the dashboard (confirmation and comment) and ends Merged; with the API server
 //! stopped the `[GHOST]` banner appears and the data stays; with it back, the dashboard is live
 //! again. A user who may not watch Events still gets a live dashboard, told why the thought
-//! stream stays empty. An agent's log lines follow into the thought stream with `l`. Run after
+//! stream stays empty. An agent's log lines follow into the thought stream with `l`. Watching all
+//! namespaces, the dashboard writes the ghost cache through, and `kgents status` answers from it
+//! with the API server stopped. Run after
 //! `cargo build --workspace --example kgents`.
 
 mod common;
@@ -220,8 +222,9 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
 
     let ghost = tempfile::tempdir().unwrap();
     let kubeconfig = testbed.kubeconfig_path();
+    // All namespaces: the live data is also written through to the ghost cache.
     let command = format!(
-        "env KGENTS_GHOST_DIR={} {} --kubeconfig {} -n {ns} terrarium",
+        "env KGENTS_GHOST_DIR={} {} --kubeconfig {} -A terrarium",
         ghost.path().display(),
         common::kgents_binary().display(),
         kubeconfig.display()
@@ -443,10 +446,43 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     viewer_tmux.keys(&["q"]);
     drop(viewer_tmux);
 
+    // The dashboard wrote its data through to the ghost cache (the first write right after the
+    // first full list, then at most every 15 s), the status digest included.
+    for file in [
+        "agents/_index.json",
+        "pheromones/active.json",
+        "proposals/pending.json",
+        "status/digest.json",
+    ] {
+        assert!(ghost.path().join(file).exists(), "{file} was not written");
+    }
+    // l-gent (Pending: named as needing attention) arrives with a later write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(ghost.path().join("status/digest.json"))
+        .unwrap_or_default()
+        .contains("l-gent")
+    {
+        assert!(Instant::now() < deadline, "the digest never named l-gent");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // The API server stops: the banner, and the data stays.
     let _ = stop.send(());
     let _ = controller.await;
     testbed.stop_apiserver();
+    // The CLI answers from what the dashboard wrote.
+    let status = Command::new(common::kgents_binary())
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "-A", "status"])
+        .env("KGENTS_GHOST_DIR", ghost.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kgents status runs");
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && stdout.contains("AGENTS      1 total"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let (screen, _) = tmux
         .wait_for("the ghost banner", Duration::from_secs(20), |s| {
             s.contains("[GHOST]")
