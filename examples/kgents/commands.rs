@@ -13,7 +13,7 @@ use kgents::kgents_ghost::freshness::format_age;
 use kgents::kgents_ghost::snapshot::Query;
 use kgents::kgents_ghost::{
     CacheLayer, FallbackChain, FreshnessPolicy, FsGhostStore, GhostStore, Layer, LayerError,
-    Lookup, Snapshot, SnapshotKey, ThreadTimer,
+    Lookup, Snapshot, SnapshotKey,
 };
 use kgents::kgents_logos::logos::{DefineInput, EmitInput, SenseInput};
 use kgents::kgents_logos::outcome::{SensedPheromone, ServerVerdict};
@@ -278,7 +278,8 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
     let mut chain = FallbackChain::new(
         Arc::clone(&store),
         Arc::new(SystemClock),
-        Arc::new(ThreadTimer),
+        // The runtime's timer wheel: no thread per budget.
+        Arc::new(kgents::kgents_logos::TokioTimer),
     );
     if !live_only {
         chain = chain.with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);
@@ -318,15 +319,27 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
 
 async fn print_status(logos: &Logos, caller: &Caller, scope: Scope, output: Output) -> CmdResult {
     let report = logos.status(caller, scope).await;
+    // Parts answered by one snapshot (the digest) are noted once, together.
+    let mut parts: Vec<(Vec<&str>, &Source)> = Vec::new();
     for (what, source) in [
         ("cluster health", report.cluster_source.as_ref()),
         ("agents", report.agents.as_ref().map(|a| &a.source)),
         ("pheromones", report.field.as_ref().map(|f| &f.source)),
         ("proposals", report.pending.as_ref().map(|p| &p.source)),
     ] {
-        if let Some(source) = source {
-            source_notes(what, source);
+        let Some(source) = source else { continue };
+        match parts.last_mut() {
+            Some((names, last)) if *last == source => names.push(what),
+            _ => parts.push((vec![what], source)),
         }
+    }
+    for (names, source) in parts {
+        let what = match names.as_slice() {
+            [one] => (*one).to_owned(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => continue,
+        };
+        source_notes(&what, source);
     }
     let nothing = report.agents.is_none() && report.field.is_none() && report.pending.is_none();
     if nothing {

@@ -267,11 +267,10 @@ impl SnapshotKind {
     #[must_use]
     pub fn category(self) -> Option<Category> {
         match self {
-            Self::AgentsIndex | Self::AgentStatus => Some(Category::Agents),
-            // The digest holds the field too: it is as fresh as its most volatile part.
-            Self::ActivePheromones | Self::PheromonesByType | Self::StatusDigest => {
-                Some(Category::Pheromones)
-            }
+            // The digest ages like the agents it counts: its field keeps decaying exactly from
+            // the digest, so an old digest misses new signals, not the fading of known ones.
+            Self::AgentsIndex | Self::AgentStatus | Self::StatusDigest => Some(Category::Agents),
+            Self::ActivePheromones | Self::PheromonesByType => Some(Category::Pheromones),
             Self::PendingProposals | Self::RejectedProposals => Some(Category::Proposals),
             Self::ClusterStatus => Some(Category::Cluster),
             Self::StabilityScore => None,
@@ -339,10 +338,8 @@ impl Query {
     #[must_use]
     pub fn category(&self) -> Category {
         match self {
-            Self::AgentsIndex | Self::Agent(_) => Category::Agents,
-            Self::ActivePheromones | Self::PheromonesByType(_) | Self::StatusDigest => {
-                Category::Pheromones
-            }
+            Self::AgentsIndex | Self::Agent(_) | Self::StatusDigest => Category::Agents,
+            Self::ActivePheromones | Self::PheromonesByType(_) => Category::Pheromones,
             Self::PendingProposals | Self::RejectedProposals => Category::Proposals,
             Self::ClusterStatus => Category::Cluster,
         }

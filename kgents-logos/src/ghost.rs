@@ -385,6 +385,21 @@ impl ClusterView for GhostView {
     }
 }
 
+/// The ghost chain's budgets on tokio's clock: a sleep is a timer-wheel entry of the runtime
+/// rather than a thread ([`kgents_ghost::ThreadTimer`]). Needs a runtime with time enabled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+impl kgents_ghost::Timer for TokioTimer {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
 /// A chain that answers only from the cache under `store` (no live layer): a pure ghost view.
 pub fn cache_only(
     store: Arc<dyn kgents_ghost::GhostStore>,

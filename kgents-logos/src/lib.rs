@@ -48,7 +48,7 @@ pub mod view;
 
 pub use caller::{Caller, Grant};
 pub use error::{Error, ErrorKind, Result};
-pub use ghost::{GhostView, LiveLayer};
+pub use ghost::{GhostView, LiveLayer, TokioTimer};
 pub use live::{KubeActor, LiveView};
 pub use logos::{Args, Logos, StatusReport};
 pub use memory::MemoryCluster;
