@@ -1,0 +1,609 @@
+//! The daemon's watch caches: Agents, Pheromones and Proposals kept as summaries (one watch per
+//! kind feeds them, see [`crate::watch`]), served as a [`ClusterView`] so the daemon's Logos
+//! answers reads from memory in microseconds.
+//!
+//! - A kind that has not been listed yet answers *unavailable* (the CLI falls through to its
+//!   next ghost layer) rather than an empty list.
+//! - Pheromones keep the intensity observed with its time; reads re-base it to now with the
+//!   kgents-core decay, so every answer is as of the moment it is served.
+//! - What the caches do not hold (label selectors, memories, umwelts) goes to the
+//!   `passthrough` live view; the cluster's health is refreshed periodically by the watch loop.
+//! - [`Debounce`] decides when a changed kind's ghost snapshot is written (at most once per
+//!   interval).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kgents_core::clock::Clock;
+use kgents_core::decay::{self, HalfLife, Intensity};
+use kgents_crds::{Agent, Pheromone, Proposal};
+use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
+use kgents_logos::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary};
+use kgents_logos::{ClusterView, Error, Filter, Observed, Result, Source};
+use kube::ResourceExt;
+use kube::runtime::watcher;
+
+use crate::fanout::{Change, Payload};
+
+/// The layer name of answers from the daemon's caches.
+pub const LAYER: &str = "cortex";
+
+type Key = (String, String);
+
+fn key_of<K: ResourceExt>(object: &K) -> Key {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// One kind's summaries, with the buffer of a re-list in progress.
+struct Kind<T> {
+    items: BTreeMap<Key, T>,
+    relisting: Option<BTreeMap<Key, T>>,
+    listed: bool,
+}
+
+impl<T> Default for Kind<T> {
+    fn default() -> Self {
+        Kind {
+            items: BTreeMap::new(),
+            relisting: None,
+            listed: false,
+        }
+    }
+}
+
+/// What a watch event did to a kind.
+enum Applied<T> {
+    /// Nothing visible (a re-list in progress).
+    Nothing,
+    /// A re-list finished: everything may have changed.
+    Relisted,
+    /// One object was created or changed.
+    Upserted(Key, T),
+    /// One object was deleted.
+    Deleted(Key),
+}
+
+impl<T: Clone> Kind<T> {
+    fn apply<K: ResourceExt>(
+        &mut self,
+        event: watcher::Event<K>,
+        summarize: impl Fn(&K) -> Option<T>,
+    ) -> Applied<T> {
+        match event {
+            watcher::Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                Applied::Nothing
+            }
+            watcher::Event::InitApply(object) => {
+                if let (Some(buffer), Some(summary)) = (self.relisting.as_mut(), summarize(&object))
+                {
+                    buffer.insert(key_of(&object), summary);
+                }
+                Applied::Nothing
+            }
+            watcher::Event::InitDone => {
+                if let Some(buffer) = self.relisting.take() {
+                    self.items = buffer;
+                }
+                self.listed = true;
+                Applied::Relisted
+            }
+            watcher::Event::Apply(object) => {
+                let key = key_of(&object);
+                match summarize(&object) {
+                    Some(summary) => {
+                        self.items.insert(key.clone(), summary.clone());
+                        Applied::Upserted(key, summary)
+                    }
+                    None => {
+                        self.items.remove(&key);
+                        Applied::Deleted(key)
+                    }
+                }
+            }
+            watcher::Event::Delete(object) => {
+                let key = key_of(&object);
+                match self.items.remove(&key) {
+                    Some(_) => Applied::Deleted(key),
+                    None => Applied::Nothing,
+                }
+            }
+        }
+    }
+}
+
+/// A pheromone record and when its intensity was computed.
+#[derive(Clone)]
+struct Observation {
+    record: PheromoneRecord,
+    at: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    agents: Kind<AgentStatus>,
+    pheromones: Kind<Observation>,
+    proposals: Kind<ProposalRecord>,
+    cluster: Option<Observed<ClusterStatus>>,
+}
+
+/// Which kind of snapshot a change touched (for the snapshot writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Touched {
+    /// The agents index.
+    Agents,
+    /// The active pheromones.
+    Pheromones,
+    /// The pending and rejected proposals.
+    Proposals,
+    /// The cluster's health.
+    Cluster,
+}
+
+/// The caches (see the [module docs](self)).
+pub struct WatchCache {
+    state: RwLock<State>,
+    passthrough: Option<Arc<dyn ClusterView>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl WatchCache {
+    /// Empty caches (every kind unlisted) on `clock`; `passthrough` serves what they do not hold.
+    pub fn new(clock: Arc<dyn Clock>, passthrough: Option<Arc<dyn ClusterView>>) -> WatchCache {
+        WatchCache {
+            state: RwLock::new(State::default()),
+            passthrough,
+            clock,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many agents, pheromones and proposals are cached.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.read();
+        (
+            state.agents.items.len(),
+            state.pheromones.items.len(),
+            state.proposals.items.len(),
+        )
+    }
+
+    /// Whether every kind has been listed once.
+    pub fn listed(&self) -> bool {
+        let state = self.read();
+        state.agents.listed && state.pheromones.listed && state.proposals.listed
+    }
+
+    fn change(&self, deleted: bool, key: Key, payload: Payload) -> Change {
+        Change {
+            deleted,
+            namespace: key.0,
+            name: key.1,
+            at: self.clock.now(),
+            payload,
+        }
+    }
+
+    /// Applies an Agent watch event; returns the change to publish, if one is visible.
+    pub fn apply_agent(&self, event: watcher::Event<Agent>) -> (Option<Change>, bool) {
+        let applied = self
+            .write()
+            .agents
+            .apply(event, kgents_logos::summary::agent_status);
+        match applied {
+            Applied::Nothing => (None, false),
+            Applied::Relisted => (None, true),
+            Applied::Upserted(key, status) => (
+                Some(self.change(false, key, Payload::Agent(status.summary))),
+                true,
+            ),
+            Applied::Deleted(key) => {
+                let summary = deleted_agent(&key);
+                (Some(self.change(true, key, Payload::Agent(summary))), true)
+            }
+        }
+    }
+
+    /// Applies a Pheromone watch event (see [`WatchCache::apply_agent`]).
+    pub fn apply_pheromone(&self, event: watcher::Event<Pheromone>) -> (Option<Change>, bool) {
+        let now = self.clock.now();
+        let applied = self.write().pheromones.apply(event, |p| {
+            kgents_logos::summary::pheromone_record(p, now)
+                .map(|record| Observation { record, at: now })
+        });
+        match applied {
+            Applied::Nothing => (None, false),
+            Applied::Relisted => (None, true),
+            Applied::Upserted(key, observation) => {
+                let payload = Payload::Pheromone {
+                    record: observation.record,
+                    observed_at: observation.at,
+                };
+                (Some(self.change(false, key, payload)), true)
+            }
+            Applied::Deleted(key) => {
+                let payload = Payload::Pheromone {
+                    record: deleted_pheromone(&key, now),
+                    observed_at: now,
+                };
+                (Some(self.change(true, key, payload)), true)
+            }
+        }
+    }
+
+    /// Applies a Proposal watch event (see [`WatchCache::apply_agent`]).
+    pub fn apply_proposal(&self, event: watcher::Event<Proposal>) -> (Option<Change>, bool) {
+        let applied = self
+            .write()
+            .proposals
+            .apply(event, |p| Some(kgents_logos::summary::proposal_record(p)));
+        match applied {
+            Applied::Nothing => (None, false),
+            Applied::Relisted => (None, true),
+            Applied::Upserted(key, record) => (
+                Some(self.change(false, key, Payload::Proposal(record))),
+                true,
+            ),
+            Applied::Deleted(key) => {
+                let mut record = deleted_proposal(&key);
+                record.summary.phase = "Deleted".into();
+                (
+                    Some(self.change(true, key, Payload::Proposal(record))),
+                    true,
+                )
+            }
+        }
+    }
+
+    /// Replaces the cached cluster health.
+    pub fn set_cluster(&self, observed: Observed<ClusterStatus>) {
+        self.write().cluster = Some(observed);
+    }
+
+    fn not_listed(what: &str) -> Error {
+        Error::Unavailable {
+            what: format!("reading {what} from the Cortex"),
+            reason: format!("the daemon's watch has not listed {what} yet"),
+        }
+    }
+
+    fn passthrough(&self, what: &str) -> Result<&dyn ClusterView> {
+        self.passthrough.as_deref().ok_or_else(|| Error::BadInput {
+            path: what.to_owned(),
+            reason: "the Cortex caches keep no labels, memories or umwelts and has no API \
+                     connection to ask"
+                .into(),
+        })
+    }
+
+    fn source(&self) -> Source {
+        Source::live(LAYER, self.clock.now())
+    }
+}
+
+fn deleted_agent(key: &Key) -> AgentSummary {
+    AgentSummary {
+        name: kgents_ghost::AgentName::new(key.1.clone())
+            .unwrap_or_else(|_| kgents_ghost::AgentName::new("unnamed").expect("a valid name")),
+        namespace: key.0.clone(),
+        genus: String::new(),
+        phase: "Deleted".into(),
+        cognitive_health: String::new(),
+        ready_replicas: 0,
+        replicas: 0,
+    }
+}
+
+fn deleted_pheromone(key: &Key, now: Timestamp) -> PheromoneRecord {
+    PheromoneRecord {
+        summary: kgents_ghost::snapshot::PheromoneSummary {
+            name: key.1.clone(),
+            namespace: key.0.clone(),
+            pheromone_type: kgents_core::field::PheromoneType::State,
+            source: String::new(),
+            target: None,
+            intensity: 0.0,
+            emitted_at: now,
+            half_life_seconds: 1.0,
+        },
+        expires_at: Some(now),
+    }
+}
+
+fn deleted_proposal(key: &Key) -> ProposalRecord {
+    ProposalRecord {
+        summary: kgents_ghost::snapshot::ProposalSummary {
+            name: key.1.clone(),
+            namespace: key.0.clone(),
+            proposer: String::new(),
+            change_type: String::new(),
+            target: String::new(),
+            risk_score: 0.0,
+            risk_level: String::new(),
+            phase: String::new(),
+            created_at: Timestamp::UNIX_EPOCH,
+            reason: None,
+            risk_factors: Vec::new(),
+            patch: None,
+        },
+        risk: None,
+        approvals: Vec::new(),
+        rejections: Vec::new(),
+    }
+}
+
+/// A record's intensity re-based from when it was observed to `now` (the effective half-life:
+/// DREAM doubled), as the Logos' `sense` would compute it.
+pub fn record_at(
+    record: &PheromoneRecord,
+    observed_at: Timestamp,
+    now: Timestamp,
+) -> PheromoneRecord {
+    let p = &record.summary;
+    let intensity = match HalfLife::from_seconds(p.half_life_seconds) {
+        Ok(base) => {
+            let half_life = decay::effective_half_life(p.pheromone_type, base);
+            decay::intensity_at(Intensity::clamped(p.intensity), half_life, observed_at, now).get()
+        }
+        Err(_) => p.intensity,
+    };
+    let mut record = record.clone();
+    record.summary.intensity = intensity;
+    record
+}
+
+#[async_trait]
+impl ClusterView for WatchCache {
+    async fn agents(&self, filter: &Filter) -> Result<Observed<Vec<AgentSummary>>> {
+        if filter.selector.is_some() {
+            return self.passthrough("agents")?.agents(filter).await;
+        }
+        let data = {
+            let state = self.read();
+            if !state.agents.listed {
+                return Err(Self::not_listed("agents"));
+            }
+            state
+                .agents
+                .items
+                .iter()
+                .filter(|((ns, _), _)| filter.scope.contains(ns))
+                .map(|(_, a)| a.summary.clone())
+                .collect()
+        };
+        Ok(Observed {
+            data,
+            source: self.source(),
+        })
+    }
+
+    async fn agent(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Observed<Option<AgentStatus>>> {
+        let data = {
+            let state = self.read();
+            if !state.agents.listed {
+                return Err(Self::not_listed("agents"));
+            }
+            state
+                .agents
+                .items
+                .iter()
+                .find(|((ns, n), _)| n == name && namespace.is_none_or(|want| want == ns))
+                .map(|(_, a)| a.clone())
+        };
+        Ok(Observed {
+            data,
+            source: self.source(),
+        })
+    }
+
+    async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>> {
+        if filter.selector.is_some() {
+            return self.passthrough("pheromones")?.pheromones(filter).await;
+        }
+        let source = self.source();
+        let now = source.taken_at;
+        let data = {
+            let state = self.read();
+            if !state.pheromones.listed {
+                return Err(Self::not_listed("pheromones"));
+            }
+            state
+                .pheromones
+                .items
+                .iter()
+                .filter(|((ns, _), _)| filter.scope.contains(ns))
+                .map(|(_, o)| record_at(&o.record, o.at, now))
+                .collect()
+        };
+        Ok(Observed { data, source })
+    }
+
+    async fn proposals(&self, filter: &Filter) -> Result<Observed<Vec<ProposalRecord>>> {
+        if filter.selector.is_some() {
+            return self.passthrough("proposals")?.proposals(filter).await;
+        }
+        let data = {
+            let state = self.read();
+            if !state.proposals.listed {
+                return Err(Self::not_listed("proposals"));
+            }
+            state
+                .proposals
+                .items
+                .iter()
+                .filter(|((ns, _), _)| filter.scope.contains(ns))
+                .map(|(_, p)| p.clone())
+                .collect()
+        };
+        Ok(Observed {
+            data,
+            source: self.source(),
+        })
+    }
+
+    async fn memories(&self, filter: &Filter) -> Result<Observed<Vec<MemorySummary>>> {
+        self.passthrough("memories")?.memories(filter).await
+    }
+
+    async fn umwelts(&self, filter: &Filter) -> Result<Observed<Vec<UmweltSummary>>> {
+        self.passthrough("umwelts")?.umwelts(filter).await
+    }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>> {
+        let cached = self.read().cluster.clone();
+        match cached {
+            Some(observed) => Ok(observed),
+            None => self.passthrough("cluster status")?.cluster().await,
+        }
+    }
+}
+
+/// When to write a changed snapshot: at once after a quiet interval, then at most once per
+/// `interval` while changes keep coming (the last change is always written eventually).
+#[derive(Debug, Clone)]
+pub struct Debounce {
+    interval: Duration,
+    last: Option<Instant>,
+    dirty: bool,
+}
+
+impl Debounce {
+    /// A debounce of `interval`.
+    pub fn new(interval: Duration) -> Debounce {
+        Debounce {
+            interval,
+            last: None,
+            dirty: false,
+        }
+    }
+
+    /// Records a change.
+    pub fn mark(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Whether a write is due at `now`; if so, it is counted as done.
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        let due = self.dirty
+            && self
+                .last
+                .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if due {
+            self.dirty = false;
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kgents_core::clock::ManualClock;
+    use kgents_logos::Scope;
+
+    use super::*;
+
+    fn agent(namespace: &str, name: &str) -> Agent {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kgents.io/v1", "kind": "Agent",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"genus": "B", "image": "x", "replicas": 1}
+        }))
+        .expect("an Agent")
+    }
+
+    fn pheromone(namespace: &str, name: &str, intensity: f64) -> Pheromone {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kgents.io/v1", "kind": "Pheromone",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"type": "WARNING", "source": "b-gent", "initialIntensity": intensity,
+                     "halfLifeMinutes": 1.0, "emittedAt": "2027-01-15T12:00:00Z"}
+        }))
+        .expect("a Pheromone")
+    }
+
+    fn clock(at: &str) -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(at.parse().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn unlisted_kinds_are_unavailable_and_a_relist_replaces_everything() {
+        let cache = WatchCache::new(clock("2027-01-15T12:00:00Z"), None);
+        let all = Filter::scope(Scope::All);
+        let error = cache.agents(&all).await.expect_err("not listed");
+        assert_eq!(error.kind(), kgents_logos::ErrorKind::Unavailable);
+        cache.apply_agent(watcher::Event::Init);
+        cache.apply_agent(watcher::Event::InitApply(agent("team", "a")));
+        cache.apply_agent(watcher::Event::InitApply(agent("other", "b")));
+        assert!(cache.agents(&all).await.is_err(), "still listing");
+        let (change, touched) = cache.apply_agent(watcher::Event::InitDone);
+        assert!(change.is_none() && touched);
+        let listed = cache.agents(&all).await.unwrap();
+        assert_eq!(listed.data.len(), 2);
+        assert_eq!(listed.source.layer, LAYER);
+        let team = cache
+            .agents(&Filter::scope(Scope::Namespace("team".into())))
+            .await
+            .unwrap();
+        assert_eq!(team.data.len(), 1);
+        let (change, _) = cache.apply_agent(watcher::Event::Delete(agent("team", "a")));
+        let change = change.expect("a visible change");
+        assert!(change.deleted);
+        assert_eq!(change.name, "a");
+        // A re-list without "b" forgets it.
+        cache.apply_agent(watcher::Event::Init);
+        cache.apply_agent(watcher::Event::InitDone);
+        assert!(cache.agents(&all).await.unwrap().data.is_empty());
+    }
+
+    #[tokio::test]
+    async fn pheromones_are_served_decayed_to_the_time_of_the_read() {
+        let clock = clock("2027-01-15T12:00:00Z");
+        let cache = WatchCache::new(clock.clone(), None);
+        cache.apply_pheromone(watcher::Event::Init);
+        cache.apply_pheromone(watcher::Event::InitDone);
+        let (change, _) = cache.apply_pheromone(watcher::Event::Apply(pheromone("team", "w", 0.8)));
+        match change.expect("visible").payload {
+            Payload::Pheromone { record, .. } => {
+                assert!((record.summary.intensity - 0.8).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        clock.set("2027-01-15T12:01:00Z".parse().unwrap());
+        let read = cache.pheromones(&Filter::scope(Scope::All)).await.unwrap();
+        assert!((read.data[0].summary.intensity - 0.4).abs() < 1e-9);
+        assert_eq!(read.source.taken_at, clock.now());
+    }
+
+    #[test]
+    fn debounce_writes_at_once_then_at_most_once_per_interval_and_never_loses_the_last() {
+        let mut d = Debounce::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert!(!d.take_due(t0), "nothing changed");
+        d.mark();
+        assert!(d.take_due(t0), "first change: at once");
+        d.mark();
+        assert!(!d.take_due(t0 + Duration::from_millis(400)));
+        d.mark();
+        assert!(!d.take_due(t0 + Duration::from_millis(900)));
+        assert!(
+            d.take_due(t0 + Duration::from_millis(1000)),
+            "the pending change"
+        );
+        assert!(!d.take_due(t0 + Duration::from_secs(5)), "nothing new");
+    }
+}

@@ -1,0 +1,287 @@
+//! The gRPC service: [`CortexService`] implements `kgents.cortex.v1.Cortex` over one
+//! [`Logos`] (the daemon serves the same resolver as every front-end, it does not grow a second
+//! API), and [`router`] adds gRPC health and reflection (v1 and v1alpha, so grpcurl, grpcui,
+//! evans and Postman all find the services).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use kgents_core::agentese::Path;
+use kgents_core::clock::Clock;
+use kgents_ghost::{Layer, LayerError};
+use kgents_logos::live;
+use kgents_logos::{Caller, ClusterActor, ClusterView, LiveLayer, Logos, Outcome, Source};
+use tonic::transport::server::Router;
+use tonic::{Request, Response, Status};
+
+use crate::fanout::Hub;
+use crate::pb;
+use crate::pb::cortex_server::{Cortex, CortexServer};
+use crate::request::{self, AGENTS_PATH, PHEROMONES_PATH, PROPOSALS_PATH};
+
+/// The largest request accepted (decoded), in bytes: larger ones are refused with
+/// `RESOURCE_EXHAUSTED` before any work.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The largest response sent, in bytes (10,000 pheromones as JSON are about 3 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The identity of unrestricted callers: the daemon acts with its own credentials, and the
+/// socket (mode 0600) admits only the user who started it.
+pub const DAEMON_IDENTITY: &str = "cortex (the daemon's kubeconfig)";
+
+/// The `kgents.cortex.v1.Cortex` service (cheap to clone: shared state behind `Arc`s).
+#[derive(Clone)]
+pub struct CortexService {
+    logos: Arc<Logos>,
+    view: Arc<dyn ClusterView>,
+    actor: Option<Arc<dyn ClusterActor>>,
+    hub: Arc<Hub>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CortexService {
+    /// A service resolving through `logos` (whose reads are `view`), reading Umwelts for
+    /// restricted callers through `actor`, with `Observe` fed by `hub`.
+    pub fn new(
+        logos: Logos,
+        view: Arc<dyn ClusterView>,
+        actor: Option<Arc<dyn ClusterActor>>,
+        hub: Arc<Hub>,
+        clock: Arc<dyn Clock>,
+    ) -> CortexService {
+        CortexService {
+            logos: Arc::new(logos),
+            view,
+            actor,
+            hub,
+            clock,
+        }
+    }
+
+    /// The caller a request names: an Umwelt's or an agent's affordances, else unrestricted.
+    async fn caller(&self, caller: Option<&pb::Caller>) -> Result<Caller, Status> {
+        let Some(caller) = caller else {
+            return Ok(Caller::unrestricted(DAEMON_IDENTITY));
+        };
+        if caller.umwelt.is_empty() && caller.as_agent.is_empty() {
+            return Ok(Caller::unrestricted(DAEMON_IDENTITY));
+        }
+        if !caller.umwelt.is_empty() && !caller.as_agent.is_empty() {
+            return Err(Status::invalid_argument(
+                "caller: name an umwelt or an as_agent, not both",
+            ));
+        }
+        let namespace = if caller.namespace.is_empty() {
+            "default"
+        } else {
+            caller.namespace.as_str()
+        };
+        let actor = self.actor.as_deref().ok_or_else(|| {
+            Status::unavailable("caller: this daemon has no API connection to read Umwelts with")
+        })?;
+        let resolved = if caller.umwelt.is_empty() {
+            live::agent_caller(actor, namespace, &caller.as_agent).await
+        } else {
+            live::umwelt_caller(actor, namespace, &caller.umwelt).await
+        };
+        resolved.map_err(|e| {
+            let status = request::status_of(&e);
+            Status::new(status.code(), format!("caller: {}", status.message()))
+        })
+    }
+}
+
+/// Where an outcome's data came from (writes have none).
+pub fn source_of(outcome: &Outcome) -> Option<&Source> {
+    match outcome {
+        Outcome::Agents(m) => Some(&m.source),
+        Outcome::Agent(m) => Some(&m.source),
+        Outcome::Sensed(f) => Some(&f.source),
+        Outcome::Proposals(m) => Some(&m.source),
+        Outcome::Memories(m) => Some(&m.source),
+        Outcome::Umwelts(m) => Some(&m.source),
+        _ => None,
+    }
+}
+
+fn wire_source(source: &Source) -> pb::Source {
+    pb::Source {
+        layer: source.layer.clone(),
+        live: source.live,
+        age_seconds: source.age_seconds,
+        taken_at: source.taken_at.to_string(),
+    }
+}
+
+/// The response of an invocation: the outcome as JSON, its kind and its source.
+///
+/// # Errors
+/// `INTERNAL` if the outcome cannot be serialised (it always can).
+pub fn invoke_response(outcome: &Outcome) -> Result<pb::InvokeResponse, Status> {
+    let value = serde_json::to_value(outcome)
+        .map_err(|e| Status::internal(format!("serialising the result: {e}")))?;
+    let kind = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(pb::InvokeResponse {
+        result_json: value.to_string(),
+        kind,
+        source: source_of(outcome).map(wire_source),
+    })
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The `Observe` stream type.
+pub type ObserveStream = Pin<Box<dyn Stream<Item = Result<pb::ObserveEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Cortex for CortexService {
+    async fn invoke(
+        &self,
+        request: Request<pb::InvokeRequest>,
+    ) -> Result<Response<pb::InvokeResponse>, Status> {
+        let request = request.into_inner();
+        let args = request::args_of(&request)?;
+        let caller = self.caller(request.caller.as_ref()).await?;
+        let outcome = self
+            .logos
+            .invoke(&caller, &request.path, args)
+            .await
+            .map_err(|e| request::status_of(&e))?;
+        invoke_response(&outcome).map(Response::new)
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let request = request.into_inner();
+        if !request.namespace.is_empty() {
+            kgents_logos::summary::check_name("namespace", &request.namespace)
+                .map_err(|reason| Status::invalid_argument(format!("namespace: {reason}")))?;
+        }
+        let caller = self.caller(request.caller.as_ref()).await?;
+        let report = self
+            .logos
+            .status(&caller, request::scope_of(&request.namespace))
+            .await;
+        let report_json = serde_json::to_string(&report)
+            .map_err(|e| Status::internal(format!("serialising the status: {e}")))?;
+        Ok(Response::new(pb::StatusResponse {
+            report_json,
+            agents: count(report.agents.as_ref().map_or(0, |a| a.agents.len())),
+            agents_ready: count(report.agents.as_ref().map_or(0, |a| a.ready)),
+            pheromones: count(report.field.as_ref().map_or(0, |f| f.pheromones.len())),
+            pending_proposals: count(report.pending.as_ref().map_or(0, |p| p.proposals.len())),
+            problems: report.problems,
+        }))
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let key = request.into_inner().key;
+        let query = request::query_of_key(&key)
+            .map_err(|reason| Status::invalid_argument(format!("key: {reason}")))?;
+        let layer = LiveLayer::new(Arc::clone(&self.view));
+        let snapshot = layer.fetch(&query).await.map_err(|e| match e {
+            LayerError::Unavailable(reason) => Status::unavailable(reason),
+            LayerError::Failed(reason) if reason.contains("not found") => Status::not_found(reason),
+            other => Status::internal(other.to_string()),
+        })?;
+        let envelope_json = kgents_ghost::store::codec::encode(&snapshot)
+            .map_err(|e| Status::internal(format!("encoding the snapshot: {e}")))?;
+        Ok(Response::new(pb::SnapshotResponse { envelope_json }))
+    }
+
+    type ObserveStream = ObserveStream;
+
+    async fn observe(
+        &self,
+        request: Request<pb::ObserveRequest>,
+    ) -> Result<Response<ObserveStream>, Status> {
+        let request = request.into_inner();
+        let mut kinds = request::kinds_of(&request.kinds)?;
+        if !request.namespace.is_empty() {
+            kgents_logos::summary::check_name("namespace", &request.namespace)
+                .map_err(|reason| Status::invalid_argument(format!("namespace: {reason}")))?;
+        }
+        let caller = self.caller(request.caller.as_ref()).await?;
+        // Each kind is shown only to a caller granted the read path that lists it; Events
+        // are about the same objects, so they need the agents path.
+        let granted = |path: &str| {
+            Path::parse(path)
+                .map_err(|e| Status::internal(e.to_string()))
+                .map(|p| caller.check(&p))
+        };
+        let mut denials = Vec::new();
+        for (wanted, path) in [
+            (&mut kinds.pheromones, PHEROMONES_PATH),
+            (&mut kinds.agents, AGENTS_PATH),
+            (&mut kinds.proposals, PROPOSALS_PATH),
+        ] {
+            if *wanted && let Err(denied) = granted(path)? {
+                *wanted = false;
+                denials.push(denied.to_string());
+            }
+        }
+        if kinds.events && !kinds.agents {
+            kinds.events = false;
+        }
+        if kinds.is_empty() {
+            return Err(Status::permission_denied(if denials.is_empty() {
+                "nothing to observe".to_owned()
+            } else {
+                denials.join("; ")
+            }));
+        }
+        let subscription = self
+            .hub
+            .subscribe(kinds, request::scope_of(&request.namespace));
+        tracing::debug!(subscriber = subscription.id, "Observe subscribed");
+        let clock = Arc::clone(&self.clock);
+        Ok(Response::new(Box::pin(
+            subscription.into_stream(move || clock.now()),
+        )))
+    }
+}
+
+/// The encoded descriptor set of `kgents.cortex.v1` (served by reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cortex_descriptor.bin"));
+
+/// The whole server: the Cortex (with the message limits), gRPC health (the Cortex and the
+/// overall status reported SERVING) and reflection v1 and v1alpha over every service.
+///
+/// # Errors
+/// A descriptor set that does not decode (a build problem).
+pub async fn router(service: CortexService) -> Result<Router, crate::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CortexServer<CortexService>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection()
+        .build_v1()
+        .map_err(|e| crate::Error::Reflection(e.to_string()))?;
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| crate::Error::Reflection(e.to_string()))?;
+    let cortex = CortexServer::new(service)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    Ok(tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(v1)
+        .add_service(v1alpha)
+        .add_service(cortex))
+}
