@@ -24,6 +24,8 @@
 #![forbid(unsafe_code)]
 
 pub use kgents_core;
+#[cfg(feature = "cortex")]
+pub use kgents_cortex;
 #[cfg(feature = "crds")]
 pub use kgents_crds;
 pub use kgents_ghost;
@@ -33,8 +35,6 @@ pub use kgents_llm;
 pub use kgents_logos;
 #[cfg(feature = "mcp")]
 pub use kgents_mcp;
-#[cfg(feature = "cortex")]
-pub use kgents_cortex;
 #[cfg(feature = "operator")]
 pub use kgents_operator;
 #[cfg(feature = "policy")]

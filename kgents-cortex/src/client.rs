@@ -24,11 +24,24 @@ pub const LAYER_NAME: &str = "cortex";
 /// # Errors
 /// [`Error::Transport`] when nothing answers there in time.
 pub async fn connect(path: &Path, timeout: Duration) -> Result<CortexClient<Channel>> {
-    let socket = path.to_owned();
     // The URI is required by the HTTP/2 layer but never resolved: the connector dials the socket.
     let endpoint = Endpoint::from_static("http://cortex.local")
         .connect_timeout(timeout)
         .timeout(timeout);
+    connect_via(endpoint, path, timeout).await
+}
+
+/// [`connect`] with the HTTP/2 settings of `endpoint` (its URI is ignored: the socket at
+/// `path` is dialled), within `timeout`.
+///
+/// # Errors
+/// [`Error::Transport`] when nothing answers there in time.
+pub async fn connect_via(
+    endpoint: Endpoint,
+    path: &Path,
+    timeout: Duration,
+) -> Result<CortexClient<Channel>> {
+    let socket = path.to_owned();
     let connecting = endpoint.connect_with_connector(tower::service_fn(move |_| {
         let socket = socket.clone();
         async move { UnixStream::connect(socket).await.map(TokioIo::new) }

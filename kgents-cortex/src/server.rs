@@ -265,15 +265,17 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub async fn router(service: CortexService) -> Result<Router, crate::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CortexServer<CortexService>>().await;
-    let reflection = || {
+    // Each version's service lists the other too, so a client of either sees both.
+    let reflection = |other: &'static [u8]| {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(other)
     };
-    let v1 = reflection()
+    let v1 = reflection(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| crate::Error::Reflection(e.to_string()))?;
-    let v1alpha = reflection()
+    let v1alpha = reflection(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| crate::Error::Reflection(e.to_string()))?;
     let cortex = CortexServer::new(service)
