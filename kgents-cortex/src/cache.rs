@@ -251,14 +251,14 @@ impl WatchCache {
             Applied::Nothing => (None, false),
             Applied::Relisted => (None, true),
             Applied::Upserted(key, record) => (
-                Some(self.change(false, key, Payload::Proposal(record))),
+                Some(self.change(false, key, Payload::Proposal(Box::new(record)))),
                 true,
             ),
             Applied::Deleted(key) => {
                 let mut record = deleted_proposal(&key);
                 record.summary.phase = "Deleted".into();
                 (
-                    Some(self.change(true, key, Payload::Proposal(record))),
+                    Some(self.change(true, key, Payload::Proposal(Box::new(record)))),
                     true,
                 )
             }

@@ -55,8 +55,8 @@ pub enum Payload {
     },
     /// An agent.
     Agent(AgentSummary),
-    /// A proposal.
-    Proposal(ProposalRecord),
+    /// A proposal (boxed: its risk assessment makes it several times larger than the others).
+    Proposal(Box<ProposalRecord>),
     /// An Event of a kgents object.
     Event(Thought),
 }

@@ -84,15 +84,15 @@ impl Drop for SocketFile {
 /// # Errors
 /// [`Error::AlreadyRunning`], [`Error::NotASocket`], or the I/O error met.
 pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile)> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            // Only the owner may reach what is inside (the socket is 0600 too, but this closes
-            // the moment between bind and chmod).
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(format!("restricting {}", dir.display()), e))?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        // Only the owner may reach what is inside (the socket is 0600 too, but this closes
+        // the moment between bind and chmod).
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("restricting {}", dir.display()), e))?;
     }
     match occupant(path) {
         Occupant::Nothing => {}
