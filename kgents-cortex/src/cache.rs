@@ -185,13 +185,7 @@ impl WatchCache {
     }
 
     fn change(&self, deleted: bool, key: Key, payload: Payload) -> Change {
-        Change {
-            deleted,
-            namespace: key.0,
-            name: key.1,
-            at: self.clock.now(),
-            payload,
-        }
+        Change::new(deleted, key.0, key.1, self.clock.now(), payload)
     }
 
     /// Applies an Agent watch event; returns the change to publish, if one is visible.

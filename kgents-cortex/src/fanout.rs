@@ -64,6 +64,8 @@ pub enum Payload {
 /// One change seen by the watches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// The wire event, made once for every subscriber (see [`Change::event`]).
+    wire: OnceLock<pb::ObserveEvent>,
     /// Whether the object was deleted (else created or changed).
     pub deleted: bool,
     /// The object's namespace.
@@ -77,6 +79,31 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change.
+    pub fn new(
+        deleted: bool,
+        namespace: String,
+        name: String,
+        at: Timestamp,
+        payload: Payload,
+    ) -> Change {
+        Change {
+            wire: OnceLock::new(),
+            deleted,
+            namespace,
+            name,
+            at,
+            payload,
+        }
+    }
+
+    /// The wire event, made at the first subscriber's send ([`Change::to_event`] at `now`) and
+    /// shared by the others: at 100 subscribers this is one conversion instead of 100, and a
+    /// pheromone's intensity differs only by the moments between their sends.
+    pub fn event(&self, now: Timestamp) -> pb::ObserveEvent {
+        self.wire.get_or_init(|| self.to_event(now)).clone()
+    }
+
     /// Whether a subscriber asking for `kinds` in `scope` receives this change.
     pub fn wanted(&self, kinds: Kinds, scope: &Scope) -> bool {
         let kind = match self.payload {
@@ -263,7 +290,7 @@ impl Subscription {
             let (mut sub, now) = state?;
             match sub.events.recv().await {
                 Some(change) => {
-                    let event = change.to_event(now());
+                    let event = change.event(now());
                     Some((Ok(event), Some((sub, now))))
                 }
                 None => sub
@@ -302,12 +329,12 @@ mod tests {
     }
 
     fn pheromone(namespace: &str, name: &str, intensity: f64) -> Change {
-        Change {
-            deleted: false,
-            namespace: namespace.into(),
-            name: name.into(),
-            at: at("2027-01-15T12:00:00Z"),
-            payload: Payload::Pheromone {
+        Change::new(
+            false,
+            namespace.into(),
+            name.into(),
+            at("2027-01-15T12:00:00Z"),
+            Payload::Pheromone {
                 record: PheromoneRecord {
                     summary: PheromoneSummary {
                         name: name.into(),
@@ -323,7 +350,7 @@ mod tests {
                 },
                 observed_at: at("2027-01-15T12:00:00Z"),
             },
-        }
+        )
     }
 
     #[test]

@@ -202,13 +202,13 @@ impl Watches {
             Seen::Proposal(e) => touched(self.cache.apply_proposal(e), Touched::Proposals),
             Seen::Event(watcher::Event::Apply(e)) => match thought_of(&e) {
                 Some((name, thought)) => (
-                    Some(Change {
-                        deleted: false,
-                        namespace: thought.namespace.clone(),
+                    Some(Change::new(
+                        false,
+                        thought.namespace.clone(),
                         name,
-                        at: self.clock.now(),
-                        payload: Payload::Event(thought),
-                    }),
+                        self.clock.now(),
+                        Payload::Event(thought),
+                    )),
                     None,
                 ),
                 None => (None, None),
