@@ -62,8 +62,8 @@ enum Applied<T> {
     Relisted,
     /// One object was created or changed.
     Upserted(Key, T),
-    /// One object was deleted.
-    Deleted(Key),
+    /// One object was deleted (with its last summary, when it had one).
+    Deleted(Key, Option<T>),
 }
 
 impl<T: Clone> Kind<T> {
@@ -99,15 +99,15 @@ impl<T: Clone> Kind<T> {
                         Applied::Upserted(key, summary)
                     }
                     None => {
-                        self.items.remove(&key);
-                        Applied::Deleted(key)
+                        let last = self.items.remove(&key);
+                        Applied::Deleted(key, last)
                     }
                 }
             }
             watcher::Event::Delete(object) => {
                 let key = key_of(&object);
                 match self.items.remove(&key) {
-                    Some(_) => Applied::Deleted(key),
+                    Some(last) => Applied::Deleted(key, Some(last)),
                     None => Applied::Nothing,
                 }
             }
@@ -201,8 +201,9 @@ impl WatchCache {
                 Some(self.change(false, key, Payload::Agent(status.summary))),
                 true,
             ),
-            Applied::Deleted(key) => {
-                let summary = deleted_agent(&key);
+            Applied::Deleted(key, last) => {
+                let mut summary = last.map_or_else(|| deleted_agent(&key), |a| a.summary);
+                summary.phase = "Deleted".into();
                 (Some(self.change(true, key, Payload::Agent(summary))), true)
             }
         }
@@ -225,10 +226,16 @@ impl WatchCache {
                 };
                 (Some(self.change(false, key, payload)), true)
             }
-            Applied::Deleted(key) => {
-                let payload = Payload::Pheromone {
-                    record: deleted_pheromone(&key, now),
-                    observed_at: now,
+            Applied::Deleted(key, last) => {
+                let payload = match last {
+                    Some(observation) => Payload::Pheromone {
+                        record: observation.record,
+                        observed_at: observation.at,
+                    },
+                    None => Payload::Pheromone {
+                        record: deleted_pheromone(&key, now),
+                        observed_at: now,
+                    },
                 };
                 (Some(self.change(true, key, payload)), true)
             }
@@ -248,8 +255,8 @@ impl WatchCache {
                 Some(self.change(false, key, Payload::Proposal(Box::new(record)))),
                 true,
             ),
-            Applied::Deleted(key) => {
-                let mut record = deleted_proposal(&key);
+            Applied::Deleted(key, last) => {
+                let mut record = last.unwrap_or_else(|| deleted_proposal(&key));
                 record.summary.phase = "Deleted".into();
                 (
                     Some(self.change(true, key, Payload::Proposal(Box::new(record)))),
@@ -285,6 +292,7 @@ impl WatchCache {
     }
 }
 
+/// The summaries of deleted objects whose last state was never readable.
 fn deleted_agent(key: &Key) -> AgentSummary {
     AgentSummary {
         name: kgents_ghost::AgentName::new(key.1.clone())
@@ -530,6 +538,10 @@ mod tests {
         .expect("a Pheromone")
     }
 
+    fn clock_now() -> Timestamp {
+        "2027-01-15T12:00:00Z".parse().unwrap()
+    }
+
     fn clock(at: &str) -> Arc<ManualClock> {
         Arc::new(ManualClock::new(at.parse().unwrap()))
     }
@@ -558,6 +570,14 @@ mod tests {
         let change = change.expect("a visible change");
         assert!(change.deleted);
         assert_eq!(change.name, "a");
+        match &change.payload {
+            Payload::Agent(last) => {
+                assert_eq!(last.genus, "B", "the last known state");
+                assert_eq!(last.phase, "Deleted");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(change.to_event(clock_now()).change, "deleted");
         // A re-list without "b" forgets it.
         cache.apply_agent(watcher::Event::Init);
         cache.apply_agent(watcher::Event::InitDone);
@@ -581,6 +601,19 @@ mod tests {
         let read = cache.pheromones(&Filter::scope(Scope::All)).await.unwrap();
         assert!((read.data[0].summary.intensity - 0.4).abs() < 1e-9);
         assert_eq!(read.source.taken_at, clock.now());
+        let (change, _) =
+            cache.apply_pheromone(watcher::Event::Delete(pheromone("team", "w", 0.8)));
+        let event = change.expect("visible").to_event(clock.now());
+        assert_eq!((event.change.as_str(), event.intensity), ("deleted", 0.0));
+        assert!(event.data_json.contains("WARNING"), "the last known state");
+        assert!(
+            cache
+                .pheromones(&Filter::scope(Scope::All))
+                .await
+                .unwrap()
+                .data
+                .is_empty()
+        );
     }
 
     #[test]

@@ -131,7 +131,9 @@ impl Change {
                     source,
                 );
                 match field.pheromones.first() {
-                    Some(sensed) => ("pheromone", sensed.intensity, json(sensed)),
+                    // A deleted pheromone is gone from the field: intensity 0, last state shown.
+                    Some(sensed) if !self.deleted => ("pheromone", sensed.intensity, json(sensed)),
+                    Some(sensed) => ("pheromone", 0.0, json(sensed)),
                     None => ("pheromone", 0.0, json(&record.summary)),
                 }
             }

@@ -35,7 +35,25 @@ enum Seen {
     Event(watcher::Event<KubeEvent>),
 }
 
-type Seens = std::pin::Pin<Box<dyn Stream<Item = Result<Seen, String>> + Send>>;
+/// A watch error: what it says, and whether the API server refused (RBAC) rather than failed.
+struct WatchError {
+    text: String,
+    forbidden: bool,
+}
+
+/// Whether the API server refused a watch (403), as opposed to being unreachable.
+fn forbidden(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => 0,
+    };
+    code == 403
+}
+
+type Seens = std::pin::Pin<Box<dyn Stream<Item = Result<Seen, WatchError>> + Send>>;
 
 fn kind_stream<K>(client: &Client, wrap: fn(watcher::Event<K>) -> Seen) -> Seens
 where
@@ -52,9 +70,10 @@ where
         watcher(api, watcher::Config::default())
             .default_backoff()
             .map(move |event| {
-                event
-                    .map(wrap)
-                    .map_err(|e| format!("watching {plural}: {e}"))
+                event.map(wrap).map_err(|e| WatchError {
+                    forbidden: forbidden(&e),
+                    text: format!("watching {plural}: {e}"),
+                })
             }),
     )
 }
@@ -155,14 +174,15 @@ impl Watches {
                     }
                     Some(Err(error)) => {
                         // A refused Events watch leaves the thought stream empty; the kinds
-                        // keep working. Other errors are retried by the watcher's backoff.
-                        if error.starts_with("watching events") && error.contains("403") {
+                        // keep working. Every watch retries with the watcher's backoff.
+                        let events = error.text.starts_with("watching events");
+                        if events && error.forbidden {
                             if !events_refused {
-                                tracing::warn!(%error, "Events are not readable; no thoughts");
+                                tracing::warn!(error = %error.text, "Events are not readable: no thoughts in Observe");
                             }
                             events_refused = true;
                         } else {
-                            tracing::warn!(%error, "watch error (retrying with backoff)");
+                            tracing::warn!(error = %error.text, "watch error (retrying with backoff)");
                         }
                     }
                     None => return,
