@@ -100,8 +100,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hub = Arc::new(Hub::new(1024));
     let view = Arc::clone(&cache) as Arc<dyn ClusterView>;
     let service = CortexService::new(
-        Logos::new(Arc::clone(&view), None),
-        view,
+        Logos::new(view, None),
+        Arc::clone(&cache),
         None,
         Arc::clone(&hub),
         Arc::clone(&clock),
@@ -130,6 +130,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "Invoke world.cluster.agents.manifest, {AGENTS} agents, server-side ({bytes} bytes of JSON): {}",
+        percentiles(samples)
+    );
+
+    // GetSnapshot of the 10,000 active pheromones: built once, then reused until a change.
+    let snapshot = || pb::SnapshotRequest {
+        key: "pheromones/active".into(),
+    };
+    let started = Instant::now();
+    let first = service
+        .get_snapshot(tonic::Request::new(snapshot()))
+        .await?;
+    let built = started.elapsed();
+    let mut samples = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        let response = service
+            .get_snapshot(tonic::Request::new(snapshot()))
+            .await?;
+        samples.push(started.elapsed());
+        std::hint::black_box(response);
+    }
+    println!(
+        "GetSnapshot pheromones/active, {PHEROMONES} pheromones ({} bytes): built in {built:?}, \
+         reused: {}",
+        first.get_ref().envelope_json.len(),
         percentiles(samples)
     );
 

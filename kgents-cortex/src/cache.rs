@@ -42,6 +42,8 @@ struct Kind<T> {
     items: BTreeMap<Key, T>,
     relisting: Option<BTreeMap<Key, T>>,
     listed: bool,
+    /// Bumped by every visible change (what was built from the items is stale).
+    generation: u64,
 }
 
 impl<T> Default for Kind<T> {
@@ -50,6 +52,7 @@ impl<T> Default for Kind<T> {
             items: BTreeMap::new(),
             relisting: None,
             listed: false,
+            generation: 0,
         }
     }
 }
@@ -68,6 +71,18 @@ enum Applied<T> {
 
 impl<T: Clone> Kind<T> {
     fn apply<K: ResourceExt>(
+        &mut self,
+        event: watcher::Event<K>,
+        summarize: impl Fn(&K) -> Option<T>,
+    ) -> Applied<T> {
+        let applied = self.apply_event(event, summarize);
+        if !matches!(applied, Applied::Nothing) {
+            self.generation += 1;
+        }
+        applied
+    }
+
+    fn apply_event<K: ResourceExt>(
         &mut self,
         event: watcher::Event<K>,
         summarize: impl Fn(&K) -> Option<T>,
@@ -128,9 +143,11 @@ struct State {
     pheromones: Kind<Observation>,
     proposals: Kind<ProposalRecord>,
     cluster: Option<Observed<ClusterStatus>>,
+    cluster_generation: u64,
 }
 
-/// Which kind of snapshot a change touched (for the snapshot writer).
+/// Which kind of snapshot a change touched (for the snapshot writer and the encoded
+/// snapshots the service reuses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Touched {
     /// The agents index.
@@ -141,6 +158,19 @@ pub enum Touched {
     Proposals,
     /// The cluster's health.
     Cluster,
+}
+
+impl Touched {
+    /// The kind a ghost query reads.
+    pub fn of(query: &kgents_ghost::Query) -> Touched {
+        use kgents_ghost::Query;
+        match query {
+            Query::AgentsIndex | Query::Agent(_) => Touched::Agents,
+            Query::ActivePheromones | Query::PheromonesByType(_) => Touched::Pheromones,
+            Query::PendingProposals | Query::RejectedProposals => Touched::Proposals,
+            Query::ClusterStatus => Touched::Cluster,
+        }
+    }
 }
 
 /// The caches (see the [module docs](self)).
@@ -268,7 +298,21 @@ impl WatchCache {
 
     /// Replaces the cached cluster health.
     pub fn set_cluster(&self, observed: Observed<ClusterStatus>) {
-        self.write().cluster = Some(observed);
+        let mut state = self.write();
+        state.cluster = Some(observed);
+        state.cluster_generation += 1;
+    }
+
+    /// A counter of `touched`'s visible changes: what was built from the caches while it had
+    /// one value is still current while it keeps it.
+    pub fn generation(&self, touched: Touched) -> u64 {
+        let state = self.read();
+        match touched {
+            Touched::Agents => state.agents.generation,
+            Touched::Pheromones => state.pheromones.generation,
+            Touched::Proposals => state.proposals.generation,
+            Touched::Cluster => state.cluster_generation,
+        }
     }
 
     fn not_listed(what: &str) -> Error {
@@ -556,8 +600,14 @@ mod tests {
         cache.apply_agent(watcher::Event::InitApply(agent("team", "a")));
         cache.apply_agent(watcher::Event::InitApply(agent("other", "b")));
         assert!(cache.agents(&all).await.is_err(), "still listing");
+        let before = cache.generation(Touched::Agents);
         let (change, touched) = cache.apply_agent(watcher::Event::InitDone);
         assert!(change.is_none() && touched);
+        assert!(
+            cache.generation(Touched::Agents) > before,
+            "a re-list is a change"
+        );
+        let pheromones = cache.generation(Touched::Pheromones);
         let listed = cache.agents(&all).await.unwrap();
         assert_eq!(listed.data.len(), 2);
         assert_eq!(listed.source.layer, LAYER);
@@ -566,6 +616,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(team.data.len(), 1);
+        assert_eq!(
+            cache.generation(Touched::Pheromones),
+            pheromones,
+            "untouched"
+        );
         let (change, _) = cache.apply_agent(watcher::Event::Delete(agent("team", "a")));
         let change = change.expect("a visible change");
         assert!(change.deleted);

@@ -3,8 +3,10 @@
 //! API), and [`router`] adds gRPC health and reflection (v1 and v1alpha, so grpcurl, grpcui,
 //! evans and Postman all find the services).
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use kgents_core::agentese::Path;
@@ -15,6 +17,7 @@ use kgents_logos::{Caller, ClusterActor, ClusterView, LiveLayer, Logos, Outcome,
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
+use crate::cache::{Touched, WatchCache};
 use crate::fanout::Hub;
 use crate::pb;
 use crate::pb::cortex_server::{Cortex, CortexServer};
@@ -30,11 +33,24 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// socket (mode 0600) admits only the user who started it.
 pub const DAEMON_IDENTITY: &str = "cortex (the daemon's kubeconfig)";
 
+/// How long an encoded snapshot is reused while its kind has not changed. The snapshot says
+/// when it was taken, and readers decay pheromones from then, so reusing it is exact; the bound
+/// only keeps its age small.
+pub const SNAPSHOT_REUSE: Duration = Duration::from_secs(5);
+
+/// A snapshot encoded once and sent to every reader until its kind changes.
+struct Encoded {
+    generation: u64,
+    built: Instant,
+    bytes: Vec<u8>,
+}
+
 /// The `kgents.cortex.v1.Cortex` service (cheap to clone: shared state behind `Arc`s).
 #[derive(Clone)]
 pub struct CortexService {
     logos: Arc<Logos>,
-    view: Arc<dyn ClusterView>,
+    view: Arc<WatchCache>,
+    snapshots: Arc<Mutex<HashMap<String, Encoded>>>,
     actor: Option<Arc<dyn ClusterActor>>,
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
@@ -45,7 +61,7 @@ impl CortexService {
     /// restricted callers through `actor`, with `Observe` fed by `hub`.
     pub fn new(
         logos: Logos,
-        view: Arc<dyn ClusterView>,
+        view: Arc<WatchCache>,
         actor: Option<Arc<dyn ClusterActor>>,
         hub: Arc<Hub>,
         clock: Arc<dyn Clock>,
@@ -53,6 +69,7 @@ impl CortexService {
         CortexService {
             logos: Arc::new(logos),
             view,
+            snapshots: Arc::new(Mutex::new(HashMap::new())),
             actor,
             hub,
             clock,
@@ -89,6 +106,14 @@ impl CortexService {
             let status = request::status_of(&e);
             Status::new(status.code(), format!("caller: {}", status.message()))
         })
+    }
+}
+
+impl CortexService {
+    fn encoded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Encoded>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -202,7 +227,18 @@ impl Cortex for CortexService {
         let key = request.into_inner().key;
         let query = request::query_of_key(&key)
             .map_err(|reason| Status::invalid_argument(format!("key: {reason}")))?;
-        let layer = LiveLayer::new(Arc::clone(&self.view));
+        let touched = Touched::of(&query);
+        // Read before building: a change while building makes the next reader rebuild.
+        let generation = self.view.generation(touched);
+        let key = crate::request::key_of_query(&query);
+        let reusable =
+            |e: &Encoded| e.generation == generation && e.built.elapsed() < SNAPSHOT_REUSE;
+        if let Some(encoded) = self.encoded().get(&key).filter(|e| reusable(e)) {
+            return Ok(Response::new(pb::SnapshotResponse {
+                envelope_json: encoded.bytes.clone(),
+            }));
+        }
+        let layer = LiveLayer::new(Arc::clone(&self.view) as Arc<dyn ClusterView>);
         let snapshot = layer.fetch(&query).await.map_err(|e| match e {
             LayerError::Unavailable(reason) => Status::unavailable(reason),
             LayerError::Failed(reason) if reason.contains("not found") => Status::not_found(reason),
@@ -210,6 +246,14 @@ impl Cortex for CortexService {
         })?;
         let envelope_json = kgents_ghost::store::codec::encode(&snapshot)
             .map_err(|e| Status::internal(format!("encoding the snapshot: {e}")))?;
+        self.encoded().insert(
+            key,
+            Encoded {
+                generation,
+                built: Instant::now(),
+                bytes: envelope_json.clone(),
+            },
+        );
         Ok(Response::new(pb::SnapshotResponse { envelope_json }))
     }
 
