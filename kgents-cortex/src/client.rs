@@ -128,6 +128,12 @@ impl Layer for CortexLayer {
         true
     }
 
+    /// The daemon writes the snapshots it serves (at most once a second each), so the reader
+    /// does not write them again.
+    fn writes_through(&self) -> bool {
+        false
+    }
+
     async fn fetch(&self, query: &Query) -> std::result::Result<Snapshot, LayerError> {
         let mut client = self.client().await?;
         let mut request = tonic::Request::new(pb::SnapshotRequest {
