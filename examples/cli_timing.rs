@@ -201,13 +201,19 @@ async fn main() -> Result<()> {
         let result = match listed {
             Ok(()) => {
                 let through = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
-                rows.push(("kgents status (through the Cortex daemon)".to_owned(), through));
+                rows.push((
+                    "kgents status (through the Cortex daemon)".to_owned(),
+                    through,
+                ));
                 Ok(peak_rss_of(pid))
             }
             Err(e) => Err(e),
         };
         // SIGTERM: a graceful stop that removes the socket.
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let _ = daemon.wait();
         (pid, result?)
     };

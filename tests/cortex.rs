@@ -10,7 +10,8 @@
 //! that stops reading dropped with RESOURCE_EXHAUSTED while others are served; a second daemon
 //! refused; the ghost snapshots refreshed by the daemon; the CLI's `status` through the daemon,
 //! from the cache once the daemon is killed, and through the daemon again after a restart that
-//! replaces the stale socket.
+//! replaces the stale socket; plain-text TCP on loopback only; Events of kgents objects and
+//! agent changes through Observe.
 
 mod common;
 
@@ -20,6 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kgents::kgents_cortex::client;
 use kgents::kgents_cortex::pb::{self, cortex_client::CortexClient};
 use kgents::kgents_crds::{Agent, Umwelt};
@@ -82,21 +84,23 @@ impl Env {
         command
     }
 
-    /// Starts the daemon and waits until it listens.
-    fn start_daemon(&self) -> ChildGuard {
+    /// Starts the daemon (with `extra` flags) and waits until it listens; returns it and the
+    /// line saying where.
+    fn start_daemon(&self, extra: &[&str]) -> (ChildGuard, String) {
         let mut child = self
             .kgents()
             .args(["cortex", "serve", "--buffer", "64"])
+            .args(extra)
             .env("RUST_LOG", "kgents_cortex=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("kgents cortex serve starts");
         let stderr = lines_of(child.stderr.take().unwrap());
-        wait_for_line(&stderr, None, "serving unix:", Duration::from_secs(20));
+        let ready = wait_for_line(&stderr, None, "serving unix:", Duration::from_secs(20));
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || while stderr.recv().is_ok() {});
-        ChildGuard(child)
+        (ChildGuard(child), ready)
     }
 
     /// `kgents status -o json`: (exit code, report, stderr).
@@ -212,7 +216,7 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .unwrap();
 
     // The daemon, and a second one refused while it runs.
-    let daemon = env.start_daemon();
+    let (daemon, _) = env.start_daemon(&[]);
     let mode = std::fs::metadata(&env.socket).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
@@ -648,10 +652,98 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a-gent", "b-gent", "c-gent"]);
-    let _daemon = env.start_daemon();
+    let (_daemon, ready) = env.start_daemon(&["--tcp", "127.0.0.1:0"]);
     let mut rpc = cortex(&env.socket).await;
     until_listed(&mut rpc, &ns).await;
     let (code, report, err) = env.status();
     assert_eq!(code, 0, "{err}");
     assert_eq!(report["agents"]["source"]["layer"], "cortex", "{report}");
+
+    // Plain-text TCP on loopback as well (grpcurl), and never beyond loopback.
+    let addr = ready
+        .rsplit("and tcp ")
+        .next()
+        .expect("the ready line names the TCP address")
+        .trim()
+        .to_owned();
+    let out = Command::new(grpcurl())
+        .args([
+            "-plaintext",
+            "-max-time",
+            "10",
+            "-d",
+            r#"{"service":""}"#,
+            &addr,
+        ])
+        .arg("grpc.health.v1.Health/Check")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("SERVING"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let open = env
+        .kgents()
+        .args(["cortex", "serve", "--tcp", "0.0.0.0:0", "--socket"])
+        .arg(dir.path().join("other.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("loopback address only"),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
+    );
+
+    // Events of kgents objects arrive as thoughts, agent changes as agent events.
+    let mut stream = rpc
+        .observe(pb::ObserveRequest {
+            namespace: ns.clone(),
+            kinds: vec!["event".into(), "agent".into()],
+            caller: None,
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events: Api<KubeEvent> = Api::namespaced(kube_client.clone(), &ns);
+    let event: KubeEvent = serde_json::from_value(json!({
+        "metadata": {"name": "probe-a-gent"},
+        "eventTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        "regarding": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "a-gent", "namespace": ns},
+        "reason": "ProbeFailed", "note": "no answer within 30 s", "type": "Warning",
+        "reportingController": "kgents.io/operator", "reportingInstance": "test",
+        "action": "Probe"
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let d_gent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "d-gent"},
+        "spec": {"genus": "D", "replicas": 1},
+    }))
+    .unwrap();
+    agents
+        .create(&PostParams::default(), &d_gent)
+        .await
+        .unwrap();
+    let (mut thought, mut agent) = (None, None);
+    while thought.is_none() || agent.is_none() {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the Event and the agent arrive")
+            .expect("the stream goes on")
+            .expect("an event");
+        match next.kind.as_str() {
+            "event" => thought = Some(next),
+            "agent" if next.name == "d-gent" => agent = Some(next),
+            _ => {}
+        }
+    }
+    let thought: Value = serde_json::from_str(&thought.unwrap().data_json).unwrap();
+    assert_eq!(thought["object"], "Agent/a-gent");
+    assert_eq!(thought["reason"], "ProbeFailed");
+    assert_eq!(thought["warning"], true);
+    assert_eq!(agent.unwrap().change, "applied");
 }
