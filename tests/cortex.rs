@@ -652,7 +652,7 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a-gent", "b-gent", "c-gent"]);
-    let (_daemon, ready) = env.start_daemon(&["--tcp", "127.0.0.1:0"]);
+    let (mut daemon, ready) = env.start_daemon(&["--tcp", "127.0.0.1:0"]);
     let mut rpc = cortex(&env.socket).await;
     until_listed(&mut rpc, &ns).await;
     let (code, report, err) = env.status();
@@ -746,4 +746,29 @@ async fn the_cortex_daemon_on_a_real_api_server() {
     assert_eq!(thought["reason"], "ProbeFailed");
     assert_eq!(thought["warning"], true);
     assert_eq!(agent.unwrap().change, "applied");
+
+    // SIGTERM: a graceful stop, open streams ended, the socket removed.
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = daemon.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(!env.socket.exists(), "a stopped daemon removes its socket");
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the open stream ends with the daemon");
+    assert!(!matches!(ended, Some(Ok(_))), "{ended:?}");
 }
