@@ -11,7 +11,7 @@
 //! refused; the ghost snapshots refreshed by the daemon; the CLI's `status` through the daemon,
 //! from the cache once the daemon is killed, and through the daemon again after a restart that
 //! replaces the stale socket; plain-text TCP on loopback only; Events of kgents objects and
-//! agent changes through Observe.
+//! agent changes through Observe; the Prometheus metrics.
 
 mod common;
 
@@ -115,6 +115,24 @@ impl Env {
         let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
         (out.status.code().unwrap_or(-1), report, stderr)
     }
+}
+
+/// A plain HTTP/1.1 GET; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics endpoint answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 async fn cortex(socket: &Path) -> CortexClient<Channel> {
@@ -652,7 +670,8 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a-gent", "b-gent", "c-gent"]);
-    let (mut daemon, ready) = env.start_daemon(&["--tcp", "127.0.0.1:0"]);
+    let (mut daemon, ready) =
+        env.start_daemon(&["--tcp", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
     let mut rpc = cortex(&env.socket).await;
     until_listed(&mut rpc, &ns).await;
     let (code, report, err) = env.status();
@@ -661,10 +680,10 @@ async fn the_cortex_daemon_on_a_real_api_server() {
 
     // Plain-text TCP on loopback as well (grpcurl), and never beyond loopback.
     let addr = ready
-        .rsplit("and tcp ")
-        .next()
+        .split("and tcp ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
         .expect("the ready line names the TCP address")
-        .trim()
         .to_owned();
     let out = Command::new(grpcurl())
         .args([
@@ -695,6 +714,24 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         "{}",
         String::from_utf8_lossy(&open.stderr)
     );
+
+    // The metrics: requests by method, path template and code; cache sizes.
+    let metrics_addr = ready
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the ready line names the metrics address")
+        .to_owned();
+    let text = http_get(&metrics_addr, "/metrics");
+    for needle in [
+        r#"kgents_cortex_requests_total{method="Invoke",path="world.cluster.agents.manifest",code="Ok"}"#,
+        r#"kgents_cortex_requests_total{method="GetSnapshot",path="",code="Ok"}"#,
+        r#"kgents_cortex_request_duration_seconds_bucket{le="#,
+        "kgents_cortex_observe_subscribers 0",
+        r#"kgents_cortex_cached_objects{kind="agents"}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
 
     // Events of kgents objects arrive as thoughts, agent changes as agent events.
     let mut stream = rpc

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// one).
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Each Observe subscriber's buffer, in changes; a subscriber that falls this far behind is
     /// ended with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = DEFAULT_CAPACITY, value_name = "N")]
@@ -74,6 +77,7 @@ async fn serve(global: &Global, args: ServeArgs) -> Result<u8, Failure> {
     let options = Options {
         socket,
         tcp: args.tcp,
+        metrics: args.metrics,
         ghost_root,
         buffer: args.buffer,
         deadline: conn.deadline,
@@ -99,8 +103,12 @@ async fn serve(global: &Global, args: ServeArgs) -> Result<u8, Failure> {
                 .tcp
                 .map(|a| format!(" and tcp {a}"))
                 .unwrap_or_default();
+            let metrics = listening
+                .metrics
+                .map(|a| format!(" (metrics at http://{a}/metrics)"))
+                .unwrap_or_default();
             eprintln!(
-                "kgents cortex: serving unix:{}{tcp}",
+                "kgents cortex: serving unix:{}{tcp}{metrics}",
                 listening.socket.display()
             );
         },

@@ -27,6 +27,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// Also serve plain-text gRPC on this TCP address (loopback only).
     pub tcp: Option<SocketAddr>,
+    /// Serve the Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics: Option<SocketAddr>,
     /// The ghost cache to keep warm (none: no snapshots written).
     pub ghost_root: Option<PathBuf>,
     /// Each `Observe` subscriber's buffer, in changes.
@@ -41,6 +43,7 @@ impl Options {
         Options {
             socket,
             tcp: None,
+            metrics: None,
             ghost_root: None,
             buffer: DEFAULT_CAPACITY,
             deadline: kgents_logos::live::DEFAULT_DEADLINE,
@@ -55,6 +58,8 @@ pub struct Listening {
     pub socket: PathBuf,
     /// The TCP address bound, if any.
     pub tcp: Option<SocketAddr>,
+    /// The metrics address bound, if any.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves; `ready` is called once it listens.
@@ -83,6 +88,14 @@ pub async fn serve(
             tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("binding {addr}"), e))?,
+        ),
+        None => None,
+    };
+    let metrics_listener = match options.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("binding the metrics address {addr}"), e))?,
         ),
         None => None,
     };
@@ -118,6 +131,36 @@ pub async fn serve(
         .await?
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), until(stopped.clone()));
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = metrics_listener {
+        let service = service.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let service = service.clone();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        service.render_metrics(),
+                    )
+                }
+            }),
+        );
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "the metrics endpoint failed");
+            }
+        });
+    }
     let tcp_served = match tcp {
         Some(listener) => Some(server::router(service).await?.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
@@ -128,6 +171,7 @@ pub async fn serve(
     ready(&Listening {
         socket: socket_file.path().to_owned(),
         tcp: tcp_addr,
+        metrics: metrics_addr,
     });
     let served = async {
         match tcp_served {

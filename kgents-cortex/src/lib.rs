@@ -26,6 +26,7 @@
 //! | [`daemon`] | [`daemon::serve`]: the whole daemon assembled over a kube client (what `kgents cortex serve` runs) |
 //! | [`cache`] | [`WatchCache`]: the caches as a `ClusterView`; [`cache::Debounce`] |
 //! | [`watch`] | the I/O edge: one watch per kind feeding the caches, the hub and the ghost snapshots |
+//! | [`metrics`] | [`metrics::Metrics`]: requests by method, path template and code, latency, subscribers, drops, cache sizes |
 //! | [`fanout`] | [`fanout::Hub`]: `Observe`'s fan-out with a bounded buffer per subscriber, and its drop policy |
 //! | [`request`] | pure mapping: request fields to Logos arguments, snapshot keys, Logos errors to gRPC codes |
 //! | [`socket`] | the socket's path, binding it (0600, stale replaced, a live daemon refused) |
@@ -39,6 +40,7 @@ pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod fanout;
+pub mod metrics;
 pub mod request;
 pub mod server;
 pub mod socket;

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::cache::{Touched, WatchCache};
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::pb::cortex_server::{Cortex, CortexServer};
 use crate::request::{self, AGENTS_PATH, PHEROMONES_PATH, PROPOSALS_PATH};
@@ -51,6 +52,7 @@ pub struct CortexService {
     logos: Arc<Logos>,
     view: Arc<WatchCache>,
     snapshots: Arc<Mutex<HashMap<String, Encoded>>>,
+    metrics: Arc<Metrics>,
     actor: Option<Arc<dyn ClusterActor>>,
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
@@ -70,10 +72,41 @@ impl CortexService {
             logos: Arc::new(logos),
             view,
             snapshots: Arc::new(Mutex::new(HashMap::new())),
+            metrics: Arc::new(Metrics::new()),
             actor,
             hub,
             clock,
         }
+    }
+
+    /// With `metrics` recording every request (default: metrics of its own).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> CortexService {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics as text, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.hub, &self.view)
+    }
+
+    /// The path label of an invocation: its registry template, `unregistered` or `malformed`.
+    fn path_label(&self, path: &str) -> String {
+        match Path::parse(path) {
+            Ok(parsed) => self.logos.registry().by_path(&parsed).map_or_else(
+                || "unregistered".to_owned(),
+                |f| f.entry.template().to_string(),
+            ),
+            Err(_) => "malformed".to_owned(),
+        }
+    }
+
+    fn record<T>(&self, method: &str, path: &str, started: Instant, result: &Result<T, Status>) {
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record(method, path, code, started.elapsed());
     }
 
     /// The caller a request names: an Umwelt's or an agent's affordances, else unrestricted.
@@ -177,13 +210,11 @@ fn count(n: usize) -> u32 {
 /// The `Observe` stream type.
 pub type ObserveStream = Pin<Box<dyn Stream<Item = Result<pb::ObserveEvent, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Cortex for CortexService {
-    async fn invoke(
+impl CortexService {
+    async fn invoke_inner(
         &self,
-        request: Request<pb::InvokeRequest>,
+        request: pb::InvokeRequest,
     ) -> Result<Response<pb::InvokeResponse>, Status> {
-        let request = request.into_inner();
         let args = request::args_of(&request)?;
         let caller = self.caller(request.caller.as_ref()).await?;
         let outcome = self
@@ -194,11 +225,10 @@ impl Cortex for CortexService {
         invoke_response(&outcome).map(Response::new)
     }
 
-    async fn get_status(
+    async fn get_status_inner(
         &self,
-        request: Request<pb::StatusRequest>,
+        request: pb::StatusRequest,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let request = request.into_inner();
         if !request.namespace.is_empty() {
             kgents_logos::summary::check_name("namespace", &request.namespace)
                 .map_err(|reason| Status::invalid_argument(format!("namespace: {reason}")))?;
@@ -220,11 +250,10 @@ impl Cortex for CortexService {
         }))
     }
 
-    async fn get_snapshot(
+    async fn get_snapshot_inner(
         &self,
-        request: Request<pb::SnapshotRequest>,
+        key: String,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        let key = request.into_inner().key;
         let query = request::query_of_key(&key)
             .map_err(|reason| Status::invalid_argument(format!("key: {reason}")))?;
         let touched = Touched::of(&query);
@@ -257,13 +286,10 @@ impl Cortex for CortexService {
         Ok(Response::new(pb::SnapshotResponse { envelope_json }))
     }
 
-    type ObserveStream = ObserveStream;
-
-    async fn observe(
+    async fn observe_inner(
         &self,
-        request: Request<pb::ObserveRequest>,
+        request: pb::ObserveRequest,
     ) -> Result<Response<ObserveStream>, Status> {
-        let request = request.into_inner();
         let mut kinds = request::kinds_of(&request.kinds)?;
         if !request.namespace.is_empty() {
             kgents_logos::summary::check_name("namespace", &request.namespace)
@@ -306,6 +332,53 @@ impl Cortex for CortexService {
         Ok(Response::new(Box::pin(
             subscription.into_stream(move || clock.now()),
         )))
+    }
+}
+
+#[tonic::async_trait]
+impl Cortex for CortexService {
+    async fn invoke(
+        &self,
+        request: Request<pb::InvokeRequest>,
+    ) -> Result<Response<pb::InvokeResponse>, Status> {
+        let started = Instant::now();
+        let request = request.into_inner();
+        let path = self.path_label(&request.path);
+        let result = self.invoke_inner(request).await;
+        self.record("Invoke", &path, started, &result);
+        result
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let started = Instant::now();
+        let result = self.get_status_inner(request.into_inner()).await;
+        self.record("GetStatus", "", started, &result);
+        result
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let started = Instant::now();
+        let result = self.get_snapshot_inner(request.into_inner().key).await;
+        self.record("GetSnapshot", "", started, &result);
+        result
+    }
+
+    type ObserveStream = ObserveStream;
+
+    async fn observe(
+        &self,
+        request: Request<pb::ObserveRequest>,
+    ) -> Result<Response<ObserveStream>, Status> {
+        let started = Instant::now();
+        let result = self.observe_inner(request.into_inner()).await;
+        self.record("Observe", "", started, &result);
+        result
     }
 }
 
