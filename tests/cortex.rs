@@ -11,7 +11,7 @@
 //! refused; the ghost snapshots refreshed by the daemon; the CLI's `status` through the daemon,
 //! from the cache once the daemon is killed, and through the daemon again after a restart that
 //! replaces the stale socket; plain-text TCP on loopback only; Events of kgents objects and
-//! agent changes through Observe; the Prometheus metrics.
+//! agent changes through Observe; the Prometheus metrics; the API server lost and back.
 
 mod common;
 
@@ -783,6 +783,38 @@ async fn the_cortex_daemon_on_a_real_api_server() {
     assert_eq!(thought["reason"], "ProbeFailed");
     assert_eq!(thought["warning"], true);
     assert_eq!(agent.unwrap().change, "applied");
+
+    // The API server lost: the daemon stops answering as live, the CLI answers from the
+    // cache (which the daemon kept); back, and the daemon answers again.
+    testbed.stop_apiserver();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, report, err) = env.status();
+        if code == 0 && report["agents"]["source"]["layer"] == "ghost-cache" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still answered as live without an API server: {code} {report}\n{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    testbed
+        .start_apiserver()
+        .await
+        .expect("the API server restarts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, report, err) = env.status();
+        if code == 0 && report["agents"]["source"]["layer"] == "cortex" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not come back: {code} {report}\n{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // SIGTERM: a graceful stop, open streams ended, the socket removed.
     let killed = Command::new("kill")

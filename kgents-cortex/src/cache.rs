@@ -144,6 +144,25 @@ struct State {
     proposals: Kind<ProposalRecord>,
     cluster: Option<Observed<ClusterStatus>>,
     cluster_generation: u64,
+    /// Since when, and why, the API server does not answer the daemon.
+    api_down: Option<(Timestamp, String)>,
+}
+
+impl State {
+    /// Why a kind cannot be served now: not listed yet, or the API server lost (the caches
+    /// would be served as live while nothing keeps them current).
+    fn unservable(&self, what: &str, listed: bool) -> Option<Error> {
+        if let Some((since, reason)) = &self.api_down {
+            return Some(Error::Unavailable {
+                what: format!("reading {what} from the Cortex"),
+                reason: format!(
+                    "the daemon has not reached the API server since {since} ({reason}); its \
+                     last data is in the ghost cache"
+                ),
+            });
+        }
+        (!listed).then(|| WatchCache::not_listed(what))
+    }
 }
 
 /// Which kind of snapshot a change touched (for the snapshot writer and the encoded
@@ -303,6 +322,37 @@ impl WatchCache {
         state.cluster_generation += 1;
     }
 
+    /// Records that the API server does not answer (`reason`): reads answer unavailable, so
+    /// readers fall back to the ghost cache, until [`WatchCache::api_up`].
+    pub fn api_down(&self, reason: String) {
+        let now = self.clock.now();
+        let mut state = self.write();
+        if state.api_down.is_none() {
+            tracing::warn!(%reason, "the API server does not answer; reads answer unavailable");
+            state.api_down = Some((now, reason));
+        }
+    }
+
+    /// Whether the caches may be served as live: an unavailable error while the API server is
+    /// lost (see [`WatchCache::api_down`]).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] saying since when and why.
+    pub fn check_api(&self) -> Result<()> {
+        match self.read().unservable("the caches", true) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Records that the API server answers again.
+    pub fn api_up(&self) {
+        let mut state = self.write();
+        if state.api_down.take().is_some() {
+            tracing::info!("the API server answers again");
+        }
+    }
+
     /// A counter of `touched`'s visible changes: what was built from the caches while it had
     /// one value is still current while it keeps it.
     pub fn generation(&self, touched: Touched) -> u64 {
@@ -416,8 +466,8 @@ impl ClusterView for WatchCache {
         }
         let data = {
             let state = self.read();
-            if !state.agents.listed {
-                return Err(Self::not_listed("agents"));
+            if let Some(error) = state.unservable("agents", state.agents.listed) {
+                return Err(error);
             }
             state
                 .agents
@@ -440,8 +490,8 @@ impl ClusterView for WatchCache {
     ) -> Result<Observed<Option<AgentStatus>>> {
         let data = {
             let state = self.read();
-            if !state.agents.listed {
-                return Err(Self::not_listed("agents"));
+            if let Some(error) = state.unservable("agents", state.agents.listed) {
+                return Err(error);
             }
             state
                 .agents
@@ -464,8 +514,8 @@ impl ClusterView for WatchCache {
         let now = source.taken_at;
         let data = {
             let state = self.read();
-            if !state.pheromones.listed {
-                return Err(Self::not_listed("pheromones"));
+            if let Some(error) = state.unservable("pheromones", state.pheromones.listed) {
+                return Err(error);
             }
             state
                 .pheromones
@@ -484,8 +534,8 @@ impl ClusterView for WatchCache {
         }
         let data = {
             let state = self.read();
-            if !state.proposals.listed {
-                return Err(Self::not_listed("proposals"));
+            if let Some(error) = state.unservable("proposals", state.proposals.listed) {
+                return Err(error);
             }
             state
                 .proposals
@@ -510,7 +560,13 @@ impl ClusterView for WatchCache {
     }
 
     async fn cluster(&self) -> Result<Observed<ClusterStatus>> {
-        let cached = self.read().cluster.clone();
+        let cached = {
+            let state = self.read();
+            if let Some(error) = state.unservable("cluster status", true) {
+                return Err(error);
+            }
+            state.cluster.clone()
+        };
         match cached {
             Some(observed) => Ok(observed),
             None => self.passthrough("cluster status")?.cluster().await,
@@ -669,6 +725,22 @@ mod tests {
                 .data
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_api_server_makes_reads_unavailable_until_it_answers_again() {
+        let cache = WatchCache::new(clock("2027-01-15T12:00:00Z"), None);
+        cache.apply_agent(watcher::Event::Init);
+        cache.apply_agent(watcher::Event::InitDone);
+        let all = Filter::scope(Scope::All);
+        assert!(cache.agents(&all).await.is_ok());
+        cache.api_down("connection refused".into());
+        let error = cache.agents(&all).await.expect_err("not served as live");
+        assert_eq!(error.kind(), kgents_logos::ErrorKind::Unavailable);
+        assert!(error.to_string().contains("connection refused"), "{error}");
+        assert!(cache.cluster().await.is_err());
+        cache.api_up();
+        assert!(cache.agents(&all).await.is_ok());
     }
 
     #[test]

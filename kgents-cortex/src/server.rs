@@ -256,6 +256,10 @@ impl CortexService {
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
         let query = request::query_of_key(&key)
             .map_err(|reason| Status::invalid_argument(format!("key: {reason}")))?;
+        // A snapshot encoded before the API server was lost is not served as live either.
+        self.view
+            .check_api()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let touched = Touched::of(&query);
         // Read before building: a change while building makes the next reader rebuild.
         let generation = self.view.generation(touched);

@@ -22,8 +22,9 @@ use crate::fanout::{Change, Hub, Payload, Thought};
 
 /// At most one write per snapshot in this interval.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the cluster's health (server version, nodes, operator, webhook) is re-read.
-pub const CLUSTER_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the cluster's health (server version, nodes, operator, webhook) is re-read; it
+/// is also how the daemon notices that it lost the API server, and that it is back.
+pub const CLUSTER_INTERVAL: Duration = Duration::from_secs(5);
 /// How often due snapshot writes are looked for.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -190,13 +191,20 @@ impl Watches {
                 _ = cluster.tick() => {
                     match tokio::time::timeout(Duration::from_secs(5), self.live.cluster()).await {
                         Ok(Ok(observed)) => {
+                            self.cache.api_up();
                             self.cache.set_cluster(observed);
                             if let Some((_, d)) = debounce.iter_mut().find(|(t, _)| *t == Touched::Cluster) {
                                 d.mark();
                             }
                         }
-                        Ok(Err(error)) => tracing::warn!(%error, "reading the cluster's health"),
-                        Err(_) => tracing::warn!("reading the cluster's health: no answer within 5 s"),
+                        Ok(Err(error)) => {
+                            if error.kind() == kgents_logos::ErrorKind::Unavailable {
+                                self.cache.api_down(error.to_string());
+                            } else {
+                                tracing::warn!(%error, "reading the cluster's health");
+                            }
+                        }
+                        Err(_) => self.cache.api_down("no answer within 5 s".into()),
                     }
                 }
                 _ = tick.tick() => {
