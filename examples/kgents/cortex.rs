@@ -64,7 +64,7 @@ async fn serve(global: &Global, args: ServeArgs) -> Result<u8, Failure> {
             format!("--buffer {} is not from 1 to 1000000", args.buffer),
         ));
     }
-    let socket = match args.socket {
+    let socket = match args.socket.clone() {
         Some(path) => path,
         None => socket::default_path().map_err(|e| failure(2, e.to_string()))?,
     };
@@ -73,6 +73,35 @@ async fn serve(global: &Global, args: ServeArgs) -> Result<u8, Failure> {
     } else {
         Some(connect::ghost_root()?)
     };
+    // The CLI's runtime has one thread, right for a one-shot command; the daemon serves many
+    // clients and fans out to its subscribers, so it runs on a runtime with a worker per core
+    // (on a thread of its own: a runtime cannot be started inside another).
+    let global = global.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kgents-cortex".into())
+        .spawn(move || {
+            let served = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run_daemon(&global, args, socket, ghost_root)),
+                Err(e) => Err(failure(1, format!("starting the daemon's runtime: {e}"))),
+            };
+            let _ = done.send(served);
+        })
+        .map_err(|e| failure(1, format!("starting the daemon's thread: {e}")))?;
+    result
+        .await
+        .unwrap_or_else(|_| Err(failure(1, "the daemon's thread ended without an answer")))
+}
+
+async fn run_daemon(
+    global: &Global,
+    args: ServeArgs,
+    socket: PathBuf,
+    ghost_root: Option<PathBuf>,
+) -> Result<u8, Failure> {
     let conn = connect::connect(global).await?;
     let options = Options {
         socket,
