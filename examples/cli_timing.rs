@@ -13,6 +13,8 @@
 //! - `kgents status --live` and `kgents get pheromones -A` (the API server answers);
 //! - `kgents get agents -A -o json` and `kubectl get agents -A -o json` on the same data, runs
 //!   interleaved so both see the same machine;
+//! - `kgents status` through the Cortex daemon (`kgents cortex serve`, started here on a socket
+//!   of its own), and the daemon's peak RSS with everything in its watch caches;
 //! - `kgents status` answered from the ghost cache (written through by the live runs) with the API
 //!   server stopped.
 //!
@@ -142,7 +144,12 @@ async fn main() -> Result<()> {
         argv.extend(extra.iter().map(|s| (*s).to_owned()));
         argv
     };
-    let env = [("KGENTS_GHOST_DIR", ghost.path().to_path_buf())];
+    // A socket of this run's own: a daemon the user runs elsewhere is never asked.
+    let socket = ghost.path().join("cortex.sock");
+    let env = [
+        ("KGENTS_GHOST_DIR", ghost.path().to_path_buf()),
+        ("KGENTS_CORTEX_SOCKET", socket.clone()),
+    ];
 
     let mut rows = Vec::new();
     let live = run_many(&time, &kgents_cmd(&["status", "--live"]), &env, args.runs)?;
@@ -179,6 +186,38 @@ async fn main() -> Result<()> {
     rows.push(("kgents get agents -A -o json".to_owned(), ours));
     rows.push(("kubectl get agents -A -o json".to_owned(), theirs));
 
+    // Through the Cortex daemon, once its watches have listed everything.
+    let (daemon_pid, daemon_rss) = {
+        let argv = kgents_cmd(&["cortex", "serve"]);
+        let mut daemon = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting kgents cortex serve")?;
+        let pid = daemon.id();
+        let listed = wait_for_daemon(&socket).await;
+        let result = match listed {
+            Ok(()) => {
+                let through = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
+                rows.push((
+                    "kgents status (through the Cortex daemon)".to_owned(),
+                    through,
+                ));
+                Ok(peak_rss_of(pid))
+            }
+            Err(e) => Err(e),
+        };
+        // SIGTERM: a graceful stop that removes the socket.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        let _ = daemon.wait();
+        (pid, result?)
+    };
+
     // The ghost cache, written through by the live runs above, with the API server gone.
     testbed.stop_apiserver();
     let cached = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
@@ -209,7 +248,46 @@ async fn main() -> Result<()> {
             rss as f64 / 1024.0
         );
     }
+    println!(
+        "the Cortex daemon (pid {daemon_pid}) with everything cached: peak RSS {:.1} MiB",
+        daemon_rss as f64 / 1024.0
+    );
     Ok(())
+}
+
+/// Waits until the daemon answers on `socket` and its watches have listed every kind.
+async fn wait_for_daemon(socket: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut client) =
+            kgents::kgents_cortex::client::connect(socket, Duration::from_secs(2)).await
+        {
+            let status = client
+                .get_status(kgents::kgents_cortex::pb::StatusRequest::default())
+                .await;
+            match status {
+                Ok(response) if response.get_ref().problems.is_empty() => return Ok(()),
+                Ok(response) => last = response.into_inner().problems.join("; "),
+                Err(status) => last = status.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the Cortex daemon never listed everything: {last}")
+}
+
+/// A process's peak RSS in KiB (`VmHWM`), 0 when unknown.
+fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// Creates `n` objects with `make(i)`, 32 requests in flight.

@@ -15,6 +15,7 @@
 //! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |
+//! | `cortex` | `kgents-cortex` | `cortex` (implies `logos`) | the Cortex daemon: `Invoke`, `GetStatus`, `GetSnapshot` and a bounded `Observe` stream over gRPC on a Unix socket; the CLI's daemon ghost layer |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
 //! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
@@ -23,6 +24,8 @@
 #![forbid(unsafe_code)]
 
 pub use kgents_core;
+#[cfg(feature = "cortex")]
+pub use kgents_cortex;
 #[cfg(feature = "crds")]
 pub use kgents_crds;
 pub use kgents_ghost;

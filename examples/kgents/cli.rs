@@ -253,6 +253,12 @@ pub enum Command {
     /// Serve the society to MCP clients (stdio by default, --http for streamable HTTP);
     /// read-only unless --allow-writes, scoped by --umwelt.
     Mcp(crate::mcp::McpArgs),
+    /// The Cortex daemon: the Logos over gRPC on a Unix socket, watch caches that keep the
+    /// ghost cache warm; `status` asks it first when it runs.
+    Cortex {
+        #[command(subcommand)]
+        command: crate::cortex::CortexCommand,
+    },
     /// The embedded control plane and the operator in one process.
     Dev {
         #[command(subcommand)]

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use kgents::kgents_core::clock::SystemClock;
 use kgents::kgents_core::field::PheromoneType;
+use kgents::kgents_cortex::CortexLayer;
 use kgents::kgents_crds::{Proposal, ProposalSpec};
-use kgents::kgents_ghost::chain::CACHE_BUDGET;
+use kgents::kgents_ghost::chain::{CACHE_BUDGET, DAEMON_BUDGET};
 use kgents::kgents_ghost::freshness::format_age;
 use kgents::kgents_ghost::snapshot::Query;
 use kgents::kgents_ghost::{
@@ -175,6 +176,7 @@ pub async fn run(cli: Cli) -> CmdResult {
                 })
         }
         Command::Mcp(args) => crate::mcp::run(&global, args).await,
+        Command::Cortex { command } => crate::cortex::run(&global, command).await,
         Command::Dev { command } => {
             crate::dev::run(command)
                 .await
@@ -282,6 +284,13 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
         Arc::new(kgents::kgents_logos::TokioTimer),
     );
     if !live_only {
+        // The Cortex daemon first, when its socket exists (no socket: no layer, no wait).
+        if let Some(daemon) = kgents::kgents_cortex::socket::default_path()
+            .ok()
+            .and_then(|path| CortexLayer::if_present(path, DAEMON_BUDGET))
+        {
+            chain = chain.with_layer(daemon, DAEMON_BUDGET);
+        }
         chain = chain.with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);
     }
     let api_budget = deadline + Duration::from_secs(1);

@@ -24,9 +24,11 @@
 //! | `invoke PATH` | any path |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
 //! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
+//! | `cortex serve [--socket PATH] [--tcp ADDR]` | every path, over gRPC (`kgents-cortex`) |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
-//! `status` reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
+//! `status` asks the Cortex daemon first when its socket exists (`$KGENTS_CORTEX_SOCKET`, else
+//! `~/.kgents/cortex.sock`; 500 ms), then reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
 //! `[GHOST] … (data from 4m ago)` on stderr, and `--live` asks the API server only. Data goes
 //! to stdout, diagnostics to stderr; no colour unless stderr is a terminal and `NO_COLOR` is
 //! unset. Every API call has a deadline (`--request-timeout`, 5 s).
@@ -47,6 +49,7 @@ mod cli;
 mod commands;
 mod complete;
 mod connect;
+mod cortex;
 mod dev;
 mod infra;
 mod mcp;

@@ -61,6 +61,13 @@ pub trait Layer: Send + Sync {
     /// classified by freshness.
     fn is_live(&self) -> bool;
 
+    /// Whether the chain writes this layer's live answers to the store (the default). A source
+    /// that keeps the store warm itself (the Cortex daemon writes the snapshots it serves) says
+    /// no, so a reader does not rewrite on every read what it was just sent.
+    fn writes_through(&self) -> bool {
+        true
+    }
+
     /// Answers `query`.
     async fn fetch(&self, query: &Query) -> std::result::Result<Snapshot, LayerError>;
 }
@@ -315,6 +322,7 @@ impl FallbackChain {
         let mut live_outcomes = Vec::new();
         let mut attempts = Vec::with_capacity(self.slots.len());
         let mut answer = None;
+        let mut write_through = false;
 
         for slot in &self.slots {
             let live = slot.layer.is_live();
@@ -374,6 +382,7 @@ impl FallbackChain {
                 outcome,
             });
             if let (Some(provenance), Some(snapshot)) = (provenance, snapshot) {
+                write_through = slot.layer.writes_through();
                 answer = Some((slot.layer.name().to_owned(), provenance, snapshot));
                 break;
             }
@@ -381,6 +390,7 @@ impl FallbackChain {
 
         let mut warnings = Vec::new();
         if let Some((_, Provenance::Live, snapshot)) = &answer
+            && write_through
             && let Err(err) = self.store.write(snapshot)
         {
             tracing::warn!(%err, "live answer not written to the ghost cache");

@@ -142,6 +142,45 @@ async fn first_layer_answers_and_is_written_through() {
     assert!((stability.score - 0.2).abs() < 1e-12);
 }
 
+/// A live layer that keeps the store itself (as the Cortex daemon does).
+struct KeepsItsOwnStore(Snapshot);
+
+#[async_trait]
+impl Layer for KeepsItsOwnStore {
+    fn name(&self) -> &str {
+        "cortex"
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn writes_through(&self) -> bool {
+        false
+    }
+    async fn fetch(&self, _: &Query) -> Result<Snapshot, LayerError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_layer_that_keeps_the_store_itself_is_not_written_through_but_counts_as_live() {
+    let store = Arc::new(InMemoryGhostStore::new());
+    let live = answer_to(&Query::AgentsIndex, ts(NOW), 3);
+    let chain = chain(
+        KeepsItsOwnStore(live.clone()),
+        never_asked("ghost-cache", false),
+        never_asked("kubernetes", true),
+        store.clone(),
+    );
+    let answer = chain.fetch(&Query::AgentsIndex).await.unwrap();
+    assert_eq!(answer.layer, "cortex");
+    assert_eq!(answer.provenance, Provenance::Live);
+    assert!(
+        matches!(store.read(&Query::AgentsIndex.into()), Lookup::Miss(_)),
+        "not written by the reader"
+    );
+    assert_eq!(store.stability().observations, 1, "still a live attempt");
+}
+
 #[tokio::test(start_paused = true)]
 async fn first_times_out_and_the_cache_answers_with_its_age() {
     let store = Arc::new(InMemoryGhostStore::new());

@@ -1,0 +1,845 @@
+//! `kgents cortex serve` against a real API server (the testbed), run as the built binary
+//! (`cargo build --example kgents` first; `scripts/test` does it), driven by a gRPC client
+//! nobody here wrote (`grpcurl`, built by `scripts/grpcurl` into `~/.cache/kgents/grpcurl`) and
+//! by the crate's own tonic client.
+//!
+//! Covered: reflection (list, describe), Invoke, GetStatus and health through grpcurl; Invoke
+//! of every registered path; bad input (unknown path with suggestions, malformed args naming
+//! the field, an oversized request); a restricted caller denied with the explanation; Observe
+//! seeing a pheromone another client emitted within 1 s, with its decayed intensity; a reader
+//! that stops reading dropped with RESOURCE_EXHAUSTED while others are served; a second daemon
+//! refused; the ghost snapshots refreshed by the daemon; the CLI's `status` through the daemon,
+//! from the cache once the daemon is killed, and through the daemon again after a restart that
+//! replaces the stale socket; plain-text TCP on loopback only; Events of kgents objects and
+//! agent changes through Observe; the Prometheus metrics; the API server lost and back.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kgents::kgents_cortex::client;
+use kgents::kgents_cortex::pb::{self, cortex_client::CortexClient};
+use kgents::kgents_crds::{Agent, Umwelt};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+use common::{ChildGuard, lines_of, wait_for_line};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The grpcurl binary (built once per machine by the script).
+fn grpcurl() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/grpcurl"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/grpcurl runs");
+        assert!(out.status.success(), "scripts/grpcurl failed");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// Runs grpcurl on the socket; returns (exit code, stdout, stderr).
+fn grpcurl_on(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(grpcurl())
+        .args(["-unix", "-plaintext", "-max-time", "10"])
+        .args(args.iter().take_while(|a| **a != "--"))
+        .arg(socket)
+        .args(args.iter().skip_while(|a| **a != "--").skip(1))
+        .output()
+        .expect("grpcurl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Env {
+    kubeconfig: String,
+    socket: PathBuf,
+    ghost: PathBuf,
+}
+
+impl Env {
+    fn kgents(&self) -> Command {
+        let mut command = Command::new(common::kgents_binary());
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("KGENTS_GHOST_DIR", &self.ghost)
+            .env("KGENTS_CORTEX_SOCKET", &self.socket)
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    /// Starts the daemon (with `extra` flags) and waits until it listens; returns it and the
+    /// line saying where.
+    fn start_daemon(&self, extra: &[&str]) -> (ChildGuard, String) {
+        let mut child = self
+            .kgents()
+            .args(["cortex", "serve", "--buffer", "64"])
+            .args(extra)
+            .env("RUST_LOG", "kgents_cortex=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kgents cortex serve starts");
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let ready = wait_for_line(&stderr, None, "serving unix:", Duration::from_secs(20));
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || while stderr.recv().is_ok() {});
+        (ChildGuard(child), ready)
+    }
+
+    /// `kgents status -o json`: (exit code, report, stderr).
+    fn status(&self) -> (i32, Value, String) {
+        let out = self
+            .kgents()
+            .args(["status", "-o", "json"])
+            .output()
+            .expect("kgents runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), report, stderr)
+    }
+}
+
+/// A plain HTTP/1.1 GET; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics endpoint answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+async fn cortex(socket: &Path) -> CortexClient<Channel> {
+    client::connect(socket, Duration::from_secs(5))
+        .await
+        .expect("the daemon answers on its socket")
+}
+
+fn invoke(path: &str, namespace: &str, args: Value) -> pb::InvokeRequest {
+    pb::InvokeRequest {
+        path: path.into(),
+        args_json: if args.is_null() {
+            String::new()
+        } else {
+            args.to_string()
+        },
+        namespace: namespace.into(),
+        ..Default::default()
+    }
+}
+
+/// Waits until the daemon's watches have listed everything (a read answers).
+async fn until_listed(client: &mut CortexClient<Channel>, namespace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = match client
+            .invoke(invoke("void.pheromone.sense", namespace, Value::Null))
+            .await
+        {
+            Ok(_) => match client
+                .invoke(invoke(
+                    "world.cluster.proposals.manifest",
+                    namespace,
+                    Value::Null,
+                ))
+                .await
+            {
+                Ok(_) => match client
+                    .invoke(invoke(
+                        "world.cluster.agents.manifest",
+                        namespace,
+                        Value::Null,
+                    ))
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(s) => s,
+                },
+                Err(s) => s,
+            },
+            Err(s) => s,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never listed everything: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cortex_daemon_on_a_real_api_server() {
+    let testbed = kgents_testbed::shared()
+        .await
+        .expect("the testbed starts (scripts/testbed-build)");
+    testbed
+        .install_crds(&kgents::kgents_crds::crds())
+        .await
+        .expect("CRDs install");
+    let kube_client = testbed.client().await.unwrap();
+    let ns = testbed.create_namespace("cortex").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        kubeconfig: testbed.kubeconfig_path().to_str().unwrap().to_owned(),
+        socket: dir.path().join("run").join("cortex.sock"),
+        ghost: dir.path().join("ghost"),
+    };
+
+    let agents: Api<Agent> = Api::namespaced(kube_client.clone(), &ns);
+    for name in ["a-gent", "b-gent"] {
+        let agent: Agent = serde_json::from_value(json!({
+            "apiVersion": "kgents.io/v1", "kind": "Agent",
+            "metadata": {"name": name},
+            "spec": {"genus": "B", "replicas": 1},
+        }))
+        .unwrap();
+        agents.create(&PostParams::default(), &agent).await.unwrap();
+    }
+    let umwelts: Api<Umwelt> = Api::namespaced(kube_client.clone(), &ns);
+    let umwelt: Umwelt = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Umwelt",
+        "metadata": {"name": "b-view"},
+        "spec": {"agent": "b-gent", "affordances": ["void.pheromone.sense"]},
+    }))
+    .unwrap();
+    umwelts
+        .create(&PostParams::default(), &umwelt)
+        .await
+        .unwrap();
+
+    // The daemon, and a second one refused while it runs.
+    let (daemon, _) = env.start_daemon(&[]);
+    let mode = std::fs::metadata(&env.socket).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let second = env
+        .kgents()
+        .args(["cortex", "serve"])
+        .output()
+        .expect("kgents runs");
+    assert_eq!(second.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("already listening on"), "{said}");
+
+    let mut rpc = cortex(&env.socket).await;
+    until_listed(&mut rpc, &ns).await;
+
+    // grpcurl: reflection, describe, Invoke, GetStatus, health, a bad path.
+    let (code, out, err) = grpcurl_on(&env.socket, &["--", "list"]);
+    assert_eq!(code, 0, "{err}");
+    for service in [
+        "kgents.cortex.v1.Cortex",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(out.lines().any(|l| l == service), "{service} not in {out}");
+    }
+    // The v1alpha reflection service answers too (grpcui, evans and Postman use it).
+    let (code, out, err) = grpcurl_on(
+        &env.socket,
+        &[
+            "-d",
+            r#"{"list_services": ""}"#,
+            "--",
+            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kgents.cortex.v1.Cortex"), "{out}");
+    let (code, out, err) = grpcurl_on(&env.socket, &["--", "describe", "kgents.cortex.v1.Cortex"]);
+    assert_eq!(code, 0, "{err}");
+    for rpc in [
+        "rpc Invoke",
+        "rpc GetStatus",
+        "rpc GetSnapshot",
+        "rpc Observe",
+    ] {
+        assert!(out.contains(rpc), "{rpc} not in {out}");
+    }
+    assert!(
+        out.contains("returns ( stream .kgents.cortex.v1.ObserveEvent )"),
+        "{out}"
+    );
+    let request = json!({"path": "world.cluster.agents.manifest", "namespace": ns}).to_string();
+    let (code, out, err) = grpcurl_on(
+        &env.socket,
+        &["-d", &request, "--", "kgents.cortex.v1.Cortex/Invoke"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).expect("grpcurl prints JSON");
+    assert_eq!(answer["kind"], "agents");
+    assert_eq!(answer["source"]["layer"], "cortex");
+    let result: Value = serde_json::from_str(answer["resultJson"].as_str().unwrap()).unwrap();
+    let names: Vec<&str> = result["data"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a-gent", "b-gent"]);
+    let request = json!({"namespace": ns}).to_string();
+    let (code, out, err) = grpcurl_on(
+        &env.socket,
+        &["-d", &request, "--", "kgents.cortex.v1.Cortex/GetStatus"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["agents"], 2, "{out}");
+    let (code, out, err) = grpcurl_on(
+        &env.socket,
+        &[
+            "-d",
+            r#"{"service":""}"#,
+            "--",
+            "grpc.health.v1.Health/Check",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVING"), "{out}");
+    let (code, out, err) = grpcurl_on(
+        &env.socket,
+        &[
+            "-d",
+            r#"{"service":"kgents.cortex.v1.Cortex"}"#,
+            "--",
+            "grpc.health.v1.Health/Check",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVING"), "{out}");
+    let request = json!({"path": "world.cluster.agent.manifest"}).to_string();
+    let (code, _, err) = grpcurl_on(
+        &env.socket,
+        &["-d", &request, "--", "kgents.cortex.v1.Cortex/Invoke"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    assert!(
+        err.contains("did you mean world.cluster.agents.manifest"),
+        "{err}"
+    );
+    let (code, _, err) = grpcurl_on(&env.socket, &["--", "kgents.cortex.v1.Cortex/Forget"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Forget"), "{err}");
+
+    // Every registered path through Invoke.
+    let registry = kgents::kgents_core::agentese::Registry::seed();
+    let mut seen = Vec::new();
+    for entry in registry.entries() {
+        let template = entry.template().to_string();
+        let path = template
+            .replace("<agent>", "a-gent")
+            .replace("<proposal>", "scale-a");
+        let (args, expected): (Value, Result<&str, Code>) = match template.as_str() {
+            "world.cluster.agents.manifest" => (Value::Null, Ok("agents")),
+            "world.cluster.agents.<agent>.manifest" => (Value::Null, Ok("agent")),
+            "void.pheromone.sense" => (json!({"types": ["WARNING"]}), Ok("sensed")),
+            "void.pheromone.emit" => (
+                json!({"pheromone_type": "INTENT", "source": "a-gent", "intensity": 0.5}),
+                Ok("emitted"),
+            ),
+            "self.deployment.define" => (
+                json!({"name": "scale-a", "spec": {"changeType": "AGENT_SCALE", "proposer": "",
+                    "target": {"kind": "Agent", "name": "a-gent", "apiVersion": "kgents.io/v1"},
+                    "description": "two replicas"}}),
+                Ok("filed"),
+            ),
+            "world.cluster.proposals.manifest" => (Value::Null, Ok("proposals")),
+            "world.cluster.proposals.<proposal>.approve" => {
+                (json!({"comment": "checked"}), Ok("decided"))
+            }
+            "world.cluster.proposals.<proposal>.reject" => {
+                (json!({"comment": "changed my mind"}), Ok("decided"))
+            }
+            "world.cluster.memories.manifest" => (Value::Null, Ok("memories")),
+            "world.cluster.umwelts.manifest" => (Value::Null, Ok("umwelts")),
+            // No pod runs on the testbed: no Ready pod to tether to, said as such.
+            "world.cluster.agents.<agent>.tether" => (Value::Null, Err(Code::Unavailable)),
+            // Registered, served by crates that are not part of this Logos.
+            "time.witness.<agent>.replay" | "world.cluster.workflow.define" => {
+                (Value::Null, Err(Code::Unimplemented))
+            }
+            other => panic!("a registered path this test does not know: {other}"),
+        };
+        let answer = rpc.invoke(invoke(&path, &ns, args)).await;
+        match (answer, expected) {
+            (Ok(response), Ok(kind)) => {
+                let response = response.into_inner();
+                assert_eq!(response.kind, kind, "{path}: {}", response.result_json);
+                let result: Value = serde_json::from_str(&response.result_json).unwrap();
+                assert_eq!(result["kind"], kind);
+            }
+            (Err(status), Err(code)) => {
+                assert_eq!(status.code(), code, "{path}: {status:?}");
+                // The explanation names what it is about.
+                let message = status.message();
+                assert!(
+                    message.contains(&path)
+                        || message.contains("agent cortex-") && message.contains("/a-gent"),
+                    "{path}: {status:?}"
+                );
+            }
+            (got, want) => panic!("{path}: got {got:?}, wanted {want:?}"),
+        }
+        seen.push(template);
+    }
+    assert!(seen.len() >= 13, "{seen:?}");
+
+    // Bad input: malformed args naming the field, a field the path does not take, too large.
+    let status = rpc
+        .invoke(pb::InvokeRequest {
+            path: "void.pheromone.sense".into(),
+            args_json: r#"{"types": [WARNING]}"#.into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("malformed");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("args_json is not JSON"),
+        "{status:?}"
+    );
+    let status = rpc
+        .invoke(invoke(
+            "void.pheromone.sense",
+            &ns,
+            json!({"colour": "red"}),
+        ))
+        .await
+        .expect_err("unknown field");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("colour"), "{status:?}");
+    let huge = pb::InvokeRequest {
+        path: "void.pheromone.sense".into(),
+        args_json: format!("{{\"source\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)),
+        ..Default::default()
+    };
+    let status = rpc.invoke(huge).await.expect_err("too large");
+    assert!(
+        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{status:?}"
+    );
+
+    // A restricted caller: denied with the explanation, granted what its Umwelt affords.
+    let b_view = pb::Caller {
+        umwelt: "b-view".into(),
+        namespace: ns.clone(),
+        ..Default::default()
+    };
+    let mut denied = invoke("world.cluster.agents.manifest", &ns, Value::Null);
+    denied.caller = Some(b_view.clone());
+    let status = rpc.invoke(denied).await.expect_err("not afforded");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains("b-view") && status.message().contains("void.pheromone.sense"),
+        "{status:?}"
+    );
+    let mut granted = invoke("void.pheromone.sense", &ns, Value::Null);
+    granted.caller = Some(b_view.clone());
+    rpc.invoke(granted).await.expect("afforded");
+    let as_agent = pb::Caller {
+        as_agent: "b-gent".into(),
+        namespace: ns.clone(),
+        ..Default::default()
+    };
+    let mut denied = invoke(
+        "void.pheromone.emit",
+        &ns,
+        json!({"pheromone_type": "WARNING"}),
+    );
+    denied.caller = Some(as_agent);
+    assert_eq!(
+        rpc.invoke(denied).await.expect_err("not afforded").code(),
+        Code::PermissionDenied
+    );
+    let status = rpc
+        .observe(pb::ObserveRequest {
+            namespace: ns.clone(),
+            kinds: vec!["agent".into()],
+            caller: Some(b_view.clone()),
+        })
+        .await
+        .expect_err("agents not afforded");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Observe: a pheromone emitted by another client (the CLI) arrives within 1 s, decayed.
+    let mut stream = rpc
+        .observe(pb::ObserveRequest {
+            namespace: ns.clone(),
+            kinds: vec!["pheromone".into()],
+            caller: Some(b_view.clone()),
+        })
+        .await
+        .expect("pheromones are afforded")
+        .into_inner();
+    // A second subscriber that never reads, with small HTTP/2 windows so that flow control
+    // pushes back on the daemon after a few kilobytes (hyper's default is megabytes).
+    let small = tonic::transport::Endpoint::from_static("http://cortex.local")
+        .initial_stream_window_size(Some(8 * 1024))
+        .initial_connection_window_size(Some(8 * 1024));
+    let mut slow_client = client::connect_via(small, &env.socket, Duration::from_secs(5))
+        .await
+        .expect("connects");
+    let slow = slow_client
+        .observe(pb::ObserveRequest {
+            namespace: ns.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    // Let both subscriptions settle and the earlier emits pass.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await {}
+    let emitted = env
+        .kgents()
+        .args([
+            "-n",
+            &ns,
+            "emit",
+            "warning",
+            "--source",
+            "b-gent",
+            "--intensity",
+            "0.8",
+            "--half-life",
+            "1",
+            "--name",
+            "observed-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        emitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&emitted.stderr)
+    );
+    let since = Instant::now();
+    let event = loop {
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next())
+            .await
+            .expect("the pheromone arrives within 1 s of its emission")
+            .expect("the stream goes on")
+            .expect("an event");
+        if next.name == "observed-1" {
+            break next;
+        }
+    };
+    assert!(since.elapsed() < Duration::from_secs(1));
+    assert_eq!(event.kind, "pheromone");
+    assert_eq!(event.change, "applied");
+    assert!(
+        event.intensity < 0.8 && event.intensity > 0.7,
+        "decayed from 0.8 with a one-minute half-life: {}",
+        event.intensity
+    );
+    let sensed: Value = serde_json::from_str(&event.data_json).unwrap();
+    assert_eq!(sensed["pheromone_type"], "WARNING");
+
+    // The reader that never reads is dropped (the daemon buffers 64 changes per subscriber,
+    // after what HTTP/2 flow control holds); the one that reads gets every change.
+    const FLOOD: usize = 600;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < FLOOD {
+            match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+                Ok(Some(Ok(event))) if event.name.starts_with("flood-") => got += 1,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("lost the stream after {got}: {other:?}")),
+            }
+        }
+        Ok(got)
+    });
+    let creates = futures::stream::iter(0..FLOOD)
+        .map(|i| {
+            let mut rpc = rpc.clone();
+            let ns = ns.clone();
+            async move {
+                rpc.invoke(invoke(
+                    "void.pheromone.emit",
+                    &ns,
+                    json!({"pheromone_type": "STATE", "source": "a-gent", "intensity": 0.3,
+                           "name": format!("flood-{i}")}),
+                ))
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        creates.iter().all(Result::is_ok),
+        "{:?}",
+        creates.iter().find(|r| r.is_err())
+    );
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        slow.filter_map(|item| futures::future::ready(item.err()))
+            .next(),
+    )
+    .await
+    .expect("the slow reader's stream ends")
+    .expect("with a status");
+    assert_eq!(ended.code(), Code::ResourceExhausted, "{ended:?}");
+    assert!(ended.message().contains("did not keep up"), "{ended:?}");
+    assert_eq!(reader.await.unwrap(), Ok(FLOOD), "the reading subscriber");
+
+    // The ghost snapshots are refreshed by the daemon (no CLI ran since the new agent).
+    let c_gent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "c-gent"},
+        "spec": {"genus": "C", "replicas": 1},
+    }))
+    .unwrap();
+    agents
+        .create(&PostParams::default(), &c_gent)
+        .await
+        .unwrap();
+    let index = env.ghost.join("agents/_index.json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&index).unwrap_or_default();
+        if text.contains("c-gent") {
+            let written: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(written["kind"], "agents_index", "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agents/_index.json never listed c-gent: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for file in [
+        "pheromones/active.json",
+        "proposals/pending.json",
+        "cluster/status.json",
+        "status/digest.json",
+    ] {
+        assert!(env.ghost.join(file).exists(), "{file} not written");
+    }
+
+    // The CLI through the daemon; from the cache when it is killed; through it after a restart.
+    let (code, report, err) = env.status();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["agents"]["source"]["layer"], "cortex", "{report}");
+    assert_eq!(report["field"]["source"]["layer"], "cortex", "{report}");
+    drop(rpc);
+    drop(slow_client);
+    drop(daemon); // SIGKILL: the socket file stays behind, stale.
+    assert!(env.socket.exists(), "a killed daemon leaves its socket");
+    let (code, report, err) = env.status();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        report["agents"]["source"]["layer"], "ghost-cache",
+        "{report}\n{err}"
+    );
+    // No operator runs here: the agents have no phase yet, so all three need attention.
+    let names: Vec<&str> = report["agents"]["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["namespace"] == ns.as_str())
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a-gent", "b-gent", "c-gent"]);
+    let (mut daemon, ready) =
+        env.start_daemon(&["--tcp", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    let mut rpc = cortex(&env.socket).await;
+    until_listed(&mut rpc, &ns).await;
+    let (code, report, err) = env.status();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["agents"]["source"]["layer"], "cortex", "{report}");
+
+    // Plain-text TCP on loopback as well (grpcurl), and never beyond loopback.
+    let addr = ready
+        .split("and tcp ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the ready line names the TCP address")
+        .to_owned();
+    let out = Command::new(grpcurl())
+        .args([
+            "-plaintext",
+            "-max-time",
+            "10",
+            "-d",
+            r#"{"service":""}"#,
+            &addr,
+        ])
+        .arg("grpc.health.v1.Health/Check")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("SERVING"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let open = env
+        .kgents()
+        .args(["cortex", "serve", "--tcp", "0.0.0.0:0", "--socket"])
+        .arg(dir.path().join("other.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("loopback address only"),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
+    );
+
+    // The metrics: requests by method, path template and code; cache sizes.
+    let metrics_addr = ready
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the ready line names the metrics address")
+        .to_owned();
+    let text = http_get(&metrics_addr, "/metrics");
+    for needle in [
+        r#"kgents_cortex_requests_total{method="Invoke",path="world.cluster.agents.manifest",code="Ok"}"#,
+        r#"kgents_cortex_requests_total{method="GetSnapshot",path="",code="Ok"}"#,
+        r#"kgents_cortex_request_duration_seconds_bucket{le="#,
+        "kgents_cortex_observe_subscribers 0",
+        r#"kgents_cortex_cached_objects{kind="agents"}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+
+    // Events of kgents objects arrive as thoughts, agent changes as agent events.
+    let mut stream = rpc
+        .observe(pb::ObserveRequest {
+            namespace: ns.clone(),
+            kinds: vec!["event".into(), "agent".into()],
+            caller: None,
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events: Api<KubeEvent> = Api::namespaced(kube_client.clone(), &ns);
+    let event: KubeEvent = serde_json::from_value(json!({
+        "metadata": {"name": "probe-a-gent"},
+        "eventTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        "regarding": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "a-gent", "namespace": ns},
+        "reason": "ProbeFailed", "note": "no answer within 30 s", "type": "Warning",
+        "reportingController": "kgents.io/operator", "reportingInstance": "test",
+        "action": "Probe"
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let d_gent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "d-gent"},
+        "spec": {"genus": "D", "replicas": 1},
+    }))
+    .unwrap();
+    agents
+        .create(&PostParams::default(), &d_gent)
+        .await
+        .unwrap();
+    let (mut thought, mut agent) = (None, None);
+    while thought.is_none() || agent.is_none() {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the Event and the agent arrive")
+            .expect("the stream goes on")
+            .expect("an event");
+        match next.kind.as_str() {
+            "event" => thought = Some(next),
+            "agent" if next.name == "d-gent" => agent = Some(next),
+            _ => {}
+        }
+    }
+    let thought: Value = serde_json::from_str(&thought.unwrap().data_json).unwrap();
+    assert_eq!(thought["object"], "Agent/a-gent");
+    assert_eq!(thought["reason"], "ProbeFailed");
+    assert_eq!(thought["warning"], true);
+    assert_eq!(agent.unwrap().change, "applied");
+
+    // The API server lost: the daemon stops answering as live, the CLI answers from the
+    // cache (which the daemon kept); back, and the daemon answers again.
+    testbed.stop_apiserver();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, report, err) = env.status();
+        if code == 0 && report["agents"]["source"]["layer"] == "ghost-cache" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still answered as live without an API server: {code} {report}\n{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    testbed
+        .start_apiserver()
+        .await
+        .expect("the API server restarts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, report, err) = env.status();
+        if code == 0 && report["agents"]["source"]["layer"] == "cortex" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not come back: {code} {report}\n{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // SIGTERM: a graceful stop, open streams ended, the socket removed.
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = daemon.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(!env.socket.exists(), "a stopped daemon removes its socket");
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the open stream ends with the daemon");
+    assert!(!matches!(ended, Some(Ok(_))), "{ended:?}");
+}
