@@ -102,7 +102,9 @@ async fn run_daemon(
     socket: PathBuf,
     ghost_root: Option<PathBuf>,
 ) -> Result<u8, Failure> {
-    let conn = connect::connect(global).await?;
+    // No read timeout on the connection: a quiet watch is not an error. Every read and write the
+    // daemon makes still has its deadline (LiveView and KubeActor enforce it).
+    let conn = connect::connect_with(global, true).await?;
     let options = Options {
         socket,
         tcp: args.tcp,

@@ -7,7 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kgents::kgents_logos::{ClusterActor, KubeActor, LiveView, Logos, Scope};
+use kgents::kgents_core::clock::{Clock, SystemClock};
+use kgents::kgents_cortex::cache::WatchCache;
+use kgents::kgents_cortex::fanout::Hub;
+use kgents::kgents_cortex::watch::Watches;
+use kgents::kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
+use kgents::kgents_logos::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary};
+use kgents::kgents_logos::{
+    ClusterActor, ClusterView, Error, Filter, KubeActor, LiveView, Logos, Observed, Scope,
+};
 use kgents::kgents_mcp::{self, CancellationToken, HttpOptions, KgentsMcp, McpConfig};
 
 use crate::cli::Global;
@@ -61,6 +69,82 @@ fn token(args: &McpArgs) -> Result<Option<String>, Failure> {
         .filter(|t| !t.is_empty()))
 }
 
+/// Reads from watch caches (kept by one watch per kgents kind, as the Cortex daemon keeps them)
+/// once every kind is listed, so that a read at 10,000 pheromones costs no API call; from the
+/// API until then, and for good when the API server refuses the cluster-wide watches (a user
+/// who may read one namespace only).
+struct WatchedOrLive {
+    cache: Arc<WatchCache>,
+    live: Arc<dyn ClusterView>,
+}
+
+impl WatchedOrLive {
+    fn view(&self) -> &dyn ClusterView {
+        if self.cache.listed() {
+            self.cache.as_ref()
+        } else {
+            self.live.as_ref()
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterView for WatchedOrLive {
+    async fn agents(&self, filter: &Filter) -> Result<Observed<Vec<AgentSummary>>, Error> {
+        self.view().agents(filter).await
+    }
+
+    async fn agent(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Observed<Option<AgentStatus>>, Error> {
+        self.view().agent(namespace, name).await
+    }
+
+    async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>, Error> {
+        self.view().pheromones(filter).await
+    }
+
+    async fn proposals(&self, filter: &Filter) -> Result<Observed<Vec<ProposalRecord>>, Error> {
+        self.view().proposals(filter).await
+    }
+
+    async fn memories(&self, filter: &Filter) -> Result<Observed<Vec<MemorySummary>>, Error> {
+        self.live.memories(filter).await
+    }
+
+    async fn umwelts(&self, filter: &Filter) -> Result<Observed<Vec<UmweltSummary>>, Error> {
+        self.live.umwelts(filter).await
+    }
+
+    async fn cluster(&self) -> Result<Observed<ClusterStatus>, Error> {
+        self.live.cluster().await
+    }
+}
+
+/// The server's view: [`WatchedOrLive`], its watches running until the returned sender is
+/// dropped (or sends `true`).
+fn watched_view(
+    conn: &connect::Connection,
+) -> (Arc<dyn ClusterView>, tokio::sync::watch::Sender<bool>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let live: Arc<dyn ClusterView> = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    let cache = Arc::new(WatchCache::new(Arc::clone(&clock), Some(Arc::clone(&live))));
+    let watches = Watches {
+        client: conn.client.clone(),
+        cache: Arc::clone(&cache),
+        // Nobody subscribes: the MCP server's change notifications read the Logos.
+        hub: Arc::new(Hub::new(1)),
+        store: None,
+        live: Arc::clone(&live),
+        clock,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(watches.run(stopped));
+    (Arc::new(WatchedOrLive { cache, live }), stop)
+}
+
 /// Runs the server until the client goes away (stdio) or Ctrl+C.
 pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
     if args.max_bytes < 1024 {
@@ -89,8 +173,11 @@ pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
         kgents_mcp::transport::check_http(addr, token.as_deref())
             .map_err(|e| usage(e.to_string()))?;
     }
-    let conn = connect::connect(global).await?;
-    let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    // No read timeout on the connection (the watches below are quiet for long); every read and
+    // write still has its deadline (LiveView and KubeActor enforce it).
+    let conn = connect::connect_with(global, true).await?;
+    // Held until the server ends: dropping it stops the watches.
+    let (view, _stop_watches) = watched_view(&conn);
     let actor = KubeActor::new(conn.client.clone(), conn.deadline);
     let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
     // Read-only means no writer at all: not even a path the checks missed could write.
