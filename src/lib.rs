@@ -15,6 +15,7 @@
 //! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |
+//! | `symbiont` | `kgents-symbiont` | `symbiont` (implies `logos`) | the sidecar in every agent pod: memory (redb), journal, persona, safe mode, pheromones and AGENTESE over localhost HTTP |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
 //! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
@@ -32,6 +33,8 @@ pub use kgents_llm;
 pub use kgents_logos;
 #[cfg(feature = "mcp")]
 pub use kgents_mcp;
+#[cfg(feature = "symbiont")]
+pub use kgents_symbiont;
 #[cfg(feature = "operator")]
 pub use kgents_operator;
 #[cfg(feature = "policy")]
