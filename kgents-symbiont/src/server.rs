@@ -207,10 +207,14 @@ pub fn router(state: Arc<Symbiont>) -> axum::Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError(Error::BadRequest(
-        "no such endpoint: the symbiont serves /memory/{key}, /memory?prefix=, /journal, /status, /umwelt, /safe-mode, /pheromones and /invoke".into(),
-    ))
+async fn not_found() -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            status: 404,
+            message: "no such endpoint: the symbiont serves /memory/{key}, /memory?prefix=, /journal, /status, /umwelt, /safe-mode, /pheromones and /invoke".into(),
+        },
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

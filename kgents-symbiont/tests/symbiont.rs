@@ -1,0 +1,536 @@
+//! The symbiont's contract over HTTP (every endpoint, the bad inputs), the crash safety of its
+//! store (a writer killed with SIGKILL 50 times), and, on the testbed, the sidecar in the
+//! Agent's Deployment and the symbiont acting as the agent's ServiceAccount.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kgents_symbiont::run::{Config, Running, start};
+use kgents_symbiont::store::{MemoryStore, RedbStore, StoreLimits};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn local(dir: &Path, size: u64, max_value: usize) -> Running {
+    start(
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            memory_dir: dir.join("memory"),
+            limits: StoreLimits { size, max_value },
+            annotations_file: Some(dir.join("annotations")),
+            umwelt_file: Some(dir.join("umwelt.json")),
+            umwelt_config_map: None,
+            cluster: None,
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+async fn error_of(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status, "{}", response.url());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["status"], status, "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn memory_endpoints_keep_their_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = local(dir.path(), 4000, 1000).await;
+    let base = format!("http://{}", running.addr);
+    let c = http();
+
+    // put, get, overwrite
+    let r = c
+        .put(format!("{base}/memory/notes:1"))
+        .body("first")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(stored["size"], 5);
+    let got = c
+        .get(format!("{base}/memory/notes:1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap(), "first");
+    c.put(format!("{base}/memory/notes:1"))
+        .body("one")
+        .send()
+        .await
+        .unwrap();
+    c.put(format!("{base}/memory/notes:2"))
+        .body("two")
+        .send()
+        .await
+        .unwrap();
+    c.put(format!("{base}/memory/other"))
+        .body(vec![0u8, 255])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(format!("{base}/memory/other"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+        &[0u8, 255][..]
+    );
+
+    // listing by prefix, paged
+    let list: Value = c
+        .get(format!("{base}/memory?prefix=notes:&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["keys"][0]["key"], "notes:1");
+    assert_eq!(list["next"], "notes:1");
+    let list: Value = c
+        .get(format!("{base}/memory?prefix=notes:&after=notes:1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(list["keys"][0]["key"], "notes:2");
+    assert_eq!(list["next"], Value::Null);
+
+    // bad keys, bad queries
+    let m = error_of(
+        c.get(format!("{base}/memory/a%2Fb")).send().await.unwrap(),
+        400,
+    )
+    .await;
+    assert!(m.contains("path characters"), "{m}");
+    // (`..` never reaches a server: clients resolve it in the URL; the unit tests cover it)
+    let m = error_of(
+        c.put(format!("{base}/memory/a%5Cb"))
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(m.contains("'\\\\' is not allowed"), "{m}");
+    let long = "k".repeat(257);
+    let m = error_of(
+        c.put(format!("{base}/memory/{long}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(m.contains("at most 256 bytes"), "{m}");
+    error_of(
+        c.get(format!("{base}/memory?limit=0"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    error_of(
+        c.get(format!("{base}/memory?colour=red"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    error_of(
+        c.get(format!("{base}/memory?prefix=a/"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+
+    // too large, full
+    let m = error_of(
+        c.put(format!("{base}/memory/big"))
+            .body(vec![1u8; 1001])
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+    assert!(m.contains("limit of 1000 bytes"), "{m}");
+    for i in 0..3 {
+        let r = c
+            .put(format!("{base}/memory/fill{i}"))
+            .body(vec![1u8; 1000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let m = error_of(
+        c.put(format!("{base}/memory/fill3"))
+            .body(vec![1u8; 1000])
+            .send()
+            .await
+            .unwrap(),
+        507,
+    )
+    .await;
+    assert!(m.contains("of 4000 bytes used"), "{m}");
+    assert_eq!(
+        c.get(format!("{base}/memory/fill3"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // a full Memory can still be emptied
+    let r = c
+        .delete(format!("{base}/memory/fill0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = error_of(
+        c.delete(format!("{base}/memory/fill0"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert!(m.contains("PUT /memory/fill0"), "{m}");
+
+    // usage and last access
+    let status: Value = c
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["sizeLimit"], 4000);
+    assert!(status["sizeUsed"].as_u64().unwrap() > 2000);
+    assert!(status["lastAccess"].is_string(), "{status}");
+
+    error_of(c.get(format!("{base}/nowhere")).send().await.unwrap(), 404).await;
+    running.task.abort();
+}
+
+#[tokio::test]
+async fn journal_umwelt_and_safe_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = local(dir.path(), 1 << 20, 1000).await;
+    let base = format!("http://{}", running.addr);
+    let c = http();
+
+    for i in 1..=3 {
+        let r = c
+            .post(format!("{base}/journal"))
+            .json(&json!({"kind": "thought", "data": {"i": i}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let record: Value = r.json().await.unwrap();
+        assert_eq!(record["seq"], i);
+        assert!(record["at"].is_string());
+    }
+    let page: Value = c
+        .get(format!("{base}/journal?after=1&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["records"][0]["seq"], 2);
+    assert_eq!(page["records"][0]["data"]["i"], 2);
+    assert_eq!(page["next"], 2);
+    let m = error_of(
+        c.post(format!("{base}/journal"))
+            .body("{\"kind\": \"a b\", \"data\": 1}")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(m.contains("journal kind"), "{m}");
+    error_of(
+        c.post(format!("{base}/journal"))
+            .body("not json")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    let big = "x".repeat(2000);
+    error_of(
+        c.post(format!("{base}/journal"))
+            .json(&json!({"data": big}))
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+
+    // safe mode: no file → off; the annotation flips it
+    let safe: Value = c
+        .get(format!("{base}/safe-mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(safe["safeMode"], false);
+    std::fs::write(
+        dir.path().join("annotations"),
+        "kgents.io/safe-mode=\"true\"\nother=\"x\"\n",
+    )
+    .unwrap();
+    let safe: Value = c
+        .get(format!("{base}/safe-mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(safe["safeMode"], true);
+
+    // the Umwelt from a file: missing, bad, then read live
+    let m = error_of(c.get(format!("{base}/umwelt")).send().await.unwrap(), 500).await;
+    assert!(m.contains("umwelt.json"), "{m}");
+    std::fs::write(dir.path().join("umwelt.json"), "[]").unwrap();
+    error_of(c.get(format!("{base}/umwelt")).send().await.unwrap(), 400).await;
+    std::fs::write(
+        dir.path().join("umwelt.json"),
+        r#"{"agent":"a","persona":{"warmth":0.25}}"#,
+    )
+    .unwrap();
+    let u: Value = c
+        .get(format!("{base}/umwelt"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["umwelt"]["persona"]["warmth"], 0.25);
+
+    // without a cluster, the cluster endpoints say how to get one
+    let m = error_of(
+        c.post(format!("{base}/pheromones"))
+            .json(&json!({"pheromone_type": "WARNING"}))
+            .send()
+            .await
+            .unwrap(),
+        501,
+    )
+    .await;
+    assert!(m.contains("kubeconfig"), "{m}");
+    error_of(
+        c.get(format!("{base}/pheromones")).send().await.unwrap(),
+        501,
+    )
+    .await;
+    error_of(
+        c.post(format!("{base}/invoke"))
+            .json(&json!({"path": "void.pheromone.sense"}))
+            .send()
+            .await
+            .unwrap(),
+        501,
+    )
+    .await;
+    running.task.abort();
+}
+
+#[tokio::test]
+async fn a_corrupt_store_refuses_to_start_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("memory")).unwrap();
+    let file = dir.path().join("memory").join("memory.redb");
+    let junk = b"this is not a redb file, and it must survive the symbiont's start".repeat(100);
+    std::fs::write(&file, &junk).unwrap();
+    let e = match start(
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            memory_dir: dir.path().join("memory"),
+            limits: StoreLimits::default(),
+            annotations_file: None,
+            umwelt_file: None,
+            umwelt_config_map: None,
+            cluster: None,
+        },
+        None,
+    )
+    .await
+    {
+        Err(e) => e,
+        Ok(_) => panic!("started on a corrupt store"),
+    };
+    assert!(e.to_string().contains("left untouched"), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), junk);
+}
+
+const CHILD_DIR: &str = "KGENTS_SYMBIONT_CRASH_DIR";
+const CHILD_ROUND: &str = "KGENTS_SYMBIONT_CRASH_ROUND";
+
+fn value_for(key: &str) -> Vec<u8> {
+    let n = 50 + key.len() * 37 % 900;
+    key.bytes().cycle().take(n).collect()
+}
+
+/// The writer the crash test kills: puts keys and journal records, printing `ack KEY` after each
+/// acknowledged put. Runs only when started by the crash test.
+#[test]
+#[ignore = "started by a_writer_killed_50_times_loses_nothing_acknowledged"]
+fn crash_writer() {
+    use std::io::Write;
+    let (Ok(dir), Ok(round)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ROUND)) else {
+        return;
+    };
+    let store =
+        RedbStore::open(&Path::new(&dir).join("memory.redb"), StoreLimits::default()).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0.. {
+        let key = format!("r{round}-{i}");
+        store.put(&key, &value_for(&key)).unwrap();
+        writeln!(out, "ack {key}").unwrap();
+        out.flush().unwrap();
+        if i % 4 == 0 {
+            store
+                .append(
+                    kgents_symbiont::journal::JournalEntry {
+                        kind: "tick".into(),
+                        data: json!(key),
+                    },
+                    jiff::Timestamp::now(),
+                )
+                .unwrap();
+            writeln!(out, "journal {key}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+fn record(line: String, acked: &mut Vec<String>, journaled: &mut Vec<String>) {
+    if let Some(key) = line.strip_prefix("ack ") {
+        acked.push(key.to_owned());
+    } else if let Some(key) = line.strip_prefix("journal ") {
+        journaled.push(key.to_owned());
+    }
+}
+
+#[test]
+fn a_writer_killed_50_times_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut acked: Vec<String> = Vec::new();
+    let mut journaled: Vec<String> = Vec::new();
+    let started = Instant::now();
+    for round in 0..50 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_ROUND, round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Kill after a random number of acknowledgements (0 to 40), reading on a thread so the
+        // kill lands while the writer is mid-commit as often as between commits.
+        let kill_after = rng.random_range(0..40usize);
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen < kill_after && Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    seen += usize::from(line.starts_with("ack "));
+                    record(line, &mut acked, &mut journaled);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            record(line, &mut acked, &mut journaled);
+        }
+        let store = RedbStore::open(&dir.path().join("memory.redb"), StoreLimits::default())
+            .unwrap_or_else(|e| panic!("round {round}: the store does not open cleanly: {e}"));
+        for key in &acked {
+            assert_eq!(
+                store.get(key).unwrap().as_deref(),
+                Some(value_for(key).as_slice()),
+                "round {round}: acknowledged key {key} lost"
+            );
+        }
+        let records: BTreeMap<String, u64> = store
+            .journal(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.data.as_str().unwrap().to_owned(), r.seq))
+            .collect();
+        for key in &journaled {
+            assert!(
+                records.contains_key(key),
+                "round {round}: journal record {key} lost"
+            );
+        }
+    }
+    assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+    eprintln!(
+        "{} acknowledged writes, {} journal records over 50 kills in {:?}",
+        acked.len(),
+        journaled.len(),
+        started.elapsed()
+    );
+}
