@@ -33,11 +33,11 @@ pub use kgents_llm;
 pub use kgents_logos;
 #[cfg(feature = "mcp")]
 pub use kgents_mcp;
-#[cfg(feature = "symbiont")]
-pub use kgents_symbiont;
 #[cfg(feature = "operator")]
 pub use kgents_operator;
 #[cfg(feature = "policy")]
 pub use kgents_policy;
 pub use kgents_probes;
 pub use kgents_risk;
+#[cfg(feature = "symbiont")]
+pub use kgents_symbiont;

@@ -58,7 +58,7 @@ struct Cli {
     #[arg(long, env = "KGENTS_UMWELT")]
     umwelt: Option<String>,
     /// Serve memory, journal and safe mode only; no API server.
-    #[arg(long)]
+    #[arg(long, env = "KGENTS_SYMBIONT_NO_CLUSTER")]
     no_cluster: bool,
 }
 
