@@ -534,3 +534,297 @@ fn a_writer_killed_50_times_loses_nothing_acknowledged() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// On the testbed: the operator's Agent and Umwelt controllers in-process, the symbiont run
+// locally as the agent's ServiceAccount.
+
+#[path = "../../kgents-operator/tests/support_controllers/mod.rs"]
+mod support_controllers;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kgents_crds::{Agent, Umwelt};
+use kgents_operator::{agent, umwelt};
+use kgents_symbiont::run::ClusterConfig;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = support_controllers::namespace(testbed, "symbiont").await;
+    let agent_ctx =
+        support_controllers::operator_context(testbed, &ns, "agent", agent::required_rules()).await;
+    let umwelt_ctx =
+        support_controllers::operator_context(testbed, &ns, "umwelt", umwelt::required_rules())
+            .await;
+    let agents_controller =
+        support_controllers::Running::start(std::sync::Arc::new(agent_ctx), agent::run);
+    let umwelt_controller =
+        support_controllers::Running::start(std::sync::Arc::new(umwelt_ctx), umwelt::run);
+    let admin = testbed.client().await.expect("admin client");
+
+    let umwelts: Api<Umwelt> = Api::namespaced(admin.clone(), &ns);
+    let scout: Umwelt = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Umwelt",
+        "metadata": {"name": "scout"},
+        "spec": {
+            "agent": "scout",
+            "affordances": ["void.pheromone.*"],
+            "persona": {"warmth": 0.2},
+            "context": {"watch": "the north gate"}
+        }
+    }))
+    .unwrap();
+    umwelts
+        .create(&PostParams::default(), &scout)
+        .await
+        .unwrap();
+    let agents: Api<Agent> = Api::namespaced(admin.clone(), &ns);
+    let scout_agent: Agent = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Agent",
+        "metadata": {"name": "scout"},
+        "spec": {
+            "genus": "D",
+            "umwelt": "scout",
+            "symbiont": {"enabled": true, "memory": {"size": "1Gi"}}
+        }
+    }))
+    .unwrap();
+    agents
+        .create(&PostParams::default(), &scout_agent)
+        .await
+        .unwrap();
+
+    // The applied Deployment carries the native sidecar.
+    let account = umwelt::service_account_name("scout");
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &ns);
+    let pod = eventually("the Deployment", Duration::from_secs(20), || async {
+        deployments.get("scout").await.ok()?.spec.template.spec
+    })
+    .await;
+    assert_eq!(pod.service_account_name.as_deref(), Some(account.as_str()));
+    let sidecar = &pod.init_containers.as_ref().expect("init containers")[0];
+    assert_eq!(sidecar.name, "symbiont");
+    assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        sidecar.image.as_deref(),
+        Some(kgents_operator::DEFAULT_SYMBIONT_IMAGE)
+    );
+    let mounts: Vec<&str> = sidecar
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, ["/var/lib/kgents/memory", "/etc/kgents/podinfo"]);
+    let claim = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "kgents-memory")
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .expect("the Memory's claim");
+    assert_eq!(claim.claim_name, "scout");
+
+    // The symbiont, run locally as the Umwelt's ServiceAccount.
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    eventually(
+        "the Umwelt's ConfigMap",
+        Duration::from_secs(20),
+        || async { config_maps.get(&account).await.ok() },
+    )
+    .await;
+    let agent_client = testbed
+        .service_account_client(&ns, &account)
+        .await
+        .expect("agent client");
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            memory_dir: dir.path().join("memory"),
+            limits: StoreLimits::default(),
+            annotations_file: Some(dir.path().join("annotations")),
+            umwelt_file: None,
+            umwelt_config_map: Some(account.clone()),
+            cluster: Some(ClusterConfig {
+                namespace: ns.clone(),
+                agent: "scout".into(),
+                umwelt: "scout".into(),
+            }),
+        },
+        Some(agent_client),
+    )
+    .await
+    .expect("symbiont started");
+    let base = format!("http://{}", running.addr);
+    let c = http();
+
+    // /umwelt from the watched ConfigMap
+    let view: Value = eventually("/umwelt", Duration::from_secs(10), || async {
+        let r = c.get(format!("{base}/umwelt")).send().await.ok()?;
+        r.status().is_success().then_some(())?;
+        r.json().await.ok()
+    })
+    .await;
+    assert_eq!(view["umwelt"]["context"]["watch"], "the north gate");
+
+    // Emitting what the Umwelt affords (RBAC may take a moment to reach the authorizer).
+    let emitted: Value = eventually("an emitted pheromone", Duration::from_secs(15), || async {
+        let r = c
+            .post(format!("{base}/pheromones"))
+            .json(
+                &json!({"pheromone_type": "WARNING", "half_life_minutes": 0.1, "payload": "smoke"}),
+            )
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())?;
+        r.json().await.ok()
+    })
+    .await;
+    assert_eq!(emitted["data"]["source"], "scout", "{emitted}");
+
+    // Sensing: decayed (half-life 6 s), from the API server.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sensed: Value = c
+        .get(format!("{base}/pheromones?type=WARNING&source=scout"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sensed["stale"], false, "{sensed}");
+    let intensity = sensed["sensed"]["data"]["pheromones"][0]["intensity"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{sensed}"));
+    assert!(intensity < 0.95 && intensity > 0.3, "{intensity}");
+    let bad = c
+        .get(format!("{base}/pheromones?type=SHOUT"))
+        .send()
+        .await
+        .unwrap();
+    error_of(bad, 400).await;
+
+    // An edit of the Umwelt reaches its ConfigMap, and /umwelt within 2 s of the ConfigMap.
+    let patch = json!({"spec": {"context": {"watch": "the south gate"}}});
+    umwelts
+        .patch("scout", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually(
+        "the ConfigMap to change",
+        Duration::from_secs(15),
+        || async {
+            let cm = config_maps.get(&account).await.ok()?;
+            cm.data?.get("umwelt.json")?.contains("south").then_some(())
+        },
+    )
+    .await;
+    let changed = Instant::now();
+    eventually(
+        "/umwelt to show the edit",
+        Duration::from_secs(2),
+        || async {
+            let v: Value = c
+                .get(format!("{base}/umwelt"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["umwelt"]["context"]["watch"] == "the south gate").then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "/umwelt showed the ConfigMap edit after {:?}",
+        changed.elapsed()
+    );
+
+    // Narrowing the Umwelt to sensing: the symbiont's caller still carries the affordance it
+    // started with, so the refusal comes from the API server's RBAC, explained.
+    let patch = json!({"spec": {"affordances": ["void.pheromone.sense"]}});
+    umwelts
+        .patch("scout", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let message = eventually(
+        "the API server to refuse emitting",
+        Duration::from_secs(15),
+        || async {
+            let r = c
+                .post(format!("{base}/pheromones"))
+                .json(&json!({"pheromone_type": "OPPORTUNITY"}))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 403).then_some(())?;
+            let body: Value = r.json().await.ok()?;
+            body["error"]["message"].as_str().map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(message.contains("403"), "{message}");
+    assert!(message.contains("Umwelt's affordances"), "{message}");
+
+    // A path the Umwelt never afforded is refused before the API server, explained.
+    let m = error_of(
+        c.post(format!("{base}/invoke"))
+            .json(&json!({"path": "world.cluster.agents.manifest"}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    assert!(m.contains("may not use"), "{m}");
+
+    // Safe mode flips with the pod's annotations file.
+    let safe: Value = c
+        .get(format!("{base}/safe-mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(safe["safeMode"], false);
+    std::fs::write(
+        dir.path().join("annotations"),
+        "kgents.io/safe-mode=\"true\"\n",
+    )
+    .unwrap();
+    let safe: Value = c
+        .get(format!("{base}/safe-mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(safe["safeMode"], true);
+
+    running.task.abort();
+    agents_controller.stop().await;
+    umwelt_controller.stop().await;
+}
