@@ -72,7 +72,9 @@ fn startup_and_rss(dir: &Path) -> anyhow::Result<()> {
         .parent()
         .map(|p| p.join("symbiont"))
         .filter(|p| p.exists())
-        .ok_or_else(|| anyhow::anyhow!("build the binary first: cargo build -p kgents-symbiont --examples"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("build the binary first: cargo build -p kgents-symbiont --examples")
+        })?;
     let mut startups = Vec::new();
     let mut rss = Vec::new();
     for run in 0..10 {
@@ -184,7 +186,10 @@ async fn main() -> anyhow::Result<()> {
         r.bytes().await?;
         gets.push(started.elapsed());
     }
-    show("HTTP GET /memory/{key} (client included)", percentiles(gets));
+    show(
+        "HTTP GET /memory/{key} (client included)",
+        percentiles(gets),
+    );
     running.task.abort();
 
     startup_and_rss(dir.path())?;

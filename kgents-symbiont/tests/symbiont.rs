@@ -550,6 +550,78 @@ use kgents_symbiont::run::ClusterConfig;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 
+/// A client of ServiceAccount `namespace/name` authenticated by a TokenRequest token (as in a
+/// pod), reaching the API server through a loopback proxy the returned switch cuts.
+async fn token_client_through_proxy(
+    testbed: &kgents_testbed::Testbed,
+    namespace: &str,
+    name: &str,
+) -> (kube::Client, tokio::sync::watch::Sender<bool>) {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+
+    let admin = testbed.client().await.expect("admin client");
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin, namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = eventually(
+        "a token of the ServiceAccount",
+        Duration::from_secs(15),
+        || async {
+            accounts
+                .create_token_request(name, &PostParams::default(), &request)
+                .await
+                .ok()?
+                .status?
+                .token
+        },
+    )
+    .await;
+    let kubeconfig = Kubeconfig::read_from(testbed.kubeconfig_path()).expect("kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+    let target = format!(
+        "{}:{}",
+        config.cluster_url.host().expect("host"),
+        config.cluster_url.port_u16().expect("port")
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if *cut_rx.borrow() {
+                continue; // dropped: the API server is away
+            }
+            let target = target.clone();
+            let mut cut_rx = cut_rx.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cut_rx.wait_for(|cut| *cut) => {}
+                }
+            });
+        }
+    });
+    config.cluster_url = format!("https://{proxy}").parse().unwrap();
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..AuthInfo::default()
+    };
+    (kube::Client::try_from(config).expect("client"), cut)
+}
+
 async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -651,10 +723,7 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
         || async { config_maps.get(&account).await.ok() },
     )
     .await;
-    let agent_client = testbed
-        .service_account_client(&ns, &account)
-        .await
-        .expect("agent client");
+    let (agent_client, cut) = token_client_through_proxy(testbed, &ns, &account).await;
     let dir = tempfile::tempdir().unwrap();
     let running = start(
         Config {
@@ -798,6 +867,39 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
     )
     .await;
     assert!(m.contains("may not use"), "{m}");
+
+    // The API server away: emitting answers 503 with Retry-After; sensing answers the same
+    // query from its cache with the cache's age, and a query never answered is a 503.
+    let _ = cut.send(true);
+    let r = c
+        .post(format!("{base}/pheromones"))
+        .json(&json!({"pheromone_type": "WARNING"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let m = error_of(r, 503).await;
+    assert!(m.contains("unreachable"), "{m}");
+    let cached: Value = c
+        .get(format!("{base}/pheromones?type=WARNING&source=scout"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cached["stale"], true, "{cached}");
+    assert!(cached["ageSeconds"].as_f64().unwrap() > 0.0, "{cached}");
+    assert_eq!(cached["sensed"]["data"]["pheromones"][0]["source"], "scout");
+    let r = c
+        .get(format!("{base}/pheromones?type=METAPHOR"))
+        .send()
+        .await
+        .unwrap();
+    error_of(r, 503).await;
 
     // Safe mode flips with the pod's annotations file.
     let safe: Value = c
