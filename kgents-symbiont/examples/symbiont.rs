@@ -57,6 +57,12 @@ struct Cli {
     /// The Umwelt whose affordances the agent has.
     #[arg(long, env = "KGENTS_UMWELT")]
     umwelt: Option<String>,
+    /// The agent's Memory, whose status.sizeUsed and status.lastAccess the symbiont reports.
+    #[arg(long, env = "KGENTS_MEMORY")]
+    memory: Option<String>,
+    /// Seconds between reports of the Memory's use (sent only when it changed).
+    #[arg(long, env = "KGENTS_MEMORY_REPORT_SECONDS", default_value_t = 30)]
+    report_seconds: u64,
     /// Serve memory, journal and safe mode only; no API server.
     #[arg(long, env = "KGENTS_SYMBIONT_NO_CLUSTER")]
     no_cluster: bool,
@@ -101,6 +107,8 @@ async fn main() -> anyhow::Result<()> {
                 namespace,
                 agent,
                 umwelt,
+                memory: cli.memory.clone(),
+                report_every: std::time::Duration::from_secs(cli.report_seconds.max(1)),
             }),
             Some(client),
         )

@@ -22,6 +22,7 @@
 //! | [`podinfo`] | the downward-API annotations file and safe mode (pure parsing) |
 //! | [`umwelt`] | the Umwelt's runtime view: from a file or a watched ConfigMap |
 //! | [`server`] | the axum router, its state and the JSON error answers |
+//! | [`report`] | the Memory's `sizeUsed` and `lastAccess`, written to its status by the symbiont |
 //! | [`run`] | [`run::Config`] and [`run::start`]: the store, the cluster link and the listener assembled |
 //! | [`error`] | [`Error`] (with its HTTP status) and [`Result`] |
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod error;
 pub mod journal;
 pub mod limits;
 pub mod podinfo;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod store;

@@ -45,6 +45,11 @@ pub struct ClusterConfig {
     pub agent: String,
     /// The Umwelt whose affordances it has.
     pub umwelt: String,
+    /// The agent's Memory, whose `status.sizeUsed` and `status.lastAccess` the symbiont reports
+    /// (`None`: no Memory, nothing reported).
+    pub memory: Option<String>,
+    /// How often the Memory's use is reported (when it changed).
+    pub report_every: Duration,
 }
 
 /// A started symbiont.
@@ -73,7 +78,16 @@ pub async fn start(config: Config, client: Option<kube::Client>) -> Result<Runni
     if let Some(file) = config.umwelt_file {
         symbiont = symbiont.with_umwelt(UmweltSource::File(file));
     }
+    let mut report = None;
     if let Some(cluster) = config.cluster {
+        if let Some(memory) = &cluster.memory {
+            report = Some((
+                client.clone(),
+                cluster.namespace.clone(),
+                memory.clone(),
+                cluster.report_every,
+            ));
+        }
         let client = client.ok_or(Error::NoCluster("a cluster configuration"))?;
         if let Some(name) = &config.umwelt_config_map {
             symbiont = symbiont.with_umwelt(UmweltSource::watch_config_map(
@@ -105,6 +119,9 @@ pub async fn start(config: Config, client: Option<kube::Client>) -> Result<Runni
         .local_addr()
         .map_err(|e| Error::BadRequest(e.to_string()))?;
     let state = Arc::new(symbiont);
+    if let Some((Some(client), namespace, memory, every)) = report {
+        crate::report::spawn_reporter(client, &namespace, &memory, state.clone(), every);
+    }
     let app = router(state.clone());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Running { addr, state, task })

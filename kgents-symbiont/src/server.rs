@@ -104,6 +104,11 @@ impl Symbiont {
         }
     }
 
+    /// The Memory's usage.
+    pub fn usage(&self) -> Result<crate::limits::Usage> {
+        self.store.usage()
+    }
+
     fn touch(&self) {
         self.last_access_ms
             .store(jiff::Timestamp::now().as_millisecond(), Ordering::Relaxed);

@@ -639,6 +639,10 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("kgents_symbiont=warn")
+        .with_test_writer()
+        .try_init();
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = support_controllers::namespace(testbed, "symbiont").await;
     let agent_ctx =
@@ -737,6 +741,8 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
                 namespace: ns.clone(),
                 agent: "scout".into(),
                 umwelt: "scout".into(),
+                memory: Some("scout".into()),
+                report_every: Duration::from_millis(200),
             }),
         },
         Some(agent_client),
@@ -867,6 +873,28 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
     )
     .await;
     assert!(m.contains("may not use"), "{m}");
+
+    let r = c
+        .put(format!("{base}/memory/notes:1"))
+        .body("remember the north gate")
+        .send()
+        .await
+        .unwrap();
+    let stored: Value = r.json().await.unwrap();
+    let reported_size = stored["usage"]["used"].as_u64().unwrap();
+
+    // The Memory's use, reported to its status by the symbiont.
+    let memories: Api<kgents_crds::Memory> = Api::namespaced(admin.clone(), &ns);
+    let status = eventually(
+        "the Memory's reported use",
+        Duration::from_secs(10),
+        || async {
+            let status = memories.get("scout").await.ok()?.status?;
+            (status.size_used.as_ref()?.0 == reported_size.to_string()).then_some(status)
+        },
+    )
+    .await;
+    assert!(status.last_access.is_some(), "{status:?}");
 
     // The API server away: emitting answers 503 with Retry-After; sensing answers the same
     // query from its cache with the cache's age, and a query never answered is a 503.

@@ -1382,6 +1382,7 @@ mod tests {
             Some(umwelt_service_account_name("scout").as_str())
         );
         assert_eq!(env_value(sidecar, "KGENTS_MEMORY_SIZE"), Some("1Gi"));
+        assert_eq!(env_value(sidecar, "KGENTS_MEMORY"), Some("scout"));
         assert_eq!(env_value(sidecar, "KGENTS_SYMBIONT_NO_CLUSTER"), None);
         let mounts: Vec<(&str, &str)> = sidecar
             .volume_mounts

@@ -110,6 +110,10 @@ pub fn sidecar(agent: &AgentRef<'_>, spec: &AgentSpec, default_image: &str) -> O
             ),
         ),
     ];
+    if memory.is_some() {
+        // The Memory is named after the Agent; the symbiont reports its use to its status.
+        env.push(plain("KGENTS_MEMORY", agent.name));
+    }
     match &spec.umwelt {
         // The Umwelt's ConfigMap carries the ServiceAccount's name.
         Some(umwelt) => {

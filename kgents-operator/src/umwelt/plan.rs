@@ -92,12 +92,20 @@ pub fn policy_rules(access: &CompiledAccess) -> Vec<PolicyRule> {
         .collect()
 }
 
-/// What every agent may read of itself whatever its affordances: its Umwelt (the symbiont
+/// What every agent may do to itself whatever its affordances: read its Umwelt (the symbiont
 /// resolves the agent's caller from it) and the Umwelt's ConfigMap (the symbiont watches it to
 /// serve `/umwelt` live; a watch with a `metadata.name` field selector is authorised by
-/// resourceNames). Named objects only, read-only.
-pub fn self_rules(umwelt: &str, config_map: &str) -> Vec<PolicyRule> {
+/// resourceNames), and report its own Memory's use (`status.sizeUsed`, `status.lastAccess`,
+/// written by the symbiont). Named objects only.
+pub fn self_rules(umwelt: &str, config_map: &str, agent: &str) -> Vec<PolicyRule> {
     vec![
+        PolicyRule {
+            api_groups: Some(vec!["kgents.io".to_owned()]),
+            resources: Some(vec!["memories/status".to_owned()]),
+            resource_names: Some(vec![agent.to_owned()]),
+            verbs: vec!["patch".to_owned()],
+            ..PolicyRule::default()
+        },
         PolicyRule {
             api_groups: Some(vec!["kgents.io".to_owned()]),
             resources: Some(vec!["umwelts".to_owned()]),
@@ -171,7 +179,7 @@ pub fn plan(umwelt: &Umwelt) -> Result<std::result::Result<UmweltChildren, PlanP
             rules: Some(
                 policy_rules(&access)
                     .into_iter()
-                    .chain(self_rules(&umwelt.name_any(), &name))
+                    .chain(self_rules(&umwelt.name_any(), &name, &umwelt.spec.agent))
                     .collect(),
             ),
         },
@@ -220,8 +228,8 @@ mod tests {
         let u = umwelt(json!({"affordances": ["void.pheromone.sense"]}));
         let children = plan(&u).expect("plannable").expect("valid globs");
         let rules = children.role.rules.expect("rules");
-        assert_eq!(rules.len(), 3);
-        assert_eq!(rules[1..], self_rules("scout", "scout-umwelt"));
+        assert_eq!(rules.len(), 4);
+        assert_eq!(rules[1..], self_rules("scout", "scout-umwelt", "scout"));
         assert_eq!(rules[0].api_groups, Some(vec!["kgents.io".to_owned()]));
         assert_eq!(rules[0].resources, Some(vec!["pheromones".to_owned()]));
         assert_eq!(rules[0].verbs, vec!["get", "list", "watch"]);
@@ -240,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn an_umwelt_without_cluster_affordances_grants_only_reading_itself() {
+    fn an_umwelt_without_cluster_affordances_grants_only_its_own_objects() {
         let u = umwelt(json!({"affordances": ["concept.*.refine"]}));
         let children = plan(&u).expect("plannable").expect("valid globs");
         let rules = children.role.rules.expect("rules");
