@@ -252,14 +252,16 @@ mod tests {
         let u = umwelt(json!({"affordances": ["concept.*.refine"]}));
         let children = plan(&u).expect("plannable").expect("valid globs");
         let rules = children.role.rules.expect("rules");
-        assert_eq!(rules, self_rules("scout", "scout-umwelt"));
+        assert_eq!(rules, self_rules("scout", "scout-umwelt", "scout"));
         for rule in &rules {
             assert!(rule.resource_names.as_ref().is_some_and(|n| n.len() == 1));
-            assert!(
-                rule.verbs
-                    .iter()
-                    .all(|v| ["get", "list", "watch"].contains(&v.as_str()))
-            );
+            let status = rule.resources.as_deref() == Some(&["memories/status".to_owned()][..]);
+            let allowed: &[&str] = if status {
+                &["patch"]
+            } else {
+                &["get", "list", "watch"]
+            };
+            assert!(rule.verbs.iter().all(|v| allowed.contains(&v.as_str())));
         }
     }
 
