@@ -30,7 +30,7 @@ pub struct Config {
     pub annotations_file: Option<PathBuf>,
     /// The Umwelt view as a file.
     pub umwelt_file: Option<PathBuf>,
-    /// The Umwelt view as a ConfigMap to watch (in [`Config::namespace`]).
+    /// The Umwelt view as a ConfigMap to watch (in [`ClusterConfig::namespace`]).
     pub umwelt_config_map: Option<String>,
     /// The cluster: `None` runs memory, journal and safe mode only.
     pub cluster: Option<ClusterConfig>,
