@@ -31,7 +31,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 fn show(what: &str, (p50, p99): (Duration, Duration)) {
     println!(
-        "{what:<44} p50 {:>9.1} µs   p99 {:>9.1} µs",
+        "{what:<48} p50 {:>9.1} µs   p99 {:>9.1} µs",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6
     );
@@ -97,19 +97,63 @@ fn startup_and_rss(dir: &Path) -> anyhow::Result<()> {
     let (p50, _) = percentiles(startups.clone());
     let max = startups.iter().max().copied().unwrap_or_default();
     println!(
-        "{:<44} p50 {:>9.1} ms   max {:>9.1} ms   (10 starts, half on an existing store)",
+        "{:<48} p50 {:>9.1} ms   max {:>9.1} ms   (10 starts, half on an existing store)",
         "start-up until listening",
         p50.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3
     );
     rss.sort_unstable();
     println!(
-        "{:<44} {:.1} MiB (max of 10; min {:.1} MiB)",
+        "{:<48} {:.1} MiB (max of 10; min {:.1} MiB)",
         "idle RSS after start",
         *rss.last().unwrap_or(&0) as f64 / 1024.0,
         *rss.first().unwrap_or(&0) as f64 / 1024.0
     );
     Ok(())
+}
+
+/// GETs over one keep-alive connection with a minimal HTTP/1.1 client, so the figure is the
+/// server's and loopback's, not a client library's.
+async fn raw_gets(addr: std::net::SocketAddr) -> anyhow::Result<Vec<Duration>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut samples = Vec::with_capacity(READS);
+    for i in 0..READS {
+        let request = format!(
+            "GET /memory/key:{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            i % WRITES
+        );
+        let started = Instant::now();
+        stream.write_all(request.as_bytes()).await?;
+        let mut filled = 0;
+        loop {
+            let n = stream.read(&mut buf[filled..]).await?;
+            anyhow::ensure!(n > 0, "the server closed the connection");
+            filled += n;
+            let text = &buf[..filled];
+            let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = std::str::from_utf8(&text[..end])?;
+            anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "unexpected answer {head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .ok_or_else(|| anyhow::anyhow!("no content-length"))?
+                .parse()?;
+            if filled >= end + 4 + length {
+                break;
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -186,9 +230,10 @@ async fn main() -> anyhow::Result<()> {
         r.bytes().await?;
         gets.push(started.elapsed());
     }
+    show("HTTP GET /memory/{key} (reqwest client)", percentiles(gets));
     show(
-        "HTTP GET /memory/{key} (client included)",
-        percentiles(gets),
+        "HTTP GET /memory/{key} (raw keep-alive client)",
+        percentiles(raw_gets(running.addr).await?),
     );
     running.task.abort();
 
