@@ -436,6 +436,9 @@ pub fn plan(
         }
     }
 
+    // The symbiont runs as a non-root user; a claim's volume is writable by it only through
+    // the pod's fsGroup.
+    let fs_group = sidecar.as_ref().map(|_| PLACEHOLDER_UID);
     let pod_labels = labels(agent.name, spec);
     let deployment = stamped(Deployment {
         metadata: meta(agent, spec, true),
@@ -470,6 +473,7 @@ pub fn plan(
                     init_containers: sidecar.map(|s| vec![s.container]),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
+                        fs_group,
                         seccomp_profile: Some(runtime_default()),
                         ..PodSecurityContext::default()
                     }),
@@ -1347,6 +1351,10 @@ mod tests {
         ] {
             let children = plan(&AGENT, &spec(json), &CONFIG).unwrap();
             assert!(pod(&children).init_containers.is_none());
+            assert_eq!(
+                pod(&children).security_context.as_ref().unwrap().fs_group,
+                None
+            );
             assert_eq!(env_value(container(&children), "KGENTS_SYMBIONT_URL"), None);
         }
     }
@@ -1364,6 +1372,10 @@ mod tests {
         )
         .unwrap();
         let pod = pod(&children);
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().fs_group,
+            Some(PLACEHOLDER_UID)
+        );
         let init = pod.init_containers.as_ref().expect("init containers");
         assert_eq!(init.len(), 1);
         let sidecar = &init[0];
