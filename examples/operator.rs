@@ -71,6 +71,10 @@ struct Args {
     /// Image of PLACEHOLDER agents.
     #[arg(long, env = "KGENTS_PLACEHOLDER_IMAGE")]
     placeholder_image: Option<String>,
+    /// Image of the symbiont sidecar for Agents whose spec.symbiont enables it without naming
+    /// one.
+    #[arg(long, env = "KGENTS_SYMBIONT_IMAGE")]
+    symbiont_image: Option<String>,
     /// Serve the T-gent admission webhook for proposals (in-cluster: Service kgents-webhook in
     /// the Lease namespace; with --embedded: on 127.0.0.1).
     #[arg(long, env = "KGENTS_WEBHOOK")]
@@ -165,6 +169,9 @@ async fn main() -> Result<()> {
         },
         ..OperatorConfig::default()
     };
+    if let Some(image) = args.symbiont_image {
+        config.symbiont_image = image;
+    }
     if let Some(image) = args.placeholder_image {
         config.placeholder_image = image;
     }

@@ -176,6 +176,7 @@ fn planned(i: usize, namespace: &str, uid: &str, image: &str) -> Result<plan::Ch
         &PlanConfig {
             placeholder_image: image,
             api_server: &[],
+            symbiont_image: kgents::kgents_operator::DEFAULT_SYMBIONT_IMAGE,
         },
     )
     .map_err(|p| anyhow::anyhow!("{}: {}", p.reason, p.message))

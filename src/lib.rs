@@ -16,6 +16,7 @@
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |
 //! | `cortex` | `kgents-cortex` | `cortex` (implies `logos`) | the Cortex daemon: `Invoke`, `GetStatus`, `GetSnapshot` and a bounded `Observe` stream over gRPC on a Unix socket; the CLI's daemon ghost layer |
+//! | `symbiont` | `kgents-symbiont` | `symbiont` (implies `logos`) | the sidecar in every agent pod: memory (redb), journal, persona, safe mode, pheromones and AGENTESE over localhost HTTP |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
 //! no Kubernetes client, HTTP stack, TLS or async runtime. The adapter crates bind them to
@@ -41,3 +42,5 @@ pub use kgents_operator;
 pub use kgents_policy;
 pub use kgents_probes;
 pub use kgents_risk;
+#[cfg(feature = "symbiont")]
+pub use kgents_symbiont;

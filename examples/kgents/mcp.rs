@@ -12,7 +12,9 @@ use kgents::kgents_cortex::cache::WatchCache;
 use kgents::kgents_cortex::fanout::Hub;
 use kgents::kgents_cortex::watch::Watches;
 use kgents::kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
-use kgents::kgents_logos::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary};
+use kgents::kgents_logos::outcome::{
+    MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
+};
 use kgents::kgents_logos::{
     ClusterActor, ClusterView, Error, Filter, KubeActor, LiveView, Logos, Observed, Scope,
 };

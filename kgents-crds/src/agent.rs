@@ -132,7 +132,8 @@ pub struct AgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSpec>,
 
-    /// Companions attached to the agent (currently its memory).
+    /// Companions attached to the agent: its memory, and the symbiont sidecar serving the
+    /// agent its memory, persona, safe mode and pheromones on localhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbiont: Option<SymbiontSpec>,
 
@@ -277,6 +278,17 @@ pub enum HealthCheckType {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SymbiontSpec {
+    /// Whether the symbiont sidecar runs in the agent's pods (default false): a native sidecar
+    /// (an init container with restartPolicy Always) serving on 127.0.0.1:7777, with the
+    /// memory's volume and the pod's annotations mounted, as the agent's ServiceAccount.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enabled: bool,
+    /// The sidecar's image (default: the operator's configured symbiont image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The sidecar's resources (default: requests 10m CPU and 16Mi memory, limit 64Mi memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
     /// The agent's own memory, created as a Memory resource named after the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<SymbiontMemorySpec>,

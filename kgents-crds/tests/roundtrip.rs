@@ -193,6 +193,9 @@ fn agent_spec() -> impl Strategy<Value = AgentSpec> {
                     model,
                     health,
                     symbiont: memory.map(|(enabled, kind, size, retention_policy)| SymbiontSpec {
+                        enabled,
+                        image: enabled.then(|| "ghcr.io/kgents/symbiont:0.1.0".to_owned()),
+                        resources: None,
                         memory: Some(SymbiontMemorySpec {
                             enabled,
                             kind,

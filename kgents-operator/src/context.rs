@@ -15,6 +15,10 @@ use crate::metrics::Metrics;
 use crate::shared::Watches;
 use crate::{Error, Result};
 
+/// The symbiont sidecar's image when neither the operator's configuration nor the Agent names
+/// one.
+pub const DEFAULT_SYMBIONT_IMAGE: &str = "ghcr.io/kgents/symbiont:0.1.0";
+
 /// The field manager the controllers apply children and status with.
 pub const FIELD_MANAGER: &str = "kgents-operator";
 
@@ -39,6 +43,9 @@ pub struct OperatorConfig {
     pub api_server_endpoints: Option<Vec<crate::workload::ApiServerEndpoint>>,
     /// The image of PLACEHOLDER agents.
     pub placeholder_image: String,
+    /// The image of the symbiont sidecar, for Agents whose `spec.symbiont` enables it without
+    /// naming an image (default [`DEFAULT_SYMBIONT_IMAGE`]).
+    pub symbiont_image: String,
     /// Watch only this namespace (`None`: all namespaces).
     pub namespace: Option<String>,
     /// The cognitive probes of live agents ([`crate::cognitive`]).
@@ -87,6 +94,7 @@ impl Default for OperatorConfig {
             api_timeout: Duration::from_secs(10),
             api_server_endpoints: None,
             placeholder_image: "registry.k8s.io/pause:3.10".to_owned(),
+            symbiont_image: DEFAULT_SYMBIONT_IMAGE.to_owned(),
             namespace: None,
             probes: ProbeConfig::default(),
             proposal: crate::proposal::ProposalSettings::default(),

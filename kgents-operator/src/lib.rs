@@ -56,6 +56,6 @@ pub(crate) mod workload;
 #[cfg(test)]
 mod tests;
 
-pub use context::{Context, FIELD_MANAGER, OperatorConfig, ProbeConfig};
+pub use context::{Context, DEFAULT_SYMBIONT_IMAGE, FIELD_MANAGER, OperatorConfig, ProbeConfig};
 pub use error::{Error, Result};
 pub use workload::ApiServerEndpoint;

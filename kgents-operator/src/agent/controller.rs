@@ -423,6 +423,7 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
         &PlanConfig {
             placeholder_image: &ctx.config.placeholder_image,
             api_server: &api_server,
+            symbiont_image: &ctx.config.symbiont_image,
         },
     );
     let would_create;
@@ -952,6 +953,7 @@ mod tests {
             &PlanConfig {
                 placeholder_image: &state.ctx.config.placeholder_image,
                 api_server: &[],
+                symbiont_image: &state.ctx.config.symbiont_image,
             },
         )
         .expect("plan");
@@ -1108,6 +1110,7 @@ mod tests {
             &PlanConfig {
                 placeholder_image: "pause",
                 api_server: &[],
+                symbiont_image: "symbiont",
             },
         )
         .expect("plan");

@@ -5,11 +5,13 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`plan`] | pure: spec → desired children, or why the spec cannot be realised |
+//! | [`sidecar`] | pure: the symbiont native sidecar and its store volume, when the spec asks for it |
 //! | [`status`] | pure: observed Deployment → phase, conditions, replica counts |
 //! | `controller` | reconcile, error policy, watches and [`run`] |
 
 pub(crate) mod controller;
 pub mod plan;
+pub mod sidecar;
 pub mod status;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;

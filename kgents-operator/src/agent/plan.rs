@@ -56,6 +56,8 @@ pub struct PlanConfig<'a> {
     /// Where the API server is reached from pods (the endpoints of `default/kubernetes`): a
     /// restricted Agent's NetworkPolicy lets it connect there. Empty: no such egress.
     pub api_server: &'a [ApiServerEndpoint],
+    /// Image of the symbiont sidecar, unless the Agent names its own.
+    pub symbiont_image: &'a str,
 }
 
 /// The API server's endpoints read from the EndpointSlices of `default/kubernetes`: every
@@ -416,6 +418,27 @@ pub fn plan(
         volumes.push(crate::workload::podinfo_volume());
     }
 
+    // The symbiont: a native sidecar with the store's volume and the pod's annotations; the
+    // agent is told where it listens.
+    let sidecar = super::sidecar::sidecar(agent, spec, config.symbiont_image);
+    if let Some(sidecar) = &sidecar {
+        if !cognitive {
+            volumes.push(crate::workload::podinfo_volume());
+        }
+        volumes.push(sidecar.memory_volume.clone());
+        let env = container.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.name == "KGENTS_SYMBIONT_URL") {
+            env.push(EnvVar {
+                name: "KGENTS_SYMBIONT_URL".to_owned(),
+                value: Some(super::sidecar::URL.to_owned()),
+                ..EnvVar::default()
+            });
+        }
+    }
+
+    // The symbiont runs as a non-root user; a claim's volume is writable by it only through
+    // the pod's fsGroup.
+    let fs_group = sidecar.as_ref().map(|_| PLACEHOLDER_UID);
     let pod_labels = labels(agent.name, spec);
     let deployment = stamped(Deployment {
         metadata: meta(agent, spec, true),
@@ -447,8 +470,10 @@ pub fn plan(
                 spec: Some(PodSpec {
                     service_account_name: Some(service_account_name.clone()),
                     containers: vec![container],
+                    init_containers: sidecar.map(|s| vec![s.container]),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
+                        fs_group,
                         seccomp_profile: Some(runtime_default()),
                         ..PodSecurityContext::default()
                     }),
@@ -672,6 +697,7 @@ mod tests {
     const CONFIG: PlanConfig<'static> = PlanConfig {
         placeholder_image: "registry.k8s.io/pause:3.10",
         api_server: &[],
+        symbiont_image: "symbiont",
     };
 
     fn spec(json: serde_json::Value) -> AgentSpec {
@@ -1198,6 +1224,7 @@ mod tests {
         ];
         let config = PlanConfig {
             api_server: &endpoints,
+            symbiont_image: "symbiont",
             ..CONFIG
         };
         let restricted = spec(serde_json::json!({"genus": "A", "networkPolicy": {}}));
@@ -1237,6 +1264,7 @@ mod tests {
             &restricted,
             &PlanConfig {
                 api_server: &moved,
+                symbiont_image: "symbiont",
                 ..CONFIG
             },
         )
@@ -1302,5 +1330,168 @@ mod tests {
                 endpoints.iter().map(|e| (e.ip.clone(), e.port)).collect();
             prop_assert_eq!(allowed, expected);
         }
+    }
+
+    fn pod(children: &Children) -> &PodSpec {
+        children
+            .deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .expect("pod spec")
+    }
+
+    #[test]
+    fn no_sidecar_unless_the_symbiont_is_enabled() {
+        for json in [
+            serde_json::json!({"genus": "D"}),
+            serde_json::json!({"genus": "D", "symbiont": {"memory": {"size": "1Gi"}}}),
+            serde_json::json!({"genus": "D", "symbiont": {"enabled": false}}),
+        ] {
+            let children = plan(&AGENT, &spec(json), &CONFIG).unwrap();
+            assert!(pod(&children).init_containers.is_none());
+            assert_eq!(
+                pod(&children).security_context.as_ref().unwrap().fs_group,
+                None
+            );
+            assert_eq!(env_value(container(&children), "KGENTS_SYMBIONT_URL"), None);
+        }
+    }
+
+    #[test]
+    fn the_symbiont_is_a_native_sidecar_with_the_memory_and_podinfo_mounted() {
+        let children = plan(
+            &AGENT,
+            &spec(serde_json::json!({
+                "genus": "D",
+                "umwelt": "scout",
+                "symbiont": {"enabled": true, "memory": {"size": "1Gi", "type": "BICAMERAL"}}
+            })),
+            &CONFIG,
+        )
+        .unwrap();
+        let pod = pod(&children);
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().fs_group,
+            Some(PLACEHOLDER_UID)
+        );
+        let init = pod.init_containers.as_ref().expect("init containers");
+        assert_eq!(init.len(), 1);
+        let sidecar = &init[0];
+        assert_eq!(sidecar.name, "symbiont");
+        assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(sidecar.image.as_deref(), Some("symbiont"));
+        // the pod runs as the Umwelt's ServiceAccount, so the sidecar does too
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some(umwelt_service_account_name("scout").as_str())
+        );
+        assert_eq!(env_value(sidecar, "KGENTS_AGENT"), Some("scout"));
+        assert_eq!(env_value(sidecar, "KGENTS_UMWELT"), Some("scout"));
+        assert_eq!(
+            env_value(sidecar, "KGENTS_UMWELT_CONFIG_MAP"),
+            Some(umwelt_service_account_name("scout").as_str())
+        );
+        assert_eq!(env_value(sidecar, "KGENTS_MEMORY_SIZE"), Some("1Gi"));
+        assert_eq!(env_value(sidecar, "KGENTS_MEMORY"), Some("scout"));
+        assert_eq!(env_value(sidecar, "KGENTS_SYMBIONT_NO_CLUSTER"), None);
+        let mounts: Vec<(&str, &str)> = sidecar
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("kgents-memory", "/var/lib/kgents/memory"),
+                ("kgents-podinfo", "/etc/kgents/podinfo")
+            ]
+        );
+        let volumes = pod.volumes.as_ref().unwrap();
+        let memory = volumes.iter().find(|v| v.name == "kgents-memory").unwrap();
+        assert_eq!(
+            memory.persistent_volume_claim.as_ref().unwrap().claim_name,
+            crate::memory::pvc_name(AGENT.name)
+        );
+        assert_eq!(
+            volumes
+                .iter()
+                .filter(|v| v.name == "kgents-podinfo")
+                .count(),
+            1
+        );
+        let resources = sidecar.resources.as_ref().unwrap();
+        assert_eq!(
+            resources.limits.as_ref().unwrap()["memory"],
+            Quantity("64Mi".into())
+        );
+        assert_eq!(
+            env_value(container(&children), "KGENTS_SYMBIONT_URL"),
+            Some("http://127.0.0.1:7777")
+        );
+    }
+
+    #[test]
+    fn an_ephemeral_memory_or_none_lives_in_the_pods_own_storage() {
+        let ephemeral = plan(
+            &AGENT,
+            &spec(serde_json::json!({
+                "genus": "D",
+                "health": {"type": "COGNITIVE_PROBE"},
+                "symbiont": {"enabled": true, "image": "my/symbiont:1", "memory": {"type": "EPHEMERAL", "size": "128Mi"}}
+            })),
+            &CONFIG,
+        )
+        .unwrap();
+        let pod_spec = pod(&ephemeral);
+        let memory = pod_spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "kgents-memory")
+            .unwrap();
+        assert_eq!(
+            memory.empty_dir.as_ref().unwrap().size_limit,
+            Some(Quantity("128Mi".into()))
+        );
+        // cognitive agents already mount podinfo: one volume, shared
+        assert_eq!(
+            pod_spec
+                .volumes
+                .iter()
+                .flatten()
+                .filter(|v| v.name == "kgents-podinfo")
+                .count(),
+            1
+        );
+        let sidecar = &pod_spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(sidecar.image.as_deref(), Some("my/symbiont:1"));
+        // no Umwelt: no affordances, so no cluster access from the sidecar
+        assert_eq!(
+            env_value(sidecar, "KGENTS_SYMBIONT_NO_CLUSTER"),
+            Some("true")
+        );
+
+        let bare = plan(
+            &AGENT,
+            &spec(serde_json::json!({"genus": "D", "symbiont": {"enabled": true, "resources": {"limits": {"memory": "32Mi"}}}})),
+            &CONFIG,
+        )
+        .unwrap();
+        let pod = pod(&bare);
+        let memory = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "kgents-memory")
+            .unwrap();
+        assert!(memory.empty_dir.is_some());
+        let sidecar = &pod.init_containers.as_ref().unwrap()[0];
+        assert_eq!(
+            sidecar.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"],
+            Quantity("32Mi".into())
+        );
     }
 }

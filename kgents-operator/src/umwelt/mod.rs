@@ -66,6 +66,8 @@ pub fn required_rules() -> Vec<PolicyRule> {
         ),
         support::rule("", &["secrets"], &["get"]),
         support::rule("events.k8s.io", &["events"], &["create", "patch"]),
+        // Every Umwelt's Role lets its agent's symbiont report its own Memory's use.
+        support::rule("kgents.io", &["memories/status"], &["patch"]),
     ];
     let mut grantable: BTreeMap<(&str, &str), std::collections::BTreeSet<&str>> = BTreeMap::new();
     for row in ACCESS_TABLE {

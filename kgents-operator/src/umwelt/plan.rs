@@ -92,6 +92,37 @@ pub fn policy_rules(access: &CompiledAccess) -> Vec<PolicyRule> {
         .collect()
 }
 
+/// What every agent may do to itself whatever its affordances: read its Umwelt (the symbiont
+/// resolves the agent's caller from it) and the Umwelt's ConfigMap (the symbiont watches it to
+/// serve `/umwelt` live; a watch with a `metadata.name` field selector is authorised by
+/// resourceNames), and report its own Memory's use (`status.sizeUsed`, `status.lastAccess`,
+/// written by the symbiont). Named objects only.
+pub fn self_rules(umwelt: &str, config_map: &str, agent: &str) -> Vec<PolicyRule> {
+    vec![
+        PolicyRule {
+            api_groups: Some(vec!["kgents.io".to_owned()]),
+            resources: Some(vec!["memories/status".to_owned()]),
+            resource_names: Some(vec![agent.to_owned()]),
+            verbs: vec!["patch".to_owned()],
+            ..PolicyRule::default()
+        },
+        PolicyRule {
+            api_groups: Some(vec!["kgents.io".to_owned()]),
+            resources: Some(vec!["umwelts".to_owned()]),
+            resource_names: Some(vec![umwelt.to_owned()]),
+            verbs: vec!["get".to_owned()],
+            ..PolicyRule::default()
+        },
+        PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".to_owned()]),
+            resource_names: Some(vec![config_map.to_owned()]),
+            verbs: vec!["get".to_owned(), "list".to_owned(), "watch".to_owned()],
+            ..PolicyRule::default()
+        },
+    ]
+}
+
 /// Plans an Umwelt's children (pure). Errors when a glob does not parse, or the object was not
 /// read from the API server (no namespace or uid).
 pub fn plan(umwelt: &Umwelt) -> Result<std::result::Result<UmweltChildren, PlanProblem>> {
@@ -145,7 +176,12 @@ pub fn plan(umwelt: &Umwelt) -> Result<std::result::Result<UmweltChildren, PlanP
         },
         role: Role {
             metadata: meta.clone(),
-            rules: Some(policy_rules(&access)),
+            rules: Some(
+                policy_rules(&access)
+                    .into_iter()
+                    .chain(self_rules(&umwelt.name_any(), &name, &umwelt.spec.agent))
+                    .collect(),
+            ),
         },
         role_binding: RoleBinding {
             metadata: meta.clone(),
@@ -192,7 +228,8 @@ mod tests {
         let u = umwelt(json!({"affordances": ["void.pheromone.sense"]}));
         let children = plan(&u).expect("plannable").expect("valid globs");
         let rules = children.role.rules.expect("rules");
-        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.len(), 4);
+        assert_eq!(rules[1..], self_rules("scout", "scout-umwelt", "scout"));
         assert_eq!(rules[0].api_groups, Some(vec!["kgents.io".to_owned()]));
         assert_eq!(rules[0].resources, Some(vec!["pheromones".to_owned()]));
         assert_eq!(rules[0].verbs, vec!["get", "list", "watch"]);
@@ -211,10 +248,21 @@ mod tests {
     }
 
     #[test]
-    fn an_umwelt_without_cluster_affordances_grants_nothing() {
+    fn an_umwelt_without_cluster_affordances_grants_only_its_own_objects() {
         let u = umwelt(json!({"affordances": ["concept.*.refine"]}));
         let children = plan(&u).expect("plannable").expect("valid globs");
-        assert_eq!(children.role.rules, Some(vec![]));
+        let rules = children.role.rules.expect("rules");
+        assert_eq!(rules, self_rules("scout", "scout-umwelt", "scout"));
+        for rule in &rules {
+            assert!(rule.resource_names.as_ref().is_some_and(|n| n.len() == 1));
+            let status = rule.resources.as_deref() == Some(&["memories/status".to_owned()][..]);
+            let allowed: &[&str] = if status {
+                &["patch"]
+            } else {
+                &["get", "list", "watch"]
+            };
+            assert!(rule.verbs.iter().all(|v| allowed.contains(&v.as_str())));
+        }
     }
 
     #[test]
