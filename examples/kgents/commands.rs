@@ -365,7 +365,7 @@ async fn print_status(logos: &Logos, caller: &Caller, scope: Scope, output: Outp
     match output {
         Output::Json | Output::Yaml => render::print(output, &report, no_table, Vec::new)?,
         Output::Name => return Err(usage("status has no names; use -o table, json or yaml")),
-        Output::Table | Output::Wide => print!("{}", status_text(&report, output == Output::Wide)),
+        Output::Table | Output::Wide => print!("{}", status_text(&report)),
     }
     Ok(0)
 }
@@ -385,7 +385,8 @@ fn counts(map: &std::collections::BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
-fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> String {
+/// The status as text (`-o wide` shows the same: the status is one screen).
+fn status_text(report: &kgents::kgents_logos::StatusReport) -> String {
     let mut out = String::new();
     if let Some(cluster) = &report.cluster {
         out.push_str(&format!(
@@ -423,16 +424,15 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
                 counts(&agents.by_health)
             },
         ));
-        // Those not Running, not HEALTHY or not fully ready; -o wide lists every one of them.
+        // Those not Running, not HEALTHY or not fully ready: the first ones by namespace and
+        // name (the status is one screen), and how many there are.
         let attention = &agents.attention;
         if !attention.is_empty() {
-            let limit = if wide { usize::MAX } else { 20 };
             let table = Table {
                 headers: vec!["NAMESPACE", "NAME", "GENUS", "PHASE", "READY", "HEALTH"],
                 narrow: 6,
                 rows: attention
                     .iter()
-                    .take(limit)
                     .map(|a| {
                         vec![
                             a.namespace.clone(),
@@ -446,10 +446,10 @@ fn status_text(report: &kgents::kgents_logos::StatusReport, wide: bool) -> Strin
                     .collect(),
             };
             out.push_str(&indent(&table.render(true)));
-            if attention.len() > limit {
+            let more = agents.attention_total.saturating_sub(attention.len());
+            if more > 0 {
                 out.push_str(&format!(
-                    "  … and {} more (kgents get agents -A)\n",
-                    attention.len() - limit
+                    "  … and {more} more needing attention (kgents get agents -A)\n"
                 ));
             }
         }

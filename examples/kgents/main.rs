@@ -58,13 +58,6 @@ mod terrarium;
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(terrarium::log_writer)
-        .try_init();
 
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let program = args
@@ -102,6 +95,24 @@ fn main() -> ExitCode {
             };
         }
     };
+    // A one-shot command says what went wrong itself; the libraries' log lines are for the
+    // long-running ones (daemon, servers, dashboard, control plane) and for RUST_LOG.
+    let long_running = matches!(
+        cli.command,
+        cli::Command::Terrarium(_)
+            | cli::Command::Mcp(_)
+            | cli::Command::Cortex { .. }
+            | cli::Command::Dev { .. }
+    );
+    if long_running || std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+            )
+            .with_writer(terrarium::log_writer)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -37,6 +37,10 @@ pub fn is_ready(agent: &AgentSummary) -> bool {
     agent.replicas > 0 && agent.ready_replicas >= agent.replicas
 }
 
+/// How many of the agents needing attention a digest names per namespace (and a view in all):
+/// a status is one screen; the rest are counted in [`AgentCounts::attention_total`].
+pub const ATTENTION_LIMIT: usize = 20;
+
 /// Agents of one namespace, counted.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AgentCounts {
@@ -48,8 +52,12 @@ pub struct AgentCounts {
     pub by_phase: BTreeMap<String, usize>,
     /// How many have each cognitive health.
     pub by_health: BTreeMap<String, usize>,
-    /// The agents that need attention ([`needs_attention`]), by namespace and name.
+    /// The first [`ATTENTION_LIMIT`] agents that need attention ([`needs_attention`]), by
+    /// namespace and name.
     pub attention: Vec<AgentSummary>,
+    /// How many agents need attention in all.
+    #[serde(default)]
+    pub attention_total: usize,
 }
 
 impl AgentCounts {
@@ -73,6 +81,7 @@ impl AgentCounts {
             .entry(agent.cognitive_health.clone())
             .or_default() += 1;
         if needs_attention(agent) {
+            self.attention_total += 1;
             self.attention.push(agent.clone());
         }
     }
@@ -86,13 +95,16 @@ impl AgentCounts {
         for (health, n) in &other.by_health {
             *self.by_health.entry(health.clone()).or_default() += n;
         }
+        self.attention_total += other.attention_total;
         self.attention.extend(other.attention.iter().cloned());
     }
 
+    /// Sorts the named agents by namespace and name and keeps the first [`ATTENTION_LIMIT`].
     fn sort(&mut self) {
         self.attention.sort_by(|a, b| {
             (a.namespace.as_str(), a.name.as_str()).cmp(&(b.namespace.as_str(), b.name.as_str()))
         });
+        self.attention.truncate(ATTENTION_LIMIT);
     }
 }
 
@@ -408,8 +420,27 @@ mod tests {
         assert_eq!(all.by_phase["Running"], 2);
         let named: Vec<_> = all.attention.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(named, ["new", "slow"]);
+        assert_eq!(all.attention_total, 2);
         let b = digest.view(Some("b"), t0(), t0()).agents;
         assert_eq!((b.total, b.attention.len()), (1, 0));
+    }
+
+    #[test]
+    fn at_most_the_limit_of_agents_needing_attention_is_named_and_all_are_counted() {
+        let names: Vec<String> = (0..ATTENTION_LIMIT + 5)
+            .map(|i| format!("a-{i:03}"))
+            .collect();
+        let agents: Vec<_> = names
+            .iter()
+            .map(|n| agent("x", n, "Pending", "UNKNOWN", 0))
+            .chain(names.iter().map(|n| agent("y", n, "Pending", "UNKNOWN", 0)))
+            .collect();
+        let digest = StatusDigest::build(&agents, &[], &[], t0());
+        assert_eq!(digest.namespaces[0].agents.attention.len(), ATTENTION_LIMIT);
+        let all = digest.view(None, t0(), t0()).agents;
+        assert_eq!(all.attention.len(), ATTENTION_LIMIT);
+        assert_eq!(all.attention_total, 2 * (ATTENTION_LIMIT + 5));
+        assert!(all.attention.iter().all(|a| a.namespace == "x"));
     }
 
     #[test]

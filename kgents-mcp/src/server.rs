@@ -571,7 +571,7 @@ impl KgentsMcp {
                 "ready": a.ready,
                 "by_phase": a.by_phase,
                 "by_health": a.by_health,
-                "needing_attention": a.attention.len(),
+                "needing_attention": a.attention_total,
             });
             if full {
                 // The agents not Running, not HEALTHY or not fully ready.
@@ -587,7 +587,7 @@ impl KgentsMcp {
                 v["note"] = json!(page.note().map(|_| format!(
                     "{} of {} agents needing attention shown; read kgents://agents for pages",
                     page.items.len(),
-                    page.total
+                    a.attention_total
                 )));
             }
             v
