@@ -33,21 +33,10 @@ use tonic::transport::Channel;
 
 use common::{ChildGuard, lines_of, wait_for_line};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The grpcurl binary (built once per machine by the script).
 fn grpcurl() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new(repo().join("scripts/grpcurl"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("scripts/grpcurl runs");
-        assert!(out.status.success(), "scripts/grpcurl failed");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    BIN.get_or_init(|| common::installed_by("grpcurl"))
 }
 
 /// Runs grpcurl on the socket; returns (exit code, stdout, stderr).

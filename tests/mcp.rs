@@ -27,21 +27,10 @@ use serde_json::{Value, json};
 /// The planted credential: it must never leave the server.
 const SECRET: &str = "kgents-planted-credential-7f3a9c1e5b";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The clients' directory (installed once per test binary).
 fn clients() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(repo().join("scripts/mcp-clients"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("scripts/mcp-clients runs");
-        assert!(out.status.success(), "scripts/mcp-clients failed");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    DIR.get_or_init(|| common::installed_by("mcp-clients"))
 }
 
 /// Everything any client printed, to search for the planted credential at the end.
@@ -54,7 +43,7 @@ fn seen(text: &str) {
 /// Runs the Python SDK driver (`tests/mcp_client.py`) on a plan; returns its report.
 fn python(plan: Value) -> Value {
     let mut child = Command::new(clients().join("venv/bin/python"))
-        .arg(repo().join("tests/mcp_client.py"))
+        .arg(common::repo().join("tests/mcp_client.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -25,10 +25,6 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn kubectl() -> PathBuf {
     PathBuf::from(std::env::var("HOME").expect("HOME"))
         .join(".cache/kgents/testbed")
@@ -47,7 +43,7 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let out = Command::new(repo().join("scripts/tmux-ensure"))
+        let out = Command::new(common::repo().join("scripts/tmux-ensure"))
             .output()
             .expect("scripts/tmux-ensure runs");
         assert!(

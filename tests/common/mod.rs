@@ -7,9 +7,25 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/<name>` (the project's idempotent installers of test tools nobody here wrote)
+/// and returns the path it prints.
+pub fn installed_by(name: &str) -> PathBuf {
+    let out = Command::new(repo().join("scripts").join(name))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("scripts/{name} runs: {e}"));
+    assert!(out.status.success(), "scripts/{name} failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
 
 /// `target/debug/examples/kgents`, next to this test binary's `deps/` directory.
 ///
