@@ -21,7 +21,10 @@ use kgents_core::clock::Clock;
 use kgents_core::decay::{self, HalfLife, Intensity};
 use kgents_crds::{Agent, Pheromone, Proposal};
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
-use kgents_logos::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary};
+use kgents_logos::outcome::{
+    FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
+};
+use kgents_logos::summary::{self, Observation, SenseFilter};
 use kgents_logos::{ClusterView, Error, Filter, Observed, Result, Source};
 use kube::ResourceExt;
 use kube::runtime::watcher;
@@ -533,6 +536,43 @@ impl ClusterView for WatchCache {
                 .collect()
         };
         Ok(Observed { data, source })
+    }
+
+    async fn sense(
+        &self,
+        filter: &Filter,
+        sense: &SenseFilter,
+        now: Timestamp,
+        limit: Option<usize>,
+    ) -> Result<FieldReport> {
+        if filter.selector.is_some() {
+            return self
+                .passthrough("pheromones")?
+                .sense(filter, sense, now, limit)
+                .await;
+        }
+        let source = self.source();
+        let state = self.read();
+        if let Some(error) = state.unservable("pheromones", state.pheromones.listed) {
+            return Err(error);
+        }
+        // Sensed in place under the read lock: only the listed signals are copied.
+        let observations = state
+            .pheromones
+            .items
+            .iter()
+            .filter(|((ns, _), _)| filter.scope.contains(ns))
+            .map(|(_, o)| Observation {
+                summary: &o.record.summary,
+                observed_at: o.at,
+            });
+        Ok(summary::sense_observed(
+            observations,
+            sense,
+            now,
+            source,
+            limit,
+        ))
     }
 
     async fn proposals(&self, filter: &Filter) -> Result<Observed<Vec<ProposalRecord>>> {

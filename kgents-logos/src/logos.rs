@@ -435,17 +435,14 @@ impl Logos {
     }
 
     async fn sense(&self, args: &Args, input: &SenseInput) -> Result<FieldReport> {
-        let observed = self.view.pheromones(&args.filter()).await?;
         let filter = SenseFilter {
             types: input.types.iter().copied().collect::<TypeSet>(),
             source: input.source.clone(),
             target: input.target.clone(),
         };
-        let mut report = summary::sense(observed.data, &filter, self.clock.now(), observed.source);
-        if let Some(limit) = input.limit {
-            report.pheromones.truncate(limit);
-        }
-        Ok(report)
+        self.view
+            .sense(&args.filter(), &filter, self.clock.now(), input.limit)
+            .await
     }
 
     async fn emit(

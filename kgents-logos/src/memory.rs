@@ -7,15 +7,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use kgents_core::clock::Clock;
+use kgents_core::field::Signal;
 use kgents_crds::common::Time;
 use kgents_crds::proposal::{Approval, Rejection};
-use kgents_crds::{Agent, Memory, Pheromone, Proposal, ProposalStatus, Umwelt};
-use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus, ComponentStatus};
+use jiff::Timestamp;
+use kgents_crds::{Agent, Memory, Pheromone, PheromoneSignal, Proposal, ProposalStatus, Umwelt};
+use kgents_ghost::snapshot::{
+    AgentStatus, AgentSummary, ClusterStatus, ComponentStatus, PheromoneSummary,
+};
 use kgents_policy::{AdmissionPolicy, Occasion, Requester};
 
 use crate::error::{Error, Result};
-use crate::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary};
-use crate::summary;
+use crate::outcome::{
+    FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary,
+};
+use crate::summary::{self, Observation, SenseFilter};
 use crate::view::{ClusterActor, ClusterView, Filter, Observed, Source};
 
 /// A pod of an agent, for tethering.
@@ -37,11 +43,25 @@ pub struct MemoryPod {
 struct State {
     agents: Vec<Agent>,
     pheromones: Vec<Pheromone>,
+    /// Each pheromone's summary as emitted (intensity at `emitted_at`), in the order of
+    /// `pheromones` (`None` for one that is not a valid signal): sensed without converting.
+    pheromone_summaries: Vec<Option<PheromoneSummary>>,
     proposals: Vec<Proposal>,
     memories: Vec<Memory>,
     umwelts: Vec<Umwelt>,
     pods: Vec<MemoryPod>,
     generated: u64,
+}
+
+impl State {
+    fn keep_pheromone(&mut self, pheromone: Pheromone) {
+        let summary = PheromoneSignal::try_from(&pheromone)
+            .ok()
+            .and_then(|signal| summary::pheromone_record(&pheromone, signal.emitted_at()))
+            .map(|record| record.summary);
+        self.pheromone_summaries.push(summary);
+        self.pheromones.push(pheromone);
+    }
 }
 
 /// An in-memory cluster (see the [module docs](self)).
@@ -114,7 +134,7 @@ impl MemoryCluster {
         if created.is_some() {
             pheromone.metadata.creation_timestamp = created;
         }
-        state.pheromones.push(pheromone);
+        state.keep_pheromone(pheromone);
     }
 
     /// Adds a proposal as given (status included).
@@ -241,6 +261,34 @@ impl ClusterView for MemoryCluster {
         })
     }
 
+    async fn sense(
+        &self,
+        filter: &Filter,
+        sense: &SenseFilter,
+        now: Timestamp,
+        limit: Option<usize>,
+    ) -> Result<FieldReport> {
+        let state = self.state();
+        let mut observations = Vec::with_capacity(state.pheromones.len());
+        for (p, summary) in state.pheromones.iter().zip(&state.pheromone_summaries) {
+            if let Some(summary) = summary
+                && in_filter(filter, p.metadata.namespace.as_deref())?
+            {
+                observations.push(Observation {
+                    summary,
+                    observed_at: summary.emitted_at,
+                });
+            }
+        }
+        Ok(summary::sense_observed(
+            observations,
+            sense,
+            now,
+            self.source(),
+            limit,
+        ))
+    }
+
     async fn proposals(&self, filter: &Filter) -> Result<Observed<Vec<ProposalRecord>>> {
         let state = self.state();
         let mut data = Vec::new();
@@ -311,7 +359,7 @@ impl ClusterActor for MemoryCluster {
         let mut stored = pheromone.clone();
         let mut state = self.state();
         self.stamp(&mut stored.metadata, &mut state);
-        state.pheromones.push(stored.clone());
+        state.keep_pheromone(stored.clone());
         Ok(stored)
     }
 

@@ -137,8 +137,12 @@ pub type HeatRow = TypeHeat;
 pub struct FieldReport {
     /// When intensities were computed.
     pub at: Timestamp,
-    /// The signals the query admits, strongest first.
+    /// The signals the query admits, strongest first (the strongest `limit` when the query
+    /// had one).
     pub pheromones: Vec<SensedPheromone>,
+    /// How many live signals the query admits, listed or not.
+    #[serde(default)]
+    pub admitted: usize,
     /// Heat per type over the admitted signals.
     pub heat: Vec<HeatRow>,
     /// How many stored signals had already evaporated (not listed).

@@ -246,10 +246,17 @@ impl SenseFilter {
     }
 }
 
-/// The field at `now` from records observed at `source.taken_at`: each intensity decays from the
-/// observed value with the type's effective half-life (DREAM doubled, kgents-core decay); an
-/// evaporated signal (below 0.01 or past its TTL) is counted, not listed. Strongest first, ties
-/// by namespace and name; heat per type over what is listed.
+/// One stored pheromone summary and when its `intensity` was observed: the input of
+/// [`sense_observed`]. Borrowed, so a cache can be sensed without copying what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The summary (its `intensity` as of `observed_at`).
+    pub summary: &'a PheromoneSummary,
+    /// When `summary.intensity` was observed.
+    pub observed_at: Timestamp,
+}
+
+/// The field at `now` from records observed at `source.taken_at` (see [`sense_observed`]).
 pub fn sense(
     records: Vec<PheromoneRecord>,
     filter: &SenseFilter,
@@ -257,11 +264,58 @@ pub fn sense(
     source: Source,
 ) -> FieldReport {
     let observed_at = source.taken_at;
-    let mut pheromones = Vec::new();
+    sense_observed(
+        records.iter().map(|record| Observation {
+            summary: &record.summary,
+            observed_at,
+        }),
+        filter,
+        now,
+        source,
+        None,
+    )
+}
+
+/// A live signal of a sense in progress: borrowed until it is known to be listed.
+struct Candidate<'a> {
+    summary: &'a PheromoneSummary,
+    intensity: f64,
+    half_life: HalfLife,
+    evaporates_in: Duration,
+}
+
+/// Strongest first; (namespace, name) is unique, so the order is total and unstable sorts and
+/// selections are deterministic.
+fn by_rank(a: &Candidate<'_>, b: &Candidate<'_>) -> std::cmp::Ordering {
+    b.intensity
+        .total_cmp(&a.intensity)
+        .then_with(|| a.summary.namespace.cmp(&b.summary.namespace))
+        .then_with(|| a.summary.name.cmp(&b.summary.name))
+}
+
+/// The field at `now`: each intensity decays from its observed value with the type's effective
+/// half-life (DREAM doubled, kgents-core decay); an evaporated signal (below 0.01 or past its
+/// TTL) is counted, not listed. Strongest first, ties by namespace and name; heat per type and
+/// [`FieldReport::admitted`] over every live signal the filter admits, even when `limit` keeps
+/// only the strongest few.
+///
+/// With a `limit` the strongest are selected before they are sorted (O(n + k log k)), and only
+/// the listed signals' strings are copied: sensing a large cache for one page stays cheap.
+pub fn sense_observed<'a>(
+    observations: impl IntoIterator<Item = Observation<'a>>,
+    filter: &SenseFilter,
+    now: Timestamp,
+    source: Source,
+    limit: Option<usize>,
+) -> FieldReport {
+    let mut live = Vec::new();
     let mut evaporated = 0;
-    for record in records {
-        let p = record.summary;
-        if !filter.admits(&p) {
+    for Observation {
+        summary: p,
+        observed_at,
+    } in observations
+    {
+        if !filter.admits(p) {
             continue;
         }
         let Ok(base) = HalfLife::from_seconds(p.half_life_seconds) else {
@@ -282,41 +336,53 @@ pub fn sense(
             .expires_at
             .map(|at| at.duration_since(now).unsigned_abs())
             .unwrap_or(Duration::MAX);
-        // The records are consumed: their strings move into the answer, uncopied.
-        pheromones.push(SensedPheromone {
-            name: p.name,
-            namespace: p.namespace,
-            pheromone_type: p.pheromone_type,
-            source: p.source,
-            target: p.target,
+        live.push(Candidate {
+            summary: p,
             intensity: current.get(),
-            emitted_at: p.emitted_at,
-            half_life_seconds: half_life.as_seconds_f64(),
-            evaporates_in_seconds: until_threshold.min(until_ttl).as_secs_f64(),
+            half_life,
+            evaporates_in: until_threshold.min(until_ttl),
         });
     }
-    // (namespace, name) is unique, so the order is total and an unstable sort is deterministic.
-    pheromones.sort_unstable_by(|a, b| {
-        b.intensity
-            .total_cmp(&a.intensity)
-            .then_with(|| a.namespace.cmp(&b.namespace))
-            .then_with(|| a.name.cmp(&b.name))
-    });
     let mut heat: BTreeMap<PheromoneType, HeatRow> = BTreeMap::new();
-    for p in &pheromones {
-        let row = heat.entry(p.pheromone_type).or_insert(HeatRow {
-            pheromone_type: p.pheromone_type,
+    for c in &live {
+        let row = heat.entry(c.summary.pheromone_type).or_insert(HeatRow {
+            pheromone_type: c.summary.pheromone_type,
             sum: 0.0,
             max: 0.0,
             count: 0,
         });
-        row.sum += p.intensity;
-        row.max = row.max.max(p.intensity);
+        row.sum += c.intensity;
+        row.max = row.max.max(c.intensity);
         row.count += 1;
     }
+    let admitted = live.len();
+    match limit {
+        Some(0) => live.clear(),
+        Some(k) if k < live.len() => {
+            live.select_nth_unstable_by(k - 1, by_rank);
+            live.truncate(k);
+        }
+        _ => {}
+    }
+    live.sort_unstable_by(by_rank);
+    let pheromones = live
+        .into_iter()
+        .map(|c| SensedPheromone {
+            name: c.summary.name.clone(),
+            namespace: c.summary.namespace.clone(),
+            pheromone_type: c.summary.pheromone_type,
+            source: c.summary.source.clone(),
+            target: c.summary.target.clone(),
+            intensity: c.intensity,
+            emitted_at: c.summary.emitted_at,
+            half_life_seconds: c.half_life.as_seconds_f64(),
+            evaporates_in_seconds: c.evaporates_in.as_secs_f64(),
+        })
+        .collect();
     FieldReport {
         at: now,
         pheromones,
+        admitted,
         heat: heat.into_values().collect(),
         evaporated,
         source,
@@ -404,6 +470,50 @@ mod tests {
             .find(|h| h.pheromone_type == PheromoneType::Warning)
             .unwrap();
         assert_eq!(warning.count, 1);
+    }
+
+    proptest::proptest! {
+        /// Sensing with a limit lists exactly the strongest `limit` of what sensing everything
+        /// lists, in the same order, and counts (and heats) every admitted signal either way.
+        #[test]
+        fn a_limit_keeps_the_strongest_of_the_full_ranking(
+            signals in proptest::collection::vec((0usize..4, 0u8..101, 0i64..3_600, 0u8..3), 0..60),
+            limit in 0usize..70,
+            elapsed in 0i64..7_200,
+        ) {
+            let types = [PheromoneType::Warning, PheromoneType::Dream, PheromoneType::Intent, PheromoneType::State];
+            let base = Timestamp::from_second(1_800_000_000).unwrap();
+            let records: Vec<PheromoneRecord> = signals
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, intensity, age, target))| {
+                    let mut r = record(&format!("p{i:03}"), types[kind], f64::from(intensity) / 100.0, None);
+                    r.summary.emitted_at = base - jiff::SignedDuration::from_secs(age);
+                    r.summary.target = (target > 0).then(|| format!("t{target}"));
+                    r
+                })
+                .collect();
+            // Observations at different times (as a watch cache holds them).
+            let observed: Vec<Timestamp> = signals
+                .iter()
+                .map(|&(_, _, age, _)| base - jiff::SignedDuration::from_secs(age / 2))
+                .collect();
+            let now = base + jiff::SignedDuration::from_secs(elapsed);
+            let filter = SenseFilter { target: Some("t1".into()), ..SenseFilter::default() };
+            let observations = || {
+                records.iter().zip(&observed).map(|(r, &at)| Observation { summary: &r.summary, observed_at: at })
+            };
+            let source = Source::live("memory", base);
+            let all = sense_observed(observations(), &filter, now, source.clone(), None);
+            let top = sense_observed(observations(), &filter, now, source, Some(limit));
+            proptest::prop_assert_eq!(all.admitted, all.pheromones.len());
+            proptest::prop_assert_eq!(top.admitted, all.admitted);
+            proptest::prop_assert_eq!(&top.heat, &all.heat);
+            proptest::prop_assert_eq!(top.evaporated, all.evaporated);
+            let expected: Vec<_> = all.pheromones.iter().take(limit).collect();
+            let listed: Vec<_> = top.pheromones.iter().collect();
+            proptest::prop_assert_eq!(listed, expected);
+        }
     }
 
     #[test]

@@ -14,7 +14,10 @@ use kgents_policy::AdmissionPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary};
+use crate::outcome::{
+    FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary,
+};
+use crate::summary::{self, SenseFilter};
 
 /// Which namespaces a read covers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,6 +145,31 @@ pub trait ClusterView: Send + Sync {
     /// The cluster's health: server version, nodes, and K8-gents' own components (the
     /// operator Deployment, the proposal webhook's registration).
     async fn cluster(&self) -> Result<Observed<ClusterStatus>>;
+
+    /// The pheromone field at `now`: the signals in `filter` that `sense` admits, decayed and
+    /// ranked, the strongest `limit` listed ([`summary::sense_observed`]). By default it is
+    /// sensed from [`pheromones`](Self::pheromones); a view that keeps summaries in memory
+    /// senses them in place, copying only what it lists.
+    async fn sense(
+        &self,
+        filter: &Filter,
+        sense: &SenseFilter,
+        now: Timestamp,
+        limit: Option<usize>,
+    ) -> Result<FieldReport> {
+        let observed = self.pheromones(filter).await?;
+        let observed_at = observed.source.taken_at;
+        Ok(summary::sense_observed(
+            observed.data.iter().map(|record| summary::Observation {
+                summary: &record.summary,
+                observed_at,
+            }),
+            sense,
+            now,
+            observed.source,
+            limit,
+        ))
+    }
 
     /// The status digest of the whole cluster ([`kgents_ghost::digest`]). By default it is
     /// built from the agent, pheromone and proposal lists (read at once); views that keep it

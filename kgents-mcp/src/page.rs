@@ -221,6 +221,24 @@ pub fn page_by_key<T>(
     })
 }
 
+/// Where a page of a ranked listing starts: 0 without a cursor, else the cursor's offset (so
+/// a source can rank only the items up to the page's end).
+///
+/// # Errors
+/// [`CursorError`] for a foreign or malformed cursor, or one that is not an offset.
+pub fn offset_of(cursor: Option<&str>, listing: &str) -> Result<usize, CursorError> {
+    match cursor {
+        None => Ok(0),
+        Some(text) => match Cursor::decode(text, listing)?.position {
+            Position::Offset(n) => Ok(n),
+            Position::After(_) => Err(CursorError {
+                shown: text.chars().take(40).collect(),
+                reason: "it is not a cursor of this listing".into(),
+            }),
+        },
+    }
+}
+
 /// A page of `items` (in rank order) from the cursor's offset.
 ///
 /// # Errors
@@ -232,18 +250,7 @@ pub fn page_by_offset<T>(
     cursor: Option<&str>,
     bounds: Bounds,
 ) -> Result<Page, CursorError> {
-    let start = match cursor {
-        None => 0,
-        Some(text) => match Cursor::decode(text, listing)?.position {
-            Position::Offset(n) => n.min(items.len()),
-            Position::After(_) => {
-                return Err(CursorError {
-                    shown: text.chars().take(40).collect(),
-                    reason: "it is not a cursor of this listing".into(),
-                });
-            }
-        },
-    };
+    let start = offset_of(cursor, listing)?.min(items.len());
     let (shown, next, cut) = fill(items.iter().enumerate().skip(start), &render, bounds);
     let next_cursor = next.map(|index| {
         Cursor {

@@ -201,6 +201,15 @@ fn logos_error(e: &LogosError) -> ErrorData {
     }
 }
 
+/// The listing id of a sense (its cursors are valid only for the same scope and query).
+fn sense_listing(scope: &Scope, input: &SenseInput) -> String {
+    listing_id(&[
+        "sense",
+        &scope_key(scope),
+        &serde_json::to_string(input).unwrap_or_default(),
+    ])
+}
+
 fn scope_key(scope: &Scope) -> String {
     match scope {
         Scope::Namespace(ns) => ns.clone(),
@@ -639,18 +648,19 @@ impl KgentsMcp {
     // -----------------------------------------------------------------------------------------
     // sense
 
-    async fn sense_report(
+    /// The field for one page of a ranked listing starting at `start`: only the signals up to
+    /// the page's end (and one more, to know a next page exists) are listed; `admitted`
+    /// counts them all.
+    async fn sense_page(
         &self,
         scope: Scope,
-        input: &SenseInput,
-    ) -> Result<(FieldReport, String), LogosError> {
-        let listing = listing_id(&[
-            "sense",
-            &scope_key(&scope),
-            &serde_json::to_string(input).unwrap_or_default(),
-        ]);
+        mut input: SenseInput,
+        start: usize,
+        limit: Option<usize>,
+    ) -> Result<FieldReport, LogosError> {
+        input.limit = Some(start.saturating_add(self.bounds(limit).limit).saturating_add(1));
         let outcome = self
-            .invoke(SENSE, Args::new(scope).with_input(input))
+            .invoke(SENSE, Args::new(scope).with_input(&input))
             .await?;
         let Outcome::Sensed(report) = outcome else {
             return Err(LogosError::BadInput {
@@ -658,7 +668,7 @@ impl KgentsMcp {
                 reason: "an unexpected result".into(),
             });
         };
-        Ok((report, listing))
+        Ok(report)
     }
 
     async fn sense_tool(&self, arguments: Option<&JsonObject>) -> Result<(Value, String), Failure> {
@@ -675,15 +685,18 @@ impl KgentsMcp {
             target: a.target.clone(),
             limit: None,
         };
-        let (report, listing) = self.sense_report(scope, &input).await?;
+        let listing = sense_listing(&scope, &input);
+        let start = page::offset_of(a.cursor.as_deref(), &listing)?;
+        let report = self.sense_page(scope, input, start, limit).await?;
         let doc = self.fit(limit, |bounds| {
-            let page = page::page_by_offset(
+            let mut page = page::page_by_offset(
                 &report.pheromones,
                 |p| render::item(p, a.detail, render::pheromone_row),
                 &listing,
                 a.cursor.as_deref(),
                 bounds,
             )?;
+            page.total = report.admitted;
             Ok(json!({
                 "at": report.at,
                 "total": page.total,
@@ -1142,19 +1155,22 @@ impl KgentsMcp {
                     types: pheromone_type.iter().copied().collect(),
                     ..SenseInput::default()
                 };
-                let (report, listing) = self
-                    .sense_report(scope, &input)
+                let listing = sense_listing(&scope, &input);
+                let start = page::offset_of(q.cursor.as_deref(), &listing).map_err(cursor_error)?;
+                let report = self
+                    .sense_page(scope, input, start, q.limit)
                     .await
                     .map_err(|e| logos_error(&e))?;
                 let extra = json!({"at": report.at, "heat": render::heat(&report.heat), "evaporated": report.evaporated});
                 self.fit(q.limit, |bounds| {
-                    let page = page::page_by_offset(
+                    let mut page = page::page_by_offset(
                         &report.pheromones,
                         |p| render::item(p, q.detail, render::pheromone_row),
                         &listing,
                         q.cursor.as_deref(),
                         bounds,
                     )?;
+                    page.total = report.admitted;
                     Ok(listing_doc(page, q, &extra))
                 })
                 .map_err(cursor_error)
