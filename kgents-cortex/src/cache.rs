@@ -24,7 +24,7 @@ use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
 use kgents_logos::outcome::{
     FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
 };
-use kgents_logos::summary::{self, Observation, SenseFilter};
+use kgents_logos::summary::{self, SenseFilter};
 use kgents_logos::{ClusterView, Error, Filter, Observed, Result, Source};
 use kube::ResourceExt;
 use kube::runtime::watcher;
@@ -562,7 +562,7 @@ impl ClusterView for WatchCache {
             .items
             .iter()
             .filter(|((ns, _), _)| filter.scope.contains(ns))
-            .map(|(_, o)| Observation {
+            .map(|(_, o)| summary::Observation {
                 summary: &o.record.summary,
                 observed_at: o.at,
             });

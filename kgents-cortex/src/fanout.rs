@@ -16,7 +16,6 @@ use kgents_ghost::snapshot::AgentSummary;
 use kgents_logos::outcome::{PheromoneRecord, ProposalRecord};
 use kgents_logos::summary::{SenseFilter, sense};
 use kgents_logos::{Scope, Source};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -26,22 +25,7 @@ use crate::request::Kinds;
 /// The default per-subscriber buffer, in changes.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// A `events.k8s.io` Event about a kgents object, as the thought stream shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Thought {
-    /// When it happened.
-    pub at: Timestamp,
-    /// The object's namespace.
-    pub namespace: String,
-    /// `Kind/name` of the object.
-    pub object: String,
-    /// The Event's reason.
-    pub reason: String,
-    /// The Event's note.
-    pub text: String,
-    /// Whether it is a Warning.
-    pub warning: bool,
-}
+pub use kgents_logos::summary::Thought;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq)]

@@ -79,40 +79,11 @@ where
     )
 }
 
-/// A thought from an `events.k8s.io` Event about a kgents object (others are not shown).
+/// A thought from an `events.k8s.io` Event about a kgents object (others are not shown), with
+/// the Event's name (the change's key).
 pub fn thought_of(event: &KubeEvent) -> Option<(String, Thought)> {
-    let regarding = event.regarding.as_ref()?;
-    if !regarding
-        .api_version
-        .as_deref()
-        .is_some_and(|v| v.starts_with("kgents.io/"))
-    {
-        return None;
-    }
-    let kind = regarding.kind.clone().unwrap_or_default();
-    let name = regarding.name.clone().unwrap_or_default();
-    let at = event
-        .event_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| event.series.as_ref().map(|s| s.last_observed_time.0))
-        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
-    Some((
-        event.metadata.name.clone().unwrap_or_default(),
-        Thought {
-            at,
-            namespace: regarding
-                .namespace
-                .clone()
-                .or_else(|| event.metadata.namespace.clone())
-                .unwrap_or_default(),
-            object: format!("{kind}/{name}"),
-            reason: event.reason.clone().unwrap_or_default(),
-            text: event.note.clone().unwrap_or_default().replace('\n', " "),
-            warning: event.type_.as_deref() == Some("Warning"),
-        },
-    ))
+    let thought = kgents_logos::summary::thought_of(event)?;
+    Some((event.metadata.name.clone().unwrap_or_default(), thought))
 }
 
 /// The watches, the caches they feed, the hub they publish to and the store they keep warm.

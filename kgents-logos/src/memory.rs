@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use kgents_core::clock::Clock;
 use kgents_core::field::Signal;
 use kgents_crds::common::Time;
 use kgents_crds::proposal::{Approval, Rejection};
-use jiff::Timestamp;
 use kgents_crds::{Agent, Memory, Pheromone, PheromoneSignal, Proposal, ProposalStatus, Umwelt};
 use kgents_ghost::snapshot::{
     AgentStatus, AgentSummary, ClusterStatus, ComponentStatus, PheromoneSummary,

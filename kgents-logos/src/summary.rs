@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kgents_core::decay::{self, EVAPORATION_THRESHOLD, HalfLife, Intensity};
 use kgents_core::field::Signal;
 use kgents_core::field::{PheromoneType, TypeSet};
@@ -14,7 +15,7 @@ use kgents_ghost::AgentName;
 use kgents_ghost::snapshot::{
     AgentStatus, AgentSummary, ConditionSummary, PheromoneSummary, ProposalSummary, RiskFactor,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{
     FieldReport, HeatRow, MemorySummary, PheromoneRecord, ProposalRecord, SensedPheromone,
@@ -389,6 +390,62 @@ pub fn sense_observed<'a>(
     }
 }
 
+/// A line of the thought stream: an `events.k8s.io` Event about a kgents object (or a log line
+/// of an agent). The Cortex sends it in `Observe`; the Terrarium shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thought {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The namespace.
+    pub namespace: String,
+    /// What it is about, as `Kind/name`.
+    pub object: String,
+    /// The agent it counts as activity for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// A short machine reason (`Applied`, `ProbeFailed`, `log`).
+    pub reason: String,
+    /// The text (one line).
+    pub text: String,
+    /// A warning (shown highlighted).
+    pub warning: bool,
+}
+
+/// A thought from an `events.k8s.io` Event about a kgents object; `None` for Events of other
+/// objects, or with no time at all.
+pub fn thought_of(event: &KubeEvent) -> Option<Thought> {
+    let regarding = event.regarding.as_ref()?;
+    if !regarding
+        .api_version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("kgents.io/"))
+    {
+        return None;
+    }
+    let kind = regarding.kind.clone().unwrap_or_default();
+    let name = regarding.name.clone().unwrap_or_default();
+    let at = event
+        .event_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.series.as_ref().map(|s| s.last_observed_time.0))
+        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    Some(Thought {
+        at,
+        namespace: regarding
+            .namespace
+            .clone()
+            .or_else(|| event.metadata.namespace.clone())
+            .unwrap_or_default(),
+        agent: (kind == "Agent").then(|| name.clone()),
+        object: format!("{kind}/{name}"),
+        reason: event.reason.clone().unwrap_or_default(),
+        text: event.note.clone().unwrap_or_default().replace('\n', " "),
+        warning: event.type_.as_deref() == Some("Warning"),
+    })
+}
+
 /// The Kubernetes object-name rule (RFC 1123 subdomain) quoted in errors.
 pub const NAME_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
     alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
@@ -514,6 +571,26 @@ mod tests {
             let listed: Vec<_> = top.pheromones.iter().collect();
             proptest::prop_assert_eq!(listed, expected);
         }
+    }
+
+    #[test]
+    fn only_events_of_kgents_objects_are_thoughts() {
+        let event = |api: &str| -> KubeEvent {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "e", "namespace": "team", "creationTimestamp": "2027-01-15T12:00:00Z"},
+                "eventTime": "2027-01-15T12:00:01.000000Z",
+                "regarding": {"apiVersion": api, "kind": "Agent", "name": "b-gent", "namespace": "team"},
+                "reason": "ProbeFailed", "note": "no answer\nwithin 30 s", "type": "Warning",
+                "reportingController": "x", "reportingInstance": "y", "action": "Probe"
+            }))
+            .expect("an Event")
+        };
+        let thought = thought_of(&event("kgents.io/v1")).expect("a thought");
+        assert_eq!(thought.object, "Agent/b-gent");
+        assert_eq!(thought.agent.as_deref(), Some("b-gent"));
+        assert!(thought.warning);
+        assert_eq!(thought.text, "no answer within 30 s");
+        assert!(thought_of(&event("v1")).is_none());
     }
 
     #[test]

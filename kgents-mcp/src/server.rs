@@ -658,7 +658,11 @@ impl KgentsMcp {
         start: usize,
         limit: Option<usize>,
     ) -> Result<FieldReport, LogosError> {
-        input.limit = Some(start.saturating_add(self.bounds(limit).limit).saturating_add(1));
+        input.limit = Some(
+            start
+                .saturating_add(self.bounds(limit).limit)
+                .saturating_add(1),
+        );
         let outcome = self
             .invoke(SENSE, Args::new(scope).with_input(&input))
             .await?;

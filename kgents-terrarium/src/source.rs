@@ -998,7 +998,9 @@ impl Cache {
                     self.events_listed = true;
                     None
                 }
-                watcher::Event::Apply(e) | watcher::Event::InitApply(e) => thought_of(&e),
+                watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
+                    kgents_logos::summary::thought_of(&e)
+                }
                 watcher::Event::Init | watcher::Event::Delete(_) => None,
             },
             Change::EventsForbidden(reason) => {
@@ -1026,40 +1028,6 @@ impl Cache {
     }
 }
 
-/// A thought from an `events.k8s.io` Event about a kgents object (others are not shown).
-pub fn thought_of(event: &KubeEvent) -> Option<Thought> {
-    let regarding = event.regarding.as_ref()?;
-    if !regarding
-        .api_version
-        .as_deref()
-        .is_some_and(|v| v.starts_with("kgents.io/"))
-    {
-        return None;
-    }
-    let kind = regarding.kind.clone().unwrap_or_default();
-    let name = regarding.name.clone().unwrap_or_default();
-    let at = event
-        .event_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| event.series.as_ref().map(|s| s.last_observed_time.0))
-        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
-    Some(Thought {
-        at,
-        namespace: regarding
-            .namespace
-            .clone()
-            .or_else(|| event.metadata.namespace.clone())
-            .unwrap_or_default(),
-        agent: (kind == "Agent").then(|| name.clone()),
-        object: format!("{kind}/{name}"),
-        reason: event.reason.clone().unwrap_or_default(),
-        text: event.note.clone().unwrap_or_default().replace('\n', " "),
-        warning: event.type_.as_deref() == Some("Warning"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1072,25 +1040,5 @@ mod tests {
         assert_eq!(b.delay(4), Duration::from_secs(4));
         assert_eq!(b.delay(10), Duration::from_secs(15));
         assert_eq!(b.delay(u32::MAX), Duration::from_secs(15));
-    }
-
-    #[test]
-    fn only_events_of_kgents_objects_are_thoughts() {
-        let event = |api: &str| -> KubeEvent {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "e", "namespace": "team", "creationTimestamp": "2027-01-15T12:00:00Z"},
-                "eventTime": "2027-01-15T12:00:01.000000Z",
-                "regarding": {"apiVersion": api, "kind": "Agent", "name": "b-gent", "namespace": "team"},
-                "reason": "ProbeFailed", "note": "no answer\nwithin 30 s", "type": "Warning",
-                "reportingController": "x", "reportingInstance": "y", "action": "Probe"
-            }))
-            .expect("an Event")
-        };
-        let thought = thought_of(&event("kgents.io/v1")).expect("a thought");
-        assert_eq!(thought.object, "Agent/b-gent");
-        assert_eq!(thought.agent.as_deref(), Some("b-gent"));
-        assert!(thought.warning);
-        assert_eq!(thought.text, "no answer within 30 s");
-        assert!(thought_of(&event("v1")).is_none());
     }
 }

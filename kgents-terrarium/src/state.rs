@@ -135,24 +135,7 @@ impl Dashboard {
     }
 }
 
-/// One line of the thought stream: an Event of a kgents object (or an agent's log line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Thought {
-    /// When it happened.
-    pub at: Timestamp,
-    /// The namespace.
-    pub namespace: String,
-    /// What it is about, as `Kind/name`.
-    pub object: String,
-    /// The agent it counts as activity for, if any.
-    pub agent: Option<String>,
-    /// A short machine reason (`Applied`, `ProbeFailed`, `log`).
-    pub reason: String,
-    /// The text.
-    pub text: String,
-    /// A warning (shown highlighted).
-    pub warning: bool,
-}
+pub use kgents_logos::summary::Thought;
 
 /// The bounded thought stream: the newest [`THOUGHT_CAPACITY`] lines and how many were dropped.
 #[derive(Debug, Clone, Default, PartialEq)]
