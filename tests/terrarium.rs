@@ -6,7 +6,9 @@
 //! again. A user who may not watch Events still gets a live dashboard, told why the thought
 //! stream stays empty. An agent's log lines follow into the thought stream with `l`. Watching all
 //! namespaces, the dashboard writes the ghost cache through, and `kgents status` answers from it
-//! with the API server stopped. Run after
+//! with the API server stopped. With a Cortex daemon running, the dashboard is fed by its
+//! `Observe` stream (a pheromone on screen within 2 s), and watches by itself once the daemon is
+//! killed. Run after
 //! `cargo build --workspace --example kgents`.
 
 mod common;
@@ -442,6 +444,83 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
     viewer_tmux.keys(&["q"]);
     drop(viewer_tmux);
 
+    // With a Cortex daemon running, the dashboard reads the daemon's Observe stream instead of
+    // watching: a pheromone emitted with kubectl is on screen within 2 s; with the daemon
+    // killed, the dashboard watches the API server itself.
+    let socket = ghost.path().join("cortex.sock");
+    let mut daemon = Command::new(common::kgents_binary())
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "cortex",
+            "serve",
+        ])
+        .env("KGENTS_GHOST_DIR", ghost.path().join("daemon-ghost"))
+        .env("KGENTS_CORTEX_SOCKET", &socket)
+        .env("RUST_LOG", "kgents_cortex=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kgents cortex serve starts");
+    let daemon_log = common::lines_of(daemon.stderr.take().unwrap());
+    common::wait_for_line(&daemon_log, None, "serving unix:", Duration::from_secs(20));
+    let daemon = common::ChildGuard(daemon);
+    let cortex_tmux = Tmux::start(
+        &format!(
+            "env KGENTS_GHOST_DIR={} KGENTS_CORTEX_SOCKET={} {} --kubeconfig {} -n {ns} terrarium",
+            ghost.path().join("cortex-ghost").display(),
+            socket.display(),
+            common::kgents_binary().display(),
+            kubeconfig.display()
+        ),
+        160,
+        45,
+    );
+    cortex_tmux
+        .wait_for(
+            "the dashboard fed by the daemon",
+            Duration::from_secs(20),
+            |s| {
+                s.contains("LIVE via cortex")
+                    && s.contains("migrate-index")
+                    && s.contains("l-gent")
+                    && s.contains("2 signals")
+            },
+        )
+        .await;
+    kubectl_create(
+        kubeconfig,
+        &ns,
+        &[],
+        &json!({
+            "apiVersion": "kgents.io/v1", "kind": "Pheromone",
+            "metadata": {"name": "intent-from-c"},
+            "spec": {"type": "INTENT", "source": "c-gent", "initialIntensity": 0.8,
+                     "halfLifeMinutes": 30},
+        }),
+    );
+    let (_, took) = cortex_tmux
+        .wait_for(
+            "the pheromone through the daemon",
+            Duration::from_secs(2),
+            |s| s.contains("3 signals"),
+        )
+        .await;
+    eprintln!(
+        "pheromone on screen through the Cortex {} ms after kubectl returned",
+        took.as_millis()
+    );
+    drop(daemon);
+    cortex_tmux
+        .wait_for(
+            "direct watches once the daemon is gone",
+            Duration::from_secs(20),
+            |s| s.contains("LIVE") && !s.contains("via cortex") && s.contains("3 signals"),
+        )
+        .await;
+    cortex_tmux.keys(&["q"]);
+    drop(cortex_tmux);
+
     // The dashboard wrote its data through to the ghost cache (the first write right after the
     // first full list, then at most every 15 s), the status digest included.
     for file in [
@@ -486,7 +565,7 @@ async fn the_terrarium_in_a_real_terminal_on_the_testbed() {
         .await;
     let restarted = testbed.start_apiserver().await;
     assert!(
-        screen.contains("migrate-index") && screen.contains("2 signals"),
+        screen.contains("migrate-index") && screen.contains("3 signals"),
         "the data stays:\n{screen}"
     );
     restarted.expect("the API server restarts");

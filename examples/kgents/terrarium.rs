@@ -1,5 +1,7 @@
 //! `kgents terrarium`: connects like every other command, then hands the terminal to the
-//! kgents-terrarium dashboard. Without a kubeconfig it shows the ghost snapshots (read-only).
+//! kgents-terrarium dashboard. Its data comes from the Cortex daemon when one runs (its socket
+//! exists and it answers), else from its own watches; without a kubeconfig it shows the ghost
+//! snapshots (read-only).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -77,7 +79,7 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
                     Arc::new(LiveView::new(conn.client.clone(), conn.deadline)),
                     writer,
                 );
-                let feed = ClusterFeed::new(
+                let mut feed = ClusterFeed::new(
                     conn.client,
                     scope.clone(),
                     Arc::new(logos),
@@ -85,6 +87,16 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
                     Some(Arc::clone(&store)),
                     Arc::clone(&clock),
                 );
+                // A running Cortex daemon serves the data (one watch per kind for every
+                // dashboard); it reads with its own identity, so only a person acting with
+                // their own credentials is served by it.
+                if global.umwelt.is_none()
+                    && global.as_agent.is_none()
+                    && let Ok(socket) = kgents::kgents_cortex::socket::default_path()
+                    && std::fs::symlink_metadata(&socket).is_ok()
+                {
+                    feed = feed.with_cortex(socket);
+                }
                 (Box::new(feed), scope, global.context.clone())
             }
             Err(error) => {

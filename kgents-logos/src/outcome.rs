@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use kgents_core::decay;
 use kgents_core::field::PheromoneType;
 use kgents_crds::proposal::RiskAssessment;
 use kgents_ghost::digest::{AgentCounts, FieldHeat, TypeHeat};
@@ -126,6 +127,35 @@ pub struct SensedPheromone {
     pub half_life_seconds: f64,
     /// Seconds until it evaporates (below 0.01 or past its TTL).
     pub evaporates_in_seconds: f64,
+    /// Its hard TTL deadline, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl SensedPheromone {
+    /// The record it was sensed from, with `intensity` as of `sensed_at` (when it was sensed):
+    /// decaying the record from then gives the same intensities as sensing again. The base
+    /// half-life is the effective one undone for DREAM; at the cap, where undoing is not
+    /// exact, any base that stretches to the same effective half-life decays identically.
+    pub fn record(&self) -> PheromoneRecord {
+        let half_life_seconds = match self.pheromone_type {
+            PheromoneType::Dream => self.half_life_seconds / decay::DREAM_HALF_LIFE_MULTIPLIER,
+            _ => self.half_life_seconds,
+        };
+        PheromoneRecord {
+            summary: PheromoneSummary {
+                name: self.name.clone(),
+                namespace: self.namespace.clone(),
+                pheromone_type: self.pheromone_type,
+                source: self.source.clone(),
+                target: self.target.clone(),
+                intensity: self.intensity,
+                emitted_at: self.emitted_at,
+                half_life_seconds,
+                expires_at: self.expires_at,
+            },
+        }
+    }
 }
 
 /// Heat of one type: live signals, the sum and the strongest of their current intensities

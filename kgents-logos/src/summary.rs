@@ -378,6 +378,7 @@ pub fn sense_observed<'a>(
             emitted_at: c.summary.emitted_at,
             half_life_seconds: c.half_life.as_seconds_f64(),
             evaporates_in_seconds: c.evaporates_in.as_secs_f64(),
+            expires_at: c.summary.expires_at,
         })
         .collect();
     FieldReport {
@@ -547,6 +548,7 @@ mod tests {
                     let mut r = record(&format!("p{i:03}"), types[kind], f64::from(intensity) / 100.0, None);
                     r.summary.emitted_at = base - jiff::SignedDuration::from_secs(age);
                     r.summary.target = (target > 0).then(|| format!("t{target}"));
+                    r.summary.expires_at = (age % 3 == 0).then(|| base + jiff::SignedDuration::from_secs(age));
                     r
                 })
                 .collect();
@@ -567,6 +569,16 @@ mod tests {
             proptest::prop_assert_eq!(top.admitted, all.admitted);
             proptest::prop_assert_eq!(&top.heat, &all.heat);
             proptest::prop_assert_eq!(top.evaporated, all.evaporated);
+            // A sensed signal's record, sensed again at the same instant, is the same signal.
+            for sensed in &top.pheromones {
+                let record = sensed.record();
+                let again = sense(vec![record], &SenseFilter::default(), now, Source::live("memory", now));
+                proptest::prop_assert_eq!(again.pheromones.len(), 1);
+                let again = &again.pheromones[0];
+                proptest::prop_assert!((again.intensity - sensed.intensity).abs() < 1e-12);
+                proptest::prop_assert!((again.half_life_seconds - sensed.half_life_seconds).abs() < 1e-9);
+                proptest::prop_assert_eq!(again.expires_at, sensed.expires_at);
+            }
             let expected: Vec<_> = all.pheromones.iter().take(limit).collect();
             let listed: Vec<_> = top.pheromones.iter().collect();
             proptest::prop_assert_eq!(listed, expected);

@@ -25,13 +25,17 @@
 //! | [`view`] | pure rendering of an [`App`] into a ratatui buffer: panels, the half-block heatmap and its character fallback, overlays, "terminal too small" |
 //! | [`source`] | the I/O edge: the [`Feed`] trait, [`ClusterFeed`] (watches through the Logos' conversions, a followed agent's log lines, ghost snapshots when unreachable, reconnect with backoff), [`GhostFeed`], [`FixtureFeed`] |
 //! | [`terminal`] | the crossterm event loop: redraw on change and on the decay tick, terminal restored on exit and panic |
+//! | `cortex` | (feature `cortex`) the Cortex daemon's `Observe` stream as the live feed's source when a daemon answers; the pure decoding of its events |
 //! | [`fixture`] | deterministic data sets for tests, the benchmark and demos |
 //!
 //! Data comes from the live cluster when it answers, else from the ghost snapshots (read-only,
-//! with a `[GHOST]` banner and the data's age). The Cortex daemon's `Observe` stream will be one
-//! more [`Feed`] once the daemon exists; nothing else changes for it.
+//! with a `[GHOST]` banner and the data's age). With the `cortex` feature and a daemon running,
+//! the live data comes from the daemon's `Observe` stream instead of the dashboard's own
+//! watches.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cortex")]
+pub mod cortex;
 pub mod fixture;
 pub mod source;
 pub mod state;

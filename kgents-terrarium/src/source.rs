@@ -3,7 +3,7 @@
 //!
 //! | feed | data | writes |
 //! |---|---|---|
-//! | [`ClusterFeed`] | watches of Agents, Pheromones, Proposals and `events.k8s.io` Events, turned into summaries by the Logos' conversions (`kgents_logos::summary`); the log lines of the agent the user follows (its Ready pod, as `tether` picks it); the ghost snapshots while the API server is unreachable | approve / reject through [`Logos::invoke`] as the user |
+//! | [`ClusterFeed`] | the Cortex daemon's `Observe` stream when configured and answering, else watches of Agents, Pheromones, Proposals and `events.k8s.io` Events, turned into summaries by the Logos' conversions (`kgents_logos::summary`); the log lines of the agent the user follows (its Ready pod, as `tether` picks it); the ghost snapshots while the API server is unreachable | approve / reject through [`Logos::invoke`] as the user |
 //! | [`GhostFeed`] | the ghost snapshots only (no kubeconfig at all) | refused |
 //! | [`FixtureFeed`] | a fixed [`Dashboard`] (demos, measurements) | refused |
 //!
@@ -18,8 +18,9 @@
 //! shown with their age until it can. An all-namespaces live feed writes its data through to
 //! those snapshots (every [`GHOST_WRITE_INTERVAL`] at most), as the CLI's live reads do.
 //!
-//! The Cortex daemon's `Observe` stream will be one more [`Feed`] (it does not exist yet); the
-//! dashboard depends only on the trait and the [`Event`]s.
+//! With the `cortex` feature, [`ClusterFeed::with_cortex`] reads the Cortex daemon's `Observe`
+//! stream instead of watching whenever the daemon answers (see `crate::cortex`); the dashboard
+//! depends only on the [`Feed`] trait and the [`Event`]s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -258,6 +259,10 @@ pub struct ClusterFeed {
     /// The agent whose logs are followed, and the task following them (aborted when replaced,
     /// stopped or dropped; restarted after a reconnection).
     logs: Option<LogFollow>,
+    /// The Cortex daemon's socket: its `Observe` stream is read instead of watching, whenever
+    /// the daemon answers.
+    #[cfg(feature = "cortex")]
+    cortex: Option<std::path::PathBuf>,
 }
 
 /// An agent's logs followed by a task.
@@ -298,7 +303,48 @@ impl ClusterFeed {
             clock,
             backoff: Backoff::default(),
             logs: None,
+            #[cfg(feature = "cortex")]
+            cortex: None,
         }
+    }
+
+    /// Reads the Cortex daemon at `socket` whenever it answers (its `Observe` stream, see
+    /// [`crate::cortex`]), and watches the API server directly when it does not. Decisions and
+    /// log lines still go through the user's own connection.
+    #[cfg(feature = "cortex")]
+    #[must_use]
+    pub fn with_cortex(mut self, socket: impl Into<std::path::PathBuf>) -> ClusterFeed {
+        self.cortex = Some(socket.into());
+        self
+    }
+
+    /// The changes to show: the daemon's when it is configured and answers, else the
+    /// watches'. Says in `thoughts` when a configured daemon is passed over.
+    async fn changes(&self, thoughts: &mut Vec<Thought>) -> (ChangeStream, &'static str, bool) {
+        #[cfg(feature = "cortex")]
+        if let Some(socket) = &self.cortex {
+            match crate::cortex::changes(socket, &self.scope).await {
+                Ok(stream) => return (stream, crate::cortex::LAYER, true),
+                Err(reason) => thoughts.push(Thought {
+                    at: self.clock.now(),
+                    namespace: String::new(),
+                    object: "Cortex".into(),
+                    agent: None,
+                    reason: "Unavailable".into(),
+                    text: format!("{reason}; watching the API server directly"),
+                    warning: false,
+                }),
+            }
+        }
+        #[cfg(not(feature = "cortex"))]
+        let _ = thoughts;
+        let watches = futures::stream::select_all(vec![
+            kind_stream(self.api::<Agent>(), Change::Agent),
+            kind_stream(self.api::<Pheromone>(), Change::Pheromone),
+            kind_stream(self.api::<Proposal>(), Change::Proposal),
+            events_stream(self.api::<KubeEvent>()),
+        ]);
+        (Box::pin(watches), kgents_logos::live::LAYER, false)
     }
 
     /// Another backoff.
@@ -418,19 +464,14 @@ impl ClusterFeed {
         commands: &mut mpsc::Receiver<Command>,
         live: &mut bool,
     ) -> Result<bool, String> {
-        let mut cache = Cache::default();
         self.resume_logs(out);
-        let mut changes = futures::stream::select_all(vec![
-            kind_stream(self.api::<Agent>(), Change::Agent),
-            kind_stream(self.api::<Pheromone>(), Change::Pheromone),
-            kind_stream(self.api::<Proposal>(), Change::Proposal),
-            events_stream(self.api::<KubeEvent>()),
-        ]);
+        let mut thoughts: Vec<Thought> = Vec::new();
+        let (mut changes, layer, from_daemon) = self.changes(&mut thoughts).await;
+        let mut cache = Cache::new(layer);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut thoughts: Vec<Thought> = Vec::new();
         // Live data is written through to the ghost cache (at most every GHOST_WRITE_INTERVAL),
         // so the next start without a cluster, and the CLI, have it.
         let mut unwritten = false;
@@ -461,7 +502,8 @@ impl ClusterFeed {
                     Some(Command::StopLogs) => self.logs = None,
                     Some(decide) => self.spawn_decision(out, decide),
                 },
-                _ = liveness.tick() => {
+                // The daemon answers for the cluster: its stream ending is the loss signal.
+                _ = liveness.tick(), if !from_daemon => {
                     match tokio::time::timeout(LIVENESS_DEADLINE, self.client.apiserver_version()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Err(format!("the API server does not answer: {e}")),
@@ -818,8 +860,34 @@ impl Feed for ClusterFeed {
     }
 }
 
-/// One watch event of one kind.
-enum Change {
+/// A change of the dashboard's data already in summary form (what the Cortex daemon sends).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SummaryChange {
+    /// Every kind listed at once (replaces what was held).
+    Listed {
+        /// The agents.
+        agents: Vec<AgentRow>,
+        /// The pheromones.
+        pheromones: Vec<PheromoneRow>,
+        /// The proposals.
+        proposals: Vec<ProposalRecord>,
+    },
+    /// An agent created or changed (`Some`), or deleted, by (namespace, name).
+    Agent((String, String), Option<AgentRow>),
+    /// A pheromone emitted or changed, or deleted.
+    Pheromone((String, String), Option<PheromoneRow>),
+    /// A proposal filed or changed, or deleted (boxed: a record with its risk assessment is
+    /// several times larger than the other changes).
+    Proposal((String, String), Option<Box<ProposalRecord>>),
+    /// A line of the thought stream.
+    Thought(Thought),
+}
+
+/// One watch event of one kind, or a change from the Cortex.
+pub(crate) enum Change {
+    /// From the Cortex daemon.
+    #[cfg_attr(not(feature = "cortex"), allow(dead_code))]
+    Summary(SummaryChange),
     Agent(watcher::Event<Agent>),
     Pheromone(watcher::Event<Pheromone>),
     Proposal(watcher::Event<Proposal>),
@@ -871,7 +939,8 @@ fn events_stream(api: Api<KubeEvent>) -> ChangeStream {
     Box::pin(events.chain(ended))
 }
 
-type ChangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<Change, String>> + Send>>;
+/// Changes until the connection is lost (`Err(reason)`).
+pub(crate) type ChangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<Change, String>> + Send>>;
 
 fn kind_stream<K>(api: Api<K>, wrap: fn(watcher::Event<K>) -> Change) -> ChangeStream
 where
@@ -914,6 +983,24 @@ impl<T> Default for Kind<T> {
 }
 
 impl<T> Kind<T> {
+    /// Replaces everything with a full list.
+    fn replace(&mut self, items: impl IntoIterator<Item = (Key, T)>) {
+        self.items = items.into_iter().collect();
+        self.relisting = None;
+        self.listed = true;
+    }
+
+    /// Sets (`Some`) or removes one item; returns whether it changed what is shown.
+    fn set(&mut self, key: Key, item: Option<T>) -> bool {
+        match item {
+            Some(item) => {
+                self.items.insert(key, item);
+                true
+            }
+            None => self.items.remove(&key).is_some(),
+        }
+    }
+
     /// Applies a watch event already turned into `(key, summary)`; returns whether it changed
     /// what is shown.
     fn apply<K>(&mut self, event: watcher::Event<K>, summarize: impl Fn(&K) -> Option<T>) -> bool
@@ -951,9 +1038,10 @@ impl<T> Kind<T> {
     }
 }
 
-/// What the watches have seen, as summaries.
-#[derive(Default)]
+/// What the watches (or the daemon) have seen, as summaries.
 struct Cache {
+    /// The layer the data is shown as coming from.
+    layer: &'static str,
     agents: Kind<AgentRow>,
     pheromones: Kind<PheromoneRow>,
     proposals: Kind<ProposalRecord>,
@@ -962,6 +1050,17 @@ struct Cache {
 }
 
 impl Cache {
+    fn new(layer: &'static str) -> Cache {
+        Cache {
+            layer,
+            agents: Kind::default(),
+            pheromones: Kind::default(),
+            proposals: Kind::default(),
+            events_listed: false,
+            dirty: false,
+        }
+    }
+
     fn listed(&self) -> bool {
         self.agents.listed && self.pheromones.listed && self.proposals.listed && self.events_listed
     }
@@ -969,6 +1068,7 @@ impl Cache {
     /// Applies a change; an Event of a kgents object becomes a thought.
     fn apply(&mut self, change: Change, now: Timestamp) -> Option<Thought> {
         match change {
+            Change::Summary(change) => self.apply_summary(change),
             Change::Agent(event) => {
                 self.dirty |= self.agents.apply(event, |agent| {
                     kgents_logos::summary::agent_status(agent).map(|status| AgentRow {
@@ -1018,12 +1118,56 @@ impl Cache {
         }
     }
 
+    fn apply_summary(&mut self, change: SummaryChange) -> Option<Thought> {
+        let key_of_row = |row: &AgentRow| {
+            (
+                row.summary.namespace.clone(),
+                row.summary.name.as_str().to_owned(),
+            )
+        };
+        match change {
+            SummaryChange::Listed {
+                agents,
+                pheromones,
+                proposals,
+            } => {
+                self.agents
+                    .replace(agents.into_iter().map(|a| (key_of_row(&a), a)));
+                self.pheromones.replace(pheromones.into_iter().map(|p| {
+                    let s = &p.record.summary;
+                    ((s.namespace.clone(), s.name.clone()), p)
+                }));
+                self.proposals.replace(
+                    proposals
+                        .into_iter()
+                        .map(|p| ((p.summary.namespace.clone(), p.summary.name.clone()), p)),
+                );
+                self.events_listed = true;
+                self.dirty = true;
+                None
+            }
+            SummaryChange::Agent(key, row) => {
+                self.dirty |= self.agents.set(key, row);
+                None
+            }
+            SummaryChange::Pheromone(key, row) => {
+                self.dirty |= self.pheromones.set(key, row);
+                None
+            }
+            SummaryChange::Proposal(key, row) => {
+                self.dirty |= self.proposals.set(key, row.map(|r| *r));
+                None
+            }
+            SummaryChange::Thought(thought) => Some(thought),
+        }
+    }
+
     fn dashboard(&self, now: Timestamp) -> Dashboard {
         Dashboard {
             agents: self.agents.items.values().cloned().collect(),
             pheromones: self.pheromones.items.values().cloned().collect(),
             proposals: self.proposals.items.values().cloned().collect(),
-            source: Source::live(kgents_logos::live::LAYER, now),
+            source: Source::live(self.layer, now),
         }
     }
 }

@@ -203,6 +203,11 @@ fn scope_label(app: &App) -> String {
 
 fn render_header(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let (dot, link, link_style) = match &app.link {
+        // Served by the Cortex daemon rather than the dashboard's own watches: said, since
+        // the daemon's view is what is shown.
+        Link::Live if app.data.source.live && app.data.source.layer == "cortex" => {
+            ("●", "LIVE via cortex", theme.fg(Color::Green))
+        }
         Link::Live if app.data.source.live => ("●", "LIVE", theme.fg(Color::Green)),
         Link::Connecting => ("○", "CONNECTING", theme.fg(Color::Yellow)),
         Link::Fixture => ("◆", "FIXTURE", theme.fg(Color::Blue)),
