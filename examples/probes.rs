@@ -54,7 +54,7 @@ use kgents::kgents_crds::agent::CognitiveHealth;
 use kgents::kgents_operator::{OperatorConfig, ProbeConfig, agent, cognitive};
 use kgents::kgents_probes::{
     Challenge, EchoProbe, HealthTracker, JsonProbe, Operation, Probe, ProbeKind, ProbeRunner,
-    ReasoningProbe, RunnerConfig, Timer, TrackerConfig, Verdict,
+    ReasoningProbe, RunnerConfig, TrackerConfig, Verdict,
 };
 use kube::Api;
 use kube::api::{ListParams, PostParams};
@@ -359,19 +359,6 @@ async fn measure(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Tokio time for the probe runner.
-struct TokioTimer;
-
-impl Timer for TokioTimer {
-    fn now(&self) -> std::time::Instant {
-        std::time::Instant::now()
-    }
-
-    fn sleep(&self, duration: Duration) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
 /// A fresh challenge of `kind` for round `round`: varied values from a mixing function (the fake
 /// model works out every answer, so they need not be unguessable here, only different).
 fn challenge(kind: ProbeKind, round: u64) -> Challenge {
@@ -420,7 +407,10 @@ async fn round_cpu(rounds: u64) -> Result<()> {
         &kgents_llm::RuntimeOptions::default(),
         &transport,
     )?;
-    let runner = ProbeRunner::new(Arc::new(TokioTimer), RunnerConfig::default())?;
+    let runner = ProbeRunner::new(
+        Arc::new(kgents::kgents_logos::TokioTimer),
+        RunnerConfig::default(),
+    )?;
     let probes: [(ProbeKind, Box<dyn Probe>); 3] = [
         (ProbeKind::Echo, Box::new(EchoProbe::new(client.clone()))),
         (

@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kgents_crds::Agent;
 use kgents_crds::agent::CognitiveHealth;
@@ -24,8 +23,7 @@ use kgents_llm::{ModelConfig, RuntimeOptions};
 use kgents_operator::ProbeConfig;
 use kgents_operator::cognitive::{READINESS_GATE, SAFE_MODE_ANNOTATION};
 use kgents_probes::{
-    Challenge, EchoProbe, JsonProbe, Probe, ProbeRunner, ReasoningProbe, RunnerConfig, Timer,
-    Verdict,
+    Challenge, EchoProbe, JsonProbe, Probe, ProbeRunner, ReasoningProbe, RunnerConfig, Verdict,
 };
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
@@ -37,18 +35,6 @@ use support_cognitive::*;
 
 /// Generous: the machine has two cores shared with builds.
 const WAIT: Duration = Duration::from_secs(180);
-
-/// Wall-clock time for a [`ProbeRunner`] driven from a test.
-struct TokioTimer;
-
-impl Timer for TokioTimer {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
 
 /// The fake's answers, judged by the probes' own exact checks: correct answers pass, and
 /// "UNHEALTHY" and the right answer with a 1 in front ("112" for 12) fail, for every kind of
@@ -90,7 +76,7 @@ fn the_fake_computes_what_the_probes_accept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fakes_speak_their_wire_format_to_the_real_clients() {
     let runner = ProbeRunner::new(
-        Arc::new(TokioTimer),
+        Arc::new(kgents_logos::TokioTimer),
         RunnerConfig::new(Duration::from_millis(1500), Duration::from_millis(500)),
     )
     .expect("runner config");

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kgents_crds::Agent;
@@ -28,8 +27,7 @@ use kgents_crds::agent::{self as crd, AgentSpec, HealthSpec};
 use kgents_llm::SharedTransport;
 use kgents_probes::{
     Completion, CompletionRequest, EchoProbe, HealthTracker, JsonProbe, LlmClient, LlmError, Probe,
-    ProbeOutcome, ProbeRunner, ReasoningProbe, RunnerConfig, Timer, TrackerConfig, Transition,
-    Verdict,
+    ProbeOutcome, ProbeRunner, ReasoningProbe, RunnerConfig, TrackerConfig, Transition, Verdict,
 };
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -68,19 +66,6 @@ fn fingerprint<T: serde::Serialize>(value: &T, extra: &str) -> u64 {
         .hash(&mut hasher);
     extra.hash(&mut hasher);
     hasher.finish()
-}
-
-/// Tokio time for the probe runner (paused test time applies).
-struct TokioTimer;
-
-impl Timer for TokioTimer {
-    fn now(&self) -> std::time::Instant {
-        Instant::now().into_std()
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
 }
 
 /// Wraps a model client to remember why its last call failed: the failure metric's label, and
@@ -317,7 +302,7 @@ impl RoundJob {
             crd::ProbeKind::Reasoning => Box::new(ReasoningProbe::new(client)),
             crd::ProbeKind::Json => Box::new(JsonProbe::new(client)),
         };
-        let runner = match ProbeRunner::new(Arc::new(TokioTimer), config) {
+        let runner = match ProbeRunner::new(Arc::new(kgents_logos::TokioTimer), config) {
             Ok(runner) => runner,
             Err(e) => {
                 return (
