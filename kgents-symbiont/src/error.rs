@@ -37,15 +37,17 @@ pub enum Error {
         /// Extra bytes the refused write would have taken.
         needed: u64,
     },
-    /// The volume under the store ran out of space.
+    /// The volume under the store has no room for the write (checked before it is made).
     #[error(
-        "the volume holding the memory store at {path} is out of space ({source}); nothing of this write was kept: free space on the volume or give the Memory a larger one"
+        "the volume holding the memory store at {path} is full: {free} bytes free, and a write of {needed} bytes needs room for itself twice over plus a reserve kept for deletes; nothing of this write was kept and everything stored before is intact: delete keys you no longer need (DELETE /memory/{{key}}) or give the Memory a larger volume"
     )]
     VolumeFull {
         /// The store file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Bytes free on the volume.
+        free: u64,
+        /// Bytes the refused write holds.
+        needed: u64,
     },
     /// The store file exists but is not a readable redb database. The file is kept as it is.
     #[error(
