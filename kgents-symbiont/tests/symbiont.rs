@@ -1127,7 +1127,7 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
         Duration::from_secs(5),
         || async {
             let v: Value = c
-                .get(format!("{base}/pheromones?type=OPPORTUNITY"))
+                .get(format!("{base}/pheromones?type=OPPORTUNITY&source=ranger"))
                 .send()
                 .await
                 .ok()?
@@ -1165,7 +1165,9 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
     // The age grows while the API server stays away.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let later: Value = c
-        .get(format!("{base}/pheromones?type=OPPORTUNITY&limit=1"))
+        .get(format!(
+            "{base}/pheromones?type=OPPORTUNITY&source=ranger&limit=1"
+        ))
         .send()
         .await
         .unwrap()
