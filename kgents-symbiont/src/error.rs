@@ -49,6 +49,18 @@ pub enum Error {
         /// Bytes the refused write holds.
         needed: u64,
     },
+    /// The volume ran out of space in the middle of a commit (another writer filled it past
+    /// the check of [`Error::VolumeFull`]). redb then refuses every operation until the store
+    /// is reopened.
+    #[error(
+        "the volume holding the memory store at {path} ran out of space mid-commit ({source}); nothing of this write was kept and everything acknowledged before is on disk, but the store refuses further use until it is reopened: restart the symbiont, then delete keys or give the Memory a larger volume"
+    )]
+    OutOfSpace {
+        /// The store file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The store file exists but is not a readable redb database. The file is kept as it is.
     #[error(
         "the memory store at {path} is corrupt or not a redb database ({reason}); the file was left untouched: move it aside (the symbiont then starts with an empty store) or restore it from a backup"
@@ -107,7 +119,7 @@ impl Error {
         match self {
             Error::BadKey { .. } | Error::BadRequest(_) => 400,
             Error::ValueTooLarge { .. } => 413,
-            Error::Full { .. } | Error::VolumeFull { .. } => 507,
+            Error::Full { .. } | Error::VolumeFull { .. } | Error::OutOfSpace { .. } => 507,
             Error::NotFound(_) => 404,
             Error::NoCluster(_) => 501,
             Error::Corrupt { .. }

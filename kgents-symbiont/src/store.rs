@@ -198,11 +198,9 @@ fn map_err(path: &Path, e: redb::Error) -> Error {
         redb::Error::DatabaseAlreadyOpen => Error::InUse {
             path: path.to_owned(),
         },
-        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Error::Store {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Error::OutOfSpace {
             path: path.to_owned(),
-            reason: format!(
-                "the volume ran out of space mid-commit ({io}); nothing of this write was kept, and the store must be reopened: restart the symbiont, then delete keys or give the Memory a larger volume"
-            ),
+            source: io,
         },
         redb::Error::PreviousIo => Error::Store {
             path: path.to_owned(),
