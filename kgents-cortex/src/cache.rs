@@ -11,7 +11,6 @@
 //! - [`Debounce`] decides when a changed kind's ghost snapshot is written (at most once per
 //!   interval).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,113 +24,14 @@ use kgents_logos::outcome::{
     FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
 };
 use kgents_logos::summary::{self, SenseFilter};
+use kgents_logos::watched::{Applied, Key, Kind};
 use kgents_logos::{ClusterView, Error, Filter, Observed, Result, Source};
-use kube::ResourceExt;
 use kube::runtime::watcher;
 
 use crate::fanout::{Change, Payload};
 
 /// The layer name of answers from the daemon's caches.
 pub const LAYER: &str = "cortex";
-
-type Key = (String, String);
-
-fn key_of<K: ResourceExt>(object: &K) -> Key {
-    (object.namespace().unwrap_or_default(), object.name_any())
-}
-
-/// One kind's summaries, with the buffer of a re-list in progress.
-struct Kind<T> {
-    items: BTreeMap<Key, T>,
-    relisting: Option<BTreeMap<Key, T>>,
-    listed: bool,
-    /// Bumped by every visible change (what was built from the items is stale).
-    generation: u64,
-}
-
-impl<T> Default for Kind<T> {
-    fn default() -> Self {
-        Kind {
-            items: BTreeMap::new(),
-            relisting: None,
-            listed: false,
-            generation: 0,
-        }
-    }
-}
-
-/// What a watch event did to a kind.
-enum Applied<T> {
-    /// Nothing visible (a re-list in progress).
-    Nothing,
-    /// A re-list finished: everything may have changed.
-    Relisted,
-    /// One object was created or changed.
-    Upserted(Key, T),
-    /// One object was deleted (with its last summary, when it had one).
-    Deleted(Key, Option<T>),
-}
-
-impl<T: Clone> Kind<T> {
-    fn apply<K: ResourceExt>(
-        &mut self,
-        event: watcher::Event<K>,
-        summarize: impl Fn(&K) -> Option<T>,
-    ) -> Applied<T> {
-        let applied = self.apply_event(event, summarize);
-        if !matches!(applied, Applied::Nothing) {
-            self.generation += 1;
-        }
-        applied
-    }
-
-    fn apply_event<K: ResourceExt>(
-        &mut self,
-        event: watcher::Event<K>,
-        summarize: impl Fn(&K) -> Option<T>,
-    ) -> Applied<T> {
-        match event {
-            watcher::Event::Init => {
-                self.relisting = Some(BTreeMap::new());
-                Applied::Nothing
-            }
-            watcher::Event::InitApply(object) => {
-                if let (Some(buffer), Some(summary)) = (self.relisting.as_mut(), summarize(&object))
-                {
-                    buffer.insert(key_of(&object), summary);
-                }
-                Applied::Nothing
-            }
-            watcher::Event::InitDone => {
-                if let Some(buffer) = self.relisting.take() {
-                    self.items = buffer;
-                }
-                self.listed = true;
-                Applied::Relisted
-            }
-            watcher::Event::Apply(object) => {
-                let key = key_of(&object);
-                match summarize(&object) {
-                    Some(summary) => {
-                        self.items.insert(key.clone(), summary.clone());
-                        Applied::Upserted(key, summary)
-                    }
-                    None => {
-                        let last = self.items.remove(&key);
-                        Applied::Deleted(key, last)
-                    }
-                }
-            }
-            watcher::Event::Delete(object) => {
-                let key = key_of(&object);
-                match self.items.remove(&key) {
-                    Some(last) => Applied::Deleted(key, Some(last)),
-                    None => Applied::Nothing,
-                }
-            }
-        }
-    }
-}
 
 /// A pheromone record and when its intensity was computed.
 #[derive(Clone)]
@@ -227,16 +127,16 @@ impl WatchCache {
     pub fn counts(&self) -> (usize, usize, usize) {
         let state = self.read();
         (
-            state.agents.items.len(),
-            state.pheromones.items.len(),
-            state.proposals.items.len(),
+            state.agents.items().len(),
+            state.pheromones.items().len(),
+            state.proposals.items().len(),
         )
     }
 
     /// Whether every kind has been listed once.
     pub fn listed(&self) -> bool {
         let state = self.read();
-        state.agents.listed && state.pheromones.listed && state.proposals.listed
+        state.agents.is_listed() && state.pheromones.is_listed() && state.proposals.is_listed()
     }
 
     fn change(&self, deleted: bool, key: Key, payload: Payload) -> Change {
@@ -364,13 +264,15 @@ impl WatchCache {
     pub fn generation(&self, touched: Touched) -> u64 {
         let state = self.read();
         match touched {
-            Touched::Agents => state.agents.generation,
-            Touched::Pheromones => state.pheromones.generation,
-            Touched::Proposals => state.proposals.generation,
+            Touched::Agents => state.agents.generation(),
+            Touched::Pheromones => state.pheromones.generation(),
+            Touched::Proposals => state.proposals.generation(),
             Touched::Cluster => state.cluster_generation,
             // Each counter only grows: their sum changes whenever one of them does.
             Touched::Status => {
-                state.agents.generation + state.pheromones.generation + state.proposals.generation
+                state.agents.generation()
+                    + state.pheromones.generation()
+                    + state.proposals.generation()
             }
         }
     }
@@ -476,12 +378,12 @@ impl ClusterView for WatchCache {
         }
         let data = {
             let state = self.read();
-            if let Some(error) = state.unservable("agents", state.agents.listed) {
+            if let Some(error) = state.unservable("agents", state.agents.is_listed()) {
                 return Err(error);
             }
             state
                 .agents
-                .items
+                .items()
                 .iter()
                 .filter(|((ns, _), _)| filter.scope.contains(ns))
                 .map(|(_, a)| a.summary.clone())
@@ -500,12 +402,12 @@ impl ClusterView for WatchCache {
     ) -> Result<Observed<Option<AgentStatus>>> {
         let data = {
             let state = self.read();
-            if let Some(error) = state.unservable("agents", state.agents.listed) {
+            if let Some(error) = state.unservable("agents", state.agents.is_listed()) {
                 return Err(error);
             }
             state
                 .agents
-                .items
+                .items()
                 .iter()
                 .find(|((ns, n), _)| n == name && namespace.is_none_or(|want| want == ns))
                 .map(|(_, a)| a.clone())
@@ -524,12 +426,12 @@ impl ClusterView for WatchCache {
         let now = source.taken_at;
         let data = {
             let state = self.read();
-            if let Some(error) = state.unservable("pheromones", state.pheromones.listed) {
+            if let Some(error) = state.unservable("pheromones", state.pheromones.is_listed()) {
                 return Err(error);
             }
             state
                 .pheromones
-                .items
+                .items()
                 .iter()
                 .filter(|((ns, _), _)| filter.scope.contains(ns))
                 .map(|(_, o)| record_at(&o.record, o.at, now))
@@ -553,13 +455,13 @@ impl ClusterView for WatchCache {
         }
         let source = self.source();
         let state = self.read();
-        if let Some(error) = state.unservable("pheromones", state.pheromones.listed) {
+        if let Some(error) = state.unservable("pheromones", state.pheromones.is_listed()) {
             return Err(error);
         }
         // Sensed in place under the read lock: only the listed signals are copied.
         let observations = state
             .pheromones
-            .items
+            .items()
             .iter()
             .filter(|((ns, _), _)| filter.scope.contains(ns))
             .map(|(_, o)| summary::Observation {
@@ -581,12 +483,12 @@ impl ClusterView for WatchCache {
         }
         let data = {
             let state = self.read();
-            if let Some(error) = state.unservable("proposals", state.proposals.listed) {
+            if let Some(error) = state.unservable("proposals", state.proposals.is_listed()) {
                 return Err(error);
             }
             state
                 .proposals
-                .items
+                .items()
                 .iter()
                 .filter(|((ns, _), _)| filter.scope.contains(ns))
                 .map(|(_, p)| p.clone())

@@ -23,6 +23,7 @@
 //! | [`live`] | [`LiveView`] and [`KubeActor`]: the Kubernetes API through kube, every call with a deadline; Umwelt and agent callers |
 //! | [`approval`] | approve, reject and `whoami` under the authenticated identity (the operator re-exports them) |
 //! | [`summary`] | pure conversions: resources → summaries, decayed pheromones, kind-name rules |
+//! | `watched` | (feature `watch`) one kind's watch-fed cache: summaries by namespace and name, re-lists buffered until complete |
 //! | [`table`] | pheromones from a server-side Table (the CRD's wide columns), so lists skip the objects |
 //! | [`suggest`] | edit distance and the closest registered paths |
 //! | [`error`] | [`Error`], [`ErrorKind`] (what a front-end maps to an exit code) and [`Result`] |
@@ -45,6 +46,8 @@ pub mod suggest;
 pub mod summary;
 pub mod table;
 pub mod view;
+#[cfg(feature = "watch")]
+pub mod watched;
 
 pub use caller::{Caller, Grant};
 pub use error::{Error, ErrorKind, Result};

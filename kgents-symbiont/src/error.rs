@@ -37,11 +37,25 @@ pub enum Error {
         /// Extra bytes the refused write would have taken.
         needed: u64,
     },
-    /// The volume under the store ran out of space.
+    /// The volume under the store has no room for the write (checked before it is made).
     #[error(
-        "the volume holding the memory store at {path} is out of space ({source}); nothing of this write was kept: free space on the volume or give the Memory a larger one"
+        "the volume holding the memory store at {path} is full: {free} bytes free, and a write of {needed} bytes needs room for itself twice over plus a reserve kept for deletes; nothing of this write was kept and everything stored before is intact: delete keys you no longer need (DELETE /memory/{{key}}) or give the Memory a larger volume"
     )]
     VolumeFull {
+        /// The store file.
+        path: PathBuf,
+        /// Bytes free on the volume.
+        free: u64,
+        /// Bytes the refused write holds.
+        needed: u64,
+    },
+    /// The volume ran out of space in the middle of a commit (another writer filled it past
+    /// the check of [`Error::VolumeFull`]). redb then refuses every operation until the store
+    /// is reopened.
+    #[error(
+        "the volume holding the memory store at {path} ran out of space mid-commit ({source}); nothing of this write was kept and everything acknowledged before is on disk, but the store refuses further use until it is reopened: restart the symbiont, then delete keys or give the Memory a larger volume"
+    )]
+    OutOfSpace {
         /// The store file.
         path: PathBuf,
         /// The I/O error.
@@ -105,7 +119,7 @@ impl Error {
         match self {
             Error::BadKey { .. } | Error::BadRequest(_) => 400,
             Error::ValueTooLarge { .. } => 413,
-            Error::Full { .. } | Error::VolumeFull { .. } => 507,
+            Error::Full { .. } | Error::VolumeFull { .. } | Error::OutOfSpace { .. } => 507,
             Error::NotFound(_) => 404,
             Error::NoCluster(_) => 501,
             Error::Corrupt { .. }

@@ -110,6 +110,22 @@ impl Usage {
     }
 }
 
+/// Bytes kept free on the volume under the store: writes stop short of them, so that deleting
+/// keys (a copy-on-write commit of its own) always has room, and the store never meets an
+/// out-of-space error mid-commit (after one, redb refuses every operation until reopened).
+pub const VOLUME_RESERVE_BYTES: u64 = 256 << 10;
+
+/// Whether a write of `value_len` bytes fits on the volume: `free` bytes free on it, `reusable`
+/// bytes the store file holds but no longer uses (pages freed by deletes). A copy-on-write
+/// commit may write the value twice over (new pages before the old are released) beside
+/// [`VOLUME_RESERVE_BYTES`].
+pub fn fits_on_volume(value_len: usize, free: u64, reusable: u64) -> bool {
+    let need = (value_len as u64)
+        .saturating_mul(2)
+        .saturating_add(VOLUME_RESERVE_BYTES);
+    free.saturating_add(reusable) >= need
+}
+
 /// Parses a Kubernetes quantity of bytes (`256Mi`, `1Gi`, `500M`, `1024`) into bytes, or `None`
 /// when it is not one.
 pub fn parse_quantity_bytes(quantity: &str) -> Option<u64> {
@@ -196,6 +212,18 @@ mod tests {
             limit: 100,
         };
         assert_eq!(over.replace(40, 30).unwrap().used, 140);
+    }
+
+    #[test]
+    fn a_write_fits_on_the_volume_only_above_the_reserve() {
+        assert!(fits_on_volume(1000, VOLUME_RESERVE_BYTES + 2000, 0));
+        assert!(!fits_on_volume(1000, VOLUME_RESERVE_BYTES + 1999, 0));
+        assert!(
+            fits_on_volume(1000, VOLUME_RESERVE_BYTES, 2000),
+            "freed pages count"
+        );
+        assert!(!fits_on_volume(0, 0, 0));
+        assert!(!fits_on_volume(usize::MAX, u64::MAX / 2, 0));
     }
 
     #[test]

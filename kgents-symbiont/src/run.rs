@@ -1,5 +1,5 @@
 //! Assembling a running symbiont from its [`Config`]: open the store, connect to the cluster
-//! when asked, bind the listener. The `symbiont` example binary parses its flags into a
+//! when asked (with its pheromone watch), bind the listener. The `symbiont` example binary parses its flags into a
 //! [`Config`] and calls [`start`].
 
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sensing::PheromoneWatch;
 use crate::server::{ClusterLink, Symbiont, router};
 use crate::store::{RedbStore, StoreLimits};
 use crate::umwelt::UmweltSource;
@@ -96,11 +97,14 @@ pub async fn start(config: Config, client: Option<kube::Client>) -> Result<Runni
                 name,
             ));
         }
-        let view = Arc::new(kgents_logos::LiveView::new(client.clone(), API_DEADLINE));
+        let live = Arc::new(kgents_logos::LiveView::new(client.clone(), API_DEADLINE));
+        let pheromones = Arc::new(PheromoneWatch::new(cluster.namespace.clone(), live));
+        pheromones.spawn(client.clone());
         let actor: Arc<dyn kgents_logos::ClusterActor> =
             Arc::new(kgents_logos::KubeActor::new(client, API_DEADLINE));
         symbiont = symbiont.with_cluster(ClusterLink {
-            logos: kgents_logos::Logos::new(view, Some(actor.clone())),
+            logos: kgents_logos::Logos::new(pheromones.clone(), Some(actor.clone())),
+            pheromones,
             actor,
             namespace: cluster.namespace,
             agent: cluster.agent,

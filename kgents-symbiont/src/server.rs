@@ -4,11 +4,9 @@
 //! what was wrong and what to do; a 503 also carries `Retry-After`. Writes to the store run on
 //! the blocking pool (a commit waits for fsync); reads run inline (a redb read is microseconds).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -36,8 +34,11 @@ pub const MAX_PAGE: usize = 1000;
 /// The symbiont's link to the cluster: the Logos (reads and writes as the pod's
 /// ServiceAccount) and who the agent is.
 pub struct ClusterLink {
-    /// The resolver, with a live view and an actor.
+    /// The resolver: reads through the pheromone watch cache (over the live view), writes
+    /// through the actor.
     pub logos: Logos,
+    /// The watch cache of the namespace's pheromones the Logos senses from.
+    pub pheromones: Arc<crate::sensing::PheromoneWatch>,
     /// The actor the caller's Umwelt is read through.
     pub actor: Arc<dyn kgents_logos::ClusterActor>,
     /// The agent's namespace.
@@ -57,7 +58,6 @@ pub struct Symbiont {
     caller: OnceCell<Caller>,
     max_value: usize,
     last_access_ms: AtomicI64,
-    sensed: Mutex<BTreeMap<String, (Instant, serde_json::Value)>>,
 }
 
 impl Symbiont {
@@ -71,7 +71,6 @@ impl Symbiont {
             caller: OnceCell::new(),
             max_value,
             last_access_ms: AtomicI64::new(0),
-            sensed: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -94,6 +93,11 @@ impl Symbiont {
     pub fn with_cluster(mut self, link: ClusterLink) -> Symbiont {
         self.cluster = Some(link);
         self
+    }
+
+    /// The pheromone watch cache, when the symbiont talks to a cluster.
+    pub fn pheromone_watch(&self) -> Option<&Arc<crate::sensing::PheromoneWatch>> {
+        self.cluster.as_ref().map(|link| &link.pheromones)
     }
 
     /// When the memory was last read or written (`None`: not since start).
@@ -469,45 +473,26 @@ async fn sense(State(s): State<Arc<Symbiont>>, uri: axum::http::Uri) -> Answer<R
         target: q.target,
         limit: q.limit,
     };
-    let cache_key = uri.query().unwrap_or("").to_owned();
-    let caller = s.caller(link).await;
-    let fresh = match caller {
-        Ok(caller) => {
-            let args = Args::new(Scope::Namespace(link.namespace.clone())).with_input(&input);
-            link.logos
-                .invoke(caller, "void.pheromone.sense", args)
-                .await
-                .map_err(Error::from)
-        }
-        Err(e) => Err(e),
+    let caller = s.caller(link).await?;
+    let args = Args::new(Scope::Namespace(link.namespace.clone())).with_input(&input);
+    let outcome = link
+        .logos
+        .invoke(caller, "void.pheromone.sense", args)
+        .await?;
+    let source = match &outcome {
+        kgents_logos::Outcome::Sensed(report) => Some(report.source.clone()),
+        _ => None,
     };
-    match fresh {
-        Ok(outcome) => {
-            let value = serde_json::to_value(&outcome).unwrap_or_default();
-            if let Ok(mut cache) = s.sensed.lock() {
-                cache.insert(cache_key, (Instant::now(), value.clone()));
-            }
-            Ok(Json(serde_json::json!({"sensed": value, "stale": false})).into_response())
-        }
-        Err(e) if e.status() == 503 => {
-            let cached = s
-                .sensed
-                .lock()
-                .ok()
-                .and_then(|c| c.get(&cache_key).cloned());
-            match cached {
-                Some((at, value)) => Ok(Json(serde_json::json!({
-                    "sensed": value,
-                    "stale": true,
-                    "ageSeconds": at.elapsed().as_secs_f64(),
-                    "note": format!("the API server is unreachable ({e}); this is the last answer to the same query"),
-                }))
-                .into_response()),
-                None => Err(e.into()),
-            }
-        }
-        Err(e) => Err(e.into()),
+    let mut answer = serde_json::json!({
+        "sensed": outcome,
+        "live": source.as_ref().is_some_and(|s| s.live),
+        "stale": source.as_ref().is_some_and(|s| s.stale),
+    });
+    if let Some(source) = source.filter(|s| s.stale) {
+        answer["ageSeconds"] = serde_json::json!(source.age_seconds);
+        answer["note"] = serde_json::json!(source.warnings.join("; "));
     }
+    Ok(Json(answer).into_response())
 }
 
 /// Body of `POST /invoke`.

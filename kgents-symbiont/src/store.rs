@@ -150,6 +150,43 @@ impl RedbStore {
     fn err(&self, e: impl Into<redb::Error>) -> Error {
         map_err(&self.path, e.into())
     }
+
+    /// Refuses a write of `value_len` bytes the volume has no room for
+    /// ([`Error::VolumeFull`]), before redb meets an out-of-space error mid-commit (after
+    /// which it refuses every operation, reads included, until the store is reopened). Deletes
+    /// are not checked: [`limits::VOLUME_RESERVE_BYTES`] is kept for them.
+    fn check_volume(&self, txn: &redb::WriteTransaction, value_len: usize) -> Result<()> {
+        let free = match rustix::fs::statvfs(&self.path) {
+            Ok(fs) => fs.f_bavail.saturating_mul(fs.f_frsize),
+            // A volume that cannot say how full it is: let the write try.
+            Err(_) => return Ok(()),
+        };
+        if limits::fits_on_volume(value_len, free, 0) {
+            return Ok(());
+        }
+        // Short of room: the pages the file holds but no longer uses (freed by deletes) are
+        // written again before the file grows.
+        let reusable = txn
+            .stats()
+            .map(|stats| {
+                let used = stats
+                    .allocated_pages()
+                    .saturating_mul(stats.page_size() as u64);
+                let held = std::fs::metadata(&self.path)
+                    .map(|m| std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512))
+                    .unwrap_or(0);
+                held.saturating_sub(used)
+            })
+            .unwrap_or(0);
+        if limits::fits_on_volume(value_len, free, reusable) {
+            return Ok(());
+        }
+        Err(Error::VolumeFull {
+            path: self.path.clone(),
+            free,
+            needed: value_len as u64,
+        })
+    }
 }
 
 fn map_err(path: &Path, e: redb::Error) -> Error {
@@ -161,9 +198,13 @@ fn map_err(path: &Path, e: redb::Error) -> Error {
         redb::Error::DatabaseAlreadyOpen => Error::InUse {
             path: path.to_owned(),
         },
-        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Error::VolumeFull {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Error::OutOfSpace {
             path: path.to_owned(),
             source: io,
+        },
+        redb::Error::PreviousIo => Error::Store {
+            path: path.to_owned(),
+            reason: "an earlier write failed (the volume may have run out of space), and the store refuses further use until it is reopened: restart the symbiont (nothing acknowledged is lost)".into(),
         },
         redb::Error::UpgradeRequired(version) => Error::Corrupt {
             path: path.to_owned(),
@@ -204,6 +245,7 @@ impl MemoryStore for RedbStore {
         limits::check_key(key)?;
         limits::check_value(value, self.limits.max_value)?;
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.check_volume(&txn, key.len() + value.len())?;
         let usage = {
             let mut entries = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
@@ -298,6 +340,7 @@ impl MemoryStore for RedbStore {
             let record = entry.into_record(seq, at);
             let bytes = record.encode();
             limits::check_value(&bytes, self.limits.max_value)?;
+            self.check_volume(&txn, bytes.len())?;
             let used = meta
                 .get(USED)
                 .map_err(|e| self.err(e))?

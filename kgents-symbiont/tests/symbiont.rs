@@ -401,6 +401,169 @@ async fn a_corrupt_store_refuses_to_start_and_is_kept() {
     assert_eq!(std::fs::read(&file).unwrap(), junk);
 }
 
+/// A tmpfs of a fixed size mounted on a fresh directory, unmounted when dropped: a real volume
+/// that fills up.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Tmpfs { dir },
+            Ok(out) => panic!(
+                "mounting a {size} tmpfs on {} was refused ({}; {}): this test fills a real volume and needs root or CAP_SYS_ADMIN",
+                dir.path().display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => panic!("cannot run mount(8) to make a {size} tmpfs: {e}"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(self.dir.path()).status();
+        if !matches!(unmounted, Ok(status) if status.success()) {
+            // Lazily, so the directory can still be removed once the last file is closed.
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_volume_answers_507_keeps_every_write_and_recovers_after_deletes() {
+    let volume = Tmpfs::mount("2m");
+    // The Memory's own limit far above the volume: the volume is what fills up.
+    let running = local(volume.path(), 1 << 30, 64 << 10).await;
+    let base = format!("http://{}", running.addr);
+    let c = http();
+    let value =
+        |i: usize| -> Vec<u8> { format!("{i:05}").bytes().cycle().take(16 << 10).collect() };
+    let mut acked = Vec::new();
+    let mut refusal = None;
+    for i in 0..1000 {
+        let key = format!("fill:{i:04}");
+        let r = c
+            .put(format!("{base}/memory/{key}"))
+            .body(value(i))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => acked.push((key, i)),
+            507 => {
+                refusal = Some(error_of(r, 507).await);
+                break;
+            }
+            other => panic!("PUT {key} answered {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    let message = refusal.expect("the 2 MiB volume never filled up");
+    assert!(
+        message.contains("volume") && message.contains("full") && message.contains("delete keys"),
+        "{message}"
+    );
+    assert!(
+        acked.len() >= 20,
+        "only {} writes fitted on 2 MiB",
+        acked.len()
+    );
+    eprintln!(
+        "{} writes of 16 KiB acknowledged before the volume was full",
+        acked.len()
+    );
+    // The journal is refused the same way, and a second PUT is no 500 either.
+    let r = c
+        .post(format!("{base}/journal"))
+        .json(&json!({"kind": "note", "data": "j".repeat(16 << 10)}))
+        .send()
+        .await
+        .unwrap();
+    error_of(r, 507).await;
+    let r = c
+        .put(format!("{base}/memory/one-more"))
+        .body(value(0))
+        .send()
+        .await
+        .unwrap();
+    error_of(r, 507).await;
+    // Every acknowledged write is readable.
+    for (key, i) in &acked {
+        let r = c.get(format!("{base}/memory/{key}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+        assert_eq!(
+            r.bytes().await.unwrap().as_ref(),
+            value(*i).as_slice(),
+            "{key}"
+        );
+    }
+    // Deleting some keys makes room: writes succeed again.
+    let deleted: Vec<(String, usize)> = acked.drain(..acked.len() / 2).collect();
+    for (key, _) in &deleted {
+        let r = c
+            .delete(format!("{base}/memory/{key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "DELETE {key}: {}", r.text().await.unwrap());
+    }
+    for i in 2000..2005 {
+        let key = format!("again:{i}");
+        let r = c
+            .put(format!("{base}/memory/{key}"))
+            .body(value(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "PUT {key} after deletes: {}",
+            r.text().await.unwrap()
+        );
+        acked.push((key, i));
+    }
+    // Reopening the store is clean, with every acknowledged write and none of the deleted.
+    running.task.abort();
+    let _ = running.task.await;
+    drop(running.state);
+    drop(c); // its pooled connections hold the server's state, and so the store, open
+    let file = volume.path().join("memory").join("memory.redb");
+    let limits = StoreLimits {
+        size: 1 << 30,
+        max_value: 64 << 10,
+    };
+    let store = eventually("the store to close", Duration::from_secs(5), || async {
+        match RedbStore::open(&file, limits.clone()) {
+            Ok(store) => Some(store),
+            Err(kgents_symbiont::Error::InUse { .. }) => None,
+            Err(e) => panic!("the store does not reopen cleanly: {e}"),
+        }
+    })
+    .await;
+    for (key, i) in &acked {
+        assert_eq!(store.get(key).unwrap(), Some(value(*i)), "{key}");
+    }
+    for (key, _) in &deleted {
+        assert_eq!(store.get(key).unwrap(), None, "{key}");
+    }
+    drop(store);
+}
+
 const CHILD_DIR: &str = "KGENTS_SYMBIONT_CRASH_DIR";
 const CHILD_ROUND: &str = "KGENTS_SYMBIONT_CRASH_ROUND";
 
@@ -788,6 +951,12 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
         .await
         .unwrap();
     assert_eq!(sensed["stale"], false, "{sensed}");
+    assert_eq!(sensed["live"], true, "{sensed}");
+    assert_eq!(
+        sensed["sensed"]["data"]["source"]["layer"],
+        kgents_symbiont::sensing::LAYER,
+        "sensed from the watch cache: {sensed}"
+    );
     let intensity = sensed["sensed"]["data"]["pheromones"][0]["intensity"]
         .as_f64()
         .unwrap_or_else(|| panic!("{sensed}"));
@@ -798,6 +967,47 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
         .await
         .unwrap();
     error_of(bad, 400).await;
+
+    // A pheromone created after the symbiont started is sensed from the watch, without a new
+    // list, within 1 s.
+    let watch = running.state.pheromone_watch().expect("a pheromone watch");
+    let lists = watch.lists();
+    assert!(lists >= 1, "the watch has listed");
+    let pheromones: Api<kgents_crds::Pheromone> = Api::namespaced(admin.clone(), &ns);
+    let ranger: kgents_crds::Pheromone = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Pheromone",
+        "metadata": {"name": "ranger-opportunity"},
+        "spec": {"type": "OPPORTUNITY", "source": "ranger", "initialIntensity": 0.9,
+                 "halfLifeMinutes": 60.0, "emittedAt": jiff::Timestamp::now().to_string()}
+    }))
+    .unwrap();
+    pheromones
+        .create(&PostParams::default(), &ranger)
+        .await
+        .unwrap();
+    let created = Instant::now();
+    let seen: Value = eventually(
+        "the new pheromone sensed",
+        Duration::from_secs(1),
+        || async {
+            let v: Value = c
+                .get(format!("{base}/pheromones?type=OPPORTUNITY&source=ranger"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["sensed"]["data"]["pheromones"][0]["name"] == "ranger-opportunity").then_some(v)
+        },
+    )
+    .await;
+    eprintln!(
+        "a new pheromone was sensed {:?} after it was created",
+        created.elapsed()
+    );
+    assert_eq!(seen["live"], true, "{seen}");
+    assert_eq!(watch.lists(), lists, "sensed without a new list");
 
     // An edit of the Umwelt reaches its ConfigMap, and /umwelt within 2 s of the ConfigMap.
     let patch = json!({"spec": {"context": {"watch": "the south gate"}}});
@@ -911,23 +1121,74 @@ async fn on_the_testbed_the_sidecar_is_rendered_and_acts_as_the_agent() {
     );
     let m = error_of(r, 503).await;
     assert!(m.contains("unreachable"), "{m}");
-    let cached: Value = c
-        .get(format!("{base}/pheromones?type=WARNING&source=scout"))
+    let cut_at = Instant::now();
+    let cached: Value = eventually(
+        "sensing to answer from the cache, stale",
+        Duration::from_secs(5),
+        || async {
+            let v: Value = c
+                .get(format!("{base}/pheromones?type=OPPORTUNITY&source=ranger"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["stale"] == true).then_some(v)
+        },
+    )
+    .await;
+    eprintln!(
+        "sensing answered stale {:?} after the cut",
+        cut_at.elapsed()
+    );
+    assert_eq!(cached["live"], false, "{cached}");
+    assert!(cached["ageSeconds"].as_f64().unwrap() >= 0.0, "{cached}");
+    assert!(
+        cached["note"]
+            .as_str()
+            .unwrap()
+            .contains("has not answered"),
+        "{cached}"
+    );
+    assert_eq!(
+        cached["sensed"]["data"]["source"]["stale"], true,
+        "{cached}"
+    );
+    let sensed = &cached["sensed"]["data"]["pheromones"][0];
+    assert_eq!(sensed["name"], "ranger-opportunity", "{cached}");
+    let intensity = sensed["intensity"].as_f64().unwrap();
+    assert!(
+        intensity < 0.9 && intensity > 0.85,
+        "decayed to the request: {intensity}"
+    );
+    // The age grows while the API server stays away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later: Value = c
+        .get(format!(
+            "{base}/pheromones?type=OPPORTUNITY&source=ranger&limit=1"
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(cached["stale"], true, "{cached}");
-    assert!(cached["ageSeconds"].as_f64().unwrap() > 0.0, "{cached}");
-    assert_eq!(cached["sensed"]["data"]["pheromones"][0]["source"], "scout");
-    let r = c
+    assert!(
+        later["ageSeconds"].as_f64().unwrap() >= cached["ageSeconds"].as_f64().unwrap() + 0.25,
+        "{cached} then {later}"
+    );
+    // Any query is answered from the cache while it is away, not only one asked before.
+    let other: Value = c
         .get(format!("{base}/pheromones?type=METAPHOR"))
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    error_of(r, 503).await;
+    assert_eq!(other["stale"], true, "{other}");
+    assert_eq!(other["sensed"]["data"]["pheromones"], json!([]), "{other}");
 
     // Safe mode flips with the pod's annotations file.
     let safe: Value = c
