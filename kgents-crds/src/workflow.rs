@@ -102,8 +102,9 @@ pub struct WorkflowSpec {
     #[schemars(length(max = 64))]
     pub steps: Vec<WorkflowStep>,
 
-    /// Stop the workflow: no further step starts; steps not started are Cancelled. Running
-    /// proposal steps are left to finish on their own.
+    /// Stop the workflow: no further step starts, and every step not finished is Cancelled.
+    /// What a running step created (its Proposal) is left as it is; the workflow stops
+    /// waiting for it.
     #[serde(default)]
     pub cancelled: bool,
 
@@ -631,7 +632,7 @@ mod tests {
     #[test]
     fn a_valid_dag_passes() {
         let s = spec(json!({"umwelt": "u", "steps": [
-            {"name": "a", "path": "void.pheromone.emit", "args": {"pheromoneType": "WARNING"}},
+            {"name": "a", "path": "void.pheromone.emit", "args": {"pheromone_type": "WARNING"}},
             {"name": "b", "proposal": proposal(), "dependsOn": ["a"]},
             {"name": "c", "path": "void.pheromone.sense", "dependsOn": ["a", "b"]},
         ]}));

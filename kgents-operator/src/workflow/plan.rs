@@ -303,10 +303,37 @@ pub fn next_actions(
             let Some(step) = entry_mut(&mut next, &step_spec.name) else {
                 continue;
             };
+            if step.phase == StepPhase::Running && spec.cancelled {
+                // Cancelling stops waiting: what the attempt created stays as it is.
+                let left = step
+                    .object_name
+                    .as_ref()
+                    .map(|o| format!("; {o} is left as it is"))
+                    .unwrap_or_default();
+                finish(
+                    step,
+                    StepPhase::Cancelled,
+                    format!(
+                        "the workflow was cancelled while attempt {} ran{left}",
+                        step.attempt
+                    ),
+                    now,
+                );
+                changed = true;
+                continue;
+            }
             if step.phase != StepPhase::Pending {
                 continue;
             }
-            if let Some(dependency) = blocked {
+            if spec.cancelled {
+                finish(
+                    step,
+                    StepPhase::Cancelled,
+                    "the workflow was cancelled".into(),
+                    now,
+                );
+                changed = true;
+            } else if let Some(dependency) = blocked {
                 finish(
                     step,
                     StepPhase::Skipped,
@@ -319,14 +346,6 @@ pub fn next_actions(
                     step,
                     StepPhase::Skipped,
                     format!("the workflow failed at step {failed}"),
-                    now,
-                );
-                changed = true;
-            } else if spec.cancelled {
-                finish(
-                    step,
-                    StepPhase::Cancelled,
-                    "the workflow was cancelled".into(),
                     now,
                 );
                 changed = true;
@@ -884,9 +903,7 @@ mod tests {
                         prop_assert_eq!(before.idempotency_key.as_deref(), Some(action.key()), "a Running step got a new key");
                         prop_assert!(matches!(action, Action::Resume { .. }), "a Running step was started again");
                     }
-                    if spec.cancelled {
-                        prop_assert!(matches!(action, Action::Resume { .. }), "started after cancel");
-                    }
+                    prop_assert!(!spec.cancelled, "acted after cancel");
                 }
                 for (entry, step_spec) in journal.steps.iter().zip(&spec.steps) {
                     let limit = step_spec.retry.as_ref().map_or(0, |r| r.limit);
