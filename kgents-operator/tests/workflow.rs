@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::api::rbac::v1::PolicyRule;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kgents_crds::workflow::{StepPhase, WorkflowPhase};
 use kgents_crds::{Agent, Pheromone, Proposal, Umwelt, Workflow};
+use kgents_operator::admission;
+use kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
 use kgents_operator::proposal::{self, ProposalSettings};
 use kgents_operator::workflow::{self, JournalHook, WorkflowOptions};
 use kgents_operator::{Context, rbac};
@@ -373,11 +376,75 @@ async fn cancel_stops_further_steps() {
     controller.abort();
 }
 
+/// The operator's webhook for `ns` only, reached by the API server on 127.0.0.1; returns once
+/// the API server calls it for Workflows.
+async fn start_webhook(ctx: &Context, ns: &str, api: &Api<Workflow>) -> admission::WebhookServer {
+    let config = WebhookConfig {
+        configuration_name: format!("kgents-webhooks-{ns}"),
+        namespace: ns.to_owned(),
+        secret_name: "kgents-webhook-tls".to_owned(),
+        policy_config_map: None,
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        endpoint: Endpoint::Url {
+            host: "127.0.0.1".into(),
+        },
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some([("kubernetes.io/metadata.name".to_owned(), ns.to_owned())].into()),
+            ..LabelSelector::default()
+        }),
+        watch_namespace: Some(ns.to_owned()),
+        certificates: CertificateSource::Generated {
+            validity: Duration::from_secs(30 * 86_400),
+            renew_before: Duration::from_secs(7 * 86_400),
+        },
+        timeout_seconds: 3,
+        remove_on_shutdown: true,
+    };
+    let health = Arc::new(kgents_operator::http::Health::new(
+        kgents_operator::leader::LeaderState::always(),
+    ));
+    let server = admission::serve(ctx, config, health)
+        .await
+        .expect("webhook serving");
+    let probe = cycle("probe");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    eventually(
+        "the webhook to take effect",
+        Duration::from_secs(30),
+        || async {
+            match api.create(&dry_run, &probe).await {
+                Err(kube::Error::Api(status)) if status.message.contains("cycle") => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    server
+}
+
+fn cycle(name: &str) -> Workflow {
+    let proposal = json!({"proposer": "p", "changeType": "CODE_PATCH", "target": {"kind": "File", "name": "x"}});
+    serde_json::from_value(json!({
+    "apiVersion": "kgents.io/v1", "kind": "Workflow", "metadata": {"name": name},
+    "spec": {"steps": [
+        {"name": "a", "proposal": proposal, "dependsOn": ["c"]},
+        {"name": "b", "proposal": proposal, "dependsOn": ["a"]},
+        {"name": "c", "proposal": proposal, "dependsOn": ["b"]},
+    ]}}))
+    .expect("object")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_specs_are_refused_or_reported_naming_the_step() {
+async fn bad_specs_are_refused_at_admission_or_reported_naming_the_step() {
     let testbed = kgents_testbed::shared().await.expect("testbed");
     let ns = namespace(testbed, "wf-bad").await;
-    let ctx = Arc::new(operator_context(testbed, &ns, "workflow", rules()).await);
+    let mut all = rules();
+    all.extend(admission::server::required_rules());
+    all.extend(admission::server::namespaced_rules());
+    let ctx = Arc::new(operator_context(testbed, &ns, "workflow", all).await);
     let admin = testbed.client().await.expect("admin");
     let api: Api<Workflow> = Api::namespaced(admin.clone(), &ns);
     // What CEL sees, the API server refuses.
@@ -396,19 +463,10 @@ async fn bad_specs_are_refused_or_reported_naming_the_step() {
         }
         other => panic!("a path step without an Umwelt was not refused: {other:?}"),
     }
-    // A cycle is beyond CEL; stored without the webhook, it is reported and never run.
-    let proposal = json!({"proposer": "p", "changeType": "CODE_PATCH", "target": {"kind": "File", "name": "x"}});
-    create::<Workflow>(
-        &admin,
-        &ns,
-        json!({"apiVersion": "kgents.io/v1", "kind": "Workflow", "metadata": {"name": "loop"},
-        "spec": {"steps": [
-            {"name": "a", "proposal": proposal, "dependsOn": ["c"]},
-            {"name": "b", "proposal": proposal, "dependsOn": ["a"]},
-            {"name": "c", "proposal": proposal, "dependsOn": ["b"]},
-        ]}}),
-    )
-    .await;
+    // A cycle is beyond CEL; stored before the webhook ran, it is reported and never run.
+    api.create(&PostParams::default(), &cycle("loop"))
+        .await
+        .expect("stored without the webhook");
     let controller = start_workflow(&ctx, None);
     let failed = until_phase(&api, "loop", WorkflowPhase::Failed, Duration::from_secs(20)).await;
     let status = failed.status.expect("status");
@@ -428,6 +486,31 @@ async fn bad_specs_are_refused_or_reported_naming_the_step() {
         "nothing ran"
     );
     controller.abort();
+
+    // With the webhook, a cycle and an unknown path are refused at admission, naming the step.
+    let webhook = start_webhook(&ctx, &ns, &api).await;
+    let message = |result: kube::Result<Workflow>| match result {
+        Err(kube::Error::Api(status)) => status.message,
+        other => panic!("admitted: {other:?}"),
+    };
+    let refused = message(api.create(&PostParams::default(), &cycle("loop-2")).await);
+    assert!(
+        refused.contains("step \"a\"") && refused.contains("a -> c -> b -> a"),
+        "{refused}"
+    );
+    let unknown: Workflow = serde_json::from_value(json!({
+    "apiVersion": "kgents.io/v1", "kind": "Workflow", "metadata": {"name": "unknown"},
+    "spec": {"umwelt": "u", "steps": [
+        {"name": "look", "path": "void.pheromone.sense"},
+        {"name": "smell", "dependsOn": ["look"], "path": "void.pheromone.smell"},
+    ]}}))
+    .expect("object");
+    let refused = message(api.create(&PostParams::default(), &unknown).await);
+    assert!(
+        refused.contains("step \"smell\"") && refused.contains("not a registered AGENTESE path"),
+        "{refused}"
+    );
+    webhook.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
