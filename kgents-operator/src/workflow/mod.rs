@@ -43,7 +43,7 @@ pub const KEY_ANNOTATION: &str = "kgents.io/idempotency-key";
 pub fn required_rules() -> Vec<PolicyRule> {
     vec![
         support::rule("kgents.io", &["workflows"], &["get", "list", "watch"]),
-        support::rule("kgents.io", &["workflows/status"], &["update", "patch"]),
+        support::rule("kgents.io", &["workflows/status"], &["update"]),
         support::rule(
             "kgents.io",
             &["proposals"],

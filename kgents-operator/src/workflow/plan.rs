@@ -506,8 +506,7 @@ fn summarise(spec: &WorkflowSpec, status: &mut WorkflowStatus, now: Timestamp) {
             && entry(status, &s.name).is_some_and(|e| e.phase == StepPhase::Failed)
     });
     let phase = if all_final {
-        if let Some(step) = failed_for_good {
-            let _ = step;
+        if failed_for_good.is_some() {
             WorkflowPhase::Failed
         } else if status.steps.iter().any(|s| s.phase == StepPhase::Cancelled) {
             WorkflowPhase::Cancelled
