@@ -143,9 +143,10 @@ pub struct WorkflowStep {
     #[schemars(schema_with = "free_form_object")]
     pub args: Option<serde_json::Map<String, serde_json::Value>>,
 
-    /// A Proposal spec to file (as a Proposal named from the step's idempotency key); the step
-    /// succeeds when the proposal is Merged and fails when it is Rejected, Failed, Expired or
-    /// Superseded.
+    /// A Proposal spec to file (as a Proposal named from the step's idempotency key, filed by
+    /// the operator: spec.proposer becomes the operator's username, as admission requires); the
+    /// step succeeds when the proposal is Merged and fails when it is Rejected, Failed, Expired
+    /// or Superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
     pub proposal: Option<serde_json::Map<String, serde_json::Value>>,
