@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example crdgen             # (re)write deploy/crds/<name>.yaml, one file per CRD
 //! cargo run --example crdgen -- DIR      # write the files into DIR instead
-//! cargo run --example crdgen -- --stdout # print all five as one multi-document YAML stream
+//! cargo run --example crdgen -- --stdout # print all six as one multi-document YAML stream
 //! cargo run --example crdgen -- --check  # exit 1 if deploy/crds/ differs from the types
 //! ```
 //!

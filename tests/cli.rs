@@ -39,6 +39,95 @@ fn json_of(run: &Run) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_through_the_cli() {
+    let testbed = kgents_testbed::shared()
+        .await
+        .expect("the testbed starts (scripts/testbed-build)");
+    testbed
+        .install_crds(&kgents::kgents_crds::crds())
+        .await
+        .expect("CRDs install");
+    let client = testbed.client().await.unwrap();
+    let ns = testbed.create_namespace("cli-wf").await.unwrap();
+    let kubeconfig = testbed.kubeconfig_path().to_str().unwrap().to_owned();
+    let ghost = tempfile::tempdir().unwrap();
+    let k = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str(), "-n", ns.as_str()];
+        all.extend_from_slice(args);
+        run_in(ghost.path(), &all)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let file = "{proposer: p, changeType: CODE_PATCH, target: {kind: File, name: x.rs}}";
+    // A cycle is refused before anything is sent, naming the step (exit 2: bad input).
+    let cycle = write(
+        "cycle.yaml",
+        &format!(
+            "apiVersion: kgents.io/v1\nkind: Workflow\nmetadata: {{name: loop}}\nspec:\n  steps:\n    - {{name: a, dependsOn: [b], proposal: {file}}}\n    - {{name: b, dependsOn: [a], proposal: {file}}}\n"
+        ),
+    );
+    let run = k(&["workflow", "apply", "-f", &cycle]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("step \"a\"") && run.stderr.contains("cycle"),
+        "{}",
+        run.stderr
+    );
+    let run = k(&["workflow", "apply", "-f", "/nonexistent.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+
+    let good = write(
+        "good.yaml",
+        &format!(
+            "apiVersion: kgents.io/v1\nkind: Workflow\nmetadata: {{name: pipeline}}\nspec:\n  steps:\n    - {{name: first, proposal: {file}}}\n    - {{name: second, dependsOn: [first], proposal: {file}}}\n"
+        ),
+    );
+    let run = k(&["workflow", "apply", "-f", &good]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("workflow.kgents.io/pipeline") && run.stdout.contains("created"),
+        "{}",
+        run.stdout
+    );
+    let run = k(&["workflow", "apply", "-f", &good]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("configured"), "{}", run.stdout);
+    let run = k(&["workflow", "get"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("NAMESPACE") && run.stdout.contains("pipeline"),
+        "{}",
+        run.stdout
+    );
+    let run = k(&["workflow", "get", "pipeline", "-o", "json"]);
+    assert_eq!(json_of(&run)["spec"]["steps"][1]["dependsOn"][0], "first");
+    let run = k(&["workflow", "describe", "pipeline"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("STEP") && run.stdout.contains("second"),
+        "{}",
+        run.stdout
+    );
+    let run = k(&["workflow", "get", "nowhere"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("not found"), "{}", run.stderr);
+
+    let api: Api<kgents::kgents_crds::Workflow> = Api::namespaced(client.clone(), &ns);
+    let run = k(&["workflow", "cancel", "pipeline"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(api.get("pipeline").await.unwrap().spec.cancelled);
+    let run = k(&["workflow", "retry", "pipeline"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = api.get("pipeline").await.unwrap().spec;
+    assert_eq!(after.retry_generation, 1);
+    assert!(!after.cancelled, "a retry resumes a cancelled workflow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_on_a_real_api_server() {
     let testbed = kgents_testbed::shared()
         .await

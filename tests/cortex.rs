@@ -373,10 +373,14 @@ async fn the_cortex_daemon_on_a_real_api_server() {
             "world.cluster.umwelts.manifest" => (Value::Null, Ok("umwelts")),
             // No pod runs on the testbed: no Ready pod to tether to, said as such.
             "world.cluster.agents.<agent>.tether" => (Value::Null, Err(Code::Unavailable)),
-            // Registered, served by crates that are not part of this Logos.
-            "time.witness.<agent>.replay" | "world.cluster.workflow.define" => {
-                (Value::Null, Err(Code::Unimplemented))
-            }
+            "world.cluster.workflow.define" => (
+                json!({"name": "cortex-flow", "spec": {"steps": [{"name": "a", "proposal": {
+                    "proposer": "p", "changeType": "CODE_PATCH",
+                    "target": {"kind": "File", "name": "x.rs"}}}]}}),
+                Ok("workflow"),
+            ),
+            // Registered, served by a crate that is not part of this Logos.
+            "time.witness.<agent>.replay" => (Value::Null, Err(Code::Unimplemented)),
             other => panic!("a registered path this test does not know: {other}"),
         };
         let answer = rpc.invoke(invoke(&path, &ns, args)).await;

@@ -259,6 +259,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cortex::CortexCommand,
     },
+    /// Durable workflows (world.cluster.workflow.define): apply, get, describe, cancel, retry.
+    Workflow {
+        #[command(subcommand)]
+        command: crate::workflow::WorkflowCommand,
+    },
     /// The embedded control plane and the operator in one process.
     Dev {
         #[command(subcommand)]

@@ -176,6 +176,7 @@ pub async fn run(cli: Cli) -> CmdResult {
                 })
         }
         Command::Mcp(args) => crate::mcp::run(&global, args).await,
+        Command::Workflow { command } => crate::workflow::run(&global, command).await,
         Command::Cortex { command } => crate::cortex::run(&global, command).await,
         Command::Dev { command } => {
             crate::dev::run(command)
@@ -195,13 +196,13 @@ pub async fn run(cli: Cli) -> CmdResult {
 
 /// A live Logos: list calls and writes as the kubeconfig's identity, and the caller the flags
 /// describe.
-struct Live {
-    conn: Connection,
-    logos: Logos,
-    caller: Caller,
+pub(crate) struct Live {
+    pub(crate) conn: Connection,
+    pub(crate) logos: Logos,
+    pub(crate) caller: Caller,
 }
 
-async fn live(global: &Global) -> Result<Live, Failure> {
+pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     let conn = connect::connect(global).await?;
     let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
     let actor = KubeActor::new(conn.client.clone(), conn.deadline);
@@ -222,7 +223,7 @@ fn scope(global: &Global, namespace: &str) -> Scope {
     }
 }
 
-fn write_scope(global: &Global, namespace: &str) -> Result<Scope, Failure> {
+pub(crate) fn write_scope(global: &Global, namespace: &str) -> Result<Scope, Failure> {
     if global.all_namespaces {
         return Err(usage(
             "this command writes to one namespace; name it with -n, not -A",

@@ -22,6 +22,7 @@
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
 //! | `invoke PATH` | any path |
+//! | `workflow apply -f FILE` / `get` / `describe` / `cancel` / `retry` | `world.cluster.workflow.define` (apply); the Workflow's spec and journal |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
 //! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
 //! | `cortex serve [--socket PATH] [--tcp ADDR]` | every path, over gRPC (`kgents-cortex`) |
@@ -55,6 +56,7 @@ mod infra;
 mod mcp;
 mod render;
 mod terrarium;
+mod workflow;
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();

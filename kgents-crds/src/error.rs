@@ -38,6 +38,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Workflow's spec is not runnable: a cycle, an unknown or unregistered AGENTESE path, a
+    /// proposal template that is not a Proposal spec, or a missing dependency.
+    #[error("workflow step {step:?}: {reason}")]
+    InvalidWorkflow {
+        /// Name of the step at fault (empty when the fault is the whole workflow's).
+        step: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
     /// A value could not be converted into the pure core or risk types.
     #[error("cannot convert {field}: {reason}")]
     Conversion {

@@ -8,6 +8,7 @@
 //! | [`memory`] | `Memory` (`mem`): an agent's storage and its retention policy |
 //! | [`umwelt`] | `Umwelt` (`uw`): what an agent perceives and may do (compiled to RBAC) |
 //! | [`proposal`] | `Proposal` (`prop`): an immutable request to change the cluster, gated by risk |
+//! | [`workflow`] | `Workflow` (`wf`): a durable DAG of AGENTESE and Proposal steps, its status the journal; [`validate_spec`] for what CEL cannot check (cycles, unregistered paths) |
 //! | [`convert`] | into `kgents-core` / `kgents-risk`: a Pheromone is a `Signal`, a Proposal a risk input |
 //! | [`common`] | genus and pheromone types (`kgents-core`'s), secret references, `metav1.Condition` |
 //! | [`manifest`] | [`crds()`] and the YAML committed under `deploy/crds/` |
@@ -36,6 +37,7 @@ pub mod memory;
 pub mod pheromone;
 pub mod proposal;
 pub mod umwelt;
+pub mod workflow;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use common::{Condition, Genus, PheromoneType, Time};
@@ -46,3 +48,4 @@ pub use memory::{Memory, MemorySpec, MemoryStatus};
 pub use pheromone::{Pheromone, PheromoneSpec, PheromoneStatus};
 pub use proposal::{Proposal, ProposalSpec, ProposalStatus};
 pub use umwelt::{Umwelt, UmweltSpec, UmweltStatus, validate_affordances};
+pub use workflow::{Workflow, WorkflowSpec, WorkflowStatus, validate_spec};

@@ -6,9 +6,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{Agent, Error, Memory, Pheromone, Proposal, Result, Umwelt};
+use crate::{Agent, Error, Memory, Pheromone, Proposal, Result, Umwelt, Workflow};
 
-/// The five CRDs, in a fixed order: Agent, Pheromone, Memory, Umwelt, Proposal.
+/// The six CRDs, in a fixed order: Agent, Pheromone, Memory, Umwelt, Proposal, Workflow.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         Agent::crd(),
@@ -16,6 +16,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Memory::crd(),
         Umwelt::crd(),
         Proposal::crd(),
+        Workflow::crd(),
     ]
 }
 

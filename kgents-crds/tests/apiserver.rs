@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, crds, manifest};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow, crds, manifest};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -37,6 +37,7 @@ fn api_resource(kind: &str) -> ApiResource {
         "Memory" => ApiResource::erase::<Memory>(&()),
         "Umwelt" => ApiResource::erase::<Umwelt>(&()),
         "Proposal" => ApiResource::erase::<Proposal>(&()),
+        "Workflow" => ApiResource::erase::<Workflow>(&()),
         other => panic!("sample of unknown kind {other}"),
     }
 }
@@ -75,7 +76,14 @@ async fn valid_samples_are_accepted_and_read_back_as_typed_objects() -> TestResu
     let (client, namespace) = setup("crds-valid").await?;
     let samples = common::valid_samples();
     assert!(samples.len() >= 5, "at least one valid sample per kind");
-    for kind in ["Agent", "Pheromone", "Memory", "Umwelt", "Proposal"] {
+    for kind in [
+        "Agent",
+        "Pheromone",
+        "Memory",
+        "Umwelt",
+        "Proposal",
+        "Workflow",
+    ] {
         assert!(
             samples.iter().any(|s| s.kind() == kind),
             "no valid {kind} sample"

@@ -69,6 +69,7 @@ fn snapshots_of_each_crd() {
     insta::assert_yaml_snapshot!("memory", kgents_crds::Memory::crd());
     insta::assert_yaml_snapshot!("umwelt", kgents_crds::Umwelt::crd());
     insta::assert_yaml_snapshot!("proposal", kgents_crds::Proposal::crd());
+    insta::assert_yaml_snapshot!("workflow", kgents_crds::Workflow::crd());
 }
 
 #[test]
@@ -79,6 +80,7 @@ fn names_scope_category_and_subresources() {
         ("memories.kgents.io", "Memory", "mem"),
         ("umwelts.kgents.io", "Umwelt", "uw"),
         ("proposals.kgents.io", "Proposal", "prop"),
+        ("workflows.kgents.io", "Workflow", "wf"),
     ];
     let all = crds();
     assert_eq!(all.len(), expected.len());
@@ -324,6 +326,29 @@ fn status_schemas_are_closed_and_declare_every_written_field() {
         expires_at: Some(t.clone()),
         superseded_by: Some("newer".into()),
         proposer_kind: Some(ProposerKind::Agent),
+        conditions: vec![condition.clone()],
+    };
+    let workflow = kgents_crds::workflow::WorkflowStatus {
+        phase: Some(kgents_crds::workflow::WorkflowPhase::Running),
+        observed_generation: Some(2),
+        retry_generation: 1,
+        succeeded: 1,
+        total: 2,
+        started_at: Some(t.clone()),
+        finished_at: Some(t.clone()),
+        steps: vec![kgents_crds::workflow::StepStatus {
+            name: "scale".into(),
+            phase: kgents_crds::workflow::StepPhase::Running,
+            attempt: 2,
+            retries: 1,
+            idempotency_key: Some("uid/scale/2".into()),
+            object_name: Some("wf-scale-2".into()),
+            started_at: Some(t.clone()),
+            finished_at: Some(t.clone()),
+            next_retry_at: Some(t.clone()),
+            message: Some("attempt 1 failed".into()),
+            output_digest: Some("fnv1a64:0123456789abcdef".into()),
+        }],
         conditions: vec![condition],
     };
     let cases = [
@@ -346,6 +371,10 @@ fn status_schemas_are_closed_and_declare_every_written_field() {
         (
             kgents_crds::Proposal::crd(),
             serde_json::to_value(proposal).unwrap(),
+        ),
+        (
+            kgents_crds::Workflow::crd(),
+            serde_json::to_value(workflow).unwrap(),
         ),
     ];
     for (crd, status) in cases {

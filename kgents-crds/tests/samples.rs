@@ -5,7 +5,7 @@
 
 mod common;
 
-use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
 use kube::CustomResourceExt;
 use kube::core::cel::ValidationErrors;
 use serde::de::DeserializeOwned;
@@ -38,6 +38,7 @@ fn check(object: &Value) -> Result<(), Refusal> {
         "Memory" => Memory::crd(),
         "Umwelt" => Umwelt::crd(),
         "Proposal" => Proposal::crd(),
+        "Workflow" => Workflow::crd(),
         other => return Err(Refusal::Schema(vec![format!("unknown kind {other}")])),
     };
     // apiVersion, kind and metadata are validated by the API server itself, not by the CRD's
@@ -57,6 +58,7 @@ fn check(object: &Value) -> Result<(), Refusal> {
         "Pheromone" => typed::<Pheromone>(object, |r| r.validate_cel()),
         "Memory" => typed::<Memory>(object, |r| r.validate_cel()),
         "Umwelt" => typed::<Umwelt>(object, |r| r.validate_cel()),
+        "Workflow" => typed::<Workflow>(object, |r| r.validate_cel()),
         _ => typed::<Proposal>(object, |r| r.validate_cel()),
     };
     match outcome {

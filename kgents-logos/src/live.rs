@@ -13,7 +13,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
-use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus, ComponentStatus};
 use kgents_policy::AdmissionPolicy;
 use kube::api::{ListParams, PostParams};
@@ -403,6 +403,43 @@ impl ClusterActor for KubeActor {
             approval::whoami(&self.client),
         )
         .await
+    }
+
+    async fn apply_workflow(&self, workflow: &Workflow, dry_run: bool) -> Result<(Workflow, bool)> {
+        let namespace = workflow.metadata.namespace.clone().unwrap_or_default();
+        let name = workflow.metadata.name.clone().unwrap_or_default();
+        let api: Api<Workflow> = Api::namespaced(self.client.clone(), &namespace);
+        let existing = deadline(
+            format!("reading Workflow {namespace}/{name}"),
+            self.deadline,
+            api.get_opt(&name),
+        )
+        .await?;
+        let params = PostParams {
+            dry_run,
+            ..PostParams::default()
+        };
+        match existing {
+            None => deadline(
+                format!("creating Workflow {namespace}/{name}"),
+                self.deadline,
+                api.create(&params, workflow),
+            )
+            .await
+            .map(|stored| (stored, true)),
+            Some(mut current) => {
+                // The spec is replaced; the journal (status) is the operator's and stays. The
+                // resourceVersion read makes a concurrent change a conflict, not a lost write.
+                current.spec = workflow.spec.clone();
+                deadline(
+                    format!("updating Workflow {namespace}/{name}"),
+                    self.deadline,
+                    api.replace(&name, &params, &current),
+                )
+                .await
+                .map(|stored| (stored, false))
+            }
+        }
     }
 
     async fn create_pheromone(&self, pheromone: &Pheromone) -> Result<Pheromone> {

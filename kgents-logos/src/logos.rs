@@ -1,9 +1,10 @@
 //! The resolver: [`Logos::invoke`] parses a path, checks the caller's affordances (deny by
 //! default), finds the registry entry (or names the closest ones) and runs its handler.
 //!
-//! Every registry entry is routed by its [`K8sOperation`] ([`handler_for`]); the seed's
-//! `time.witness.<agent>.replay` and `world.cluster.workflow.define` are registered by their
-//! own crates' handlers later and answer [`Error::NotServed`] here.
+//! Every registry entry is routed by its [`K8sOperation`] ([`handler_for`]);
+//! `world.cluster.workflow.define` creates or updates a Workflow (checked as the admission
+//! webhook checks it); the seed's `time.witness.<agent>.replay` is registered by its own
+//! crate's handler later and answers [`Error::NotServed`] here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::outcome::{
     AgentManifest, AgentsManifest, AgentsStatus, Decided, Emitted, FieldReport, FieldStatus, Filed,
     MemoriesManifest, Outcome, PendingStatus, ProposalsManifest, RiskPreview, ServerVerdict,
-    TetherTarget, UmweltsManifest,
+    TetherTarget, UmweltsManifest, WorkflowDefined,
 };
 use crate::suggest;
 use crate::summary::{self, SenseFilter, check_name};
@@ -55,6 +56,8 @@ pub enum Handler {
     Umwelts,
     /// Find where to tether to an agent.
     Tether,
+    /// Create or update a durable Workflow.
+    Workflow,
 }
 
 /// The handler of a registry operation; `None` for operations whose handlers live elsewhere.
@@ -72,6 +75,7 @@ pub fn handler_for(operation: K8sOperation) -> Option<Handler> {
         Op::ListMemories => Handler::Memories,
         Op::ListUmwelts => Handler::Umwelts,
         Op::PortForward => Handler::Tether,
+        Op::DurableWorkflow => Handler::Workflow,
         _ => return None,
     })
 }
@@ -206,6 +210,18 @@ pub struct DefineInput {
     pub dry_run: bool,
     /// Send it although the local preview denies it.
     pub force: bool,
+}
+
+/// Input of `world.cluster.workflow.define`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowInput {
+    /// The Workflow's name (required).
+    pub name: Option<String>,
+    /// Its spec (camelCase, as in the resource): umwelt, steps, cancelled, retryGeneration.
+    pub spec: Option<kgents_crds::WorkflowSpec>,
+    /// A server-side dry run: checked and admitted, nothing stored.
+    pub dry_run: bool,
 }
 
 /// Input of approve and reject.
@@ -386,6 +402,12 @@ impl Logos {
                     source: observed.source,
                 }))
             }
+            Handler::Workflow => {
+                let input: WorkflowInput = args.parse(&parsed)?;
+                self.define_workflow(&parsed, &args, input)
+                    .await
+                    .map(Outcome::Workflow)
+            }
             Handler::Tether => {
                 let namespace = args.namespace(&parsed)?;
                 let agent = bound("agent");
@@ -542,6 +564,47 @@ impl Logos {
             intensity: input.intensity,
             half_life_minutes: input.half_life_minutes,
             evaporates_at,
+        })
+    }
+
+    async fn define_workflow(
+        &self,
+        path: &Path,
+        args: &Args,
+        input: WorkflowInput,
+    ) -> Result<WorkflowDefined> {
+        let bad = |reason: String| Error::BadInput {
+            path: path.to_string(),
+            reason,
+        };
+        let namespace = args.namespace(path)?;
+        let actor = self.actor(path)?;
+        let name = input
+            .name
+            .ok_or_else(|| bad("the workflow's name is required".into()))?;
+        check_name("Workflow", &name).map_err(bad)?;
+        let spec = input
+            .spec
+            .ok_or_else(|| bad("the workflow's spec is required (steps, ...)".into()))?;
+        // What the admission webhook refuses is refused here first, naming the step.
+        kgents_crds::validate_spec(&spec, &self.registry).map_err(|e| bad(e.to_string()))?;
+        let workflow = kgents_crds::Workflow {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        let (stored, created) = actor.apply_workflow(&workflow, input.dry_run).await?;
+        Ok(WorkflowDefined {
+            name,
+            namespace,
+            created,
+            dry_run: input.dry_run,
+            steps: stored.spec.steps.iter().map(|s| s.name.clone()).collect(),
+            generation: stored.metadata.generation,
         })
     }
 

@@ -39,6 +39,25 @@ pub enum Outcome {
     Umwelts(UmweltsManifest),
     /// `world.cluster.agents.<agent>.tether`: where to attach.
     Tether(TetherTarget),
+    /// `world.cluster.workflow.define`: a Workflow created or updated.
+    Workflow(WorkflowDefined),
+}
+
+/// A Workflow stored (or dry-run) by `world.cluster.workflow.define`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowDefined {
+    /// Its name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Whether it was created (false: an existing one was updated).
+    pub created: bool,
+    /// Whether it was a server-side dry run (nothing stored).
+    pub dry_run: bool,
+    /// Its steps, in order.
+    pub steps: Vec<String>,
+    /// Its metadata.generation after the write.
+    pub generation: Option<i64>,
 }
 
 /// Agents, counted by phase, readiness and cognitive health.

@@ -7,13 +7,13 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use kgents_crds::{Pheromone, Proposal, Umwelt};
+use kgents_crds::{Pheromone, Proposal, Umwelt, Workflow};
 use kgents_ghost::digest::StatusDigest;
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
 use kgents_policy::AdmissionPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::outcome::{
     FieldReport, MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary,
 };
@@ -224,4 +224,17 @@ pub trait ClusterActor: Send + Sync {
     async fn umwelt(&self, namespace: &str, name: &str) -> Result<Umwelt>;
     /// The Umwelt an agent runs under (for `--as-agent`).
     async fn agent_umwelt(&self, namespace: &str, agent: &str) -> Result<Umwelt>;
+    /// Creates the Workflow, or updates the spec of the one of that name (`dry_run`: a
+    /// server-side dry run); returns it as stored and whether it was created. Writers that
+    /// cannot store Workflows answer an error saying so.
+    async fn apply_workflow(&self, workflow: &Workflow, dry_run: bool) -> Result<(Workflow, bool)> {
+        let _ = dry_run;
+        Err(Error::BadInput {
+            path: "world.cluster.workflow.define".into(),
+            reason: format!(
+                "this front-end cannot store Workflows (Workflow {} was not stored)",
+                workflow.metadata.name.as_deref().unwrap_or_default()
+            ),
+        })
+    }
 }

@@ -68,12 +68,9 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 // ---------------------------------------------------------------------------------------------
 // Properties
 
-/// Operations whose handlers arrive with later crates (seance, workflow).
+/// Operations whose handlers arrive with later crates (seance).
 fn served_later(op: K8sOperation) -> bool {
-    matches!(
-        op,
-        K8sOperation::ReconstructHistory | K8sOperation::DurableWorkflow
-    )
+    matches!(op, K8sOperation::ReconstructHistory)
 }
 
 #[test]
@@ -714,4 +711,56 @@ fn a_refused_cluster_wide_read_falls_back_to_the_namespace() {
     assert!(namespaced.source.live);
     // Cluster-wide, there is nothing narrower to try: the chain's error stands.
     assert!(run(view.agents(&filter(Scope::All))).is_err());
+}
+
+#[test]
+fn workflow_define_refuses_cycles_and_unknown_paths_naming_the_step() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let cluster = cluster(clock.clone());
+    let logos = logos(&cluster, clock);
+    let caller = Caller::unrestricted("alice");
+    let file = serde_json::json!({"proposer": "p", "changeType": "CODE_PATCH",
+                                  "target": {"kind": "File", "name": "x.rs"}});
+    let define = |input: serde_json::Value| {
+        run(logos.invoke(
+            &caller,
+            "world.cluster.workflow.define",
+            Args::new(ns("team")).with_input(&input),
+        ))
+    };
+    let cycle = define(serde_json::json!({"name": "loop", "spec": {"steps": [
+        {"name": "a", "proposal": file, "dependsOn": ["b"]},
+        {"name": "b", "proposal": file, "dependsOn": ["a"]},
+    ]}}));
+    match cycle {
+        Err(Error::BadInput { reason, .. }) => {
+            assert!(
+                reason.contains("step \"a\"") && reason.contains("cycle"),
+                "{reason}"
+            );
+        }
+        other => panic!("a cycle was not refused: {other:?}"),
+    }
+    let unknown = define(
+        serde_json::json!({"name": "w", "spec": {"umwelt": "u", "steps": [
+            {"name": "smell", "path": "void.pheromone.smell"},
+        ]}}),
+    );
+    assert!(
+        matches!(&unknown, Err(Error::BadInput { reason, .. }) if reason.contains("step \"smell\"")),
+        "{unknown:?}"
+    );
+    let unnamed = define(serde_json::json!({"spec": {"steps": [{"name": "a", "proposal": file}]}}));
+    assert!(
+        matches!(&unnamed, Err(Error::BadInput { reason, .. }) if reason.contains("name is required")),
+        "{unnamed:?}"
+    );
+    // A valid one reaches the writer; this in-memory one says it cannot store Workflows.
+    let valid = define(
+        serde_json::json!({"name": "w", "spec": {"steps": [{"name": "a", "proposal": file}]}}),
+    );
+    assert!(
+        matches!(&valid, Err(Error::BadInput { reason, .. }) if reason.contains("cannot store Workflows")),
+        "{valid:?}"
+    );
 }

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`run`] | the operator process: CRD check, HTTP, leader election, every controller, shutdown |
 //! | [`OperatorConfig`], [`ProbeConfig`], [`Context`] | settings, and what every controller shares (client, Event recorder, metrics, clock) |
-//! | [`agent`], [`memory`], [`umwelt`], [`pheromone`], [`cognitive`], [`proposal`] | the controllers: each a `run` function, its name in metrics, the RBAC rules it needs, the labels and annotations it writes |
+//! | [`agent`], [`memory`], [`umwelt`], [`pheromone`], [`cognitive`], [`proposal`], [`workflow`] | the controllers: each a `run` function, its name in metrics, the RBAC rules it needs, the labels and annotations it writes |
 //! | [`admission`] | the T-gent admission webhook over [`kgents_policy`]: HTTPS server and certificates |
 //! | [`proposal::Reviewer`] | the trait a Proposal reviewer implements (an LLM-backed one is provided) |
 //! | [`metrics`], [`http`] | the Prometheus registry, and `/metrics`, `/healthz`, `/readyz` |
@@ -51,6 +51,7 @@ pub mod run;
 pub(crate) mod shared;
 pub(crate) mod support;
 pub mod umwelt;
+pub mod workflow;
 pub(crate) mod workload;
 
 #[cfg(test)]

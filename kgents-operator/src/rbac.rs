@@ -64,6 +64,7 @@ pub fn controller_rules() -> Vec<PolicyRule> {
     rules.extend(umwelt::required_rules());
     rules.extend(crate::cognitive::required_rules());
     rules.extend(crate::proposal::required_rules());
+    rules.extend(crate::workflow::required_rules());
     rules.extend(crate::admission::server::required_rules());
     rules
 }

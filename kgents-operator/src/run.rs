@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::shared::Watches;
 use crate::{
     Context, Error, OperatorConfig, Result, agent, cognitive, memory, pheromone, proposal, umwelt,
+    workflow,
 };
 
 /// How one controller is started: its context and a future that resolves when it must stop.
@@ -86,6 +87,17 @@ pub fn controllers() -> Vec<ControllerEntry> {
             start: |ctx, stop| umwelt::run(ctx, stop).boxed(),
             check_crds: |client| {
                 async move { check_crd::<Umwelt>(&client, "umwelts").await }.boxed()
+            },
+        },
+        ControllerEntry {
+            name: workflow::CONTROLLER,
+            start: |ctx, stop| workflow::run(ctx, stop).boxed(),
+            check_crds: |client| {
+                async move {
+                    check_crd::<Workflow>(&client, "workflows").await?;
+                    check_crd::<Proposal>(&client, "proposals").await
+                }
+                .boxed()
             },
         },
     ]

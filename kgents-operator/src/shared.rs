@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kgents_crds::{Agent, Memory, Proposal};
+use kgents_crds::{Agent, Memory, Proposal, Workflow};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -83,6 +83,8 @@ pub struct Watches {
     pub claims: Shared<PersistentVolumeClaim>,
     /// Every Proposal.
     pub proposals: Shared<Proposal>,
+    /// Every Workflow.
+    pub workflows: Shared<Workflow>,
     /// The policy ConfigMaps watched by name, by namespace and name (see [`Watches::policy`]).
     policies: Arc<Mutex<PolicyWatches>>,
     /// For the policy watches, made on first use.
@@ -122,6 +124,7 @@ impl Watches {
             role_bindings: Shared::new(api(client, namespace), managed.clone()),
             claims: Shared::new(api(client, namespace), managed),
             proposals: Shared::new(api(client, namespace), watcher::Config::default()),
+            workflows: Shared::new(api(client, namespace), watcher::Config::default()),
             policies: Arc::default(),
             client: client.clone(),
         }
@@ -201,6 +204,7 @@ impl Watches {
         let (role_bindings, binding_feed) = one(client);
         let (claims, claim_feed) = one(client);
         let (proposals, _) = one::<Proposal>(client);
+        let (workflows, _) = one::<Workflow>(client);
         let watches = Self {
             agents,
             memories,
@@ -210,6 +214,7 @@ impl Watches {
             role_bindings,
             claims,
             proposals,
+            workflows,
             policies: Arc::default(),
             client: client.clone(),
         };

@@ -4,9 +4,11 @@
 //! [`serve`] starts, in order: the Proposal informer (the risk ledger) and the policy ConfigMap
 //! watch; the certificates (generated and stored in a Secret, or read from cert-manager's); the
 //! listener; and only then registers the webhook (so the API server never calls a server that
-//! is not answering yet). The configuration matches only `proposals.kgents.io` CREATE and
-//! UPDATE, fails closed (`failurePolicy: Fail`, which is safe because nothing but proposals
-//! depends on it) and times out after 3 s. A background task rotates the certificate before it
+//! is not answering yet). The configuration matches `proposals.kgents.io` CREATE and UPDATE
+//! (and proposals' status updates by anyone but the operator), and `workflows.kgents.io` CREATE
+//! and UPDATE on `/validate-workflow` ([`review_workflow`]: cycles and unregistered AGENTESE
+//! paths, which CEL cannot judge); it fails closed (`failurePolicy: Fail`, which is safe
+//! because nothing but these kinds depends on it) and times out after 3 s. A background task rotates the certificate before it
 //! expires, without restarting the listener.
 //!
 //! The listener offers HTTP/2 and HTTP/1.1 by ALPN. The API server speaks HTTP/2 to webhooks
@@ -43,7 +45,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kgents_core::clock::Clock;
-use kgents_crds::Proposal;
+use kgents_crds::{Proposal, Workflow};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
@@ -65,6 +67,11 @@ use crate::{Error, Result};
 pub const VALIDATE_PATH: &str = "/validate";
 /// The name of the one webhook in the configuration.
 pub const WEBHOOK_NAME: &str = "proposals.t-gent.kgents.io";
+/// The path the API server posts Workflow AdmissionReviews to.
+pub const VALIDATE_WORKFLOW_PATH: &str = "/validate-workflow";
+/// The name of the webhook that refuses Workflows CEL cannot judge (cycles, unregistered
+/// AGENTESE paths, proposal templates that are not Proposal specs).
+pub const WORKFLOW_WEBHOOK_NAME: &str = "workflows.kgents.io";
 /// Largest AdmissionReview body read (the API server's own limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
@@ -219,6 +226,31 @@ pub fn webhook_configuration(
             }
         }
     };
+    let mut workflow_client = client_config.clone();
+    if let Some(service) = workflow_client.service.as_mut() {
+        service.path = Some(VALIDATE_WORKFLOW_PATH.to_owned());
+    }
+    if let Some(url) = workflow_client.url.as_mut() {
+        *url = url.replace(VALIDATE_PATH, VALIDATE_WORKFLOW_PATH);
+    }
+    let workflows = ValidatingWebhook {
+        name: WORKFLOW_WEBHOOK_NAME.to_owned(),
+        client_config: workflow_client,
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec!["kgents.io".to_owned()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+            resources: Some(vec!["workflows".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        failure_policy: Some("Fail".to_owned()),
+        match_policy: Some("Equivalent".to_owned()),
+        side_effects: "None".to_owned(),
+        timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
+        admission_review_versions: vec!["v1".to_owned()],
+        namespace_selector: config.namespace_selector.clone(),
+        ..ValidatingWebhook::default()
+    };
     let votes = ValidatingWebhook {
         name: STATUS_WEBHOOK_NAME.to_owned(),
         client_config: client_config.clone(),
@@ -267,6 +299,7 @@ pub fn webhook_configuration(
                 ..ValidatingWebhook::default()
             },
             votes,
+            workflows,
         ]),
         ..ValidatingWebhookConfiguration::default()
     };
@@ -548,6 +581,53 @@ fn review(shared: &Shared, body: &[u8]) -> AdmissionReview<DynamicObject> {
     response.into_review()
 }
 
+/// Answers one Workflow AdmissionReview: [`kgents_crds::validate_spec`] against the seed
+/// registry; a refusal names the step. Pure.
+pub fn review_workflow(body: &[u8]) -> AdmissionReview<DynamicObject> {
+    let review: AdmissionReview<Workflow> = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(error) => {
+            let uid = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["request"]["uid"].as_str().map(str::to_owned));
+            let mut response = AdmissionResponse::invalid(format!(
+                "the AdmissionReview or its Workflow could not be read: {error}"
+            ));
+            if let Some(uid) = uid {
+                response.uid = uid;
+            }
+            return response.into_review();
+        }
+    };
+    let request: kube::core::admission::AdmissionRequest<Workflow> = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => {
+            return AdmissionResponse::invalid("the AdmissionReview carries no request")
+                .into_review();
+        }
+    };
+    let mut response = AdmissionResponse::from(&request);
+    if let Some(workflow) = &request.object
+        && let Err(e) =
+            kgents_crds::validate_spec(&workflow.spec, &kgents_core::agentese::Registry::seed())
+    {
+        response = response.deny(format!("Workflow {}: {e}", request.name));
+        response.result.code = 422;
+        response.result.reason = "Invalid".to_owned();
+    }
+    response.into_review()
+}
+
+async fn validate_workflow(body: Bytes) -> Response {
+    if body.len() > MAX_BODY {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large").into_response();
+    }
+    match serde_json::to_vec(&review_workflow(&body)) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 async fn validate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let started = Instant::now();
     if body.len() > MAX_BODY {
@@ -570,6 +650,7 @@ fn router(shared: Arc<Shared>, health: Arc<Health>) -> Router {
     Router::new()
         .route(VALIDATE_PATH, post(validate))
         .with_state(shared.clone())
+        .route(VALIDATE_WORKFLOW_PATH, post(validate_workflow))
         .merge(crate::http::router(shared.metrics.clone(), health))
 }
 
@@ -1123,6 +1204,18 @@ mod tests {
             hook.client_config.url.as_deref(),
             Some("https://127.0.0.1:9443/validate")
         );
+        let workflows = &configuration.webhooks.as_ref().expect("webhooks")[2];
+        assert_eq!(workflows.name, WORKFLOW_WEBHOOK_NAME);
+        assert_eq!(
+            workflows.rules.as_ref().expect("rules")[0]
+                .resources
+                .as_deref(),
+            Some(&["workflows".to_owned()][..])
+        );
+        assert_eq!(
+            workflows.client_config.url.as_deref(),
+            Some("https://127.0.0.1:9443/validate-workflow")
+        );
         assert_eq!(
             hook.client_config
                 .ca_bundle
@@ -1130,6 +1223,48 @@ mod tests {
                 .map(|b| b.0.as_slice()),
             Some(&b"PEM"[..])
         );
+    }
+
+    #[test]
+    fn workflow_reviews_refuse_cycles_and_unknown_paths_naming_the_step() {
+        let review = |spec: serde_json::Value| {
+            let body = serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u-1", "kind": {"group": "kgents.io", "version": "v1", "kind": "Workflow"},
+                    "resource": {"group": "kgents.io", "version": "v1", "resource": "workflows"},
+                    "name": "w", "namespace": "ns", "operation": "CREATE",
+                    "userInfo": {"username": "alice"},
+                    "object": {"apiVersion": "kgents.io/v1", "kind": "Workflow",
+                               "metadata": {"name": "w", "namespace": "ns"}, "spec": spec},
+                }
+            });
+            let reply = review_workflow(&serde_json::to_vec(&body).expect("json"));
+            let response = reply.response.expect("response");
+            assert_eq!(response.uid, "u-1");
+            (response.allowed, response.result.message)
+        };
+        let file = serde_json::json!({"proposer": "p", "changeType": "CODE_PATCH",
+                                      "target": {"kind": "File", "name": "x"}});
+        let (allowed, message) = review(serde_json::json!({"steps": [
+            {"name": "a", "proposal": file, "dependsOn": ["b"]},
+            {"name": "b", "proposal": file, "dependsOn": ["a"]},
+        ]}));
+        assert!(!allowed);
+        assert!(
+            message.contains("step \"a\"") && message.contains("cycle"),
+            "{message}"
+        );
+        let (allowed, message) = review(serde_json::json!({"umwelt": "u", "steps": [
+            {"name": "first", "path": "void.pheromone.sense"},
+            {"name": "oops", "path": "void.pheromone.smell"},
+        ]}));
+        assert!(!allowed);
+        assert!(message.contains("step \"oops\""), "{message}");
+        let (allowed, _) = review(serde_json::json!({"steps": [{"name": "a", "proposal": file}]}));
+        assert!(allowed);
+        let garbage = review_workflow(b"{not json");
+        assert!(!garbage.response.expect("response").allowed);
     }
 
     #[test]

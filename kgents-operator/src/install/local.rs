@@ -100,13 +100,14 @@ pub struct Sample {
 
 /// The kinds the samples may contain.
 fn sample_resource(kind: &str) -> Option<ApiResource> {
-    use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+    use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
     Some(match kind {
         "Agent" => ApiResource::erase::<Agent>(&()),
         "Pheromone" => ApiResource::erase::<Pheromone>(&()),
         "Memory" => ApiResource::erase::<Memory>(&()),
         "Umwelt" => ApiResource::erase::<Umwelt>(&()),
         "Proposal" => ApiResource::erase::<Proposal>(&()),
+        "Workflow" => ApiResource::erase::<Workflow>(&()),
         _ => return None,
     })
 }
@@ -132,7 +133,7 @@ pub fn parse_samples(files: &[SampleFile], proposer: &str) -> Result<Vec<Sample>
             let kind = value["kind"].as_str().unwrap_or_default().to_owned();
             if sample_resource(&kind).is_none() {
                 return Err(InstallError::Invalid(format!(
-                    "{at}: kind {kind:?} is not a K8-gents resource (Agent, Pheromone, Memory, Umwelt or Proposal)"
+                    "{at}: kind {kind:?} is not a K8-gents resource (Agent, Pheromone, Memory, Umwelt, Proposal or Workflow)"
                 )));
             }
             if kind == "Proposal" {
