@@ -28,8 +28,8 @@ pub use error::{Error, Result};
 pub use record::{AgentRef, NewRecord, RecordKind, WitnessRecord};
 pub use retention::{Plan, Retention};
 pub use state::{AgentState, Step, reconstruct, steps};
-#[cfg(feature = "embedded")]
-pub use store::RedbWitnessStore;
 #[cfg(feature = "postgres")]
 pub use store::PgWitnessStore;
+#[cfg(feature = "embedded")]
+pub use store::RedbWitnessStore;
 pub use store::{Recorded, RetentionReport, TimeRange, WitnessStore, apply_retention};

@@ -52,7 +52,8 @@ pub fn event_agent(event: &Value) -> Option<AgentRef> {
     {
         return None;
     }
-    let namespace = str_at(involved, "/namespace").or_else(|| str_at(event, "/metadata/namespace"))?;
+    let namespace =
+        str_at(involved, "/namespace").or_else(|| str_at(event, "/metadata/namespace"))?;
     Some(AgentRef::new(namespace, str_at(involved, "/name")?))
 }
 
@@ -63,7 +64,9 @@ pub fn agent_changes(state: &AgentState, agent: &Value) -> Vec<RecordKind> {
     let spec = agent.get("spec").cloned().unwrap_or(Value::Null);
     if !state.exists || spec != state.spec {
         out.push(RecordKind::SpecChanged {
-            generation: agent.pointer("/metadata/generation").and_then(Value::as_i64),
+            generation: agent
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64),
             diff: diff(&state.spec, &spec),
         });
     }
@@ -151,7 +154,11 @@ pub fn proposal_changes(state: &AgentState, proposal: &Value) -> Vec<RecordKind>
     let approved_by = names(status.and_then(|s| s.get("approvals")), "approver");
     let rejected_by = names(status.and_then(|s| s.get("rejections")), "rejector");
     let (known_phase, known_approved, known_rejected) = match known {
-        Some(p) => (p.phase.clone(), p.approved_by.clone(), p.rejected_by.clone()),
+        Some(p) => (
+            p.phase.clone(),
+            p.approved_by.clone(),
+            p.rejected_by.clone(),
+        ),
         None => {
             out.push(RecordKind::ProposalFiled {
                 proposal: name.to_owned(),
@@ -202,7 +209,9 @@ pub fn pheromone_changes(state: &AgentState, pheromone: &Value) -> Vec<RecordKin
     }
     vec![RecordKind::PheromoneEmitted {
         pheromone: name.to_owned(),
-        pheromone_type: str_at(pheromone, "/spec/type").unwrap_or("UNKNOWN").to_owned(),
+        pheromone_type: str_at(pheromone, "/spec/type")
+            .unwrap_or("UNKNOWN")
+            .to_owned(),
         target: str_at(pheromone, "/spec/target").map(str::to_owned),
         intensity: pheromone
             .pointer("/spec/initialIntensity")

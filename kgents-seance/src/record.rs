@@ -70,7 +70,11 @@ pub struct WitnessRecord {
 /// What happened. Patches are RFC 6902 JSON patches (arrays of operations) from the previous
 /// value to the new one, so applying them in order rebuilds every version exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum RecordKind {
     /// The spec changed (or the agent was created: the patch is from `null`).

@@ -72,7 +72,12 @@ impl Retention {
     ///
     /// # Errors
     /// A record that does not replay ([`crate::Error::Replay`]): nothing is dropped then.
-    pub fn plan(&self, agent: &AgentRef, records: &[WitnessRecord], now: Timestamp) -> Result<Plan> {
+    pub fn plan(
+        &self,
+        agent: &AgentRef,
+        records: &[WitnessRecord],
+        now: Timestamp,
+    ) -> Result<Plan> {
         if records.is_empty() {
             return Ok(Plan::Keep);
         }
@@ -87,7 +92,9 @@ impl Retention {
         }
         if let Some(age) = self.max_age {
             let cutoff = now
-                .checked_sub(jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX))
+                .checked_sub(
+                    jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX),
+                )
                 .unwrap_or(Timestamp::MIN);
             let old = records.iter().take_while(|r| r.at < cutoff).count();
             drop = drop.max(old);
