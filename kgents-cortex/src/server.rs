@@ -185,6 +185,7 @@ pub fn kind_of(outcome: &Outcome) -> &'static str {
         Outcome::Memories(_) => "memories",
         Outcome::Umwelts(_) => "umwelts",
         Outcome::Tether(_) => "tether",
+        Outcome::Replay(_) => "replay",
     }
 }
 

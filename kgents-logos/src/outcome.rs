@@ -38,6 +38,29 @@ pub enum Outcome {
     Umwelts(UmweltsManifest),
     /// `world.cluster.agents.<agent>.tether`: where to attach.
     Tether(TetherTarget),
+    /// `time.witness.<agent>.replay`: the agent rebuilt from its witness record.
+    Replay(Box<Replay>),
+}
+
+/// An agent rebuilt from its witness record at one time, with the records that led there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The agent.
+    pub agent: kgents_seance::AgentRef,
+    /// The time asked for (`None`: the latest record).
+    pub at: Option<jiff::Timestamp>,
+    /// When the recorded history starts.
+    pub history_starts: jiff::Timestamp,
+    /// How many records lead up to `at`.
+    pub records: usize,
+    /// The agent as it was.
+    pub state: kgents_seance::AgentState,
+    /// With `step`: each record in the window (`since`..`until`, capped at `at`), with the
+    /// change it made; oldest first, or newest first with `reverse`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<kgents_seance::Step>,
+    /// Where the record is kept.
+    pub store: String,
 }
 
 /// Agents, counted by phase, readiness and cognitive health.
