@@ -148,6 +148,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             port,
             remote_port,
         } => tether(&global, &agent, port, remote_port).await,
+        Command::Seance(args) => crate::seance::seance(&global, args).await,
         Command::Approve {
             name,
             comment,

@@ -21,6 +21,7 @@
 //! | `propose` | `self.deployment.define` |
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
+//! | `seance AGENT [--at T] [--step] [--fork NAME]` | `time.witness.<agent>.replay` (from the witness store; `--fork` creates an Agent) |
 //! | `invoke PATH` | any path |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
 //! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
@@ -54,6 +55,7 @@ mod dev;
 mod infra;
 mod mcp;
 mod render;
+mod seance;
 mod terrarium;
 
 fn main() -> ExitCode {

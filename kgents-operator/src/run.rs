@@ -330,6 +330,7 @@ async fn lead_while_elected(
         let recorder = witness.clone().map(|store| {
             tokio::spawn(crate::witness::record(
                 watches.clone(),
+                options.config.namespace.clone(),
                 store,
                 options.metrics.clone(),
                 when_set(term_rx.clone()),

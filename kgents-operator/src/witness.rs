@@ -111,6 +111,9 @@ type Gapped = Arc<std::sync::Mutex<HashSet<AgentRef>>>;
 pub struct Recorded {
     states: HashMap<AgentRef, AgentState>,
     gapped: Gapped,
+    /// The namespace the watches cover (`None`: all): a complete list says nothing about
+    /// agents outside it.
+    scope: Option<String>,
 }
 
 impl Recorded {
@@ -118,8 +121,14 @@ impl Recorded {
     ///
     /// # Errors
     /// The store's errors, or a history that does not replay.
-    pub async fn load(store: &dyn WitnessStore) -> kgents_seance::Result<Recorded> {
-        let mut recorded = Recorded::default();
+    pub async fn load(
+        store: &dyn WitnessStore,
+        scope: Option<String>,
+    ) -> kgents_seance::Result<Recorded> {
+        let mut recorded = Recorded {
+            scope,
+            ..Recorded::default()
+        };
         for agent in store.agents().await? {
             let records = store.read(&agent.agent, TimeRange::ALL).await?;
             if records.is_empty() {
@@ -219,7 +228,11 @@ impl Recorded {
                 let gone: Vec<AgentRef> = self
                     .states
                     .iter()
-                    .filter(|(who, state)| state.exists && !seen.contains(*who))
+                    .filter(|(who, state)| {
+                        state.exists
+                            && !seen.contains(*who)
+                            && self.scope.as_ref().is_none_or(|ns| &who.namespace == ns)
+                    })
                     .map(|(who, _)| who.clone())
                     .collect();
                 gone.into_iter()
@@ -254,15 +267,16 @@ impl Recorded {
     }
 }
 
-/// Records every agent's history into `store` until `stop` resolves: the recorder over the
-/// shared watches and the batching writer.
+/// Records the history of every agent in `scope` (`None`: all namespaces) into `store` until
+/// `stop` resolves: the recorder over the shared watches and the batching writer.
 pub async fn record(
     watches: Watches,
+    scope: Option<String>,
     store: Arc<dyn WitnessStore>,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
-    let mut recorded = match Recorded::load(&*store).await {
+    let mut recorded = match Recorded::load(&*store, scope).await {
         Ok(recorded) => recorded,
         Err(e) => {
             tracing::error!(store = %store.location(), error = %e, "the witness store cannot be read; not recording");
