@@ -349,6 +349,19 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Sets how many witness records wait for the writer.
+    pub fn set_witness_pending(&self, pending: usize) {
+        self.witness_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one dropped witness record.
+    pub fn witness_dropped(&self) {
+        self.witness_dropped.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,18 +435,5 @@ mod tests {
             text.contains("kgents_reconcile_duration_seconds_count{controller=\"agent\"} 1"),
             "{text}"
         );
-    }
-}
-
-impl Metrics {
-    /// Sets how many witness records wait for the writer.
-    pub fn set_witness_pending(&self, pending: usize) {
-        self.witness_pending
-            .set(i64::try_from(pending).unwrap_or(i64::MAX));
-    }
-
-    /// Counts one dropped witness record.
-    pub fn witness_dropped(&self) {
-        self.witness_dropped.inc();
     }
 }

@@ -59,7 +59,7 @@ pub enum Plan {
         /// The last sequence number dropped.
         through_seq: u64,
         /// The state after the dropped records.
-        checkpoint: WitnessRecord,
+        checkpoint: Box<WitnessRecord>,
         /// How many records are dropped.
         dropped: usize,
     },
@@ -113,14 +113,14 @@ impl Retention {
         let last = &records[drop - 1];
         Ok(Plan::Compact {
             through_seq: last.seq,
-            checkpoint: WitnessRecord {
+            checkpoint: Box::new(WitnessRecord {
                 agent: agent.clone(),
                 at: last.at,
                 seq: last.seq,
                 kind: RecordKind::Checkpoint {
                     state: Box::new(state),
                 },
-            },
+            }),
             dropped: drop,
         })
     }

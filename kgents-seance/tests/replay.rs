@@ -365,7 +365,7 @@ proptest! {
         if let Plan::Compact { through_seq, checkpoint, .. } =
             retention.plan(&agent, &records, at.to_owned()).unwrap()
         {
-            let mut kept = vec![checkpoint];
+            let mut kept = vec![*checkpoint];
             kept.extend(records.iter().filter(|r| r.seq > through_seq).cloned());
             prop_assert!(kept.len() <= keep.max(1));
             for (at, world) in worlds.iter().filter(|(t, _)| *t >= kept[0].at) {
@@ -475,7 +475,7 @@ fn retention_by_age_forgets_a_deleted_agent_and_checkpoints_a_living_one() {
             ..
         } => {
             assert_eq!(dropped, records.len());
-            let state = reconstruct(&agent, &[checkpoint], None).unwrap();
+            let state = reconstruct(&agent, &[*checkpoint], None).unwrap();
             assert_eq!(state.spec["replicas"], 2);
         }
         other => panic!("{other:?}"),

@@ -106,7 +106,7 @@ pub async fn apply_retention(
                 dropped,
             } => {
                 store
-                    .compact(&recorded.agent, through_seq, Some(checkpoint))
+                    .compact(&recorded.agent, through_seq, Some(*checkpoint))
                     .await?;
                 report.compacted += 1;
                 report.dropped += dropped;
