@@ -89,6 +89,25 @@ async fn open(store: Option<&str>) -> Result<Arc<dyn WitnessStore>, Failure> {
     }
 }
 
+/// The witness store for the other front-ends (`kgents invoke`, `kgents mcp`): the one
+/// `$KGENTS_WITNESS_STORE` names, else the default file when it exists, opened read-only.
+/// None when there is none; a store that exists but cannot be opened is named on stderr.
+pub async fn local_witness() -> Option<Arc<dyn WitnessStore>> {
+    let named = std::env::var("KGENTS_WITNESS_STORE")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if named.is_none() && !default_witness_path().exists() {
+        return None;
+    }
+    match open(named.as_deref()).await {
+        Ok(store) => Some(store),
+        Err(e) => {
+            eprintln!("warning: time.witness.<agent>.replay is not served: {e}");
+            None
+        }
+    }
+}
+
 /// Runs `kgents seance`.
 pub async fn seance(global: &Global, args: SeanceArgs) -> Result<u8, Failure> {
     if matches!(args.output, Output::Name | Output::Wide) {
