@@ -71,6 +71,10 @@ struct Args {
     /// Image of PLACEHOLDER agents.
     #[arg(long, env = "KGENTS_PLACEHOLDER_IMAGE")]
     placeholder_image: Option<String>,
+    /// Where each agent's history is recorded: a redb file, a postgres:// URL, or `off`
+    /// (default: the embedded file, $KGENTS_WITNESS or ~/.kgents/witness/witness.redb).
+    #[arg(long, env = "KGENTS_WITNESS_STORE", value_name = "PATH|URL|off")]
+    witness: Option<String>,
     /// Image of the symbiont sidecar for Agents whose spec.symbiont enables it without naming
     /// one.
     #[arg(long, env = "KGENTS_SYMBIONT_IMAGE")]
@@ -168,6 +172,12 @@ async fn main() -> Result<()> {
             status_refresh: std::time::Duration::from_secs(args.probe_status_refresh_seconds),
         },
         ..OperatorConfig::default()
+    };
+    config.witness = match &args.witness {
+        Some(text) => kgents::kgents_operator::witness::WitnessSetting::parse(text),
+        None => kgents::kgents_operator::witness::WitnessSetting::File(
+            kgents::kgents_operator::witness::default_witness_path(),
+        ),
     };
     if let Some(image) = args.symbiont_image {
         config.symbiont_image = image;

@@ -16,6 +16,7 @@
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |
 //! | `cortex` | `kgents-cortex` | `cortex` (implies `logos`) | the Cortex daemon: `Invoke`, `GetStatus`, `GetSnapshot` and a bounded `Observe` stream over gRPC on a Unix socket; the CLI's daemon ghost layer |
+//! | `seance` | `kgents-seance` | `seance` (`seance-postgres` adds the PostgreSQL store) | an agent's witness record: the records, the replay fold, retention, the embedded redb store |
 //! | `symbiont` | `kgents-symbiont` | `symbiont` (implies `logos`) | the sidecar in every agent pod: memory (redb), journal, persona, safe mode, pheromones and AGENTESE over localhost HTTP |
 //!
 //! With default features only the pure crates are compiled: they do no network I/O and pull in
@@ -42,5 +43,7 @@ pub use kgents_operator;
 pub use kgents_policy;
 pub use kgents_probes;
 pub use kgents_risk;
+#[cfg(feature = "seance")]
+pub use kgents_seance;
 #[cfg(feature = "symbiont")]
 pub use kgents_symbiont;

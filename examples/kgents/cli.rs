@@ -195,6 +195,9 @@ pub enum Command {
         #[arg(long)]
         remote_port: Option<u16>,
     },
+    /// An agent rebuilt from its witness record at any recorded time, step by step
+    /// (time.witness.<agent>.replay); --fork NAME creates a new Agent from the past spec.
+    Seance(crate::seance::SeanceArgs),
     /// File a proposal (self.deployment.define): prints the local risk preview, then files it.
     Propose(ProposeArgs),
     /// Approve a proposal as yourself.

@@ -148,6 +148,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             port,
             remote_port,
         } => tether(&global, &agent, port, remote_port).await,
+        Command::Seance(args) => crate::seance::seance(&global, args).await,
         Command::Approve {
             name,
             comment,
@@ -207,7 +208,10 @@ pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
     let actor = KubeActor::new(conn.client.clone(), conn.deadline);
     let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
-    let logos = Logos::new(view, Some(Arc::new(actor)));
+    let mut logos = Logos::new(view, Some(Arc::new(actor)));
+    if let Some(store) = crate::seance::local_witness().await {
+        logos = logos.with_witness(store);
+    }
     Ok(Live {
         conn,
         logos,

@@ -145,7 +145,16 @@ pub async fn run(command: DevCommand) -> Result<(), DevError> {
         .map_err(|e| DevError::Operator(e.to_string()))?;
 
     // One process, so no leader election; /metrics and health on loopback only.
-    let mut options = RunOptions::new(OperatorConfig::default(), OPERATOR_NAMESPACE);
+    let mut options = RunOptions::new(
+        OperatorConfig {
+            // each agent's history, read by `kgents seance`
+            witness: kgents::kgents_operator::witness::WitnessSetting::File(
+                kgents::kgents_operator::witness::default_witness_path(),
+            ),
+            ..OperatorConfig::default()
+        },
+        OPERATOR_NAMESPACE,
+    );
     options.http_addr = Some(http_addr);
     options.leader_election = None;
     let webhook = (!no_webhook).then(|| embedded_webhook(OPERATOR_NAMESPACE));

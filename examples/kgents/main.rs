@@ -21,6 +21,7 @@
 //! | `propose` | `self.deployment.define` |
 //! | `approve` / `reject` | `world.cluster.proposals.<proposal>.{approve,reject}` |
 //! | `tether AGENT` | `world.cluster.agents.<agent>.tether` (then port-forward and logs) |
+//! | `seance AGENT [--at T] [--step] [--fork NAME]` | `time.witness.<agent>.replay` (from the witness store; `--fork` creates an Agent) |
 //! | `invoke PATH` | any path |
 //! | `workflow apply -f FILE` / `get` / `describe` / `cancel` / `retry` | `world.cluster.workflow.define` (apply); the Workflow's spec and journal |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
@@ -55,6 +56,7 @@ mod dev;
 mod infra;
 mod mcp;
 mod render;
+mod seance;
 mod terrarium;
 mod workflow;
 

@@ -199,7 +199,11 @@ pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
         watch_interval,
         ..McpConfig::default()
     };
-    let server = KgentsMcp::new(Logos::new(view, writer), caller, config);
+    let mut logos = Logos::new(view, writer);
+    if let Some(store) = crate::seance::local_witness().await {
+        logos = logos.with_witness(store);
+    }
+    let server = KgentsMcp::new(logos, caller, config);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -186,6 +186,7 @@ pub fn kind_of(outcome: &Outcome) -> &'static str {
         Outcome::Umwelts(_) => "umwelts",
         Outcome::Tether(_) => "tether",
         Outcome::Workflow(_) => "workflow",
+        Outcome::Replay(_) => "replay",
     }
 }
 

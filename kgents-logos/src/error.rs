@@ -75,6 +75,19 @@ pub enum Error {
         /// The namespace looked in (`None` = all).
         namespace: Option<String>,
     },
+    /// The witness store records no history of the agent.
+    #[error(
+        "no history of agent {agent} in the witness store at {store}{}",
+        history_hint(suggestions)
+    )]
+    NoHistory {
+        /// The agent (`namespace/name`).
+        agent: String,
+        /// Where the store is.
+        store: String,
+        /// The recorded agents closest to it, closest first.
+        suggestions: Vec<String>,
+    },
     /// The API server (and every fallback) could not be reached.
     #[error(
         "{what}: the cluster is unavailable: {reason} (check --kubeconfig/--context, or run `kgents infra init` to install K8-gents)"
@@ -132,6 +145,17 @@ pub enum Error {
     Resource(#[from] kgents_crds::Error),
 }
 
+fn history_hint(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        " (it records no agent yet: is the operator's witness setting on, and is this the same store?)".into()
+    } else {
+        format!(
+            "; recorded agents closest to it: {}",
+            suggestions.join(", ")
+        )
+    }
+}
+
 fn suggest_text(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()
@@ -161,7 +185,7 @@ impl Error {
             Error::Denied { .. } | Error::Forbidden { .. } => ErrorKind::Denied,
             Error::Unavailable { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Ghost(kgents_ghost::Error::AllLayersFailed { .. }) => ErrorKind::Unavailable,
-            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoHistory { .. } => ErrorKind::NotFound,
             Error::Api { code: 422, .. } => ErrorKind::Usage,
             Error::NotServed { .. }
             | Error::Api { .. }

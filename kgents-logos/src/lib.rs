@@ -53,7 +53,7 @@ pub use caller::{Caller, Grant};
 pub use error::{Error, ErrorKind, Result};
 pub use ghost::{GhostView, LiveLayer, TokioTimer};
 pub use live::{KubeActor, LiveView};
-pub use logos::{Args, Logos, StatusReport};
+pub use logos::{Args, Logos, ReplayInput, StatusReport};
 pub use memory::MemoryCluster;
 pub use outcome::Outcome;
 pub use view::{ClusterActor, ClusterView, Filter, Observed, Scope, Source};

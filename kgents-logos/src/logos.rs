@@ -3,8 +3,8 @@
 //!
 //! Every registry entry is routed by its [`K8sOperation`] ([`handler_for`]);
 //! `world.cluster.workflow.define` creates or updates a Workflow (checked as the admission
-//! webhook checks it); the seed's `time.witness.<agent>.replay` is registered by its own
-//! crate's handler later and answers [`Error::NotServed`] here.
+//! webhook checks it); `time.witness.<agent>.replay` reads the witness store given with
+//! [`Logos::with_witness`] (without one it answers [`Error::NotServed`], saying so).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,8 +23,8 @@ use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::{
     AgentManifest, AgentsManifest, AgentsStatus, Decided, Emitted, FieldReport, FieldStatus, Filed,
-    MemoriesManifest, Outcome, PendingStatus, ProposalsManifest, RiskPreview, ServerVerdict,
-    TetherTarget, UmweltsManifest, WorkflowDefined,
+    MemoriesManifest, Outcome, PendingStatus, ProposalsManifest, Replay, RiskPreview,
+    ServerVerdict, TetherTarget, UmweltsManifest, WorkflowDefined,
 };
 use crate::suggest;
 use crate::summary::{self, SenseFilter, check_name};
@@ -58,6 +58,8 @@ pub enum Handler {
     Tether,
     /// Create or update a durable Workflow.
     Workflow,
+    /// Rebuild an agent from its witness record.
+    Replay,
 }
 
 /// The handler of a registry operation; `None` for operations whose handlers live elsewhere.
@@ -76,6 +78,7 @@ pub fn handler_for(operation: K8sOperation) -> Option<Handler> {
         Op::ListUmwelts => Handler::Umwelts,
         Op::PortForward => Handler::Tether,
         Op::DurableWorkflow => Handler::Workflow,
+        Op::ReconstructHistory => Handler::Replay,
         _ => return None,
     })
 }
@@ -232,12 +235,29 @@ pub struct DecisionInput {
     pub comment: Option<String>,
 }
 
+/// Input of `time.witness.<agent>.replay`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayInput {
+    /// Rebuild the agent as it was at this time (default: after the latest record).
+    pub at: Option<Timestamp>,
+    /// Include each record with the change it made.
+    pub step: bool,
+    /// Steps from this time on.
+    pub since: Option<Timestamp>,
+    /// Steps up to this time.
+    pub until: Option<Timestamp>,
+    /// Steps newest first (stepping back).
+    pub reverse: bool,
+}
+
 /// The resolver.
 pub struct Logos {
     registry: Registry,
     view: Arc<dyn ClusterView>,
     actor: Option<Arc<dyn ClusterActor>>,
     clock: Arc<dyn Clock>,
+    witness: Option<Arc<dyn kgents_seance::WitnessStore>>,
 }
 
 /// The one-screen status: agents counted, pheromone heat, pending proposals. A part the caller
@@ -271,7 +291,15 @@ impl Logos {
             view,
             actor,
             clock: Arc::new(SystemClock),
+            witness: None,
         }
+    }
+
+    /// Serves `time.witness.<agent>.replay` from `store`.
+    #[must_use]
+    pub fn with_witness(mut self, store: Arc<dyn kgents_seance::WitnessStore>) -> Logos {
+        self.witness = Some(store);
+        self
     }
 
     /// Replaces the clock (tests, replays).
@@ -415,7 +443,102 @@ impl Logos {
                 let target: TetherTarget = actor.tether_target(&namespace, &agent).await?;
                 Ok(Outcome::Tether(target))
             }
+            Handler::Replay => {
+                let input: ReplayInput = args.parse(&parsed)?;
+                let namespace = args.namespace(&parsed)?;
+                self.replay(&parsed, namespace, bound("agent"), input)
+                    .await
+                    .map(|r| Outcome::Replay(Box::new(r)))
+            }
         }
+    }
+
+    async fn replay(
+        &self,
+        path: &Path,
+        namespace: String,
+        name: String,
+        input: ReplayInput,
+    ) -> Result<Replay> {
+        use kgents_seance::{AgentRef, TimeRange};
+        let store = self.witness.as_deref().ok_or_else(|| Error::NotServed {
+            path: path.to_string(),
+            operation: "no witness store configured (give the operator a witness setting and this front-end the same store)".into(),
+        })?;
+        let failed = |e: kgents_seance::Error| Error::BadInput {
+            path: path.to_string(),
+            reason: e.to_string(),
+        };
+        let agent = AgentRef::new(namespace, name);
+        let records = store
+            .read(
+                &agent,
+                TimeRange {
+                    since: None,
+                    until: input.at,
+                },
+            )
+            .await
+            .map_err(failed)?;
+        if records.is_empty() {
+            // Either no history at all (names suggested), or none before `at`.
+            let known = store.agents().await.map_err(failed)?;
+            if let Some(first) = store
+                .read(&agent, TimeRange::ALL)
+                .await
+                .map_err(failed)?
+                .first()
+            {
+                return Err(Error::BadInput {
+                    path: path.to_string(),
+                    reason: format!(
+                        "agent {agent}'s history starts at {}; {} is before it",
+                        first.at,
+                        input
+                            .at
+                            .map_or("the time asked for".into(), |t| t.to_string())
+                    ),
+                });
+            }
+            let mut scored: Vec<(usize, String)> = known
+                .iter()
+                .map(|r| {
+                    let name = r.agent.to_string();
+                    (suggest::edit_distance(&agent.to_string(), &name), name)
+                })
+                .collect();
+            scored.sort();
+            return Err(Error::NoHistory {
+                agent: agent.to_string(),
+                store: store.location(),
+                suggestions: scored.into_iter().take(3).map(|(_, n)| n).collect(),
+            });
+        }
+        let state = kgents_seance::reconstruct(&agent, &records, input.at).map_err(failed)?;
+        let mut steps = Vec::new();
+        if input.step {
+            let window = TimeRange {
+                since: input.since,
+                until: input.until,
+            };
+            steps = kgents_seance::steps(&agent, &records)
+                .map_err(failed)?
+                .into_iter()
+                .filter(|s| window.contains(s.record.at))
+                .collect();
+            if input.reverse {
+                steps.reverse();
+            }
+        }
+        Ok(Replay {
+            history_starts: records[0].at,
+            records: records.len(),
+            agent,
+            at: input.at,
+            state,
+            steps,
+            store: store.location(),
+        })
     }
 
     async fn agents(&self, args: &Args) -> Result<AgentsManifest> {

@@ -41,6 +41,8 @@ pub enum Outcome {
     Tether(TetherTarget),
     /// `world.cluster.workflow.define`: a Workflow created or updated.
     Workflow(WorkflowDefined),
+    /// `time.witness.<agent>.replay`: the agent rebuilt from its witness record.
+    Replay(Box<Replay>),
 }
 
 /// A Workflow stored (or dry-run) by `world.cluster.workflow.define`.
@@ -58,6 +60,27 @@ pub struct WorkflowDefined {
     pub steps: Vec<String>,
     /// Its metadata.generation after the write.
     pub generation: Option<i64>,
+}
+
+/// An agent rebuilt from its witness record at one time, with the records that led there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The agent.
+    pub agent: kgents_seance::AgentRef,
+    /// The time asked for (`None`: the latest record).
+    pub at: Option<jiff::Timestamp>,
+    /// When the recorded history starts.
+    pub history_starts: jiff::Timestamp,
+    /// How many records lead up to `at`.
+    pub records: usize,
+    /// The agent as it was.
+    pub state: kgents_seance::AgentState,
+    /// With `step`: each record in the window (`since`..`until`, capped at `at`), with the
+    /// change it made; oldest first, or newest first with `reverse`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<kgents_seance::Step>,
+    /// Where the record is kept.
+    pub store: String,
 }
 
 /// Agents, counted by phase, readiness and cognitive health.

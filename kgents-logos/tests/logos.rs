@@ -68,9 +68,10 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 // ---------------------------------------------------------------------------------------------
 // Properties
 
-/// Operations whose handlers arrive with later crates (seance).
+/// Operations whose handlers arrive with later crates (none left: every seed path is served).
 fn served_later(op: K8sOperation) -> bool {
-    matches!(op, K8sOperation::ReconstructHistory)
+    let _ = op;
+    false
 }
 
 #[test]
@@ -92,6 +93,15 @@ fn every_registered_path_has_a_handler_and_resolves_to_it() {
         match result {
             Err(Error::UnknownPath { .. } | Error::BadPath { .. } | Error::Denied { .. }) => {
                 panic!("{path} did not reach a handler: {result:?}")
+            }
+            // replay is served from a witness store, and this Logos was given none
+            Err(Error::NotServed { operation, .. })
+                if entry.operation() == K8sOperation::ReconstructHistory =>
+            {
+                assert!(
+                    operation.contains("no witness store configured"),
+                    "{operation}"
+                )
             }
             Err(Error::NotServed { .. }) => assert!(!served, "{path}"),
             _ => assert!(served, "{path}: {result:?}"),
@@ -167,7 +177,9 @@ proptest! {
                 other => prop_assert!(false, "{}: {:?}", text, other),
             },
             Some(found) => {
-                let later = served_later(found.entry.operation());
+                // Replay is served from a witness store, and this Logos was given none.
+                let op = found.entry.operation();
+                let later = served_later(op) || op == K8sOperation::ReconstructHistory;
                 let not_served = matches!(result, Err(Error::NotServed { .. }));
                 prop_assert_eq!(later, not_served, "{}: {:?}", text, result);
                 let misrouted = matches!(result, Err(Error::UnknownPath { .. } | Error::Denied { .. }));
@@ -763,4 +775,90 @@ fn workflow_define_refuses_cycles_and_unknown_paths_naming_the_step() {
         matches!(&valid, Err(Error::BadInput { reason, .. }) if reason.contains("cannot store Workflows")),
         "{valid:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// time.witness.<agent>.replay
+
+#[test]
+fn replay_rebuilds_an_agent_from_the_witness_store_and_explains_bad_input() {
+    use kgents_seance::{AgentRef, NewRecord, RecordKind, RedbWitnessStore, WitnessStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbWitnessStore::open(&dir.path().join("witness.redb")).unwrap();
+    let b = AgentRef::new("team", "b-gent");
+    let at = |s: i64| t0() + jiff::SignedDuration::from_secs(s);
+    let record = |s: i64, kind: RecordKind| NewRecord {
+        agent: b.clone(),
+        at: at(s),
+        kind,
+    };
+    run(store.append(vec![
+        record(
+            0,
+            RecordKind::SpecChanged {
+                generation: Some(1),
+                diff: serde_json::json!([{"op": "replace", "path": "", "value": {"replicas": 1}}]),
+            },
+        ),
+        record(
+            10,
+            RecordKind::SpecChanged {
+                generation: Some(2),
+                diff: serde_json::json!([{"op": "replace", "path": "/replicas", "value": 3}]),
+            },
+        ),
+        record(20, RecordKind::Deleted),
+    ]))
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let cluster = cluster(clock.clone());
+    let logos = logos(&cluster, clock).with_witness(Arc::new(store));
+    let caller = Caller::unrestricted("alice");
+    let replay = |name: &str, input: serde_json::Value| {
+        run(logos.invoke(
+            &caller,
+            &format!("time.witness.{name}.replay"),
+            Args::new(ns("team")).with_input(&input),
+        ))
+    };
+
+    let Outcome::Replay(r) = replay("b-gent", serde_json::json!({"at": at(15)})).unwrap() else {
+        panic!("not a replay")
+    };
+    assert_eq!(r.state.spec, serde_json::json!({"replicas": 3}));
+    assert!(r.state.exists);
+    assert_eq!((r.records, r.history_starts), (2, t0()));
+    assert!(r.steps.is_empty());
+
+    let Outcome::Replay(r) =
+        replay("b-gent", serde_json::json!({"step": true, "reverse": true})).unwrap()
+    else {
+        panic!("not a replay")
+    };
+    assert!(!r.state.exists);
+    let kinds: Vec<&str> = r.steps.iter().map(|s| s.record.kind.name()).collect();
+    assert_eq!(kinds, ["deleted", "specChanged", "specChanged"]);
+    assert_eq!(
+        r.steps[1].diff,
+        serde_json::json!([
+            {"op": "replace", "path": "/generation", "value": 2},
+            {"op": "replace", "path": "/spec/replicas", "value": 3}
+        ])
+    );
+
+    // an unknown agent: the recorded ones closest to it are named
+    let e = replay("b-gnet", serde_json::Value::Null).unwrap_err();
+    assert!(matches!(e, Error::NoHistory { .. }), "{e:?}");
+    assert!(e.to_string().contains("closest to it: team/b-gent"), "{e}");
+    assert_eq!(e.kind(), kgents_logos::ErrorKind::NotFound);
+    // a time before the first record: says when history starts
+    let e = replay("b-gent", serde_json::json!({"at": at(-60)})).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("starts at {}", t0())),
+        "{e}"
+    );
+    assert_eq!(e.kind(), kgents_logos::ErrorKind::Usage);
+    // bad input is named
+    let e = replay("b-gent", serde_json::json!({"at": "yesterday"})).unwrap_err();
+    assert!(e.to_string().contains("bad input"), "{e}");
 }

@@ -52,6 +52,9 @@ pub struct OperatorConfig {
     pub probes: ProbeConfig,
     /// The Proposal controller's reviewer and admission policy ConfigMap ([`crate::proposal`]).
     pub proposal: crate::proposal::ProposalSettings,
+    /// Where each agent's history is recorded (default off; the operator example and
+    /// `kgents dev up` use the embedded file).
+    pub witness: crate::witness::WitnessSetting,
 }
 
 /// Settings of the cognitive probe runner ([`crate::cognitive`]): how many probe calls the
@@ -98,6 +101,7 @@ impl Default for OperatorConfig {
             namespace: None,
             probes: ProbeConfig::default(),
             proposal: crate::proposal::ProposalSettings::default(),
+            witness: crate::witness::WitnessSetting::Off,
         }
     }
 }

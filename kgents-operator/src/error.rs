@@ -82,6 +82,9 @@ pub enum Error {
     /// A controller stopped although neither shutdown nor loss of leadership asked it to.
     #[error("the {0} controller stopped unexpectedly; the operator exits so it can be restarted")]
     ControllerStopped(&'static str),
+    /// The witness store named by the operator's witness setting could not be opened.
+    #[error("the witness store: {0}")]
+    Witness(String),
 
     /// The operator's HTTP server (metrics, health) could not start.
     #[error("HTTP server on {addr}: {source}")]
@@ -114,6 +117,7 @@ impl Error {
             Error::Http { .. } => "http",
             Error::CrdMissing { .. } => "crd_missing",
             Error::ControllerStopped(_) => "controller_stopped",
+            Error::Witness(_) => "witness",
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | [`metrics`], [`http`] | the Prometheus registry, and `/metrics`, `/healthz`, `/readyz` |
 //! | [`leader`] | Lease-based leader election; only the holder reconciles |
 //! | [`rbac`] | the operator's ClusterRole, computed from the controllers' rules |
+//! | [`witness`] | the witness recorder: each agent's history appended to a [`kgents_seance::WitnessStore`], buffered and bounded; [`witness::WitnessSetting`] |
 //! | [`install`] | the operator in a cluster: the install plan, server-side apply with a dry run, status of each component, teardown; the embedded operator's webhook settings and samples |
 //! | [`Error`] | the crate's error, with stable metric labels |
 //!
@@ -51,6 +52,7 @@ pub mod run;
 pub(crate) mod shared;
 pub(crate) mod support;
 pub mod umwelt;
+pub mod witness;
 pub mod workflow;
 pub(crate) mod workload;
 

@@ -84,6 +84,8 @@ pub struct Metrics {
     health_of: Mutex<HashMap<String, String>>,
     admission: crate::admission::metrics::AdmissionMetrics,
     proposals: crate::proposal::metrics::ProposalMetrics,
+    witness_pending: Gauge,
+    witness_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -158,6 +160,18 @@ impl Metrics {
         // Admission and the proposal lifecycle, so one /metrics shows everything.
         let admission = crate::admission::metrics::AdmissionMetrics::registered_in(&mut registry);
         let proposals = crate::proposal::metrics::ProposalMetrics::registered_in(&mut registry);
+        let witness_pending = Gauge::default();
+        let witness_dropped = Counter::default();
+        registry.register(
+            "witness_pending",
+            "Witness records waiting to be appended to the store",
+            witness_pending.clone(),
+        );
+        registry.register(
+            "witness_dropped",
+            "Witness records dropped (the buffer was full, or the store refused a batch)",
+            witness_dropped.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -173,6 +187,8 @@ impl Metrics {
             health_of: Mutex::new(HashMap::new()),
             admission,
             proposals,
+            witness_pending,
+            witness_dropped,
         }
     }
 
@@ -330,6 +346,19 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl Metrics {
+    /// Sets how many witness records wait for the writer.
+    pub fn set_witness_pending(&self, pending: usize) {
+        self.witness_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one dropped witness record.
+    pub fn witness_dropped(&self) {
+        self.witness_dropped.inc();
     }
 }
 

@@ -272,7 +272,21 @@ async fn run_serving(
     // a controller first reads it and then runs whether or not this replica leads, so
     // controllers started on a later term find a warm cache instead of watching anew.
     let watches = Watches::new(&client, options.config.namespace.as_deref());
-    let outcome = lead_while_elected(&client, &options, &health, &watches, leader, stop_rx).await;
+    // The witness store is opened once per process (the embedded file admits one writer); the
+    // recorder runs while this replica leads.
+    let witness = match options.config.witness.open().await {
+        Ok(store) => store,
+        Err(e) => {
+            if let Some(election) = election {
+                election.release().await;
+            }
+            return Err(Error::Witness(e.to_string()));
+        }
+    };
+    let outcome = lead_while_elected(
+        &client, &options, &health, &watches, witness, leader, stop_rx,
+    )
+    .await;
 
     if let Some(webhook) = webhook {
         webhook.shutdown().await;
@@ -302,6 +316,7 @@ async fn lead_while_elected(
     options: &RunOptions,
     health: &Health,
     watches: &Watches,
+    witness: Option<Arc<dyn kgents_seance::WitnessStore>>,
     mut leader: LeaderState,
     stop_rx: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -324,6 +339,15 @@ async fn lead_while_elected(
         );
         let (term_tx, term_rx) = watch::channel(false);
         let mut running = Vec::new();
+        let recorder = witness.clone().map(|store| {
+            tokio::spawn(crate::witness::record(
+                watches.clone(),
+                options.config.namespace.clone(),
+                store,
+                options.metrics.clone(),
+                when_set(term_rx.clone()),
+            ))
+        });
         for entry in &options.controllers {
             let task = tokio::spawn((entry.start)(ctx.clone(), when_set(term_rx.clone())));
             running.push((entry.name, task));
@@ -361,6 +385,18 @@ async fn lead_while_elected(
                     );
                     task.abort();
                 }
+            }
+        }
+        if let Some(mut recorder) = recorder {
+            // It writes what queued, then ends.
+            if tokio::time::timeout(STOP_GRACE, &mut recorder)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the witness recorder did not stop within {STOP_GRACE:?}; aborting it"
+                );
+                recorder.abort();
             }
         }
         if let Some(failure) = failure {
