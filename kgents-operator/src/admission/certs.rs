@@ -304,7 +304,10 @@ mod tests {
         let shown = format!("{bundle:?} {bundle:#?}");
         let key_body = bundle.key_pem.lines().nth(1).expect("a PEM body line");
         assert!(!shown.contains(key_body), "{shown}");
-        assert!(!shown.contains("PRIVATE KEY") && !shown.contains("CERTIFICATE"), "{shown}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("CERTIFICATE"),
+            "{shown}"
+        );
     }
 
     #[test]
