@@ -21,14 +21,26 @@ use crate::error::{Error, Result};
 use crate::pheromone::Pheromone;
 use crate::proposal::{Magnitude, Proposal, ReviewRequirements, RiskAssessment};
 
+/// A factor as stored in status: rounded to nine decimals like the score. A number with at
+/// most fifteen significant digits reads back from JSON as exactly the same `f64`; a full
+/// 17-digit factor may come back one unit in the last place off, so the status read back
+/// would differ from the status written.
+fn stored(factor: f64) -> f64 {
+    let scale = kgents_risk::factors::SCORE_DECIMAL_SCALE;
+    let rounded = (factor * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { factor }
+}
+
 impl From<&kgents_risk::RiskAssessment> for RiskAssessment {
+    /// The status form: every factor rounded to nine decimals (see `stored`), so that it
+    /// reads back from the API server unchanged.
     fn from(assessment: &kgents_risk::RiskAssessment) -> Self {
         RiskAssessment {
-            base_risk: assessment.base,
-            size_factor: assessment.size_factor,
-            test_factor: assessment.test_factor,
-            velocity_penalty: assessment.velocity,
-            cumulative_penalty: assessment.cumulative,
+            base_risk: stored(assessment.base),
+            size_factor: stored(assessment.size_factor),
+            test_factor: stored(assessment.test_factor),
+            velocity_penalty: stored(assessment.velocity),
+            cumulative_penalty: stored(assessment.cumulative),
             score: assessment.score,
             level: assessment.level,
             decision: assessment.decision,
@@ -230,5 +242,40 @@ impl TryFrom<&Pheromone> for kgents_core::field::Pheromone {
             emitted_at: signal.emitted_at,
             ttl: signal.ttl,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kgents_risk::{
+        ChangeType, LedgerSnapshot, ProposalInput, ProposerKind, RiskPolicy, assess,
+    };
+
+    /// Found by the `crd_convert` fuzz target: a size factor of 1.390689059560852 (14 lines)
+    /// was written to status as 17 digits and read back as 1.3906890595608519.
+    #[test]
+    fn a_risk_assessment_in_status_reads_back_unchanged() {
+        for lines in 0..2_000 {
+            let input = ProposalInput::new(
+                "p",
+                "ns",
+                "alice",
+                ProposerKind::Person,
+                ChangeType::CodePatch,
+            )
+            .with_magnitude(kgents_risk::Magnitude::lines(
+                lines,
+                lines / 3,
+                lines / 50,
+            ));
+            let now = Timestamp::from_second(1_800_000_000).expect("a timestamp");
+            let assessment = assess(&input, &LedgerSnapshot::new(), &RiskPolicy::default(), now);
+            let status = RiskAssessment::from(&assessment);
+            let text = serde_json::to_string(&status).expect("serialises");
+            let back: RiskAssessment = serde_json::from_str(&text).expect("reads back");
+            assert_eq!(back, status, "{lines} lines: {text}");
+            assert!((status.size_factor - assessment.size_factor).abs() < 1e-9);
+        }
     }
 }

@@ -102,6 +102,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_of_clients_and_configurations_shows_no_key() {
+        let key = "sk-debug-canary-9c8b7a6f5e4d";
+        for provider in ["anthropic", "openai", "openrouter"] {
+            let config =
+                ModelConfig::from_parts(provider, Some("m"), None, Some(key.into())).unwrap();
+            let shown = format!("{config:?} {config:#?}");
+            assert!(!shown.contains(key), "{shown}");
+            let options = RuntimeOptions::default();
+            let client = match provider {
+                "anthropic" => format!("{:?}", AnthropicClient::new(&config, &options).unwrap()),
+                _ => format!("{:#?}", OpenAiClient::new(&config, &options).unwrap()),
+            };
+            assert!(!client.contains(key), "{client}");
+            assert!(client.contains("url"), "{client}");
+        }
+        let transport = SharedTransport::new(std::time::Duration::from_secs(1)).unwrap();
+        assert!(!format!("{transport:?}").contains(key));
+    }
+
+    #[test]
     fn every_provider_but_none_builds_a_client() {
         let key = || Some(secrecy::SecretString::from("k"));
         for (provider, endpoint) in [

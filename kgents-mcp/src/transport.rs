@@ -21,8 +21,8 @@ use crate::watch;
 /// The shortest bearer token accepted.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
-/// How to serve over HTTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to serve over HTTP. `Debug` shows whether a bearer token is set, never the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpOptions {
     /// Where to listen (port 0: any free port).
     pub addr: SocketAddr,
@@ -30,6 +30,19 @@ pub struct HttpOptions {
     pub bearer_token: Option<String>,
     /// `Host` header values accepted beyond loopback (empty: any, since the token guards).
     pub allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("addr", &self.addr)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
 }
 
 /// Checks an HTTP binding before anything listens: beyond loopback a token is required, and a
@@ -175,6 +188,22 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_bearer_token() {
+        let token = "mcp-canary-token-5f4e3d2c1b";
+        let options = HttpOptions {
+            addr: "0.0.0.0:8080".parse().expect("an address"),
+            bearer_token: Some(token.to_owned()),
+            allowed_hosts: vec!["kgents.example".to_owned()],
+        };
+        let shown = format!("{options:?} {options:#?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("kgents.example"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn beyond_loopback_a_token_is_required() {

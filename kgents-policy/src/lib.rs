@@ -14,6 +14,7 @@
 //! | [`ledger`] | the risk ledger of stored proposals: [`LiveLedger`], kept one change at a time, and [`ledger::snapshot`] |
 //! | [`decision`] | the decision: request + policy + ledger + now → [`Verdict`] |
 //! | [`lifecycle`] | the proposal phase machine after admission: [`lifecycle::Facts`] in, [`lifecycle::plan`] (phase, one effect) out, and the readers of a proposal's facts |
+//! | [`review`] | a reviewer's verdict read strictly from a model's answer: [`review::parse_answer`], [`review::ReviewVerdict`] |
 //! | [`error`] | [`Error`] and [`Result`] |
 //!
 //! Nothing here reads a clock, the network or a file: `now` and the ledger are passed in, so
@@ -44,6 +45,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod patch;
 pub mod policy;
+pub mod review;
 
 pub use cel::{Bindings, CompiledRules, Violation};
 pub use decision::{Occasion, Requester, Verdict, decide, evaluate};

@@ -15,11 +15,15 @@ pub const SCORE_DECIMAL_SCALE: f64 = 1e9;
 
 /// 1 + `log_weight` · log2(1 + lines + `lines_per_file` · files), lines = added + removed.
 /// 1 for an empty change; grows without bound but slowly (a billion lines gives about 4).
+///
+/// Finite for every valid policy: a measure or a product past the largest `f64` (a huge
+/// `lines_per_file` times many files) is taken as the largest `f64`, not as infinity, so a
+/// zero `log_weight` still gives 1 instead of 0 × ∞ = NaN.
 pub fn size_factor(magnitude: &Magnitude, weights: &SizeWeights) -> f64 {
     let lines = magnitude.lines_touched() as f64;
     let files = magnitude.files_changed as f64;
-    let measure = 1.0 + lines + weights.lines_per_file * files;
-    1.0 + weights.log_weight * measure.log2()
+    let measure = (1.0 + lines + weights.lines_per_file * files).min(f64::MAX);
+    (1.0 + weights.log_weight * measure.log2()).min(f64::MAX)
 }
 
 /// The test factor of [`TestWeights`]: below 1 (down to the floor) when tests are added on net,
@@ -87,6 +91,29 @@ mod tests {
 
     fn close(actual: f64, expected: f64) -> bool {
         (actual - expected).abs() < EPS
+    }
+
+    /// Found by the `risk` fuzz target: a valid policy with a huge `lines_per_file` made the
+    /// size factor infinite (and, with a zero `log_weight`, NaN).
+    #[test]
+    fn the_size_factor_stays_finite_under_huge_valid_weights() {
+        let magnitude = Magnitude::lines(u64::MAX, u64::MAX, u64::MAX);
+        for lines_per_file in [0.0, 1.0, 1e300, f64::MAX] {
+            for log_weight in [0.0, 0.1, 1e300, f64::MAX] {
+                let weights = SizeWeights {
+                    log_weight,
+                    lines_per_file,
+                };
+                let factor = size_factor(&magnitude, &weights);
+                assert!(
+                    factor.is_finite() && factor >= 1.0,
+                    "{weights:?} gave {factor}"
+                );
+                if log_weight == 0.0 {
+                    assert_eq!(factor, 1.0);
+                }
+            }
+        }
     }
 
     #[test]

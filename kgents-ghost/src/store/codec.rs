@@ -184,6 +184,25 @@ mod tests {
         Query::Agent(AgentName::new(name).unwrap()).into()
     }
 
+    /// Found by the `ghost_snapshot` fuzz target: a half-life written with 92 digits read as
+    /// `4.4444444444444455e91`, which wrote back as such and then read as
+    /// `4.444444444444445e91` (serde_json's default float parser is not exact for long
+    /// mantissas; the workspace enables `float_roundtrip`).
+    #[test]
+    fn numbers_read_back_exactly_as_written() {
+        let file = r#"{"schema_version":1,"kind":"status_digest","taken_at":"2027-01-15T08:00:00Z",
+            "data":{"namespaces":[{"namespace":"ns","agents":{"total":0,"ready":0,"by_phase":{},
+            "by_health":{},"attention":[]},"heat":[{"pheromone_type":"STATE",
+            "half_life_seconds":44444444444444444444444444444444444444444444444444444444444444444444444444444444444444444600.0,"members":[[0.246067,null]]},
+            {"pheromone_type":"WARNING","half_life_seconds":1390.689059560852,
+            "members":[[0.1234567890123457,1.7976931348623157e308]]}],"evaporated":0,
+            "pending":[]}]}}"#;
+        let key: SnapshotKey = Query::StatusDigest.into();
+        let read = decode(file.as_bytes(), &key).expect("a valid digest");
+        let again = decode(&encode(&read).expect("encodes"), &key).expect("decodes");
+        assert_eq!(again, read);
+    }
+
     #[test]
     fn round_trip() {
         let s = agent("l-gent");

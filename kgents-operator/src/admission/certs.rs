@@ -294,6 +294,23 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_no_key_material() {
+        let bundle = generate(
+            &["kgents-webhook.kgents.svc".into()],
+            Duration::from_secs(86_400),
+            at(1_800_000_000),
+        )
+        .expect("generates");
+        let shown = format!("{bundle:?} {bundle:#?}");
+        let key_body = bundle.key_pem.lines().nth(1).expect("a PEM body line");
+        assert!(!shown.contains(key_body), "{shown}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("CERTIFICATE"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn rotation_is_due_renew_before_expiry() {
         let not_after = at(1_000_000);
         let renew = Duration::from_secs(1_000);

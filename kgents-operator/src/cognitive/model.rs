@@ -39,7 +39,9 @@ impl ConfigProblem {
 }
 
 /// The Secret an Agent's `spec.model.secretRef` names, as read from the API server.
-#[derive(Clone, Debug)]
+///
+/// `Debug` names the Secret and its keys but never prints its values.
+#[derive(Clone)]
 pub enum SecretRead {
     /// `spec.model` names no Secret.
     NotReferenced,
@@ -49,6 +51,31 @@ pub enum SecretRead {
     Forbidden,
     /// The Secret's `data`.
     Found(Box<Secret>),
+}
+
+impl std::fmt::Debug for SecretRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRead::NotReferenced => f.write_str("NotReferenced"),
+            SecretRead::NotFound => f.write_str("NotFound"),
+            SecretRead::Forbidden => f.write_str("Forbidden"),
+            SecretRead::Found(secret) => {
+                let keys: Vec<&str> = secret
+                    .data
+                    .iter()
+                    .flat_map(|d| d.keys())
+                    .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+                    .map(String::as_str)
+                    .collect();
+                f.debug_struct("Found")
+                    .field("name", &secret.metadata.name)
+                    .field("namespace", &secret.metadata.namespace)
+                    .field("keys", &keys)
+                    .field("values", &"<redacted>")
+                    .finish()
+            }
+        }
+    }
 }
 
 /// The Secret reference of `spec.model`, if any: (name, key).
@@ -232,6 +259,25 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn debug_of_a_secret_read_names_the_keys_but_not_the_values() {
+        let canary = "sk-canary-0a1b2c3d4e5f";
+        let mut read = secret(&[("api-key", canary.as_bytes())]);
+        if let SecretRead::Found(found) = &mut read {
+            found.string_data = Some(BTreeMap::from([("other".to_owned(), canary.to_owned())]));
+        }
+        let shown = format!("{read:?} {read:#?}");
+        assert!(
+            shown.contains("api-key") && shown.contains("other"),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains(canary), "{shown}");
+        // Nor as the bytes a derived Debug of the Secret would list.
+        let bytes = format!("{:?}", &canary.as_bytes()[..4]);
+        assert!(!shown.contains(bytes.trim_matches(['[', ']'])), "{shown}");
+    }
 
     fn spec(model: serde_json::Value) -> AgentSpec {
         serde_json::from_value(serde_json::json!({"genus": "B", "model": model})).expect("spec")

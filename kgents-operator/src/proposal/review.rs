@@ -1,5 +1,6 @@
 //! Review of a proposal: the [`Reviewer`] trait and the [`LlmReviewer`], which asks a model
-//! behind `kgents_probes::LlmClient` and reads its answer strictly.
+//! behind `kgents_probes::LlmClient` and reads its answer strictly with
+//! [`kgents_policy::review::parse_answer`] (re-exported here).
 //!
 //! The answer's first non-empty line must be exactly `ALLOW`, `DENY` or `ESCALATE` (case and
 //! surrounding whitespace aside); the rest is the report. Anything else — another word, a
@@ -10,39 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kgents_policy::review::truncate_report;
 use kgents_probes::{CompletionRequest, LlmClient};
 
-/// The three verdicts a reviewer may give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReviewVerdict {
-    /// The change is fine.
-    Allow,
-    /// The change must not be applied.
-    Deny,
-    /// A human must decide.
-    Escalate,
-}
-
-impl ReviewVerdict {
-    /// The result recorded in `status.review.result`: PASSED, FAILED or ESCALATED.
-    pub const fn result(self) -> kgents_crds::proposal::ReviewResult {
-        use kgents_crds::proposal::ReviewResult;
-        match self {
-            ReviewVerdict::Allow => ReviewResult::Passed,
-            ReviewVerdict::Deny => ReviewResult::Failed,
-            ReviewVerdict::Escalate => ReviewResult::Escalated,
-        }
-    }
-
-    /// `ALLOW`, `DENY` or `ESCALATE`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ReviewVerdict::Allow => "ALLOW",
-            ReviewVerdict::Deny => "DENY",
-            ReviewVerdict::Escalate => "ESCALATE",
-        }
-    }
-}
+pub use kgents_policy::review::{ReviewReport, ReviewVerdict, parse_answer};
 
 /// What a reviewer is shown.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,15 +31,6 @@ pub struct ReviewRequest {
     pub risk: String,
 }
 
-/// A reviewer's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReviewReport {
-    /// The verdict.
-    pub verdict: ReviewVerdict,
-    /// What the reviewer said (or why there is no verdict).
-    pub report: String,
-}
-
 /// Something that reviews proposals. Object safe (`Arc<dyn Reviewer>`).
 #[async_trait]
 pub trait Reviewer: Send + Sync {
@@ -75,50 +38,6 @@ pub trait Reviewer: Send + Sync {
     fn name(&self) -> String;
     /// Reviews one proposal; never fails (a failure is an ESCALATE with the reason).
     async fn review(&self, request: &ReviewRequest) -> ReviewReport;
-}
-
-/// Longest report stored in status.
-const MAX_REPORT: usize = 4_000;
-
-/// Reads a model's answer strictly (see the module documentation).
-pub fn parse_answer(text: &str) -> ReviewReport {
-    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
-    let first = lines.next().unwrap_or_default().trim();
-    let rest: String = lines.collect::<Vec<_>>().join("\n").trim().to_owned();
-    let verdict = match first.to_ascii_uppercase().as_str() {
-        "ALLOW" => ReviewVerdict::Allow,
-        "DENY" => ReviewVerdict::Deny,
-        "ESCALATE" => ReviewVerdict::Escalate,
-        _ => {
-            return ReviewReport {
-                verdict: ReviewVerdict::Escalate,
-                report: truncate(format!(
-                    "the reviewer's answer did not start with a line reading ALLOW, DENY or ESCALATE, so humans decide; it answered: {}",
-                    text.trim()
-                )),
-            };
-        }
-    };
-    ReviewReport {
-        verdict,
-        report: truncate(if rest.is_empty() {
-            first.to_ascii_uppercase()
-        } else {
-            rest
-        }),
-    }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_REPORT {
-        let mut cut = MAX_REPORT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }
 
 /// The instructions the model gets.
@@ -194,7 +113,7 @@ impl Reviewer for LlmReviewer {
             Ok(Ok(answer)) => parse_answer(&answer.text),
             Ok(Err(e)) => ReviewReport {
                 verdict: ReviewVerdict::Escalate,
-                report: truncate(format!(
+                report: truncate_report(format!(
                     "the reviewer model could not be asked ({e}); humans decide"
                 )),
             },
@@ -213,55 +132,6 @@ impl Reviewer for LlmReviewer {
 mod tests {
     use super::*;
     use kgents_probes::{Completion, LlmError};
-
-    #[test]
-    fn only_an_exact_first_line_is_a_verdict() {
-        let cases = [
-            (
-                "ALLOW\nscaling by one is fine",
-                ReviewVerdict::Allow,
-                "scaling by one is fine",
-            ),
-            (
-                "  deny  \n\nreplicas too high",
-                ReviewVerdict::Deny,
-                "replicas too high",
-            ),
-            ("\n\nESCALATE", ReviewVerdict::Escalate, "ESCALATE"),
-            (
-                "I would ALLOW this",
-                ReviewVerdict::Escalate,
-                "did not start",
-            ),
-            ("ALLOWED\nyes", ReviewVerdict::Escalate, "did not start"),
-            ("ALLOW.", ReviewVerdict::Escalate, "did not start"),
-            ("", ReviewVerdict::Escalate, "did not start"),
-            ("DENY ALLOW", ReviewVerdict::Escalate, "did not start"),
-        ];
-        for (text, verdict, fragment) in cases {
-            let report = parse_answer(text);
-            assert_eq!(report.verdict, verdict, "{text:?}");
-            assert!(
-                report.report.contains(fragment),
-                "{text:?}: {}",
-                report.report
-            );
-        }
-    }
-
-    #[test]
-    fn verdicts_are_recorded_as_passed_failed_or_escalated() {
-        use kgents_crds::proposal::ReviewResult;
-        let table = [
-            ("ALLOW\nfine", ReviewResult::Passed),
-            ("DENY\nno", ReviewResult::Failed),
-            ("ESCALATE\nunsure", ReviewResult::Escalated),
-            ("maybe", ReviewResult::Escalated),
-        ];
-        for (answer, result) in table {
-            assert_eq!(parse_answer(answer).verdict.result(), result, "{answer:?}");
-        }
-    }
 
     struct Fixed(Result<&'static str, LlmError>, Duration);
 
