@@ -18,7 +18,7 @@
 //! shown with their age until it can. An all-namespaces live feed writes its data through to
 //! those snapshots (every [`GHOST_WRITE_INTERVAL`] at most), as the CLI's live reads do.
 //!
-//! With the `cortex` feature, [`ClusterFeed::with_cortex`] reads the Cortex daemon's `Observe`
+//! With the `cortex` feature, `ClusterFeed::with_cortex` reads the Cortex daemon's `Observe`
 //! stream instead of watching whenever the daemon answers (see `crate::cortex`); the dashboard
 //! depends only on the [`Feed`] trait and the [`Event`]s.
 
