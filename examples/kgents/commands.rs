@@ -1175,9 +1175,9 @@ async fn tether(
     Ok(code)
 }
 
-/// Reads a proposal file: JSON or YAML, a whole Proposal or its spec. Errors name the file and
-/// the position.
-fn read_proposal_file(path: &FsPath) -> Result<(Option<String>, ProposalSpec), Failure> {
+/// Reads a manifest file (`-`: stdin), JSON or YAML, as a JSON value. Errors name the file and,
+/// for JSON, the position.
+pub fn read_manifest(path: &FsPath) -> Result<serde_json::Value, Failure> {
     let text = if path == FsPath::new("-") {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| usage(format!("reading stdin: {e}")))?
@@ -1185,17 +1185,24 @@ fn read_proposal_file(path: &FsPath) -> Result<(Option<String>, ProposalSpec), F
         std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
     };
     let shown = path.display();
-    let value: serde_json::Value = if text.trim_start().starts_with('{') {
+    if text.trim_start().starts_with('{') {
         serde_json::from_str(&text).map_err(|e| {
             usage(format!(
                 "{shown}:{}:{}: not valid JSON: {e}",
                 e.line(),
                 e.column()
             ))
-        })?
+        })
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| usage(format!("{shown}: not valid YAML: {e}")))?
-    };
+        serde_saphyr::from_str(&text).map_err(|e| usage(format!("{shown}: not valid YAML: {e}")))
+    }
+}
+
+/// Reads a proposal file: JSON or YAML, a whole Proposal or its spec. Errors name the file and
+/// the position.
+fn read_proposal_file(path: &FsPath) -> Result<(Option<String>, ProposalSpec), Failure> {
+    let value = read_manifest(path)?;
+    let shown = path.display();
     let (name, spec_value) = match value.get("spec") {
         Some(spec) => (
             value

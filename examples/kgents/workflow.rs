@@ -102,24 +102,8 @@ fn usage(message: String) -> Failure {
 
 /// `(metadata.name, spec)` from a Workflow file.
 fn read_file(path: &FsPath) -> Result<(String, WorkflowSpec), Failure> {
-    let text = if path == FsPath::new("-") {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| usage(format!("reading stdin: {e}")))?
-    } else {
-        std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
-    };
+    let value = crate::commands::read_manifest(path)?;
     let shown = path.display();
-    let value: serde_json::Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(&text).map_err(|e| {
-            usage(format!(
-                "{shown}:{}:{}: not valid JSON: {e}",
-                e.line(),
-                e.column()
-            ))
-        })?
-    } else {
-        serde_saphyr::from_str(&text).map_err(|e| usage(format!("{shown}: not valid YAML: {e}")))?
-    };
     if let Some(kind) = value.get("kind").and_then(|k| k.as_str())
         && kind != "Workflow"
     {
