@@ -501,3 +501,29 @@ fn a_refused_cache_without_a_cluster_says_so() {
         run.stderr
     );
 }
+
+/// A reader that stops reading (`kgents completions bash | head -1`) ends the command quietly:
+/// exit 0, nothing on stderr, no panic. The script is larger than a pipe's buffer, so the
+/// command is still writing when the pipe closes (no testbed needed).
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(common::kgents_binary())
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kgents runs");
+    let mut first = [0_u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout piped")
+        .read_exact(&mut first)
+        .expect("the script begins");
+    // The read end is dropped here, with most of the script unwritten.
+    let output = child.wait_with_output().expect("kgents ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+}

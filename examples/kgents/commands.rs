@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, Command, GhostCommand, Global, Kind, Output, ProposeArgs, Shell};
 use crate::connect::{self, Connection};
-use crate::render::{self, Table, fixed, ghost_mark, human, note};
+use crate::render::{self, Table, fixed, ghost_mark, human, note, out, outln};
 
 /// A failure with its exit code.
 #[derive(Debug)]
@@ -37,6 +37,21 @@ pub struct Failure {
     pub code: u8,
     /// What to print.
     pub message: String,
+}
+
+impl Failure {
+    /// Stdout was closed by its reader: nothing to say, exit 0.
+    fn closed_output() -> Self {
+        Failure {
+            code: 0,
+            message: String::new(),
+        }
+    }
+
+    /// Whether this is the quiet end of [`Failure::closed_output`].
+    pub fn is_closed_output(&self) -> bool {
+        self.code == 0 && self.message.is_empty()
+    }
 }
 
 impl fmt::Display for Failure {
@@ -70,6 +85,11 @@ impl From<Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(error: std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader of stdout is gone (`kgents get agents | head -1`): it has what it
+            // wanted, so the command ends quietly, as `grep` or `rg` would.
+            return Failure::closed_output();
+        }
         Failure {
             code: 1,
             message: format!("writing the output: {error}"),
@@ -189,7 +209,7 @@ pub async fn run(cli: Cli) -> CmdResult {
                 })
         }
         Command::Completions { shell } => {
-            completions(shell);
+            completions(shell)?;
             Ok(0)
         }
     }
@@ -370,7 +390,7 @@ async fn print_status(logos: &Logos, caller: &Caller, scope: Scope, output: Outp
     match output {
         Output::Json | Output::Yaml => render::print(output, &report, no_table, Vec::new)?,
         Output::Name => return Err(usage("status has no names; use -o table, json or yaml")),
-        Output::Table | Output::Wide => print!("{}", status_text(&report)),
+        Output::Table | Output::Wide => out!("{}", status_text(&report))?,
     }
     Ok(0)
 }
@@ -931,7 +951,7 @@ async fn emit(global: &Global, input: EmitInput, output: Output) -> CmdResult {
         return Err(unexpected());
     };
     match output {
-        Output::Table | Output::Wide => println!(
+        Output::Table | Output::Wide => outln!(
             "pheromone.kgents.io/{} emitted in {} ({} {} from {}{}, half-life {}m{})",
             e.name,
             e.namespace,
@@ -949,7 +969,7 @@ async fn emit(global: &Global, input: EmitInput, output: Output) -> CmdResult {
                     human(t.duration_since(jiff::Timestamp::now()).as_secs_f64())
                 ))
                 .unwrap_or_default()
-        ),
+        )?,
         _ => render::print(output, &e, no_table, || {
             vec![format!("pheromone.kgents.io/{}", e.name)]
         })?,
@@ -1001,12 +1021,12 @@ async fn observe(
             std::io::Write::flush(&mut stdout)?;
         } else {
             if watch {
-                println!(
+                outln!(
                     "--- {} ({} live, {} evaporated)",
                     field.at,
                     field.pheromones.len(),
                     field.evaporated
-                );
+                )?;
             }
             let table = Table {
                 headers: headers(
@@ -1043,7 +1063,7 @@ async fn observe(
             if table.rows.is_empty() {
                 note("No live pheromones.");
             } else {
-                print!("{}", table.render(false));
+                out!("{}", table.render(false))?;
             }
         }
         if !watch {
@@ -1117,7 +1137,12 @@ async fn tether(
                 let mut lines = stream.lines();
                 while let Some(line) = lines.next().await {
                     match line {
-                        Ok(line) => println!("{line}"),
+                        Ok(line) => {
+                            if outln!("{line}").is_err() {
+                                // stdout closed (`kgents tether AGENT | head`): stop following.
+                                return;
+                            }
+                        }
                         Err(e) => {
                             note(&format!("log stream of {pod} failed: {e}"));
                             return;
@@ -1298,12 +1323,15 @@ async fn propose(global: &Global, args: ProposeArgs) -> CmdResult {
     };
     let p = &filed.preview;
     if matches!(args.output, Output::Table | Output::Wide) {
-        println!(
+        outln!(
             "RISK PREVIEW (local; policy: {}; ledger: {} proposal(s) in {}; as {})",
-            p.policy, p.ledger_proposals, filed.namespace, p.requester
-        );
+            p.policy,
+            p.ledger_proposals,
+            filed.namespace,
+            p.requester
+        )?;
         if let Some(r) = &p.risk {
-            println!(
+            outln!(
                 "  {} {} → {}   = base {} × size {} × tests {} × (1 + velocity {}) + cumulative {}",
                 fixed(r.score),
                 r.level,
@@ -1313,26 +1341,26 @@ async fn propose(global: &Global, args: ProposeArgs) -> CmdResult {
                 fixed(r.test_factor),
                 fixed(r.velocity_penalty),
                 fixed(r.cumulative_penalty)
-            );
+            )?;
         }
         for w in &p.warnings {
-            println!("  warning: {w}");
+            outln!("  warning: {w}")?;
         }
         for r in &p.reasons {
-            println!("  denied: {r}");
+            outln!("  denied: {r}")?;
         }
     }
     let code = match &filed.server {
         ServerVerdict::Admitted { phase } => {
             if matches!(args.output, Output::Table | Output::Wide) {
                 if filed.dry_run {
-                    println!(
+                    outln!(
                         "dry run: the API server (and its admission webhook) would admit proposal {}/{}; nothing was stored",
                         filed.namespace,
                         display_name(&filed.name)
-                    );
+                    )?;
                 } else {
-                    println!(
+                    outln!(
                         "proposal.kgents.io/{} filed in {}{}",
                         filed.name,
                         filed.namespace,
@@ -1340,7 +1368,7 @@ async fn propose(global: &Global, args: ProposeArgs) -> CmdResult {
                             .as_ref()
                             .map(|p| format!(" (phase {p})"))
                             .unwrap_or_default()
-                    );
+                    )?;
                 }
             }
             0
@@ -1444,13 +1472,13 @@ async fn decide(
         return Err(unexpected());
     };
     match output {
-        Output::Table | Output::Wide => println!(
+        Output::Table | Output::Wide => outln!(
             "proposal.kgents.io/{} in {} {} by {}",
             d.proposal,
             d.namespace,
             if d.approved { "approved" } else { "rejected" },
             d.by
-        ),
+        )?,
         _ => render::print(output, &d, no_table, || {
             vec![format!("proposal.kgents.io/{}", d.proposal)]
         })?,
@@ -1508,12 +1536,12 @@ fn ghost(command: GhostCommand) -> CmdResult {
             let stability = store.stability();
             let now = jiff::Timestamp::now();
             let policy = FreshnessPolicy::default();
-            println!("ghost cache {}", root.display());
-            println!(
+            outln!("ghost cache {}", root.display())?;
+            outln!(
                 "stability {} ({} live fetch(es) observed)",
                 fixed(stability.score),
                 stability.observations
-            );
+            )?;
             let mut rows = Vec::new();
             for query in [
                 Query::StatusDigest,
@@ -1548,7 +1576,7 @@ fn ghost(command: GhostCommand) -> CmdResult {
                 };
                 rows.push(row);
             }
-            print!(
+            out!(
                 "{}",
                 Table {
                     headers: vec!["SNAPSHOT", "AGE", "VERDICT", "THRESHOLD"],
@@ -1556,7 +1584,7 @@ fn ghost(command: GhostCommand) -> CmdResult {
                     rows,
                 }
                 .render(false)
-            );
+            )?;
             Ok(0)
         }
         GhostCommand::Clear => {
@@ -1571,7 +1599,7 @@ fn ghost(command: GhostCommand) -> CmdResult {
                     })?;
                 }
             }
-            println!("removed {removed} snapshot file(s) from {}", root.display());
+            outln!("removed {removed} snapshot file(s) from {}", root.display())?;
             Ok(0)
         }
     }
@@ -1591,7 +1619,7 @@ fn count_files(dir: &FsPath) -> usize {
         .unwrap_or(0)
 }
 
-fn completions(shell: Shell) {
+fn completions(shell: Shell) -> std::io::Result<()> {
     use clap::CommandFactory;
     let mut command = Cli::command();
     let shell = match shell {
@@ -1599,5 +1627,8 @@ fn completions(shell: Shell) {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, &mut command, "kgents", &mut std::io::stdout());
+    // Generated into memory, then written: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "kgents", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
 }

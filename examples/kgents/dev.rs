@@ -23,6 +23,8 @@ use kgents::kgents_operator::rbac::OPERATOR_NAMESPACE;
 use kgents::kgents_operator::run::{self, RunOptions};
 use kgents_testbed::Testbed;
 
+use crate::render::outln;
+
 /// The repository this binary was built from: the build script and the samples live there
 /// (`cargo install --path . --example kgents` keeps it in place).
 const REPOSITORY: &str = env!("CARGO_MANIFEST_DIR");
@@ -123,7 +125,8 @@ pub async fn run(command: DevCommand) -> Result<(), DevError> {
         .install_crds(&kgents::kgents_crds::crds())
         .await
         .map_err(DevError::ControlPlane)?;
-    println!(
+    // Ignored when stdout is closed: the control plane runs on, and the line is for whoever reads.
+    let _ = outln!(
         "Kubernetes {} is up at {}; point kubectl at it:\n\n    export KUBECONFIG={}\n    kubectl get agents,pheromones,memories,umwelts,proposals -A\n",
         testbed.kubernetes_version(),
         testbed.apiserver_url(),

@@ -43,6 +43,7 @@
 //! malformed file, invalid name); 3 denied (affordances, RBAC or admission); 4 unavailable
 //! (cluster unreachable and no usable ghost answer).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -75,8 +76,12 @@ fn main() -> ExitCode {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        let mut stdout = std::io::stdout().lock();
         for line in complete::complete(&cli::Cli::command(), &words) {
-            println!("{line}");
+            // kubectl stopped reading: nothing more to offer it.
+            if writeln!(stdout, "{line}").is_err() {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
+        Err(failure) if failure.is_closed_output() => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {failure}");
             ExitCode::from(failure.code)

@@ -141,3 +141,22 @@ pub fn human(seconds: f64) -> String {
 pub fn age(at: jiff::Timestamp) -> String {
     human(jiff::Timestamp::now().duration_since(at).as_secs_f64())
 }
+
+/// `print!` to stdout that returns the write's error instead of panicking: a reader that closes
+/// the pipe early (`kgents get agents | head -1`) ends the command quietly (see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `println!` to stdout that returns the write's error instead of panicking (see [`out!`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+pub(crate) use {out, outln};

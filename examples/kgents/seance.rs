@@ -17,7 +17,7 @@ use kube::discovery::ApiResource;
 use crate::cli::{Global, Output};
 use crate::commands::Failure;
 use crate::connect;
-use crate::render;
+use crate::render::{self, out, outln};
 
 /// `kgents seance`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -149,11 +149,11 @@ pub async fn seance(global: &Global, args: SeanceArgs) -> Result<u8, Failure> {
             };
             render::print(args.output, &replay, no_table, Vec::new)?
         }
-        _ => print!("{}", text(&replay)),
+        _ => out!("{}", text(&replay))?,
     }
     if let Some(name) = args.fork {
         fork(global, &namespace, &name, &replay.state.spec).await?;
-        println!("forked: agent.kgents.io/{name} created in {namespace} from the spec as it was");
+        outln!("forked: agent.kgents.io/{name} created in {namespace} from the spec as it was")?;
     }
     Ok(0)
 }

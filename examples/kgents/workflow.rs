@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::cli::{Global, Output};
 use crate::commands::{Failure, live, write_scope};
 use crate::connect;
-use crate::render::{self, Table, note};
+use crate::render::{self, Table, note, out, outln};
 
 /// `kgents workflow`.
 #[derive(Subcommand, Debug)]
@@ -327,7 +327,7 @@ async fn describe(global: &Global, name: &str) -> Result<u8, Failure> {
     };
     out.push_str("Steps:\n");
     out.push_str(&table.render(true));
-    print!("{out}");
+    out!("{out}")?;
     Ok(0)
 }
 
@@ -349,7 +349,7 @@ async fn patch_spec(
         .await
     {
         Ok(_) => {
-            println!("workflow.kgents.io/{name} {done}");
+            outln!("workflow.kgents.io/{name} {done}")?;
             Ok(0)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
