@@ -233,14 +233,19 @@ pub fn webhook_configuration(
     if let Some(url) = workflow_client.url.as_mut() {
         *url = url.replace(VALIDATE_PATH, VALIDATE_WORKFLOW_PATH);
     }
-    let workflows = ValidatingWebhook {
-        name: WORKFLOW_WEBHOOK_NAME.to_owned(),
-        client_config: workflow_client,
+    // The three webhooks differ in name, endpoint, what they match and (for votes) whose
+    // requests they skip; everything else is the same policy: fail closed, no side effects.
+    let webhook = |name: &str,
+                   client_config: WebhookClientConfig,
+                   operations: &[&str],
+                   resource: &str| ValidatingWebhook {
+        name: name.to_owned(),
+        client_config,
         rules: Some(vec![RuleWithOperations {
             api_groups: Some(vec!["kgents.io".to_owned()]),
             api_versions: Some(vec!["v1".to_owned()]),
-            operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-            resources: Some(vec!["workflows".to_owned()]),
+            operations: Some(operations.iter().map(|&o| o.to_owned()).collect()),
+            resources: Some(vec![resource.to_owned()]),
             scope: Some("Namespaced".to_owned()),
         }]),
         failure_policy: Some("Fail".to_owned()),
@@ -251,16 +256,13 @@ pub fn webhook_configuration(
         namespace_selector: config.namespace_selector.clone(),
         ..ValidatingWebhook::default()
     };
+    let workflows = webhook(
+        WORKFLOW_WEBHOOK_NAME,
+        workflow_client,
+        &["CREATE", "UPDATE"],
+        "workflows",
+    );
     let votes = ValidatingWebhook {
-        name: STATUS_WEBHOOK_NAME.to_owned(),
-        client_config: client_config.clone(),
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec!["kgents.io".to_owned()]),
-            api_versions: Some(vec!["v1".to_owned()]),
-            operations: Some(vec!["UPDATE".to_owned()]),
-            resources: Some(vec!["proposals/status".to_owned()]),
-            scope: Some("Namespaced".to_owned()),
-        }]),
         match_conditions: Some(vec![
             k8s_openapi::api::admissionregistration::v1::MatchCondition {
                 name: "not-the-operator".to_owned(),
@@ -270,37 +272,21 @@ pub fn webhook_configuration(
                 ),
             },
         ]),
-        failure_policy: Some("Fail".to_owned()),
-        match_policy: Some("Equivalent".to_owned()),
-        side_effects: "None".to_owned(),
-        timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
-        admission_review_versions: vec!["v1".to_owned()],
-        namespace_selector: config.namespace_selector.clone(),
-        ..ValidatingWebhook::default()
+        ..webhook(
+            STATUS_WEBHOOK_NAME,
+            client_config.clone(),
+            &["UPDATE"],
+            "proposals/status",
+        )
     };
+    let proposals = webhook(
+        WEBHOOK_NAME,
+        client_config,
+        &["CREATE", "UPDATE"],
+        "proposals",
+    );
     let mut configuration = ValidatingWebhookConfiguration {
-        webhooks: Some(vec![
-            ValidatingWebhook {
-                name: WEBHOOK_NAME.to_owned(),
-                client_config,
-                rules: Some(vec![RuleWithOperations {
-                    api_groups: Some(vec!["kgents.io".to_owned()]),
-                    api_versions: Some(vec!["v1".to_owned()]),
-                    operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-                    resources: Some(vec!["proposals".to_owned()]),
-                    scope: Some("Namespaced".to_owned()),
-                }]),
-                failure_policy: Some("Fail".to_owned()),
-                match_policy: Some("Equivalent".to_owned()),
-                side_effects: "None".to_owned(),
-                timeout_seconds: Some(config.timeout_seconds.clamp(1, 30)),
-                admission_review_versions: vec!["v1".to_owned()],
-                namespace_selector: config.namespace_selector.clone(),
-                ..ValidatingWebhook::default()
-            },
-            votes,
-            workflows,
-        ]),
+        webhooks: Some(vec![proposals, votes, workflows]),
         ..ValidatingWebhookConfiguration::default()
     };
     configuration.metadata.name = Some(config.configuration_name.clone());
