@@ -83,6 +83,9 @@ pub struct RetentionReport {
     pub forgotten: usize,
     /// Records dropped in all.
     pub dropped: usize,
+    /// The agents forgotten, by name (a recorder must forget them too: their next record starts
+    /// a new history).
+    pub forgotten_agents: Vec<AgentRef>,
 }
 
 /// Applies `retention` to every agent in `store` at `now`.
@@ -116,6 +119,7 @@ pub async fn apply_retention(
                 store.compact(&recorded.agent, last, None).await?;
                 report.forgotten += 1;
                 report.dropped += records.len();
+                report.forgotten_agents.push(recorded.agent);
             }
         }
     }
