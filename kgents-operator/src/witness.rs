@@ -130,12 +130,7 @@ impl Default for WitnessRetention {
 
 /// Records waiting for the writer at most; beyond this they are dropped (and counted).
 pub const CHANNEL_CAPACITY: usize = 4096;
-/// Records appended in one transaction at most.
-pub const BATCH_RECORDS: usize = 1000;
-/// How long the writer keeps a batch open for more records after the first one arrives: one
-/// transaction (one fsync) then carries everything that arrives in this window, which is what
-/// brings the cost per record down under load (see the `kgents-seance` bench).
-pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
+pub use kgents_seance::batch::{BATCH_RECORDS, BATCH_WINDOW};
 
 /// What the writer is asked to do, in order.
 enum ToWriter {
@@ -458,27 +453,6 @@ pub async fn record(
     let _ = writer.await;
 }
 
-/// Takes the next batch: waits for a first message, then gathers what arrives within
-/// [`BATCH_WINDOW`] up to [`BATCH_RECORDS`]. Empty when the channel is closed and drained.
-async fn next_batch(rx: &mut mpsc::Receiver<ToWriter>, batch: &mut Vec<ToWriter>) {
-    if rx.recv_many(batch, BATCH_RECORDS).await == 0 {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-    while batch.len() < BATCH_RECORDS
-        && !batch
-            .iter()
-            .any(|message| matches!(message, ToWriter::Retention(..)))
-    {
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, BATCH_RECORDS - batch.len()))
-            .await
-        {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-}
-
 async fn write(
     store: Arc<dyn WitnessStore>,
     mut rx: mpsc::Receiver<ToWriter>,
@@ -487,7 +461,10 @@ async fn write(
 ) {
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     loop {
-        next_batch(&mut rx, &mut batch).await;
+        kgents_seance::batch::gather(&mut rx, &mut batch, BATCH_RECORDS, BATCH_WINDOW, |m| {
+            matches!(m, ToWriter::Retention(..))
+        })
+        .await;
         if batch.is_empty() {
             break;
         }

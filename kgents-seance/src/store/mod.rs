@@ -74,6 +74,15 @@ pub trait WitnessStore: Send + Sync {
     fn location(&self) -> String;
 }
 
+impl std::fmt::Debug for dyn WitnessStore {
+    /// Names the store by its location (never a password), so options holding one print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WitnessStore")
+            .field(&self.location())
+            .finish()
+    }
+}
+
 /// What [`apply_retention`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionReport {
