@@ -11,7 +11,9 @@
 //! refused; the ghost snapshots refreshed by the daemon; the CLI's `status` through the daemon,
 //! from the cache once the daemon is killed, and through the daemon again after a restart that
 //! replaces the stale socket; plain-text TCP on loopback only; Events of kgents objects and
-//! agent changes through Observe; the Prometheus metrics; the API server lost and back.
+//! agent changes through Observe; the Prometheus metrics; the API server lost and back;
+//! `time.witness.<agent>.replay` served from a witness file another writer (as the operator
+//! would) holds open and appends to while the daemon reads it.
 
 mod common;
 
@@ -222,8 +224,23 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .await
         .unwrap();
 
+    // The witness record, written by this test as the operator would (its writer stays open
+    // while the daemon reads the file).
+    let witness_path = dir.path().join("witness").join("witness.redb");
+    let witness = kgents::kgents_seance::RedbWitnessStore::open(&witness_path).unwrap();
+    let a_gent = kgents::kgents_seance::AgentRef::new(ns.as_str(), "a-gent");
+    let spec_record = |replicas: i64| kgents::kgents_seance::NewRecord {
+        agent: a_gent.clone(),
+        at: jiff::Timestamp::now(),
+        kind: kgents::kgents_seance::RecordKind::SpecChanged {
+            generation: Some(replicas),
+            diff: json!([{"op": "replace", "path": "", "value": {"genus": "B", "replicas": replicas}}]),
+        },
+    };
+    witness.append_blocking(vec![spec_record(1)]).unwrap();
+
     // The daemon, and a second one refused while it runs.
-    let (daemon, _) = env.start_daemon(&[]);
+    let (daemon, _) = env.start_daemon(&["--witness-store", witness_path.to_str().unwrap()]);
     let mode = std::fs::metadata(&env.socket).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
@@ -379,8 +396,8 @@ async fn the_cortex_daemon_on_a_real_api_server() {
                     "target": {"kind": "File", "name": "x.rs"}}}]}}),
                 Ok("workflow"),
             ),
-            // Registered, served by a crate that is not part of this Logos.
-            "time.witness.<agent>.replay" => (Value::Null, Err(Code::Unimplemented)),
+            // Served from the witness file given to the daemon.
+            "time.witness.<agent>.replay" => (Value::Null, Ok("replay")),
             other => panic!("a registered path this test does not know: {other}"),
         };
         let answer = rpc.invoke(invoke(&path, &ns, args)).await;
@@ -406,6 +423,27 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         seen.push(template);
     }
     assert!(seen.len() >= 13, "{seen:?}");
+
+    // The replay reads what the writer commits after the daemon opened the file.
+    witness.append_blocking(vec![spec_record(2)]).unwrap();
+    let replay = rpc
+        .invoke(invoke(
+            "time.witness.a-gent.replay",
+            &ns,
+            json!({"step": true}),
+        ))
+        .await
+        .expect("replay")
+        .into_inner();
+    let replay: Value = serde_json::from_str(&replay.result_json).unwrap();
+    assert_eq!(replay["data"]["records"], 2, "{replay}");
+    assert_eq!(replay["data"]["state"]["spec"]["replicas"], 2, "{replay}");
+    assert_eq!(
+        replay["data"]["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{replay}"
+    );
+    drop(witness);
 
     // Bad input: malformed args naming the field, a field the path does not take, too large.
     let status = rpc

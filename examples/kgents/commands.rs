@@ -229,7 +229,7 @@ pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     let actor = KubeActor::new(conn.client.clone(), conn.deadline);
     let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
     let mut logos = Logos::new(view, Some(Arc::new(actor)));
-    if let Some(store) = crate::seance::local_witness().await {
+    if let Some(store) = crate::seance::local_witness(None).await {
         logos = logos.with_witness(store);
     }
     Ok(Live {

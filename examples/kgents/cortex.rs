@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Do not write the ghost snapshots.
     #[arg(long)]
     pub no_ghost: bool,
+    /// The witness store `time.witness.<agent>.replay` reads: a redb file (opened read-only,
+    /// beside the operator writing it) or a postgres:// URL (default: as `kgents seance`).
+    #[arg(long, env = "KGENTS_WITNESS_STORE", value_name = "PATH|URL")]
+    pub witness_store: Option<String>,
 }
 
 fn failure(code: u8, message: impl Into<String>) -> Failure {
@@ -112,6 +116,7 @@ async fn run_daemon(
         ghost_root,
         buffer: args.buffer,
         deadline: conn.deadline,
+        witness: crate::seance::local_witness(args.witness_store.as_deref()).await,
     };
     let shutdown = async {
         let mut term =

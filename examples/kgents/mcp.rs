@@ -200,7 +200,7 @@ pub async fn run(global: &Global, args: McpArgs) -> Result<u8, Failure> {
         ..McpConfig::default()
     };
     let mut logos = Logos::new(view, writer);
-    if let Some(store) = crate::seance::local_witness().await {
+    if let Some(store) = crate::seance::local_witness(None).await {
         logos = logos.with_witness(store);
     }
     let server = KgentsMcp::new(logos, caller, config);

@@ -89,12 +89,17 @@ async fn open(store: Option<&str>) -> Result<Arc<dyn WitnessStore>, Failure> {
     }
 }
 
-/// The witness store for the other front-ends (`kgents invoke`, `kgents mcp`): the one
-/// `$KGENTS_WITNESS_STORE` names, else the default file when it exists, opened read-only.
-/// None when there is none; a store that exists but cannot be opened is named on stderr.
-pub async fn local_witness() -> Option<Arc<dyn WitnessStore>> {
-    let named = std::env::var("KGENTS_WITNESS_STORE")
-        .ok()
+/// The witness store every other front-end (`kgents invoke`, `kgents mcp`, `kgents cortex
+/// serve`, `kgents terrarium`) serves `time.witness.<agent>.replay` from, resolved the way
+/// `kgents seance` resolves it: `named` (a `--witness-store` flag), else the one
+/// `$KGENTS_WITNESS_STORE` names, else the default file when it exists. A file is opened
+/// read-only: redb admits readers beside the operator writing it (in this process or another),
+/// and they see each batch it commits. None when there is none; a store that exists but cannot
+/// be opened is named on stderr.
+pub async fn local_witness(named: Option<&str>) -> Option<Arc<dyn WitnessStore>> {
+    let named = named
+        .map(str::to_owned)
+        .or_else(|| std::env::var("KGENTS_WITNESS_STORE").ok())
         .filter(|s| !s.is_empty());
     if named.is_none() && !default_witness_path().exists() {
         return None;

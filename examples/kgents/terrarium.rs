@@ -42,6 +42,10 @@ pub struct TerrariumArgs {
     /// The decay tick: how often intensities and ages are redrawn, in milliseconds (50–5000).
     #[arg(long, default_value_t = 333, value_name = "MS")]
     pub tick: u64,
+    /// The witness store `time.witness.<agent>.replay` reads: a redb file (opened read-only,
+    /// beside the operator writing it) or a postgres:// URL (default: as `kgents seance`).
+    #[arg(long, env = "KGENTS_WITNESS_STORE", value_name = "PATH|URL")]
+    pub witness_store: Option<String>,
 }
 
 /// Runs the dashboard until `q`.
@@ -75,10 +79,15 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
                 let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
                 let writer: Option<Arc<dyn ClusterActor>> =
                     (!args.readonly).then(|| Arc::new(actor) as Arc<dyn ClusterActor>);
-                let logos = Logos::new(
+                let mut logos = Logos::new(
                     Arc::new(LiveView::new(conn.client.clone(), conn.deadline)),
                     writer,
                 );
+                if let Some(store) =
+                    crate::seance::local_witness(args.witness_store.as_deref()).await
+                {
+                    logos = logos.with_witness(store);
+                }
                 let mut feed = ClusterFeed::new(
                     conn.client,
                     scope.clone(),

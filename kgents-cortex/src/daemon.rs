@@ -35,6 +35,8 @@ pub struct Options {
     pub buffer: usize,
     /// The deadline of each API call the daemon makes.
     pub deadline: Duration,
+    /// The witness store `time.witness.<agent>.replay` reads (none: not served, said so).
+    pub witness: Option<Arc<dyn kgents_seance::WitnessStore>>,
 }
 
 impl Options {
@@ -47,6 +49,7 @@ impl Options {
             ghost_root: None,
             buffer: DEFAULT_CAPACITY,
             deadline: kgents_logos::live::DEFAULT_DEADLINE,
+            witness: None,
         }
     }
 }
@@ -122,6 +125,10 @@ pub async fn serve(
         Arc::clone(&cache) as Arc<dyn ClusterView>,
         Some(Arc::clone(&actor)),
     );
+    let logos = match options.witness.clone() {
+        Some(store) => logos.with_witness(store),
+        None => logos,
+    };
     let service = CortexService::new(logos, cache, Some(actor), Arc::clone(&hub), clock);
 
     let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

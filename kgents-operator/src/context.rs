@@ -55,6 +55,9 @@ pub struct OperatorConfig {
     /// Where each agent's history is recorded (default off; the operator example and
     /// `kgents dev up` use the embedded file).
     pub witness: crate::witness::WitnessSetting,
+    /// How much of each agent's recorded history is kept, and how often that is applied (default
+    /// 10,000 records and 30 days per agent, at start and every 10 minutes).
+    pub witness_retention: crate::witness::WitnessRetention,
 }
 
 /// Settings of the cognitive probe runner ([`crate::cognitive`]): how many probe calls the
@@ -102,6 +105,7 @@ impl Default for OperatorConfig {
             probes: ProbeConfig::default(),
             proposal: crate::proposal::ProposalSettings::default(),
             witness: crate::witness::WitnessSetting::Off,
+            witness_retention: crate::witness::WitnessRetention::default(),
         }
     }
 }
@@ -145,7 +149,7 @@ impl Context {
             controller: config.field_manager.clone(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let watches = Watches::new(&client, config.namespace.as_deref());
+        let watches = Watches::new(&client, config.namespace.as_deref(), &config.field_manager);
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             watches,

@@ -86,6 +86,7 @@ pub struct Metrics {
     proposals: crate::proposal::metrics::ProposalMetrics,
     witness_pending: Gauge,
     witness_dropped: Counter,
+    witness_retention_removed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -162,6 +163,7 @@ impl Metrics {
         let proposals = crate::proposal::metrics::ProposalMetrics::registered_in(&mut registry);
         let witness_pending = Gauge::default();
         let witness_dropped = Counter::default();
+        let witness_retention_removed = Counter::default();
         registry.register(
             "witness_pending",
             "Witness records waiting to be appended to the store",
@@ -171,6 +173,11 @@ impl Metrics {
             "witness_dropped",
             "Witness records dropped (the buffer was full, or the store refused a batch)",
             witness_dropped.clone(),
+        );
+        registry.register(
+            "witness_retention_removed",
+            "Witness records removed by retention (folded into a checkpoint, or forgotten with their agent)",
+            witness_retention_removed.clone(),
         );
         Self {
             registry,
@@ -189,6 +196,7 @@ impl Metrics {
             proposals,
             witness_pending,
             witness_dropped,
+            witness_retention_removed,
         }
     }
 
@@ -359,6 +367,12 @@ impl Metrics {
     /// Counts one dropped witness record.
     pub fn witness_dropped(&self) {
         self.witness_dropped.inc();
+    }
+
+    /// Counts witness records removed by retention.
+    pub fn witness_retention_removed(&self, records: usize) {
+        self.witness_retention_removed
+            .inc_by(u64::try_from(records).unwrap_or(u64::MAX));
     }
 }
 

@@ -21,7 +21,6 @@ use kgents_crds::common::Time;
 use kgents_crds::pheromone::{PheromonePhase, PheromoneStatus};
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::support::{self, key_of};
@@ -245,9 +244,17 @@ pub fn required_rules() -> Vec<PolicyRule> {
 }
 
 /// Runs the Pheromone controller until `shutdown` resolves; in-flight reconciles finish first.
+///
+/// It reads the process's shared Pheromone watch, which the witness recorder reads too.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let api: Api<Pheromone> = ctx.scoped();
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let pheromones = ctx.watches.pheromones.clone();
+    let applied = pheromones.subscribe().filter_map(|event| {
+        futures::future::ready(match event {
+            crate::shared::Event::Applied(pheromone) => Some(pheromone),
+            crate::shared::Event::Deleted(_) | crate::shared::Event::Relisted => None,
+        })
+    });
+    Controller::for_shared_stream(applied, pheromones.store())
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(support::sync_signal(shutdown))
         .run(reconcile, error_policy, ctx)

@@ -271,7 +271,11 @@ async fn run_serving(
     // One watch per kind for the whole process, kept across leadership terms: each starts when
     // a controller first reads it and then runs whether or not this replica leads, so
     // controllers started on a later term find a warm cache instead of watching anew.
-    let watches = Watches::new(&client, options.config.namespace.as_deref());
+    let watches = Watches::new(
+        &client,
+        options.config.namespace.as_deref(),
+        &options.config.field_manager,
+    );
     // The witness store is opened once per process (the embedded file admits one writer); the
     // recorder runs while this replica leads.
     let witness = match options.config.witness.open().await {
@@ -345,6 +349,7 @@ async fn lead_while_elected(
                 options.config.namespace.clone(),
                 store,
                 options.metrics.clone(),
+                options.config.witness_retention,
                 when_set(term_rx.clone()),
             ))
         });

@@ -1,7 +1,8 @@
 //! One watch per kind for the whole operator process, shared by every controller that reads
 //! that kind: Agents (the Agent, Memory and Umwelt controllers and the cognitive runner),
 //! Memories (the Memory and Agent controllers), Proposals (the Proposal controller and the
-//! admission webhook's ledger), and the ServiceAccounts, ConfigMaps, Roles, RoleBindings and
+//! admission webhook's ledger), Pheromones (the Pheromone controller and the witness recorder),
+//! the Events the operator itself published (the witness recorder), and the ServiceAccounts, ConfigMaps, Roles, RoleBindings and
 //! PersistentVolumeClaims the operator manages (the Agent, Memory and Umwelt controllers).
 //! Controllers read their children from these caches instead of asking the API server.
 //!
@@ -28,8 +29,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, ServiceAccount};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kgents_crds::{Agent, Memory, Proposal, Workflow};
+use kgents_crds::{Agent, Memory, Pheromone, Proposal, Workflow};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -85,6 +87,11 @@ pub struct Watches {
     pub proposals: Shared<Proposal>,
     /// Every Workflow.
     pub workflows: Shared<Workflow>,
+    /// Every Pheromone.
+    pub pheromones: Shared<Pheromone>,
+    /// The `events.k8s.io/v1` Events this operator published (its reporting controller,
+    /// selected by the API server): the kgents Events, about Agents and the objects they own.
+    pub events: Shared<KubeEvent>,
     /// The policy ConfigMaps watched by name, by namespace and name (see [`Watches::policy`]).
     policies: Arc<Mutex<PolicyWatches>>,
     /// For the policy watches, made on first use.
@@ -103,8 +110,10 @@ impl std::fmt::Debug for Watches {
 
 impl Watches {
     /// The watches of the objects `client` reaches in `namespace` (all namespaces: `None`);
-    /// none is started until a controller first reads it.
-    pub fn new(client: &Client, namespace: Option<&str>) -> Self {
+    /// none is started until a controller first reads it. `reporter` is the reporting
+    /// controller of the Events this operator publishes (its field manager): the Event watch
+    /// asks the API server for those alone, not for every Event in the cluster.
+    pub fn new(client: &Client, namespace: Option<&str>, reporter: &str) -> Self {
         fn api<K: Watched>(client: &Client, namespace: Option<&str>) -> Api<K> {
             match namespace {
                 Some(ns) => Api::namespaced(client.clone(), ns),
@@ -125,6 +134,14 @@ impl Watches {
             claims: Shared::new(api(client, namespace), managed),
             proposals: Shared::new(api(client, namespace), watcher::Config::default()),
             workflows: Shared::new(api(client, namespace), watcher::Config::default()),
+            pheromones: Shared::new(
+                api(client, namespace),
+                watcher::Config::default().any_semantic(),
+            ),
+            events: Shared::new(
+                api(client, namespace),
+                watcher::Config::default().fields(&format!("reportingController={reporter}")),
+            ),
             policies: Arc::default(),
             client: client.clone(),
         }
@@ -205,6 +222,8 @@ impl Watches {
         let (claims, claim_feed) = one(client);
         let (proposals, _) = one::<Proposal>(client);
         let (workflows, _) = one::<Workflow>(client);
+        let (pheromones, _) = one::<Pheromone>(client);
+        let (events, _) = one::<KubeEvent>(client);
         let watches = Self {
             agents,
             memories,
@@ -215,6 +234,8 @@ impl Watches {
             claims,
             proposals,
             workflows,
+            pheromones,
+            events,
             policies: Arc::default(),
             client: client.clone(),
         };

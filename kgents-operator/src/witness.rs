@@ -1,11 +1,22 @@
 //! The witness recorder: each agent's history appended to a [`WitnessStore`] as it happens.
 //!
 //! ```text
-//! shared watches (Agents, Proposals) ─► recorder ─► bounded channel ─► writer ─► store
-//!   (the controllers' own streams)       diffs each version       batches what queued
-//!                                        against the recorded     (one transaction each)
-//!                                        state (kgents-seance)
+//! shared watches (Agents, Proposals, ─► recorder ─► bounded channel ─► writer ─► store
+//!   Pheromones, the operator's Events)   diffs each version       batches for up to 5 ms
+//!   (the controllers' own streams)       against the recorded     or 1,000 records (one
+//!                                        state (kgents-seance)    transaction each)
 //! ```
+//!
+//! What is attributed to an agent: the Agent itself; Proposals that target it; Pheromones it
+//! emitted (their `spec.source`); and Events whose `regarding` is the Agent or a Memory it owns.
+//! The Event watch asks the API server for the operator's own Events only (field selector
+//! `reportingController=<field manager>`): the operator is the one publisher of Events about
+//! kgents objects, and this spares the process every Pod and Node Event of the cluster.
+//!
+//! Retention ([`WitnessRetention`]) runs at start and then on its interval, through the writer:
+//! it runs after every record queued before it has been appended, and the recorder waits for it
+//! (a reconcile never does), so an agent it forgets cannot have a record in flight built on the
+//! forgotten history. Records it removes are counted (`kgents_witness_retention_removed_total`).
 //!
 //! Reconciles never wait on it: the recorder is one more subscriber of the watches the
 //! controllers already share, and it never blocks on the store. When the channel is full a
@@ -21,14 +32,16 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kgents_seance::observe;
 use kgents_seance::{
-    AgentRef, AgentState, NewRecord, RecordKind, TimeRange, WitnessRecord, WitnessStore,
+    AgentRef, AgentState, NewRecord, RecordKind, Retention, RetentionReport, TimeRange,
+    WitnessRecord, WitnessStore,
 };
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::shared::{Event, Watches};
@@ -97,10 +110,38 @@ pub fn default_witness_path() -> PathBuf {
     }
 }
 
+/// How much of each agent's history the operator keeps, and how often it applies that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WitnessRetention {
+    /// The limits per agent (default: 10,000 records and 30 days, [`Retention::default`]).
+    pub limits: Retention,
+    /// How often they are applied (default 10 minutes; also once when recording starts).
+    pub interval: Duration,
+}
+
+impl Default for WitnessRetention {
+    fn default() -> Self {
+        WitnessRetention {
+            limits: Retention::default(),
+            interval: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Records waiting for the writer at most; beyond this they are dropped (and counted).
 pub const CHANNEL_CAPACITY: usize = 4096;
-/// Records appended in one transaction at most.
-const BATCH: usize = 512;
+pub use kgents_seance::batch::{BATCH_RECORDS, BATCH_WINDOW};
+
+/// What the writer is asked to do, in order.
+enum ToWriter {
+    /// Append a record.
+    Record(NewRecord),
+    /// Apply retention (after every record sent before), then answer.
+    Retention(
+        Retention,
+        oneshot::Sender<kgents_seance::Result<RetentionReport>>,
+    ),
+}
 
 /// Agents that lost a record (dropped, or a batch the store refused): their next record is a
 /// checkpoint. Shared by the recorder and the writer.
@@ -259,6 +300,55 @@ impl Recorded {
         self.commit(&who, kinds, now)
     }
 
+    /// The record a Pheromone event adds (for the Agent that emitted it).
+    pub fn pheromone_event(
+        &mut self,
+        event: &Event<kgents_crds::Pheromone>,
+        now: jiff::Timestamp,
+    ) -> Vec<NewRecord> {
+        let Event::Applied(pheromone) = event else {
+            return Vec::new();
+        };
+        let object = serde_json::to_value(&**pheromone).unwrap_or(Value::Null);
+        let Some(who) = observe::pheromone_agent(&object) else {
+            return Vec::new();
+        };
+        let kinds = observe::pheromone_changes(self.state(&who), &object);
+        self.commit(&who, kinds, now)
+    }
+
+    /// The record an Event adds: for the Agent it is about, or the Agent that owns the object
+    /// it is about (`owner_of` finds that one, e.g. in the Memory cache).
+    pub fn kube_event(
+        &mut self,
+        event: &Event<k8s_openapi::api::events::v1::Event>,
+        owner_of: impl Fn(&Value) -> Option<AgentRef>,
+        now: jiff::Timestamp,
+    ) -> Vec<NewRecord> {
+        let Event::Applied(kube_event) = event else {
+            return Vec::new();
+        };
+        let object = serde_json::to_value(&**kube_event).unwrap_or(Value::Null);
+        let who = observe::event_agent(&object)
+            .or_else(|| observe::event_object(&object).and_then(&owner_of));
+        let Some(who) = who else {
+            return Vec::new();
+        };
+        let kinds = observe::event_changes(self.state(&who), &object);
+        self.commit(&who, kinds, now)
+    }
+
+    /// Forgets what retention forgot: the agents' next records start a new history.
+    fn forget(&mut self, agents: &[AgentRef]) {
+        for agent in agents {
+            self.states.remove(agent);
+            self.gapped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(agent);
+        }
+    }
+
     fn dropped(&mut self, agent: AgentRef) {
         self.gapped
             .lock()
@@ -267,13 +357,31 @@ impl Recorded {
     }
 }
 
+/// The Agent that owns the kgents object an Event is about (a Memory, from the Memory cache).
+fn owner_in(watches: &Watches, regarding: &Value) -> Option<AgentRef> {
+    let api_version = regarding.get("apiVersion").and_then(Value::as_str)?;
+    if !api_version.starts_with("kgents.io/")
+        || regarding.get("kind").and_then(Value::as_str) != Some("Memory")
+    {
+        return None;
+    }
+    let key = kube::runtime::reflector::ObjectRef::<kgents_crds::Memory>::new(
+        regarding.get("name").and_then(Value::as_str)?,
+    )
+    .within(regarding.get("namespace").and_then(Value::as_str)?);
+    let memory = watches.memories.store().get(&key)?;
+    observe::owning_agent(&serde_json::to_value(&*memory).ok()?)
+}
+
 /// Records the history of every agent in `scope` (`None`: all namespaces) into `store` until
-/// `stop` resolves: the recorder over the shared watches and the batching writer.
+/// `stop` resolves: the recorder over the shared watches, the batching writer, and retention
+/// at start and every `retention.interval`.
 pub async fn record(
     watches: Watches,
     scope: Option<String>,
     store: Arc<dyn WitnessStore>,
     metrics: Arc<Metrics>,
+    retention: WitnessRetention,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
     let mut recorded = match Recorded::load(&*store, scope).await {
@@ -283,7 +391,7 @@ pub async fn record(
             return;
         }
     };
-    let (tx, rx) = mpsc::channel::<NewRecord>(CHANNEL_CAPACITY);
+    let (tx, rx) = mpsc::channel::<ToWriter>(CHANNEL_CAPACITY);
     let writer = tokio::spawn(write(
         store.clone(),
         rx,
@@ -292,18 +400,45 @@ pub async fn record(
     ));
     let mut agents = Box::pin(watches.agents.subscribe());
     let mut proposals = Box::pin(watches.proposals.subscribe());
+    let mut pheromones = Box::pin(watches.pheromones.subscribe());
+    let mut events = Box::pin(watches.events.subscribe());
     let mut listed = Some(HashSet::new());
+    // The first tick is at once: retention also runs when recording starts.
+    let mut retention_due = tokio::time::interval(retention.interval.max(Duration::from_millis(1)));
+    retention_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
+        let now = jiff::Timestamp::now();
         let records = tokio::select! {
             _ = &mut stop => break,
-            Some(event) = agents.next() => recorded.agent_event(&event, &mut listed, jiff::Timestamp::now()),
-            Some(event) = proposals.next() => recorded.proposal_event(&event, jiff::Timestamp::now()),
+            _ = retention_due.tick() => {
+                let (reply, answer) = oneshot::channel();
+                // Waits for room: retention must follow every record already queued.
+                if tx.send(ToWriter::Retention(retention.limits, reply)).await.is_err() {
+                    break;
+                }
+                match answer.await {
+                    Ok(Ok(report)) => {
+                        recorded.forget(&report.forgotten_agents);
+                        metrics.witness_retention_removed(report.dropped);
+                        if report.dropped > 0 {
+                            tracing::info!(compacted = report.compacted, forgotten = report.forgotten, removed = report.dropped, "witness retention applied");
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(store = %store.location(), error = %e, "witness retention failed; the record is kept as it was"),
+                    Err(_) => break,
+                }
+                Vec::new()
+            }
+            Some(event) = agents.next() => recorded.agent_event(&event, &mut listed, now),
+            Some(event) = proposals.next() => recorded.proposal_event(&event, now),
+            Some(event) = pheromones.next() => recorded.pheromone_event(&event, now),
+            Some(event) = events.next() => recorded.kube_event(&event, |regarding| owner_in(&watches, regarding), now),
             else => break,
         };
         for record in records {
             let agent = record.agent.clone();
-            match tx.try_send(record) {
+            match tx.try_send(ToWriter::Record(record)) {
                 Ok(()) => {}
                 Err(_) => {
                     metrics.witness_dropped();
@@ -320,34 +455,170 @@ pub async fn record(
 
 async fn write(
     store: Arc<dyn WitnessStore>,
-    mut rx: mpsc::Receiver<NewRecord>,
+    mut rx: mpsc::Receiver<ToWriter>,
     metrics: Arc<Metrics>,
     gapped: Gapped,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let records = std::mem::take(&mut batch);
-        let count = records.len();
-        let agents: HashSet<AgentRef> = records.iter().map(|r| r.agent.clone()).collect();
-        if let Err(e) = store.append(records).await {
-            // The batch is lost: counted as dropped, and its agents' next records are
-            // checkpoints, so what follows still replays.
-            tracing::error!(store = %store.location(), error = %e, count, "witness records could not be appended");
-            for _ in 0..count {
-                metrics.witness_dropped();
-            }
-            gapped
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(agents);
+    let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    loop {
+        kgents_seance::batch::gather(&mut rx, &mut batch, BATCH_RECORDS, BATCH_WINDOW, |m| {
+            matches!(m, ToWriter::Retention(..))
+        })
+        .await;
+        if batch.is_empty() {
+            break;
         }
+        let mut records = Vec::with_capacity(batch.len());
+        for message in batch.drain(..) {
+            match message {
+                ToWriter::Record(record) => records.push(record),
+                ToWriter::Retention(limits, reply) => {
+                    append(&*store, std::mem::take(&mut records), &metrics, &gapped).await;
+                    let report =
+                        kgents_seance::apply_retention(&*store, &limits, jiff::Timestamp::now())
+                            .await;
+                    let _ = reply.send(report);
+                }
+            }
+        }
+        append(&*store, records, &metrics, &gapped).await;
         metrics.set_witness_pending(rx.len());
+    }
+}
+
+/// Appends one batch; a batch the store refuses is counted as dropped and its agents gapped.
+async fn append(
+    store: &dyn WitnessStore,
+    records: Vec<NewRecord>,
+    metrics: &Metrics,
+    gapped: &Gapped,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let count = records.len();
+    let agents: HashSet<AgentRef> = records.iter().map(|r| r.agent.clone()).collect();
+    if let Err(e) = store.append(records).await {
+        // The batch is lost: counted as dropped, and its agents' next records are
+        // checkpoints, so what follows still replays.
+        tracing::error!(store = %store.location(), error = %e, count, "witness records could not be appended");
+        for _ in 0..count {
+            metrics.witness_dropped();
+        }
+        gapped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(agents);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::fixtures_controllers::mock_context;
+
+    fn history(agent: &AgentRef, statuses: usize, deleted: bool) -> Vec<NewRecord> {
+        let at = jiff::Timestamp::now();
+        let mut kinds = vec![RecordKind::SpecChanged {
+            generation: Some(1),
+            diff: serde_json::json!([{"op": "replace", "path": "", "value": {"replicas": 1}}]),
+        }];
+        kinds.extend((0..statuses).map(|i| RecordKind::StatusChanged {
+            diff: serde_json::json!([{"op": "add", "path": "/readyReplicas", "value": i}]),
+        }));
+        if deleted {
+            kinds.push(RecordKind::Deleted);
+        }
+        kinds
+            .into_iter()
+            .map(|kind| NewRecord {
+                agent: agent.clone(),
+                at,
+                kind,
+            })
+            .collect()
+    }
+
+    async fn count(store: &dyn WitnessStore, agent: &AgentRef) -> usize {
+        store.read(agent, TimeRange::ALL).await.expect("read").len()
+    }
+
+    async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        for _ in 0..200 {
+            if done().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn retention_runs_at_start_and_again_on_its_interval() {
+        let (ctx, _api, _clock) = mock_context(jiff::Timestamp::now());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn WitnessStore> = Arc::new(
+            kgents_seance::RedbWitnessStore::open(&dir.path().join("w.redb")).expect("store"),
+        );
+        let agent = AgentRef::new("ns", "gone");
+        store
+            .append(history(&agent, 8, true))
+            .await
+            .expect("append");
+        let metrics = Arc::new(Metrics::new());
+        let retention = WitnessRetention {
+            limits: Retention {
+                max_records: Some(3),
+                max_age: None,
+            },
+            interval: Duration::from_millis(100),
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let recorder = tokio::spawn(record(
+            ctx.watches.clone(),
+            None,
+            store.clone(),
+            metrics.clone(),
+            retention,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        // At start: 10 records become a checkpoint and the last 2.
+        until("retention at start", async || {
+            count(&*store, &agent).await == 3
+        })
+        .await;
+        let first = store.read(&agent, TimeRange::ALL).await.expect("read");
+        assert!(matches!(first[0].kind, RecordKind::Checkpoint { .. }));
+        assert!(matches!(first[2].kind, RecordKind::Deleted));
+        // More history arrives (another writer of the same agent's record, here by hand); the
+        // next interval compacts it again, and the replayed state is unchanged by retention.
+        let other = AgentRef::new("ns", "other");
+        store
+            .append(history(&other, 5, true))
+            .await
+            .expect("append");
+        let whole = store.read(&other, TimeRange::ALL).await.expect("read");
+        let before = kgents_seance::reconstruct(&other, &whole, None).expect("replays");
+        until("retention on its interval", async || {
+            count(&*store, &other).await == 3
+        })
+        .await;
+        let kept = store.read(&other, TimeRange::ALL).await.expect("read");
+        let after = kgents_seance::reconstruct(&other, &kept, None).expect("replays");
+        assert_eq!(before.spec, after.spec);
+        assert_eq!(before.status, after.status);
+        assert_eq!(before.exists, after.exists);
+        // 8 of the first 10 records and 5 of the next 7 removed, and counted.
+        let text = metrics.encode();
+        assert!(
+            text.contains("kgents_witness_retention_removed_total 13"),
+            "{text}"
+        );
+        let _ = stop_tx.send(());
+        recorder.await.expect("recorder ends");
+    }
 
     #[test]
     fn settings_parse() {

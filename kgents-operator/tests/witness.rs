@@ -1,16 +1,21 @@
 //! The witness record on the testbed: the in-process operator records an agent's life into the
-//! embedded store (created, scaled, its phase moving, a proposal filed against it, deleted);
-//! changes made while the operator is stopped are recorded once when it starts again and
-//! nothing is recorded twice; the record then replays step by step with the right diffs.
+//! embedded store (created, scaled by hand, its phase and conditions moving, scaled again by a
+//! proposal filed against it that is approved and executed, a pheromone it emitted, the Events
+//! the operator published about it, deleted); changes made while the operator is stopped are
+//! recorded once when it starts again and nothing is recorded twice, across two restarts; the
+//! record then replays step by step with the right diffs.
 
 mod support;
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kgents_crds::{Agent, Proposal};
+use kgents_crds::{Agent, Pheromone, Proposal};
 use kgents_operator::witness::WitnessSetting;
-use kgents_operator::{ProbeConfig, agent as agent_controller};
+use kgents_operator::{
+    ProbeConfig, agent as agent_controller, pheromone as pheromone_controller,
+    proposal as proposal_controller,
+};
 use kgents_seance::{AgentRef, RecordKind, RedbWitnessStore, TimeRange, WitnessStore, steps};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -36,7 +41,15 @@ async fn records_until(
 }
 
 fn start(client: &Client, ns: &str, path: &std::path::Path) -> Operator {
-    let mut options = run_options(ns, &[agent_controller::CONTROLLER], ProbeConfig::default());
+    let mut options = run_options(
+        ns,
+        &[
+            agent_controller::CONTROLLER,
+            proposal_controller::CONTROLLER,
+            pheromone_controller::CONTROLLER,
+        ],
+        ProbeConfig::default(),
+    );
     options.config.witness = WitnessSetting::File(path.to_owned());
     Operator::start(client.clone(), options)
 }
@@ -119,48 +132,93 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
         .await
         .expect("proposal filed");
 
-    // 4. restarted: what changed while it was down is recorded once, nothing twice
+    // 4. restarted: what changed while it was down is recorded once, nothing twice; the
+    //    proposal (LOW risk: auto-approved) is decided and executed: replicas 2 → 4
     let operator = start(&client, ns, &path);
-    let after = records_until(&path, &who, "the changes made while down", |r| {
-        spec_replicas(r).last() == Some(&2)
-            && r.iter()
-                .any(|r| matches!(r.kind, RecordKind::ProposalFiled { .. }))
-    })
+    let after = records_until(
+        &path,
+        &who,
+        "the changes made while down and the proposal executed",
+        |r| {
+            spec_replicas(r).last() == Some(&4)
+                && r.iter()
+                    .any(|r| matches!(r.kind, RecordKind::ProposalExecuted { .. }))
+        },
+    )
     .await;
     assert_eq!(
         &after[..before_restart.len()],
         &before_restart[..],
         "the record before the restart is kept as it was"
     );
-    assert_eq!(spec_replicas(&after), [1, 3, 2], "{:#?}", kinds(&after));
-    // 5. deleted
+    assert_eq!(spec_replicas(&after), [1, 3, 2, 4], "{:#?}", kinds(&after));
+    // 5. it emits a pheromone; the operator's Events about it are recorded as they come
+    let pheromone: Pheromone = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Pheromone",
+        "metadata": {"name": "b-gent-warning"},
+        "spec": {"type": "WARNING", "source": "b-gent", "target": "c-gent",
+                 "initialIntensity": 0.8, "halfLifeMinutes": 30.0, "payload": "queue depth rising"},
+    }))
+    .unwrap();
+    Api::<Pheromone>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pheromone)
+        .await
+        .expect("pheromone emitted");
+    records_until(&path, &who, "the pheromone and an Event", |r| {
+        r.iter()
+            .any(|r| matches!(r.kind, RecordKind::PheromoneEmitted { .. }))
+            && r.iter().any(|r| matches!(r.kind, RecordKind::Event { .. }))
+    })
+    .await;
+    // 6. deleted, then the operator restarted once more: nothing is recorded twice
     agents
         .delete("b-gent", &DeleteParams::default())
         .await
         .expect("delete");
-    let all = records_until(&path, &who, "the deletion", |r| {
+    records_until(&path, &who, "the deletion", |r| {
         r.iter().any(|r| matches!(r.kind, RecordKind::Deleted))
     })
     .await;
     operator.stop().await;
+    let before_second_restart = {
+        let store = RedbWitnessStore::open_read_only(&path).unwrap();
+        store.read(&who, TimeRange::ALL).await.unwrap()
+    };
+    let operator = start(&client, ns, &path);
+    // Nothing to wait for but time: the restarted recorder lists every Agent, Proposal,
+    // Pheromone and Event within a second or two and must find nothing new to write.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    operator.stop().await;
+    let all = {
+        let store = RedbWitnessStore::open_read_only(&path).unwrap();
+        store.read(&who, TimeRange::ALL).await.unwrap()
+    };
     assert_eq!(
-        all.iter()
-            .filter(|r| matches!(r.kind, RecordKind::ProposalFiled { .. }))
-            .count(),
+        kinds(&all),
+        kinds(&before_second_restart),
+        "nothing recorded twice across the second restart"
+    );
+    let count = |f: fn(&RecordKind) -> bool| all.iter().filter(|r| f(&r.kind)).count();
+    assert_eq!(
+        count(|k| matches!(k, RecordKind::ProposalFiled { .. })),
         1,
         "{:#?}",
         kinds(&all)
     );
     assert_eq!(
-        all.iter()
-            .filter(|r| matches!(r.kind, RecordKind::Deleted))
-            .count(),
+        count(|k| matches!(k, RecordKind::ProposalExecuted { .. })),
         1
     );
+    assert_eq!(
+        count(|k| matches!(k, RecordKind::PheromoneEmitted { .. })),
+        1
+    );
+    assert_eq!(count(|k| matches!(k, RecordKind::Deleted)), 1);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
 
-    // 6. replayed step by step: the scale diffs, and the state before the deletion
+    // 7. replayed step by step
     let steps = steps(&who, &all).unwrap();
+    // the spec diffs: created, then 3 and 2 by hand, then 4 by the proposal
     let scaled: Vec<_> = steps
         .iter()
         .filter(|s| matches!(s.record.kind, RecordKind::SpecChanged { .. }))
@@ -174,7 +232,99 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
                 .map(|op| op["value"].clone())
         })
         .collect();
-    assert_eq!(scaled, [Some(json!(3)), Some(json!(2))]);
+    assert_eq!(scaled, [Some(json!(3)), Some(json!(2)), Some(json!(4))]);
+    // phase transitions: the first one sets the phase
+    let phases: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s.record.kind, RecordKind::PhaseChanged { .. }))
+        .collect();
+    assert!(!phases.is_empty(), "{:#?}", kinds(&all));
+    assert!(
+        phases[0]
+            .diff
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["path"] == "/status/phase"),
+        "{:?}",
+        phases[0].diff
+    );
+    // condition changes the operator wrote (Ready and the others), each a diff of the conditions
+    let conditions: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s.record.kind, RecordKind::ConditionChanged { .. }))
+        .collect();
+    assert!(!conditions.is_empty(), "{:#?}", kinds(&all));
+    assert!(conditions.iter().all(|s| {
+        s.diff.as_array().unwrap().iter().all(|op| {
+            op["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/status/conditions")
+        })
+    }));
+    // the proposal: filed, decided (approved, then merged), executed with its patch and the
+    // state before it
+    let position = |f: &dyn Fn(&RecordKind) -> bool| {
+        all.iter()
+            .position(|r| f(&r.kind))
+            .unwrap_or_else(|| panic!("{:#?}", kinds(&all)))
+    };
+    let filed = position(&|k| matches!(k, RecordKind::ProposalFiled { .. }));
+    let approved = position(
+        &|k| matches!(k, RecordKind::ProposalDecided { to: Some(to), .. } if to == "Approved"),
+    );
+    let executed = position(&|k| matches!(k, RecordKind::ProposalExecuted { .. }));
+    let merged = position(
+        &|k| matches!(k, RecordKind::ProposalDecided { to: Some(to), .. } if to == "Merged"),
+    );
+    assert!(filed < approved && approved < executed && approved < merged);
+    let RecordKind::ProposalExecuted {
+        proposal,
+        success,
+        patch,
+        before,
+        ..
+    } = &all[executed].kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(proposal, "scale-b");
+    assert!(success);
+    assert_eq!(
+        patch.as_ref().unwrap()["content"],
+        json!("{\"spec\":{\"replicas\":4}}")
+    );
+    assert_eq!(
+        before.as_ref().unwrap()["spec"]["replicas"],
+        2,
+        "{before:?}"
+    );
+    let proposal_steps = steps[filed].diff.as_array().unwrap();
+    assert!(
+        proposal_steps
+            .iter()
+            .any(|op| op["path"].as_str().unwrap().starts_with("/proposals")),
+        "{proposal_steps:?}"
+    );
+    // the pheromone: in the rebuilt state from its step on
+    let emitted = position(&|k| matches!(k, RecordKind::PheromoneEmitted { .. }));
+    let state = kgents_seance::reconstruct(&who, &all[..=emitted], None).unwrap();
+    let rebuilt = state
+        .pheromones
+        .iter()
+        .find(|p| p.name == "b-gent-warning")
+        .expect("the pheromone is in the state");
+    assert_eq!(rebuilt.target.as_deref(), Some("c-gent"));
+    let before_emitted = kgents_seance::reconstruct(&who, &all[..emitted], None).unwrap();
+    assert!(before_emitted.pheromones.is_empty());
+    // an Event the operator published about it
+    let event = position(&|k| matches!(k, RecordKind::Event { .. }));
+    assert!(
+        !steps[event].diff.as_array().unwrap().is_empty(),
+        "an Event changes the state"
+    );
+    // deleted: the last step, and the state before it
     let last = steps.last().unwrap();
     assert_eq!(
         last.diff,
@@ -183,7 +333,7 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
     let before_delete = all[all.len() - 2].at;
     let state = kgents_seance::reconstruct(&who, &all, Some(before_delete)).unwrap();
     assert!(state.exists);
-    assert_eq!(state.spec["replicas"], 2);
+    assert_eq!(state.spec["replicas"], 4);
     assert!(state.proposals.contains_key("scale-b"));
     assert!(state.status.get("phase").is_some(), "{:?}", state.status);
     assert!(state.children.deployment.is_some(), "{:?}", state.children);

@@ -11,12 +11,15 @@
 //! | [`state`] | [`AgentState`], the fold [`reconstruct`] and [`steps`] (each record with its diff) |
 //! | [`observe`] | pure diffs of a new object version against the recorded state → records |
 //! | [`retention`] | [`Retention`] per agent (count, age) as a pure [`Plan`] |
+//! | `batch` | how a writer gathers records into one append: up to 5 ms or 1,000 records (feature `batching`) |
 //! | [`store`] | the [`WitnessStore`] trait, [`apply_retention`], the embedded redb store (feature `embedded`, default) and the PostgreSQL store (feature `postgres`) |
 //! | [`error`] | [`Error`] and [`Result`] |
 //!
 //! Pure except [`store`]: the record, the fold, the diffs and the retention plan do no I/O.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "batching")]
+pub mod batch;
 pub mod error;
 pub mod observe;
 pub mod record;

@@ -44,9 +44,18 @@ pub fn pheromone_agent(pheromone: &Value) -> Option<AgentRef> {
     ))
 }
 
-/// The agent an Event is about (`involvedObject` an Agent of `kgents.io`), if any.
+/// The object an Event is about: `regarding` (`events.k8s.io/v1`, what the operator publishes)
+/// or `involvedObject` (`core/v1`).
+pub fn event_object(event: &Value) -> Option<&Value> {
+    event
+        .get("regarding")
+        .or_else(|| event.get("involvedObject"))
+}
+
+/// The agent an Event is about (its `regarding`/`involvedObject` an Agent of `kgents.io`), if
+/// any.
 pub fn event_agent(event: &Value) -> Option<AgentRef> {
-    let involved = event.get("involvedObject")?;
+    let involved = event_object(event)?;
     if str_at(involved, "/kind") != Some("Agent")
         || !str_at(involved, "/apiVersion").is_some_and(|v| v.starts_with("kgents.io/"))
     {
@@ -55,6 +64,20 @@ pub fn event_agent(event: &Value) -> Option<AgentRef> {
     let namespace =
         str_at(involved, "/namespace").or_else(|| str_at(event, "/metadata/namespace"))?;
     Some(AgentRef::new(namespace, str_at(involved, "/name")?))
+}
+
+/// The Agent that owns `object` (a kgents object, e.g. a Memory), from its owner references.
+pub fn owning_agent(object: &Value) -> Option<AgentRef> {
+    let namespace = str_at(object, "/metadata/namespace")?;
+    object
+        .pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|owner| {
+            str_at(owner, "/kind") == Some("Agent")
+                && str_at(owner, "/apiVersion").is_some_and(|v| v.starts_with("kgents.io/"))
+        })
+        .and_then(|owner| Some(AgentRef::new(namespace, str_at(owner, "/name")?)))
 }
 
 /// The records a version of the Agent adds: its spec, phase, conditions, verdict and the rest of
@@ -222,24 +245,81 @@ pub fn pheromone_changes(state: &AgentState, pheromone: &Value) -> Vec<RecordKin
 }
 
 /// The record an Event about the agent adds: a new Event, or a new occurrence of one (its count
-/// went up).
+/// went up). Reads both shapes: `events.k8s.io/v1` (`note`, `series.count`, `deprecatedCount`)
+/// and `core/v1` (`message`, `count`).
 pub fn event_changes(state: &AgentState, event: &Value) -> Vec<RecordKind> {
     let Some(name) = str_at(event, "/metadata/name") else {
         return Vec::new();
     };
-    let count = event
-        .get("count")
-        .and_then(Value::as_i64)
+    let count = ["/series/count", "/count", "/deprecatedCount"]
+        .iter()
+        .filter_map(|pointer| event.pointer(pointer).and_then(Value::as_i64))
+        .max()
         .and_then(|c| i32::try_from(c).ok())
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .max(1);
     if state.events.get(name).is_some_and(|e| e.count >= count) {
         return Vec::new();
     }
+    let message = str_at(event, "/note")
+        .or_else(|| str_at(event, "/message"))
+        .unwrap_or_default();
     vec![RecordKind::Event {
         event: name.to_owned(),
         event_type: str_at(event, "/type").unwrap_or("Normal").to_owned(),
         reason: str_at(event, "/reason").unwrap_or_default().to_owned(),
-        message: str_at(event, "/message").unwrap_or_default().to_owned(),
+        message: message.to_owned(),
         count,
     }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_events_k8s_io_event_about_an_agent_is_read_with_its_series() {
+        let event = json!({
+            "metadata": {"name": "b-gent.1", "namespace": "ns"},
+            "regarding": {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "b-gent", "namespace": "ns"},
+            "reason": "Scaled", "note": "to 3", "type": "Normal",
+            "series": {"count": 4, "lastObservedTime": "2026-12-03T10:00:00.000000Z"},
+        });
+        let who = event_agent(&event).expect("about an agent");
+        assert_eq!(who, AgentRef::new("ns", "b-gent"));
+        let kinds = event_changes(&AgentState::empty(who), &event);
+        assert_eq!(
+            kinds,
+            [RecordKind::Event {
+                event: "b-gent.1".into(),
+                event_type: "Normal".into(),
+                reason: "Scaled".into(),
+                message: "to 3".into(),
+                count: 4,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_event_about_a_pod_is_no_agents() {
+        let event = json!({
+            "metadata": {"name": "p.1", "namespace": "ns"},
+            "regarding": {"apiVersion": "v1", "kind": "Pod", "name": "b-gent-0"},
+        });
+        assert_eq!(event_agent(&event), None);
+    }
+
+    #[test]
+    fn a_memory_is_owned_by_its_agent() {
+        let memory = json!({"metadata": {"name": "m", "namespace": "ns", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"},
+            {"apiVersion": "kgents.io/v1", "kind": "Agent", "name": "b-gent", "uid": "2"},
+        ]}});
+        assert_eq!(owning_agent(&memory), Some(AgentRef::new("ns", "b-gent")));
+        assert_eq!(
+            owning_agent(&json!({"metadata": {"name": "m", "namespace": "ns"}})),
+            None
+        );
+    }
 }

@@ -74,6 +74,15 @@ pub trait WitnessStore: Send + Sync {
     fn location(&self) -> String;
 }
 
+impl std::fmt::Debug for dyn WitnessStore {
+    /// Names the store by its location (never a password), so options holding one print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WitnessStore")
+            .field(&self.location())
+            .finish()
+    }
+}
+
 /// What [`apply_retention`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionReport {
@@ -83,6 +92,9 @@ pub struct RetentionReport {
     pub forgotten: usize,
     /// Records dropped in all.
     pub dropped: usize,
+    /// The agents forgotten, by name (a recorder must forget them too: their next record starts
+    /// a new history).
+    pub forgotten_agents: Vec<AgentRef>,
 }
 
 /// Applies `retention` to every agent in `store` at `now`.
@@ -116,6 +128,7 @@ pub async fn apply_retention(
                 store.compact(&recorded.agent, last, None).await?;
                 report.forgotten += 1;
                 report.dropped += records.len();
+                report.forgotten_agents.push(recorded.agent);
             }
         }
     }
