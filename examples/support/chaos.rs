@@ -53,6 +53,9 @@ pub struct ChildView {
     /// The uids of the kgents objects (Agents, Memories, Umwelts...) named in its owner
     /// references.
     pub owners: Vec<String>,
+    /// For a claim without owners, the Memory its `kgents.io/memory` label names: a RETAIN or
+    /// COMPOST claim, which survives its Memory by design.
+    pub retained_memory: Option<String>,
 }
 
 /// A Proposal as the checks see it.
@@ -172,7 +175,8 @@ pub fn check(snapshot: &Snapshot) -> Findings {
         .chain(snapshot.other_owners.iter().map(String::as_str))
         .collect();
     for child in &snapshot.children {
-        if !child.owners.iter().any(|o| uids.contains(o.as_str())) {
+        let retained = child.owners.is_empty() && child.retained_memory.is_some();
+        if !retained && !child.owners.iter().any(|o| uids.contains(o.as_str())) {
             findings
                 .orphans
                 .push(format!("{} {}", child.kind, child.name));
