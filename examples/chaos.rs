@@ -24,6 +24,10 @@
 //!   re-assessed by the controller: the one the webhook would deny is rejected, never executed.
 //! - `leader-change`: two operator processes with leader election; the leader is killed as soon
 //!   as a proposal is Approved (before or while it executes); the patch is applied exactly once.
+//! - `model-blackhole`: 100 Agents with cognitive probes on a fake model, then on a listener that
+//!   accepts and never answers, while 50 plain Agents and 50 Pheromones are created: the Agent
+//!   and Pheromone controllers' reconcile latency (the operator's histogram, from its /metrics)
+//!   and the plain Agents' time to status, with and without the black hole.
 //!
 //! After each fault it polls the namespace until everything converged (see
 //! `examples/support/chaos.rs`: no orphaned child, every live Agent's status current and
@@ -63,17 +67,20 @@ use serde_json::json;
 
 #[path = "support/chaos.rs"]
 mod chaos;
+#[path = "../kgents-operator/tests/support_cognitive/fake_model.rs"]
+mod fake_model;
 #[path = "support/measure.rs"]
 mod measure;
 use chaos::{AgentView, ChildView, Findings, Outcome, ProposalView, Random, Snapshot};
 
 /// Every scenario, in the order `all` runs them.
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "operator-kill",
     "apiserver-restart",
     "etcd-pause",
     "webhook-down",
     "leader-change",
+    "model-blackhole",
 ];
 
 #[derive(Parser, Debug, Clone)]
@@ -122,6 +129,9 @@ struct Args {
     /// Internal (with --operator): serve the T-gent webhook on this port of 127.0.0.1.
     #[arg(long, hide = true)]
     webhook_port: Option<u16>,
+    /// Internal (with --operator): run the cognitive probes.
+    #[arg(long, hide = true)]
+    probes: bool,
 }
 
 #[tokio::main]
@@ -192,7 +202,8 @@ async fn main() -> Result<()> {
                 churn_scenario(&bed, Fault::EtcdPause, args.fault_runs, &mut random).await
             }
             "webhook-down" => webhook_down(&bed).await,
-            _ => leader_change(&bed, args.fault_runs, &mut random).await,
+            "leader-change" => leader_change(&bed, args.fault_runs, &mut random).await,
+            _ => model_blackhole(&bed).await,
         }
         .with_context(|| format!("scenario {scenario}"))?;
         eprintln!(
@@ -243,7 +254,7 @@ async fn operator_process(args: Args) -> Result<()> {
         namespace: Some(namespace.clone()),
         ..OperatorConfig::default()
     };
-    config.probes.enabled = false;
+    config.probes.enabled = args.probes;
     let options = RunOptions {
         config,
         http_addr: args.http_addr,
@@ -342,6 +353,17 @@ impl OperatorProcess {
         identity: Option<&str>,
         webhook_port: Option<u16>,
     ) -> Result<Self> {
+        Self::start_with(bed, namespace, identity, webhook_port, false).await
+    }
+
+    /// [`OperatorProcess::start`], with the cognitive probes on when `probes`.
+    async fn start_with(
+        bed: &Bed,
+        namespace: &str,
+        identity: Option<&str>,
+        webhook_port: Option<u16>,
+        probes: bool,
+    ) -> Result<Self> {
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let n = bed.spawned.fetch_add(1, Ordering::SeqCst);
         let log = bed.log_dir.join(format!("operator-{n}-{namespace}.log"));
@@ -362,6 +384,9 @@ impl OperatorProcess {
         }
         if let Some(port) = webhook_port {
             command.arg("--webhook-port").arg(port.to_string());
+        }
+        if probes {
+            command.arg("--probes");
         }
         let child = command
             .spawn()
@@ -1460,5 +1485,205 @@ async fn leader_change(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         checked: "the patch applied exactly once (Applied Events, the target's replicas)".into(),
         broken,
         converge: times,
+    })
+}
+
+/// The API key the model fakes accept and the probed agents' Secret holds.
+const MODEL_KEY: &str = "sk-chaos-fake-0123456789";
+
+/// A TCP listener on 127.0.0.1 that accepts every connection, reads it and never answers:
+/// a model endpoint that black-holes requests.
+async fn black_hole() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buffer = [0u8; 4096];
+                while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// What one half of `model-blackhole` measured.
+struct ModelRun {
+    agent: chaos::HistogramDelta,
+    pheromone: chaos::HistogramDelta,
+    to_status: Vec<Duration>,
+    missing: usize,
+}
+
+/// 100 probed agents whose model is at `endpoint`, then plain Agents and Pheromones created
+/// meanwhile; the Agent and Pheromone controllers' reconcile latency over that work.
+async fn model_run(bed: &Bed, endpoint: &str, probed: usize) -> Result<ModelRun> {
+    use k8s_openapi::api::core::v1::Secret;
+    let scene = scene(bed, "chaos-model").await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "model-key"},
+        "stringData": {"apiKey": MODEL_KEY},
+    }))?;
+    Api::<Secret>::namespaced(bed.client.clone(), &scene.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let operator = OperatorProcess::start_with(bed, &scene.namespace, None, None, true).await?;
+    let probed_agents = futures::stream::iter(0..probed)
+        .map(|i| {
+            let agents = scene.agents.clone();
+            let endpoint = endpoint.to_owned();
+            async move {
+                let agent: Agent = serde_json::from_value(json!({
+                    "apiVersion": "kgents.io/v1", "kind": "Agent",
+                    "metadata": {"name": format!("probed-{i:03}")},
+                    "spec": {
+                        "genus": "B", "replicas": 1,
+                        "model": {"provider": fake_model::Wire::OpenAi.provider(),
+                                  "name": format!("probed-{i:03}"), "endpoint": endpoint,
+                                  "secretRef": {"name": "model-key", "key": "apiKey"}},
+                        "health": {"type": "COGNITIVE_PROBE", "intervalSeconds": 5, "timeoutSeconds": 4},
+                    },
+                }))?;
+                agents.create(&PostParams::default(), &agent).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    probed_agents.into_iter().collect::<Result<Vec<()>>>()?;
+    // Let the probes run (their interval is 5 s, their timeout 4 s) before measuring.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let before = measure::http_get(operator.http, "/metrics")
+        .await
+        .context("scraping the operator's /metrics")?;
+    let plain = 50;
+    let pheromone_yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/pheromone-warning.yaml"),
+    )?;
+    let pheromones: Api<Pheromone> = Api::namespaced(bed.client.clone(), &scene.namespace);
+    let mut created = BTreeMap::new();
+    for i in 0..plain {
+        let name = format!("plain-{i:03}");
+        scene
+            .agents
+            .create(&PostParams::default(), &new_agent(&name)?)
+            .await?;
+        created.insert(name, Instant::now());
+        let mut pheromone: Pheromone = serde_saphyr::from_str(&pheromone_yaml)?;
+        pheromone.metadata.name = Some(format!("warning-{i:03}"));
+        pheromones
+            .create(&PostParams::default(), &pheromone)
+            .await?;
+    }
+    let mut to_status = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(bed.args.deadline);
+    while to_status.len() < plain && Instant::now() < deadline {
+        for agent in scene.agents.list(&ListParams::default()).await?.items {
+            let name = agent.name_any();
+            let Some(at) = created.get(&name) else {
+                continue;
+            };
+            let current = agent
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .is_some_and(|g| Some(g) == agent.metadata.generation);
+            if current
+                && agent
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.deployment.as_ref())
+                    .is_some()
+            {
+                to_status.entry(name).or_insert_with(|| at.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = measure::http_get(operator.http, "/metrics")
+        .await
+        .context("scraping the operator's /metrics")?;
+    let metric = "kgents_reconcile_duration_seconds";
+    drop(operator);
+    delete_namespace(bed, &scene.namespace).await;
+    Ok(ModelRun {
+        agent: chaos::histogram_delta(&before, &after, metric, "agent"),
+        pheromone: chaos::histogram_delta(&before, &after, metric, "pheromone"),
+        missing: plain - to_status.len(),
+        to_status: to_status.into_values().collect(),
+    })
+}
+
+/// Milliseconds of an optional figure in seconds, for the table.
+fn millis(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) if s.is_finite() => format!("{:.0} ms", s * 1000.0),
+        Some(_) => "> 16 s".to_owned(),
+        None => "—".to_owned(),
+    }
+}
+
+/// The other controllers' latency with 100 probed agents on a normal and a black-holed model.
+async fn model_blackhole(bed: &Bed) -> Result<Outcome> {
+    let probed = bed.args.agents.min(100);
+    let fake = fake_model::FakeModel::start(fake_model::Wire::OpenAi, MODEL_KEY).await;
+    let hole = black_hole().await?;
+    let normal = model_run(bed, &fake.endpoint(), probed).await?;
+    let holed = model_run(bed, &format!("http://{hole}/v1"), probed).await?;
+    let mut broken = Vec::new();
+    let describe = |run: &ModelRun| {
+        let (median, worst) = chaos::median_and_worst(&run.to_status).unwrap_or_default();
+        format!(
+            "agent mean {} p99 ≤ {}, pheromone mean {} p99 ≤ {}, plain Agent status {:.1} s / {:.1} s",
+            millis(run.agent.mean()),
+            millis(run.agent.quantile_bound(0.99)),
+            millis(run.pheromone.mean()),
+            millis(run.pheromone.quantile_bound(0.99)),
+            median.as_secs_f64(),
+            worst.as_secs_f64()
+        )
+    };
+    let (normal_text, holed_text) = (describe(&normal), describe(&holed));
+    eprintln!("   normal model:      {normal_text}");
+    eprintln!("   black-holed model: {holed_text}");
+    for (label, run) in [("normal", &normal), ("black-holed", &holed)] {
+        if run.missing > 0 {
+            broken.push(format!(
+                "{label}: {} plain Agents got no status",
+                run.missing
+            ));
+        }
+    }
+    // Kept means: the black hole may cost the other controllers at most twice their latency
+    // (plus 50 ms for the noise of a shared machine).
+    for (controller, n, h) in [
+        ("agent", &normal.agent, &holed.agent),
+        ("pheromone", &normal.pheromone, &holed.pheromone),
+    ] {
+        if let (Some(n), Some(h)) = (n.mean(), h.mean())
+            && h > 2.0 * n + 0.05
+        {
+            broken.push(format!(
+                "{controller} reconciles took {:.0} ms with the black hole against {:.0} ms",
+                h * 1000.0,
+                n * 1000.0
+            ));
+        }
+    }
+    Ok(Outcome {
+        scenario: "model-blackhole".into(),
+        runs: 2,
+        conditions: format!(
+            "{probed} probed Agents (every 5 s, timeout 4 s) on a fake model, then on a listener \
+             that never answers; 50 plain Agents and 50 Pheromones created meanwhile"
+        ),
+        checked: format!(
+            "reconcile latency (the operator's histogram) and time to status; normal: \
+             {normal_text}; black-holed: {holed_text}"
+        ),
+        broken,
+        converge: holed.to_status.clone(),
     })
 }

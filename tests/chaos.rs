@@ -277,3 +277,30 @@ fn wait_with_deadline(mut guard: common::ChildGuard, within: Duration) -> std::p
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+#[test]
+fn the_reconcile_histogram_is_read_between_two_scrapes() {
+    let scrape = |count: u32, sum: f64, fast: u32| {
+        format!(
+            "# TYPE kgents_reconcile_duration_seconds histogram\n\
+             kgents_reconcile_duration_seconds_sum{{controller=\"agent\"}} {sum}\n\
+             kgents_reconcile_duration_seconds_count{{controller=\"agent\"}} {count}\n\
+             kgents_reconcile_duration_seconds_bucket{{controller=\"agent\",le=\"0.001\"}} 0\n\
+             kgents_reconcile_duration_seconds_bucket{{le=\"0.016\",controller=\"agent\"}} {fast}\n\
+             kgents_reconcile_duration_seconds_bucket{{controller=\"agent\",le=\"+Inf\"}} {count}\n\
+             kgents_reconcile_duration_seconds_count{{controller=\"pheromone\"}} 99\n"
+        )
+    };
+    let delta = chaos::histogram_delta(
+        &scrape(10, 0.5, 10),
+        &scrape(110, 2.5, 109),
+        "kgents_reconcile_duration_seconds",
+        "agent",
+    );
+    assert_eq!(delta.count, 100.0);
+    assert_eq!(delta.mean(), Some(0.02));
+    assert_eq!(delta.quantile_bound(0.5), Some(0.016));
+    assert_eq!(delta.quantile_bound(0.999), Some(f64::INFINITY));
+    let none = chaos::histogram_delta("", "", "kgents_reconcile_duration_seconds", "agent");
+    assert_eq!((none.mean(), none.quantile_bound(0.99)), (None, None));
+}

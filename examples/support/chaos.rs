@@ -368,3 +368,103 @@ impl Random {
         }
     }
 }
+
+/// What a Prometheus histogram of one label set counted between two scrapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramDelta {
+    /// Observations between the scrapes.
+    pub count: f64,
+    /// Their sum.
+    pub sum: f64,
+    /// Cumulative counts by upper bound (`le`), ascending, `+Inf` last.
+    pub buckets: Vec<(f64, f64)>,
+}
+
+impl HistogramDelta {
+    /// The mean observation; None without observations.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0.0).then(|| self.sum / self.count)
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (e.g. 0.99): an upper estimate, as
+    /// Prometheus' buckets allow; None without observations.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        if self.count <= 0.0 {
+            return None;
+        }
+        self.buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= q * self.count)
+            .map(|(le, _)| *le)
+    }
+}
+
+/// The samples of `metric` (`<metric>_count`, `_sum`, `_bucket`) whose labels include
+/// `controller="<controller>"`, as `(le or None, value)` pairs by suffix.
+fn histogram_samples(text: &str, metric: &str, controller: &str) -> (f64, f64, Vec<(f64, f64)>) {
+    let wanted = format!("controller=\"{controller}\"");
+    let (mut count, mut sum, mut buckets) = (0.0, 0.0, Vec::new());
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric) else {
+            continue;
+        };
+        let Some((name_and_labels, value)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let (suffix, labels) = name_and_labels
+            .split_once('{')
+            .map_or((name_and_labels, ""), |(s, l)| (s, l.trim_end_matches('}')));
+        if !labels.split(',').any(|l| l == wanted) {
+            continue;
+        }
+        match suffix {
+            "_count" => count = value,
+            "_sum" => sum = value,
+            "_bucket" => {
+                let le = labels
+                    .split(',')
+                    .find_map(|l| l.strip_prefix("le=\""))
+                    .map(|v| v.trim_end_matches('"'));
+                let bound = match le {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(v) => match v.parse() {
+                        Ok(b) => b,
+                        Err(_) => continue,
+                    },
+                    None => continue,
+                };
+                buckets.push((bound, value));
+            }
+            _ => {}
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (count, sum, buckets)
+}
+
+/// What histogram `metric` of `controller` counted between the OpenMetrics texts `before` and
+/// `after`.
+pub fn histogram_delta(
+    before: &str,
+    after: &str,
+    metric: &str,
+    controller: &str,
+) -> HistogramDelta {
+    let (c0, s0, b0) = histogram_samples(before, metric, controller);
+    let (c1, s1, b1) = histogram_samples(after, metric, controller);
+    let buckets = b1
+        .iter()
+        .map(|(le, v)| {
+            let earlier = b0.iter().find(|(l, _)| l == le).map_or(0.0, |(_, v)| *v);
+            (*le, v - earlier)
+        })
+        .collect();
+    HistogramDelta {
+        count: c1 - c0,
+        sum: s1 - s0,
+        buckets,
+    }
+}
