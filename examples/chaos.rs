@@ -1558,7 +1558,7 @@ async fn model_run(bed: &Bed, endpoint: &str, probed: usize) -> Result<ModelRun>
     let before = measure::http_get(operator.http, "/metrics")
         .await
         .context("scraping the operator's /metrics")?;
-    let plain = 50;
+    let plain = probed.div_ceil(2).min(50);
     let pheromone_yaml = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/pheromone-warning.yaml"),
     )?;
@@ -1677,7 +1677,8 @@ async fn model_blackhole(bed: &Bed) -> Result<Outcome> {
         runs: 2,
         conditions: format!(
             "{probed} probed Agents (every 5 s, timeout 4 s) on a fake model, then on a listener \
-             that never answers; 50 plain Agents and 50 Pheromones created meanwhile"
+             that never answers; {plain} plain Agents and {plain} Pheromones created meanwhile",
+            plain = probed.div_ceil(2).min(50)
         ),
         checked: format!(
             "reconcile latency (the operator's histogram) and time to status; normal: \

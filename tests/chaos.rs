@@ -1,6 +1,7 @@
 //! The chaos runs' checks on hand-made snapshots (each check sees what it must), and the short
 //! version of every chaos scenario: the `chaos` example run on its own testbed with 30 Agents,
-//! two operator kills and one fault of each other kind; every scenario must hold.
+//! two operator kills, one fault of each other kind and 30 probed agents on a black-holed model;
+//! every scenario must hold.
 //!
 //! The example is run as a program (it re-executes itself as the operator process, so a kill is
 //! a real SIGKILL): `scripts/test` builds `target/debug/examples/chaos` first.
@@ -238,6 +239,7 @@ fn every_chaos_scenario_holds_in_its_short_version() {
         "etcd-pause",
         "webhook-down",
         "leader-change",
+        "model-blackhole",
     ] {
         let row = stdout
             .lines()
