@@ -306,3 +306,43 @@ fn the_reconcile_histogram_is_read_between_two_scrapes() {
     let none = chaos::histogram_delta("", "", "kgents_reconcile_duration_seconds", "agent");
     assert_eq!((none.mean(), none.quantile_bound(0.99)), (None, None));
 }
+
+#[test]
+fn a_run_of_some_scenarios_replaces_their_rows_and_keeps_the_others() {
+    let outcome = |scenario: &str, runs: usize| Outcome {
+        scenario: scenario.into(),
+        runs,
+        conditions: "c".into(),
+        checked: "k".into(),
+        broken: vec![],
+        converge: vec![],
+    };
+    let empty = format!(
+        "# R\n{}\nNot yet run.\n{}\n",
+        chaos::TABLE_START,
+        chaos::TABLE_END
+    );
+    let first = chaos::merge_rows(
+        &empty,
+        "first run",
+        &chaos::table(&[outcome("operator-kill", 2), outcome("etcd-pause", 1)]),
+    )
+    .expect("markers");
+    assert!(!first.contains("Not yet run."));
+    let second = chaos::merge_rows(
+        &first,
+        "second run",
+        &chaos::table(&[outcome("operator-kill", 20)]),
+    )
+    .expect("markers");
+    let rows: Vec<&str> = second.lines().filter(|l| l.starts_with("| `")).collect();
+    assert_eq!(rows.len(), 2, "{second}");
+    assert!(rows[0].starts_with("| `etcd-pause` |"), "{second}");
+    assert!(
+        rows[1].starts_with("| `operator-kill` | c | 20 |"),
+        "{second}"
+    );
+    assert!(second.contains("second run") && !second.contains("first run"));
+    let separators = second.lines().filter(|l| l.starts_with("|---")).count();
+    assert_eq!(separators, 1, "one header: {second}");
+}

@@ -326,6 +326,42 @@ pub fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// The table between the markers of `document` with the rows of `generated` (a [`table`])
+/// replacing the rows of the same scenarios and the others kept, preceded by `note`: a run of
+/// some scenarios updates their rows only. An error says which marker is missing.
+pub fn merge_rows(document: &str, note: &str, generated: &str) -> Result<String, String> {
+    let current = between_markers(document)?;
+    let is_row = |l: &&str| l.starts_with("| `");
+    let scenario_of = |l: &str| l.split('`').nth(1).map(str::to_owned);
+    let new_rows: Vec<&str> = generated.lines().filter(is_row).collect();
+    let new_scenarios: Vec<Option<String>> = new_rows.iter().map(|l| scenario_of(l)).collect();
+    let mut rows: Vec<String> = current
+        .lines()
+        .filter(is_row)
+        .filter(|l| !new_scenarios.contains(&scenario_of(l)))
+        .map(str::to_owned)
+        .collect();
+    rows.extend(new_rows.iter().map(|l| (*l).to_owned()));
+    let header: Vec<&str> = generated.lines().take_while(|l| !is_row(l)).collect();
+    let mut table = format!("{}\n\n{}\n", note.trim_end(), header.join("\n").trim_end());
+    for row in rows {
+        table.push_str(&row);
+        table.push('\n');
+    }
+    splice(document, &table)
+}
+
+/// The text between the [`TABLE_START`] and [`TABLE_END`] lines of `document`.
+fn between_markers(document: &str) -> Result<&str, String> {
+    let start = document.find(TABLE_START).ok_or_else(|| {
+        format!("the document has no line `{TABLE_START}`; add it where the table goes")
+    })? + TABLE_START.len();
+    let end = document[start..]
+        .find(TABLE_END)
+        .ok_or_else(|| format!("the document has no line `{TABLE_END}` after `{TABLE_START}`"))?;
+    Ok(&document[start..start + end])
+}
+
 /// `document` with the text between the [`TABLE_START`] and [`TABLE_END`] lines replaced by
 /// `generated`; an error saying which marker is missing otherwise.
 pub fn splice(document: &str, generated: &str) -> Result<String, String> {
