@@ -31,12 +31,12 @@
 //!
 //! After each fault it polls the namespace until everything converged (see
 //! `examples/support/chaos.rs`: no orphaned child, every live Agent's status current and
-//! Running, every proposal finished, none executed twice, no target reverted) or a deadline
+//! Running, every proposal finished, none announced as applied twice, no target reverted) or a deadline
 //! passed, and records the time from the end of the fault. It prints a table and, with
 //! `--markdown FILE`, rewrites the table between the chaos markers of FILE. Exits 1 when any
 //! check broke.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -911,11 +911,13 @@ async fn applied_events(client: &Client, namespace: &str) -> Result<BTreeMap<Str
 }
 
 /// Polls the namespace until it converged or `deadline` passed; the time it took and the last
-/// findings. Findings that never heal (a double execution) end the wait at once.
+/// findings, without the repeated `Applied` Events of `known_repeats` (counted by an earlier
+/// run: they never heal).
 async fn converge(
     scene: &Scene,
     client: &Client,
     deadline: Duration,
+    known_repeats: &BTreeSet<String>,
 ) -> Result<(Duration, Findings)> {
     let began = Instant::now();
     let mut next_report = Duration::from_secs(10);
@@ -940,8 +942,8 @@ async fn converge(
             );
             next_report += Duration::from_secs(10);
         }
-        if findings.converged() || !findings.executed_twice.is_empty() || began.elapsed() > deadline
-        {
+        let findings = findings.without_known_repeats(known_repeats);
+        if findings.converged() || began.elapsed() > deadline {
             return Ok((began.elapsed(), findings));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -958,7 +960,7 @@ async fn churn_scenario(
     let (prefix, checked) = match fault {
         Fault::Kill => (
             "chaos-kill",
-            "orphans, status current, proposals finished, none executed twice or reverted",
+            "orphans, status current, proposals finished, none announced applied twice or reverted",
         ),
         Fault::ApiserverRestart => (
             "chaos-apiserver",
@@ -978,6 +980,7 @@ async fn churn_scenario(
     let deadline = Duration::from_secs(bed.args.deadline);
     let mut broken = Vec::new();
     let mut times = Vec::new();
+    let mut repeats = BTreeSet::new();
     for run in 0..runs {
         let ops = churn.wave(run, bed.args.agents, random);
         let fault_at = random.below(ops.len());
@@ -1024,7 +1027,8 @@ async fn churn_scenario(
         written?;
         let fault_ended = fault_ended?;
         let writes_done = Instant::now();
-        let (_, findings) = converge(&scene, &bed.client, deadline).await?;
+        let (_, findings) = converge(&scene, &bed.client, deadline, &repeats).await?;
+        repeats.extend(findings.repeated_names());
         let since_fault = fault_ended.elapsed();
         let same_process = fault == Fault::Kill || (operator.pid() == pid && operator.alive());
         eprintln!(
@@ -1304,8 +1308,13 @@ async fn webhook_down(bed: &Bed) -> Result<Outcome> {
     // 3. The operator comes back (and registers its webhook again).
     operator = OperatorProcess::start(bed, &scene.namespace, None, Some(port)).await?;
     let restarted = Instant::now();
-    let (_, findings) =
-        converge(&scene, &bed.client, Duration::from_secs(bed.args.deadline)).await?;
+    let (_, findings) = converge(
+        &scene,
+        &bed.client,
+        Duration::from_secs(bed.args.deadline),
+        &BTreeSet::new(),
+    )
+    .await?;
     let elapsed = restarted.elapsed();
     let denied = scene.proposals.get(denied_name).await?;
     let denied_phase = denied.status.as_ref().and_then(|s| s.phase);
@@ -1389,8 +1398,13 @@ async fn leader_change(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
     let mut times = Vec::new();
     let mut during_execution = 0;
     for run in 0..runs {
-        let (_, findings) =
-            converge(&scene, &bed.client, Duration::from_secs(bed.args.deadline)).await?;
+        let (_, findings) = converge(
+            &scene,
+            &bed.client,
+            Duration::from_secs(bed.args.deadline),
+            &BTreeSet::new(),
+        )
+        .await?;
         if !findings.converged() {
             broken.push(format!("before run {run}: {}", findings.summary()));
             break;
@@ -1445,8 +1459,13 @@ async fn leader_change(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         }
         operators[leader] =
             OperatorProcess::start(bed, &scene.namespace, Some(identities[leader]), None).await?;
-        let (_, findings) =
-            converge(&scene, &bed.client, Duration::from_secs(bed.args.deadline)).await?;
+        let (_, findings) = converge(
+            &scene,
+            &bed.client,
+            Duration::from_secs(bed.args.deadline),
+            &BTreeSet::new(),
+        )
+        .await?;
         let merged = scene.proposals.get(&name).await?;
         let merged_phase = merged.status.as_ref().and_then(|s| s.phase);
         let snapshot = snapshot(&bed.client, &scene.namespace).await?;

@@ -132,6 +132,10 @@ fn a_double_execution_and_a_reverted_target_are_found() {
     snapshot.agents[0].status_replicas = Some(2);
     let findings = chaos::check(&snapshot);
     assert_eq!(findings.executed_twice, vec!["scale-1 (2×)"]);
+    let known = std::collections::BTreeSet::from(["scale-1".to_owned()]);
+    let without = findings.clone().without_known_repeats(&known);
+    assert!(without.executed_twice.is_empty());
+    assert_eq!(findings.repeated_names().collect::<Vec<_>>(), ["scale-1"]);
     assert_eq!(findings.reverted, vec!["a"]);
 }
 

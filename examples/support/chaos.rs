@@ -107,7 +107,9 @@ pub struct Findings {
     pub deleting: Vec<String>,
     /// Proposals not in a final phase.
     pub unfinished_proposals: Vec<String>,
-    /// Proposals whose patch was applied more than once.
+    /// Proposals whose `Applied` transition was announced more than once (`name (n×)`): a
+    /// second execution, or the transition recorded again from a stale copy. The patch's own
+    /// effect is checked by [`Findings::reverted`].
     pub executed_twice: Vec<String>,
     /// Agents whose spec shows a proposal other than the last one executed on them.
     pub reverted: Vec<String>,
@@ -127,7 +129,10 @@ impl Findings {
             ("stale status", self.stale_status.len()),
             ("agents stuck deleting", self.deleting.len()),
             ("unfinished proposals", self.unfinished_proposals.len()),
-            ("proposals executed twice", self.executed_twice.len()),
+            (
+                "proposals with a repeated Applied Event",
+                self.executed_twice.len(),
+            ),
             ("reverted targets", self.reverted.len()),
         ]
     }
@@ -502,5 +507,22 @@ pub fn histogram_delta(
         count: c1 - c0,
         sum: s1 - s0,
         buckets,
+    }
+}
+
+impl Findings {
+    /// The findings without the repeated-`Applied` proposals in `known` (names): those counted
+    /// by an earlier run, which never heal.
+    pub fn without_known_repeats(mut self, known: &BTreeSet<String>) -> Self {
+        self.executed_twice
+            .retain(|entry| !known.contains(entry.split(" (").next().unwrap_or(entry)));
+        self
+    }
+
+    /// The names of the proposals with a repeated `Applied` Event.
+    pub fn repeated_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.executed_twice
+            .iter()
+            .map(|entry| entry.split(" (").next().unwrap_or(entry).to_owned())
     }
 }
