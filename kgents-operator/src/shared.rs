@@ -465,6 +465,7 @@ async fn fan_out<K: Watched>(
         .default_backoff()
         .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .boxed();
+    let mut listing = Vec::new();
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -473,26 +474,53 @@ async fn fan_out<K: Watched>(
                 continue;
             }
         };
-        writer.apply_watcher_event(&event);
         if matches!(event, watcher::Event::InitDone) {
             ready.send_replace(true);
         }
-        let shared = match event {
-            watcher::Event::Apply(object) => {
-                // The store holds this very version now: share its copy.
-                let cached = store.get(&ObjectRef::from_obj(&object));
-                Some(Event::Applied(cached.unwrap_or_else(|| Arc::new(object))))
-            }
-            watcher::Event::InitApply(object) => Some(Event::Applied(Arc::new(object))),
-            watcher::Event::Delete(object) => Some(Event::Deleted(Arc::new(object))),
-            watcher::Event::InitDone => Some(Event::Relisted),
-            watcher::Event::Init => None,
-        };
-        if let Some(shared) = shared {
+        let shared = relay(event, &mut writer, &store, &mut listing);
+        if !shared.is_empty() {
             let _sending = gate.lock().unwrap_or_else(|p| p.into_inner());
-            // No subscriber is not an error: the store is still kept.
-            let _ = sender.send(shared);
+            for event in shared {
+                // No subscriber is not an error: the store is still kept.
+                let _ = sender.send(event);
+            }
         }
+    }
+}
+
+/// Applies one watcher event to the store and returns what to tell the subscribers. The
+/// objects of a (re)list are announced only at its end: the store takes the new list at
+/// `InitDone`, so an object announced as it is listed — one created while the watch was down,
+/// e.g. across an API server restart — is not yet in the store, and a controller that looks it
+/// up there drops its reconcile; nothing would reconcile it again.
+fn relay<K: Watched>(
+    event: watcher::Event<K>,
+    writer: &mut reflector::store::Writer<K>,
+    store: &Store<K>,
+    listing: &mut Vec<ObjectRef<K>>,
+) -> Vec<Event<K>> {
+    writer.apply_watcher_event(&event);
+    match event {
+        watcher::Event::Apply(object) => {
+            // The store holds this very version now: share its copy.
+            let cached = store.get(&ObjectRef::from_obj(&object));
+            vec![Event::Applied(cached.unwrap_or_else(|| Arc::new(object)))]
+        }
+        watcher::Event::Delete(object) => vec![Event::Deleted(Arc::new(object))],
+        watcher::Event::Init => {
+            listing.clear();
+            Vec::new()
+        }
+        watcher::Event::InitApply(object) => {
+            listing.push(ObjectRef::from_obj(&object));
+            Vec::new()
+        }
+        watcher::Event::InitDone => listing
+            .drain(..)
+            .filter_map(|listed| store.get(&listed))
+            .map(Event::Applied)
+            .chain(std::iter::once(Event::Relisted))
+            .collect(),
     }
 }
 
@@ -591,6 +619,39 @@ mod tests {
             Event::Deleted(a) => format!("deleted {}", a.name_any()),
             Event::Relisted => "relisted".to_owned(),
         }
+    }
+
+    #[test]
+    fn a_relisted_object_is_announced_once_the_store_holds_it() {
+        let (store, mut writer) = reflector::store::<Agent>();
+        let mut listing = Vec::new();
+        let mut relay = |event| relay(event, &mut writer, &store, &mut listing);
+        assert!(relay(watcher::Event::Init).is_empty());
+        assert!(relay(watcher::Event::InitApply(named("a"))).is_empty());
+        assert_eq!(relay(watcher::Event::InitDone).len(), 2);
+        // The watch broke; "b" was created meanwhile and comes with the re-list.
+        assert!(relay(watcher::Event::Init).is_empty());
+        assert!(relay(watcher::Event::InitApply(named("a"))).is_empty());
+        assert!(relay(watcher::Event::InitApply(named("b"))).is_empty());
+        // Until the list ends the store still holds the old list, without "b".
+        assert!(store.get(&ObjectRef::from_obj(&named("b"))).is_none());
+        let announced = relay(watcher::Event::InitDone);
+        let names: Vec<String> = announced.iter().map(name_of).collect();
+        assert_eq!(names, ["applied a", "applied b", "relisted"]);
+        // What a controller does with an announcement: look the object up in the store.
+        assert!(
+            store
+                .get(&ObjectRef::from_obj(&named("b")))
+                .is_some_and(|b| b.name_any() == "b"),
+            "b is in the store when it is announced"
+        );
+        let changed = relay(watcher::Event::Apply(named("c")));
+        assert_eq!(
+            changed.iter().map(name_of).collect::<Vec<_>>(),
+            ["applied c"]
+        );
+        let gone = relay(watcher::Event::Delete(named("a")));
+        assert_eq!(gone.iter().map(name_of).collect::<Vec<_>>(), ["deleted a"]);
     }
 
     #[tokio::test]
