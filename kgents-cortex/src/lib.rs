@@ -22,6 +22,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`auth`] | the TCP listener's protection: TLS files, the bearer token checked in constant time, exposure rules |
 //! | [`server`] | [`CortexService`], the message limits, [`server::router`] with health and reflection |
 //! | [`daemon`] | [`daemon::serve`]: the whole daemon assembled over a kube client (what `kgents cortex serve` runs) |
 //! | [`cache`] | [`WatchCache`]: the caches as a `ClusterView`; [`cache::Debounce`] |
@@ -35,6 +36,7 @@
 //! | [`error`] | [`Error`], [`Result`] |
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod daemon;
