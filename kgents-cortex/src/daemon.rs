@@ -37,6 +37,8 @@ pub struct Options {
     pub model: Option<Arc<ConceptModel>>,
     /// Serve the Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Serve gRPC health alone, in plain text, on this address (for kubelet's gRPC probes).
+    pub health: Option<SocketAddr>,
     /// The ghost cache to keep warm (none: no snapshots written).
     pub ghost_root: Option<PathBuf>,
     /// Each `Observe` subscriber's buffer, in changes.
@@ -55,6 +57,7 @@ impl Options {
             token: None,
             model: None,
             metrics: None,
+            health: None,
             ghost_root: None,
             buffer: DEFAULT_CAPACITY,
             deadline: kgents_logos::live::DEFAULT_DEADLINE,
@@ -71,6 +74,8 @@ pub struct Listening {
     pub tcp: Option<SocketAddr>,
     /// The metrics address bound, if any.
     pub metrics: Option<SocketAddr>,
+    /// The health-only address bound, if any.
+    pub health: Option<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves; `ready` is called once it listens.
@@ -104,6 +109,14 @@ pub async fn serve(
             tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("binding the metrics address {addr}"), e))?,
+        ),
+        None => None,
+    };
+    let health_listener = match options.health {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("binding the health address {addr}"), e))?,
         ),
         None => None,
     };
@@ -143,6 +156,17 @@ pub async fn serve(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), until(stopped.clone()));
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let health_addr = health_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = health_listener {
+        let served = server::health_router()
+            .await
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), until(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = served.await {
+                tracing::warn!(%error, "the health endpoint failed");
+            }
+        });
+    }
     if let Some(listener) = metrics_listener {
         let service = service.clone();
         let app = axum::Router::new().route(
@@ -187,6 +211,7 @@ pub async fn serve(
         socket: socket_file.path().to_owned(),
         tcp: tcp_addr,
         metrics: metrics_addr,
+        health: health_addr,
     });
     let served = async {
         match tcp_served {

@@ -278,4 +278,59 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn model_tokens_and_budget_refusals_are_counted() {
+        use kgents_logos::concept::{ConceptAnswer, ConceptOutput, Definition, TokenUsage};
+        let metrics = Metrics::new();
+        let usage = TokenUsage {
+            input: 120,
+            output: 40,
+            total: 160,
+            estimated: false,
+            budget: Some(1000),
+            left: Some(840),
+        };
+        let answer = Outcome::Concept(ConceptAnswer {
+            path: "concept.define".into(),
+            model: "m".into(),
+            attempts: 1,
+            answer: ConceptOutput::Definition(Definition {
+                term: "t".into(),
+                definition: "d".into(),
+                examples: Vec::new(),
+                related: Vec::new(),
+            }),
+            usage: usage.clone(),
+        });
+        metrics.record_model("concept.define", &Ok(answer));
+        metrics.record_model(
+            "concept.define",
+            &Err(kgents_logos::Error::InvalidAnswer {
+                path: "concept.define".into(),
+                attempts: 2,
+                reason: "r".into(),
+                usage: Box::new(usage),
+            }),
+        );
+        metrics.record_model(
+            "concept.refine",
+            &Err(kgents_logos::Error::BudgetExhausted {
+                caller: "c".into(),
+                path: "concept.refine".into(),
+                limit: 1,
+                spent: 1,
+            }),
+        );
+        let hub = Hub::new(1);
+        let cache = WatchCache::new(Arc::new(SystemClock), None);
+        let text = metrics.render(&hub, &cache);
+        for needle in [
+            r#"kgents_cortex_model_tokens_total{path="concept.define",direction="input"} 240"#,
+            r#"kgents_cortex_model_tokens_total{path="concept.define",direction="output"} 80"#,
+            r#"kgents_cortex_model_budget_refusals_total{path="concept.refine"} 1"#,
+        ] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
+    }
 }

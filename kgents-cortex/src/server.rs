@@ -404,6 +404,15 @@ pub async fn router(service: CortexService) -> Result<Router, crate::Error> {
     router_with(service, None, TokenCheck::default()).await
 }
 
+/// Only gRPC health (the Cortex and the overall status SERVING), for a plain-text listener
+/// that kubelet's gRPC probes reach (they speak neither TLS nor a token); it tells nothing
+/// about the cluster.
+pub async fn health_router() -> Router {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CortexServer<CortexService>>().await;
+    tonic::transport::Server::builder().add_service(health_service)
+}
+
 /// [`router`] served over TLS when `tls` is given, and with `check` on every service but
 /// health (see [`crate::auth`]).
 ///
