@@ -903,13 +903,16 @@ async fn fake_model(
     (base, hits)
 }
 
-/// Runs grpcurl against a TCP address with `flags`; (exit code, stdout, stderr).
+/// Runs grpcurl against a TCP address with `flags`, then `call` (its own flags, then the verb
+/// or method last); (exit code, stdout, stderr).
 fn grpcurl_tcp(flags: &[&str], addr: &str, call: &[&str]) -> (i32, String, String) {
+    let (verb, call_flags) = call.split_last().expect("a verb or method");
     let out = Command::new(grpcurl())
         .args(["-max-time", "10"])
         .args(flags)
+        .args(call_flags)
         .arg(addr)
-        .args(call)
+        .arg(verb)
         .output()
         .expect("grpcurl runs");
     (
@@ -992,6 +995,8 @@ async fn tcp_with_tls_and_a_token_and_the_model_paths() {
         &model_url,
         "--token-budget",
         "1000",
+        "--health",
+        "127.0.0.1:0",
     ]);
     let port = ready
         .split("and tcp ")
@@ -1001,6 +1006,7 @@ async fn tcp_with_tls_and_a_token_and_the_model_paths() {
         .expect("the ready line names the TCP address")
         .to_owned();
     let addr = format!("127.0.0.1:{port}");
+    until_listed(&mut cortex(&env.socket).await, &ns).await;
     let bearer = format!("authorization: Bearer {token}");
     let tls = ["-cacert", ca_file.as_str()];
     let authed = ["-cacert", ca_file.as_str(), "-H", bearer.as_str()];
@@ -1046,13 +1052,50 @@ async fn tcp_with_tls_and_a_token_and_the_model_paths() {
         err.contains("Unauthenticated") && err.contains("wrong"),
         "{err}"
     );
+    // Health answers without a token (the schema saved with the token, since reflection needs
+    // one), and alone in plain text on the --health listener kubelet's probes use.
+    let protoset = dir.path().join("health.protoset");
+    let saved = Command::new(grpcurl())
+        .args(authed)
+        .arg("-protoset-out")
+        .arg(&protoset)
+        .args([addr.as_str(), "describe", "grpc.health.v1.Health"])
+        .output()
+        .unwrap();
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
     let (code, out, err) = grpcurl_tcp(
-        &tls,
+        &["-cacert", &ca_file, "-protoset", protoset.to_str().unwrap()],
         &addr,
         &["-d", r#"{"service":""}"#, "grpc.health.v1.Health/Check"],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("SERVING"), "{out}");
+    let health_addr = ready
+        .split("health at ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the ready line names the health address")
+        .to_owned();
+    let (code, out, err) = grpcurl_tcp(
+        &["-plaintext", "-protoset", protoset.to_str().unwrap()],
+        &health_addr,
+        &[
+            "-d",
+            r#"{"service":"kgents.cortex.v1.Cortex"}"#,
+            "grpc.health.v1.Health/Check",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVING"), "{out}");
+    let (code, _, _) = grpcurl_tcp(&["-plaintext", "-H", &bearer], &health_addr, &["list"]);
+    assert_ne!(
+        code, 0,
+        "the health listener serves health alone, no reflection"
+    );
     // A plain-text client to the TLS port gets nowhere.
     let (code, out, err) = grpcurl_tcp(&["-plaintext", "-H", &bearer], &addr, &["list"]);
     assert_ne!(code, 0, "plain text answered: {out}");
