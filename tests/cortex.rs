@@ -1101,6 +1101,23 @@ async fn tcp_with_tls_and_a_token_and_the_model_paths() {
     assert_ne!(code, 0, "plain text answered: {out}");
     assert!(!out.contains("kgents.cortex.v1.Cortex"), "{out}\n{err}");
 
+    // The CLI's daemon layer over TCP: $KGENTS_CORTEX_URL, _CA and _TOKEN (no socket here).
+    let out = env
+        .kgents()
+        .args(["status", "-o", "json"])
+        .env("KGENTS_CORTEX_SOCKET", dir.path().join("absent.sock"))
+        .env("KGENTS_CORTEX_URL", format!("https://localhost:{port}"))
+        .env("KGENTS_CORTEX_CA", &ca_file)
+        .env("KGENTS_CORTEX_TOKEN", token)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        report["agents"]["source"]["layer"],
+        "cortex",
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The crate's client over TLS with the token: concept.define through the Cortex.
     let token = kgents::kgents_cortex::auth::BearerToken::new(token, "test").unwrap();
     let mut remote = client::connect_url(
