@@ -212,6 +212,11 @@ pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     if let Some(store) = crate::seance::local_witness().await {
         logos = logos.with_witness(store);
     }
+    // concept.* with the model the environment names (KGENTS_MODEL_PROVIDER, ...); a budget
+    // here spans this one process, the daemon's spans all its callers.
+    if let Some(model) = crate::cortex::model_from_env()? {
+        logos = logos.with_model(model);
+    }
     Ok(Live {
         conn,
         logos,

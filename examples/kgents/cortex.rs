@@ -135,11 +135,37 @@ async fn serve(global: &Global, args: ServeArgs) -> Result<u8, Failure> {
 
 /// The model from the flags, else the environment; none when neither names a provider.
 fn model(args: &ServeArgs) -> Result<Option<Arc<ConceptModel>>, Failure> {
+    model_from(
+        [
+            args.model_provider.clone(),
+            args.model.clone(),
+            args.model_endpoint.clone(),
+        ],
+        ConceptOptions {
+            deadline: Duration::from_secs(args.model_timeout.max(1)),
+            default_budget: args.token_budget,
+            ..ConceptOptions::default()
+        },
+    )
+}
+
+/// The model the environment names (`KGENTS_MODEL_PROVIDER`, ...), for the CLI's own Logos;
+/// none when no provider is set.
+pub(crate) fn model_from_env() -> Result<Option<Arc<ConceptModel>>, Failure> {
+    model_from([None, None, None], ConceptOptions::default())
+}
+
+/// The model from `[provider, name, endpoint]` flags, each else its environment variable.
+fn model_from(
+    flags: [Option<String>; 3],
+    options: ConceptOptions,
+) -> Result<Option<Arc<ConceptModel>>, Failure> {
     use kgents::kgents_llm::config::{ENV_ENDPOINT, ENV_MODEL, ENV_PROVIDER};
+    let [provider, model, endpoint] = flags;
     let flag = |name: &str| match name {
-        ENV_PROVIDER => args.model_provider.clone(),
-        ENV_MODEL => args.model.clone(),
-        ENV_ENDPOINT => args.model_endpoint.clone(),
+        ENV_PROVIDER => provider.clone(),
+        ENV_MODEL => model.clone(),
+        ENV_ENDPOINT => endpoint.clone(),
         _ => None,
     };
     let lookup = |name: &str| flag(name).or_else(|| std::env::var(name).ok());
@@ -155,11 +181,6 @@ fn model(args: &ServeArgs) -> Result<Option<Arc<ConceptModel>>, Failure> {
         config.provider().as_str(),
         config.model().unwrap_or("default")
     );
-    let options = ConceptOptions {
-        deadline: Duration::from_secs(args.model_timeout.max(1)),
-        default_budget: args.token_budget,
-        ..ConceptOptions::default()
-    };
     Ok(Some(Arc::new(ConceptModel::new(client, name, options))))
 }
 

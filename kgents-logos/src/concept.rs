@@ -30,8 +30,8 @@ use crate::schema;
 
 /// The environment variables and flags that configure the model, for the "no model" error.
 pub const NO_MODEL_HINT: &str = "set KGENTS_MODEL_PROVIDER (anthropic, openai, openrouter, \
-    ollama or claude-cli), KGENTS_MODEL and the provider's API key (KGENTS_MODEL_API_KEY), or \
-    pass --model-provider/--model/--model-endpoint";
+    ollama or claude-cli), KGENTS_MODEL and the provider's API key (KGENTS_MODEL_API_KEY); a \
+    daemon also takes `kgents cortex serve --model-provider P --model M`";
 
 /// The longest term or concept accepted, in characters.
 pub const MAX_TERM_CHARS: usize = 200;
