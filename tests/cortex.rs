@@ -398,6 +398,13 @@ async fn the_cortex_daemon_on_a_real_api_server() {
             ),
             // Served from the witness file given to the daemon.
             "time.witness.<agent>.replay" => (Value::Null, Ok("replay")),
+            // This daemon was started without a model (the TLS test below has one).
+            "concept.define" => (json!({"term": "umwelt"}), Err(Code::FailedPrecondition)),
+            "concept.blend.forge" => (
+                json!({"a": "ant", "b": "map"}),
+                Err(Code::FailedPrecondition),
+            ),
+            "concept.refine" => (json!({"text": "hello"}), Err(Code::FailedPrecondition)),
             other => panic!("a registered path this test does not know: {other}"),
         };
         let answer = rpc.invoke(invoke(&path, &ns, args)).await;
@@ -422,7 +429,7 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         }
         seen.push(template);
     }
-    assert!(seen.len() >= 13, "{seen:?}");
+    assert!(seen.len() >= 16, "{seen:?}");
 
     // The replay reads what the writer commits after the daemon opened the file.
     witness.append_blocking(vec![spec_record(2)]).unwrap();
@@ -741,9 +748,9 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .arg(dir.path().join("other.sock"))
         .output()
         .unwrap();
-    assert_eq!(open.status.code(), Some(1));
+    assert_eq!(open.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&open.stderr).contains("loopback address only"),
+        String::from_utf8_lossy(&open.stderr).contains("is not a loopback address"),
         "{}",
         String::from_utf8_lossy(&open.stderr)
     );
@@ -873,4 +880,497 @@ async fn the_cortex_daemon_on_a_real_api_server() {
         .await
         .expect("the open stream ends with the daemon");
     assert!(!matches!(ended, Some(Ok(_))), "{ended:?}");
+}
+
+/// A model server speaking the OpenAI chat-completions wire format: every request is answered
+/// with `content` (and a token count). Returns its base URL and how many requests it saw.
+async fn fake_model(
+    content: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let body = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}
+    })
+    .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            let hits = counted.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                // The headers, then as many body bytes as Content-Length says.
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                hits.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (base, hits)
+}
+
+/// Runs grpcurl against a TCP address with `flags`, then `call` (its own flags, then the verb
+/// or method last); (exit code, stdout, stderr).
+fn grpcurl_tcp(flags: &[&str], addr: &str, call: &[&str]) -> (i32, String, String) {
+    let (verb, call_flags) = call.split_last().expect("a verb or method");
+    let out = Command::new(grpcurl())
+        .args(["-max-time", "10"])
+        .args(flags)
+        .args(call_flags)
+        .arg(addr)
+        .arg(verb)
+        .output()
+        .expect("grpcurl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_with_tls_and_a_token_and_the_model_paths() {
+    let testbed = kgents_testbed::shared()
+        .await
+        .expect("the testbed starts (scripts/testbed-build)");
+    testbed
+        .install_crds(&kgents::kgents_crds::crds())
+        .await
+        .expect("CRDs install");
+    let ns = testbed.create_namespace("cortex-tls").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        kubeconfig: testbed.kubeconfig_path().to_str().unwrap().to_owned(),
+        socket: dir.path().join("tls.sock"),
+        ghost: dir.path().join("ghost"),
+    };
+    let ca = kgents_testbed::pki::CertificateAuthority::new("cortex-test-ca").unwrap();
+    let serving = ca.loopback_serving_cert().unwrap();
+    let files = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ca_file, cert, key) = (
+        files("ca.pem", &ca.cert_pem()),
+        files("tls.crt", &serving.cert_pem),
+        files("tls.key", &serving.key_pem),
+    );
+    let token = "cortex-test-token-5f1e2d3c4b5a6978";
+    let token_file = files("token", &format!("{token}\n"));
+
+    // A non-loopback address: refused without TLS, and with TLS but no token.
+    let refused = env
+        .kgents()
+        .args([
+            "cortex",
+            "serve",
+            "--tcp",
+            "0.0.0.0:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ])
+        .env_remove("KGENTS_CORTEX_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("give a bearer token too"), "{said}");
+
+    // With both, on every interface, and a model behind concept.*.
+    let (model_url, model_hits) = fake_model(
+        r#"{"term": "umwelt", "definition": "What an agent may perceive and do.", "examples": ["b-view"], "related": ["affordance"]}"#,
+    )
+    .await;
+    let (_daemon, ready) = env.start_daemon(&[
+        "--tcp",
+        "0.0.0.0:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--token-file",
+        &token_file,
+        "--model-provider",
+        "openai",
+        "--model",
+        "m",
+        "--model-endpoint",
+        &model_url,
+        "--token-budget",
+        "1000",
+        "--health",
+        "127.0.0.1:0",
+    ]);
+    let port = ready
+        .split("and tcp ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .expect("the ready line names the TCP address")
+        .to_owned();
+    let addr = format!("127.0.0.1:{port}");
+    until_listed(&mut cortex(&env.socket).await, &ns).await;
+    let bearer = format!("authorization: Bearer {token}");
+    let tls = ["-cacert", ca_file.as_str()];
+    let authed = ["-cacert", ca_file.as_str(), "-H", bearer.as_str()];
+
+    // grpcurl over TLS with the token: reflection lists the services, Invoke answers.
+    let (code, out, err) = grpcurl_tcp(&authed, &addr, &["list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l == "kgents.cortex.v1.Cortex"), "{out}");
+    let request = json!({"path": "world.cluster.agents.manifest", "namespace": ns}).to_string();
+    let (code, out, err) = grpcurl_tcp(
+        &authed,
+        &addr,
+        &["-d", &request, "kgents.cortex.v1.Cortex/Invoke"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"kind\": \"agents\""), "{out}");
+    // No token, a wrong one: Unauthenticated, saying why. Health stays open (kubelet probes).
+    let (code, _, err) = grpcurl_tcp(
+        &tls,
+        &addr,
+        &["-d", &request, "kgents.cortex.v1.Cortex/Invoke"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Unauthenticated") && err.contains("no bearer token"),
+        "{err}"
+    );
+    let (code, _, err) = grpcurl_tcp(&tls, &addr, &["list"]);
+    assert_ne!(code, 0, "reflection needs the token too");
+    assert!(err.contains("Unauthenticated"), "{err}");
+    let (code, _, err) = grpcurl_tcp(
+        &[
+            "-cacert",
+            &ca_file,
+            "-H",
+            "authorization: Bearer cortex-test-token-wrong-000000",
+        ],
+        &addr,
+        &["-d", &request, "kgents.cortex.v1.Cortex/Invoke"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Unauthenticated") && err.contains("wrong"),
+        "{err}"
+    );
+    // Health answers without a token (the schema saved with the token, since reflection needs
+    // one), and alone in plain text on the --health listener kubelet's probes use.
+    let protoset = dir.path().join("health.protoset");
+    let saved = Command::new(grpcurl())
+        .args(authed)
+        .arg("-protoset-out")
+        .arg(&protoset)
+        .args([addr.as_str(), "describe", "grpc.health.v1.Health"])
+        .output()
+        .unwrap();
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    let (code, out, err) = grpcurl_tcp(
+        &["-cacert", &ca_file, "-protoset", protoset.to_str().unwrap()],
+        &addr,
+        &["-d", r#"{"service":""}"#, "grpc.health.v1.Health/Check"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVING"), "{out}");
+    let health_addr = ready
+        .split("health at ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the ready line names the health address")
+        .to_owned();
+    let (code, out, err) = grpcurl_tcp(
+        &["-plaintext", "-protoset", protoset.to_str().unwrap()],
+        &health_addr,
+        &[
+            "-d",
+            r#"{"service":"kgents.cortex.v1.Cortex"}"#,
+            "grpc.health.v1.Health/Check",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVING"), "{out}");
+    let (code, _, _) = grpcurl_tcp(&["-plaintext", "-H", &bearer], &health_addr, &["list"]);
+    assert_ne!(
+        code, 0,
+        "the health listener serves health alone, no reflection"
+    );
+    // A plain-text client to the TLS port gets nowhere.
+    let (code, out, err) = grpcurl_tcp(&["-plaintext", "-H", &bearer], &addr, &["list"]);
+    assert_ne!(code, 0, "plain text answered: {out}");
+    assert!(!out.contains("kgents.cortex.v1.Cortex"), "{out}\n{err}");
+
+    // The CLI's daemon layer over TCP: $KGENTS_CORTEX_URL, _CA and _TOKEN (no socket here).
+    let out = env
+        .kgents()
+        .args(["status", "-o", "json"])
+        .env("KGENTS_CORTEX_SOCKET", dir.path().join("absent.sock"))
+        .env("KGENTS_CORTEX_URL", format!("https://localhost:{port}"))
+        .env("KGENTS_CORTEX_CA", &ca_file)
+        .env("KGENTS_CORTEX_TOKEN", token)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        report["agents"]["source"]["layer"],
+        "cortex",
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The crate's client over TLS with the token: concept.define through the Cortex.
+    let token = kgents::kgents_cortex::auth::BearerToken::new(token, "test").unwrap();
+    let mut remote = client::connect_url(
+        &format!("https://localhost:{port}"),
+        Some(Path::new(&ca_file)),
+        Some(&token),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the TLS client connects");
+    let answer = remote
+        .invoke(invoke(
+            "concept.define",
+            &ns,
+            json!({"term": "umwelt", "context": "K8-gents"}),
+        ))
+        .await
+        .expect("concept.define answers")
+        .into_inner();
+    assert_eq!(answer.kind, "concept");
+    let result: Value = serde_json::from_str(&answer.result_json).unwrap();
+    let data = &result["data"];
+    assert_eq!(data["answer"]["type"], "definition", "{result}");
+    assert_eq!(data["answer"]["related"], json!(["affordance"]));
+    assert_eq!(data["usage"]["total"], 160);
+    assert_eq!(
+        (
+            data["usage"]["budget"].as_u64(),
+            data["usage"]["left"].as_u64()
+        ),
+        (Some(1000), Some(840))
+    );
+    assert_eq!(model_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The same client without the token is turned away.
+    let mut anonymous = client::connect_url(
+        &format!("https://localhost:{port}"),
+        Some(Path::new(&ca_file)),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let status = anonymous
+        .invoke(invoke("world.cluster.agents.manifest", &ns, Value::Null))
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+/// Every document of `deploy/cortex/<file>`, as JSON.
+fn deploy_documents(file: &str) -> Vec<Value> {
+    let path = common::repo().join("deploy").join("cortex").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---")
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && *d != "---")
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap_or_else(|e| panic!("{file}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_manifests_match_the_code_and_pass_a_dry_run() {
+    use kgents::kgents_cortex::rbac::{
+        self, CORTEX_NAME, CORTEX_NAMESPACE, GRPC_PORT, METRICS_PORT,
+    };
+    use kube::api::{ApiResource, DynamicObject};
+
+    let rbac_docs = deploy_documents("rbac.yaml");
+    let deploy_docs = deploy_documents("deployment.yaml");
+    let find = |docs: &[Value], kind: &str| -> Value {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == CORTEX_NAME)
+            .unwrap_or_else(|| panic!("no {kind} {CORTEX_NAME} in deploy/cortex"))
+            .clone()
+    };
+    // The ClusterRole grants exactly what the code needs.
+    let role = find(&rbac_docs, "ClusterRole");
+    assert_eq!(
+        role["rules"],
+        serde_json::to_value(rbac::required_rules()).unwrap(),
+        "deploy/cortex/rbac.yaml differs from kgents_cortex::rbac::required_rules()"
+    );
+    let binding = find(&rbac_docs, "ClusterRoleBinding");
+    assert_eq!(binding["subjects"][0]["name"], CORTEX_NAME);
+    assert_eq!(binding["subjects"][0]["namespace"], CORTEX_NAMESPACE);
+    assert_eq!(
+        find(&rbac_docs, "ServiceAccount")["metadata"]["namespace"],
+        CORTEX_NAMESPACE
+    );
+
+    // The Deployment runs `kgents cortex serve` with TLS, the token and the health listener
+    // the probes reach; the files it names are where the Secrets are mounted.
+    let deployment = find(&deploy_docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], CORTEX_NAME);
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .and_then(|i| args.get(i + 1).copied())
+            .unwrap_or_else(|| panic!("{name} not in {args:?}"))
+    };
+    assert_eq!(&args[..2], ["cortex", "serve"]);
+    assert_eq!(flag("--tcp"), format!("0.0.0.0:{GRPC_PORT}"));
+    assert_eq!(flag("--metrics"), format!("0.0.0.0:{METRICS_PORT}"));
+    let health_port: u16 = flag("--health")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let port_of = |name: &str| {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("no port {name}"))
+    };
+    assert_eq!(port_of("grpc"), u64::from(GRPC_PORT));
+    assert_eq!(port_of("health"), u64::from(health_port));
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            container[probe]["grpc"]["port"],
+            u64::from(health_port),
+            "{probe}"
+        );
+    }
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    for (file_flag, secret) in [
+        ("--tls-cert", "kgents-cortex-tls"),
+        ("--tls-key", "kgents-cortex-tls"),
+        ("--token-file", "kgents-cortex-token"),
+    ] {
+        let file = flag(file_flag);
+        let mount = mounts
+            .iter()
+            .find(|m| file.starts_with(m["mountPath"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{file} is in no mounted volume"));
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(volume["secret"]["secretName"], secret, "{file_flag}");
+    }
+    let socket_dir = std::path::Path::new(flag("--socket"))
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        mounts.iter().any(|m| m["mountPath"] == socket_dir.as_str()),
+        "the socket's directory is writable"
+    );
+    let service = find(&deploy_docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], u64::from(GRPC_PORT));
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc");
+
+    // A real API server accepts every document (server-side dry run: validated, not stored).
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let admin = testbed.client().await.expect("admin");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin.clone());
+    let mut namespace = k8s_openapi::api::core::v1::Namespace::default();
+    namespace.metadata.name = Some(CORTEX_NAMESPACE.to_owned());
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => panic!("creating {CORTEX_NAMESPACE}: {e}"),
+    }
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: Some("kgents-deploy-test".to_owned()),
+    };
+    let mut kinds = Vec::new();
+    for doc in rbac_docs.into_iter().chain(deploy_docs) {
+        use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, rbac::v1 as rbac_v1};
+        let kind = doc["kind"].as_str().unwrap().to_owned();
+        let resource = match kind.as_str() {
+            "ServiceAccount" => ApiResource::erase::<core::ServiceAccount>(&()),
+            "Service" => ApiResource::erase::<core::Service>(&()),
+            "Deployment" => ApiResource::erase::<apps::Deployment>(&()),
+            "ClusterRole" => ApiResource::erase::<rbac_v1::ClusterRole>(&()),
+            "ClusterRoleBinding" => ApiResource::erase::<rbac_v1::ClusterRoleBinding>(&()),
+            other => panic!("deploy/cortex holds a {other}; teach this test its API resource"),
+        };
+        let object: DynamicObject = serde_json::from_value(doc).unwrap();
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(ns) => Api::namespaced_with(admin.clone(), ns, &resource),
+            None => Api::all_with(admin.clone(), &resource),
+        };
+        api.create(&dry_run, &object)
+            .await
+            .unwrap_or_else(|e| panic!("deploy/cortex: {kind} is refused: {e}"));
+        kinds.push(kind);
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
 }

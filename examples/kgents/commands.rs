@@ -232,6 +232,11 @@ pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     if let Some(store) = crate::seance::local_witness(None).await {
         logos = logos.with_witness(store);
     }
+    // concept.* with the model the environment names (KGENTS_MODEL_PROVIDER, ...); a budget
+    // here spans this one process, the daemon's spans all its callers.
+    if let Some(model) = crate::cortex::model_from_env()? {
+        logos = logos.with_model(model);
+    }
     Ok(Live {
         conn,
         logos,
@@ -309,11 +314,13 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
         Arc::new(kgents::kgents_logos::TokioTimer),
     );
     if !live_only {
-        // The Cortex daemon first, when its socket exists (no socket: no layer, no wait).
-        if let Some(daemon) = kgents::kgents_cortex::socket::default_path()
-            .ok()
-            .and_then(|path| CortexLayer::if_present(path, DAEMON_BUDGET))
-        {
+        // The Cortex daemon first: $KGENTS_CORTEX_URL over TCP (TLS, token), else its socket
+        // when one exists (no socket: no layer, no wait).
+        let socket = kgents::kgents_cortex::socket::default_path().ok();
+        if let Some(daemon) = CortexLayer::from_env(socket, DAEMON_BUDGET).map_err(|e| Failure {
+            code: 2,
+            message: e.to_string(),
+        })? {
             chain = chain.with_layer(daemon, DAEMON_BUDGET);
         }
         chain = chain.with_layer(CacheLayer::new(Arc::clone(&store)), CACHE_BUDGET);

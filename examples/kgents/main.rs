@@ -26,11 +26,12 @@
 //! | `workflow apply -f FILE` / `get` / `describe` / `cancel` / `retry` | `world.cluster.workflow.define` (apply); the Workflow's spec and journal |
 //! | `terrarium [--readonly]` | the three list paths, watched; approve / reject from the dashboard |
 //! | `mcp [--http ADDR] [--allow-writes]` | every resource and tool of `kgents-mcp` |
-//! | `cortex serve [--socket PATH] [--tcp ADDR]` | every path, over gRPC (`kgents-cortex`) |
+//! | `cortex serve [--socket PATH] [--tcp ADDR --tls-cert F --tls-key F --token-file F] [--model-provider P --model M]` | every path, over gRPC (`kgents-cortex`); `concept.*` with a model |
 //! | `ghost status` / `ghost clear`, `completions SHELL` | (local) |
 //!
-//! `status` asks the Cortex daemon first when its socket exists (`$KGENTS_CORTEX_SOCKET`, else
-//! `~/.kgents/cortex.sock`; 500 ms), then reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
+//! `status` asks the Cortex daemon first: over TCP when `$KGENTS_CORTEX_URL` is set (with
+//! `$KGENTS_CORTEX_CA` and `$KGENTS_CORTEX_TOKEN`), else when its socket exists
+//! (`$KGENTS_CORTEX_SOCKET`, else `~/.kgents/cortex.sock`); 500 ms; then reads the ghost cache (`$KGENTS_GHOST_DIR`, else `~/.kgents/ghost`) and falls back to the API server; a cached answer says
 //! `[GHOST] … (data from 4m ago)` on stderr, and `--live` asks the API server only. Data goes
 //! to stdout, diagnostics to stderr; no colour unless stderr is a terminal and `NO_COLOR` is
 //! unset. Every API call has a deadline (`--request-timeout`, 5 s).

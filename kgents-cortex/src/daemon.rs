@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use kgents_core::clock::{Clock, SystemClock};
 use kgents_ghost::{FsGhostStore, GhostStore};
-use kgents_logos::{ClusterActor, ClusterView, KubeActor, LiveView, Logos};
+use kgents_logos::{ClusterActor, ClusterView, ConceptModel, KubeActor, LiveView, Logos};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
+use crate::auth::{self, BearerToken, TlsFiles, TokenCheck};
 use crate::cache::WatchCache;
 use crate::error::{Error, Result};
 use crate::fanout::{DEFAULT_CAPACITY, Hub};
@@ -25,10 +26,19 @@ use crate::watch::Watches;
 pub struct Options {
     /// The Unix socket.
     pub socket: PathBuf,
-    /// Also serve plain-text gRPC on this TCP address (loopback only).
+    /// Also serve gRPC on this TCP address: plain text on loopback, else only with `tls` and
+    /// `token` (see [`crate::auth::check_exposure`]).
     pub tcp: Option<SocketAddr>,
+    /// TLS on the TCP listener.
+    pub tls: Option<TlsFiles>,
+    /// The bearer token every TCP request but health must carry.
+    pub token: Option<BearerToken>,
+    /// The model behind the `concept.*` paths (none: they answer "no model configured").
+    pub model: Option<Arc<ConceptModel>>,
     /// Serve the Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Serve gRPC health alone, in plain text, on this address (for kubelet's gRPC probes).
+    pub health: Option<SocketAddr>,
     /// The ghost cache to keep warm (none: no snapshots written).
     pub ghost_root: Option<PathBuf>,
     /// Each `Observe` subscriber's buffer, in changes.
@@ -45,7 +55,11 @@ impl Options {
         Options {
             socket,
             tcp: None,
+            tls: None,
+            token: None,
+            model: None,
             metrics: None,
+            health: None,
             ghost_root: None,
             buffer: DEFAULT_CAPACITY,
             deadline: kgents_logos::live::DEFAULT_DEADLINE,
@@ -63,28 +77,27 @@ pub struct Listening {
     pub tcp: Option<SocketAddr>,
     /// The metrics address bound, if any.
     pub metrics: Option<SocketAddr>,
+    /// The health-only address bound, if any.
+    pub health: Option<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves; `ready` is called once it listens.
 ///
 /// # Errors
 /// The socket cannot be bound (another daemon, something else in the way), a non-loopback
-/// TCP address, or the transport failing.
+/// TCP address without TLS and a token, unusable TLS files, or the transport failing.
 pub async fn serve(
     client: kube::Client,
     options: Options,
     ready: impl FnOnce(&Listening),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    if let Some(addr) = options.tcp
-        && !addr.ip().is_loopback()
-    {
-        return Err(Error::Transport {
-            what: format!("--tcp {addr}"),
-            message: "plain-text gRPC is served on a loopback address only (127.0.0.1 or ::1)"
-                .into(),
-        });
+    if let Some(addr) = options.tcp {
+        auth::check_exposure(addr, options.tls.is_some(), options.token.is_some())
+            .map_err(Error::Auth)?;
     }
+    // Read before anything is bound: a bad file is reported at once.
+    let tls = options.tls.as_ref().map(auth::server_tls).transpose()?;
     let (listener, socket_file) = socket::bind(&options.socket)?;
     let tcp = match options.tcp {
         Some(addr) => Some(
@@ -99,6 +112,14 @@ pub async fn serve(
             tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("binding the metrics address {addr}"), e))?,
+        ),
+        None => None,
+    };
+    let health_listener = match options.health {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("binding the health address {addr}"), e))?,
         ),
         None => None,
     };
@@ -121,14 +142,16 @@ pub async fn serve(
         clock: Arc::clone(&clock),
     };
     let watching = tokio::spawn(watches.run(stopped.clone()));
-    let logos = Logos::new(
+    let mut logos = Logos::new(
         Arc::clone(&cache) as Arc<dyn ClusterView>,
         Some(Arc::clone(&actor)),
     );
-    let logos = match options.witness.clone() {
-        Some(store) => logos.with_witness(store),
-        None => logos,
-    };
+    if let Some(store) = options.witness.clone() {
+        logos = logos.with_witness(store);
+    }
+    if let Some(model) = options.model.clone() {
+        logos = logos.with_model(model);
+    }
     let service = CortexService::new(logos, cache, Some(actor), Arc::clone(&hub), clock);
 
     let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -139,6 +162,17 @@ pub async fn serve(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), until(stopped.clone()));
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let health_addr = health_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = health_listener {
+        let served = server::health_router()
+            .await
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), until(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = served.await {
+                tracing::warn!(%error, "the health endpoint failed");
+            }
+        });
+    }
     if let Some(listener) = metrics_listener {
         let service = service.clone();
         let app = axum::Router::new().route(
@@ -169,16 +203,21 @@ pub async fn serve(
         });
     }
     let tcp_served = match tcp {
-        Some(listener) => Some(server::router(service).await?.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            until(stopped.clone()),
-        )),
+        Some(listener) => Some(
+            server::router_with(service, tls, TokenCheck::new(options.token.clone()))
+                .await?
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    until(stopped.clone()),
+                ),
+        ),
         None => None,
     };
     ready(&Listening {
         socket: socket_file.path().to_owned(),
         tcp: tcp_addr,
         metrics: metrics_addr,
+        health: health_addr,
     });
     let served = async {
         match tcp_served {

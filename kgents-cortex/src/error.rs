@@ -49,6 +49,9 @@ pub enum Error {
         /// The transport's message.
         message: String,
     },
+    /// The TCP listener's TLS or token configuration is unusable, or exposure is refused.
+    #[error("{0}")]
+    Auth(String),
     /// The reflection service could not be built (the descriptor set did not decode).
     #[error("building the reflection service: {0}")]
     Reflection(String),

@@ -11,7 +11,10 @@
 //! | `GetSnapshot(key)` | one ghost snapshot from the watch caches (the CLI's first ghost layer) |
 //! | `Observe(namespace, kinds, caller)` | pheromones (decayed intensity when sent), agent and proposal changes, Events of kgents objects; bounded per subscriber |
 //!
-//! plus `grpc.health.v1.Health` and reflection v1 and v1alpha.
+//! plus `grpc.health.v1.Health` and reflection v1 and v1alpha. `Invoke` serves the model paths
+//! (`concept.*`) when the daemon is given a model ([`daemon::Options::model`]), with the tokens
+//! they use in the metrics. TCP is plain text on loopback only; elsewhere it needs TLS and a
+//! bearer token ([`auth`]).
 //!
 //! ```text
 //!  watches (Agents, Pheromones, Proposals, Events) ──▶ WatchCache ──▶ Logos ──▶ CortexService
@@ -22,11 +25,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`auth`] | the TCP listener's protection: TLS files, the bearer token checked in constant time, exposure rules |
 //! | [`server`] | [`CortexService`], the message limits, [`server::router`] with health and reflection |
 //! | [`daemon`] | [`daemon::serve`]: the whole daemon assembled over a kube client (what `kgents cortex serve` runs) |
 //! | [`cache`] | [`WatchCache`]: the caches as a `ClusterView`; [`cache::Debounce`] |
 //! | [`watch`] | the I/O edge: one watch per kind feeding the caches, the hub and the ghost snapshots |
 //! | [`metrics`] | [`metrics::Metrics`]: requests by method, path template and code, latency, subscribers, drops, cache sizes |
+//! | [`rbac`] | [`rbac::required_rules`]: the read-only API access the daemon needs (what `deploy/cortex/rbac.yaml` grants) |
 //! | [`fanout`] | [`fanout::Hub`]: `Observe`'s fan-out with a bounded buffer per subscriber, and its drop policy |
 //! | [`request`] | pure mapping: request fields to Logos arguments, snapshot keys, Logos errors to gRPC codes |
 //! | [`socket`] | the socket's path, binding it (0600, stale replaced, a live daemon refused) |
@@ -35,12 +40,14 @@
 //! | [`error`] | [`Error`], [`Result`] |
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod fanout;
 pub mod metrics;
+pub mod rbac;
 pub mod request;
 pub mod server;
 pub mod socket;

@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use kgents_logos::Outcome;
+
 use crate::cache::WatchCache;
 use crate::fanout::Hub;
 
@@ -58,6 +60,24 @@ pub struct Metrics {
     dropped: Counter,
     dropped_seen: Mutex<u64>,
     cached: Family<KindLabels, Gauge>,
+    model_tokens: Family<TokenLabels, Counter>,
+    budget_refusals: Family<PathLabels, Counter>,
+}
+
+/// Labels of the model-token counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// The path template (`concept.define`, ...).
+    pub path: String,
+    /// `input` (prompt) or `output` (generated).
+    pub direction: String,
+}
+
+/// Labels of the budget-refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    /// The path template.
+    pub path: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,8 +128,22 @@ impl Metrics {
             "Objects in the watch caches, by kind",
             cached.clone(),
         );
+        let model_tokens = Family::<TokenLabels, Counter>::default();
+        let budget_refusals = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "model_tokens",
+            "Model tokens used by the concept.* paths (retries and invalid answers included), by path and direction",
+            model_tokens.clone(),
+        );
+        registry.register(
+            "model_budget_refusals",
+            "Model-path invocations refused because the caller's token budget was spent, by path",
+            budget_refusals.clone(),
+        );
         Metrics {
             registry,
+            model_tokens,
+            budget_refusals,
             requests,
             latency,
             subscribers,
@@ -133,6 +167,32 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records the tokens a model path used (or its refusal for want of budget) from the
+    /// Logos' `result` for the path template `path`; other results are ignored.
+    pub fn record_model(&self, path: &str, result: &kgents_logos::Result<Outcome>) {
+        let usage = match result {
+            Ok(Outcome::Concept(answer)) => &answer.usage,
+            Err(kgents_logos::Error::InvalidAnswer { usage, .. }) => usage,
+            Err(kgents_logos::Error::BudgetExhausted { .. }) => {
+                self.budget_refusals
+                    .get_or_create(&PathLabels {
+                        path: path.to_owned(),
+                    })
+                    .inc();
+                return;
+            }
+            _ => return,
+        };
+        for (direction, tokens) in [("input", usage.input), ("output", usage.output)] {
+            self.model_tokens
+                .get_or_create(&TokenLabels {
+                    path: path.to_owned(),
+                    direction: direction.to_owned(),
+                })
+                .inc_by(tokens);
+        }
     }
 
     /// The text exposition, with the gauges read from `hub` and `cache` now.
@@ -217,5 +277,60 @@ mod tests {
             text.contains(r#"kgents_cortex_cached_objects{kind="agents"} 0"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn model_tokens_and_budget_refusals_are_counted() {
+        use kgents_logos::concept::{ConceptAnswer, ConceptOutput, Definition, TokenUsage};
+        let metrics = Metrics::new();
+        let usage = TokenUsage {
+            input: 120,
+            output: 40,
+            total: 160,
+            estimated: false,
+            budget: Some(1000),
+            left: Some(840),
+        };
+        let answer = Outcome::Concept(ConceptAnswer {
+            path: "concept.define".into(),
+            model: "m".into(),
+            attempts: 1,
+            answer: ConceptOutput::Definition(Definition {
+                term: "t".into(),
+                definition: "d".into(),
+                examples: Vec::new(),
+                related: Vec::new(),
+            }),
+            usage: usage.clone(),
+        });
+        metrics.record_model("concept.define", &Ok(answer));
+        metrics.record_model(
+            "concept.define",
+            &Err(kgents_logos::Error::InvalidAnswer {
+                path: "concept.define".into(),
+                attempts: 2,
+                reason: "r".into(),
+                usage: Box::new(usage),
+            }),
+        );
+        metrics.record_model(
+            "concept.refine",
+            &Err(kgents_logos::Error::BudgetExhausted {
+                caller: "c".into(),
+                path: "concept.refine".into(),
+                limit: 1,
+                spent: 1,
+            }),
+        );
+        let hub = Hub::new(1);
+        let cache = WatchCache::new(Arc::new(SystemClock), None);
+        let text = metrics.render(&hub, &cache);
+        for needle in [
+            r#"kgents_cortex_model_tokens_total{path="concept.define",direction="input"} 240"#,
+            r#"kgents_cortex_model_tokens_total{path="concept.define",direction="output"} 80"#,
+            r#"kgents_cortex_model_budget_refusals_total{path="concept.refine"} 1"#,
+        ] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
     }
 }

@@ -97,6 +97,12 @@ pub fn code_of(kind: ErrorKind) -> Code {
 pub fn status_of(error: &Error) -> Status {
     let code = match error {
         Error::NotServed { .. } => Code::Unimplemented,
+        Error::NoModel { .. } => Code::FailedPrecondition,
+        Error::BudgetExhausted { .. } => Code::ResourceExhausted,
+        Error::Model {
+            source: kgents_probes::LlmError::Timeout { .. },
+            ..
+        } => Code::DeadlineExceeded,
         other => code_of(other.kind()),
     };
     Status::new(code, error.to_string())

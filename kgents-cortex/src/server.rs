@@ -14,9 +14,12 @@ use kgents_core::clock::Clock;
 use kgents_ghost::{Layer, LayerError};
 use kgents_logos::live;
 use kgents_logos::{Caller, ClusterActor, ClusterView, LiveLayer, Logos, Outcome, Source};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
+use crate::auth::TokenCheck;
 use crate::cache::{Touched, WatchCache};
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
@@ -187,6 +190,7 @@ pub fn kind_of(outcome: &Outcome) -> &'static str {
         Outcome::Tether(_) => "tether",
         Outcome::Workflow(_) => "workflow",
         Outcome::Replay(_) => "replay",
+        Outcome::Concept(_) => "concept",
     }
 }
 
@@ -219,11 +223,10 @@ impl CortexService {
     ) -> Result<Response<pb::InvokeResponse>, Status> {
         let args = request::args_of(&request)?;
         let caller = self.caller(request.caller.as_ref()).await?;
-        let outcome = self
-            .logos
-            .invoke(&caller, &request.path, args)
-            .await
-            .map_err(|e| request::status_of(&e))?;
+        let result = self.logos.invoke(&caller, &request.path, args).await;
+        self.metrics
+            .record_model(&self.path_label(&request.path), &result);
+        let outcome = result.map_err(|e| request::status_of(&e))?;
         invoke_response(&outcome).map(Response::new)
     }
 
@@ -398,6 +401,29 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// # Errors
 /// A descriptor set that does not decode (a build problem).
 pub async fn router(service: CortexService) -> Result<Router, crate::Error> {
+    router_with(service, None, TokenCheck::default()).await
+}
+
+/// Only gRPC health (the Cortex and the overall status SERVING), for a plain-text listener
+/// that kubelet's gRPC probes reach (they speak neither TLS nor a token); it tells nothing
+/// about the cluster.
+pub async fn health_router() -> Router {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CortexServer<CortexService>>().await;
+    tonic::transport::Server::builder().add_service(health_service)
+}
+
+/// [`router`] served over TLS when `tls` is given, and with `check` on every service but
+/// health (see [`crate::auth`]).
+///
+/// # Errors
+/// A descriptor set that does not decode, or a TLS configuration rustls refuses (a key that
+/// does not match the certificate, a file without a key).
+pub async fn router_with(
+    service: CortexService,
+    tls: Option<ServerTlsConfig>,
+    check: TokenCheck,
+) -> Result<Router, crate::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CortexServer<CortexService>>().await;
     // Each version's service lists the other too, so a client of either sees both.
@@ -416,11 +442,20 @@ pub async fn router(service: CortexService) -> Result<Router, crate::Error> {
     let cortex = CortexServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    Ok(tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(|e| {
+            crate::Error::Auth(format!(
+                "the TLS certificate and key were refused: {e} (is the key the certificate's, \
+                 both PEM?)"
+            ))
+        })?;
+    }
+    Ok(builder
         .add_service(health_service)
-        .add_service(v1)
-        .add_service(v1alpha)
-        .add_service(cortex))
+        .add_service(InterceptedService::new(v1, check.clone()))
+        .add_service(InterceptedService::new(v1alpha, check.clone()))
+        .add_service(InterceptedService::new(cortex, check)))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub enum Grant {
 pub struct Caller {
     identity: String,
     grant: Grant,
+    token_budget: Option<u64>,
 }
 
 /// What a caller looks like in results and logs.
@@ -49,6 +50,7 @@ impl Caller {
         Caller {
             identity: identity.into(),
             grant: Grant::Unrestricted,
+            token_budget: None,
         }
     }
 
@@ -64,6 +66,29 @@ impl Caller {
                 umwelt: umwelt.into(),
                 affordances,
             },
+            token_budget: None,
+        }
+    }
+
+    /// With a daily model-token budget (an Umwelt's `constraints.tokenBudget`); `None` leaves
+    /// the model paths to the Logos' configured default.
+    #[must_use]
+    pub fn with_token_budget(mut self, tokens: Option<u64>) -> Caller {
+        self.token_budget = tokens;
+        self
+    }
+
+    /// The caller's own daily model-token budget, if its Umwelt sets one.
+    pub fn token_budget(&self) -> Option<u64> {
+        self.token_budget
+    }
+
+    /// The key model-token spending is accounted under: the Umwelt for a restricted caller
+    /// (every process acting as it shares one budget), else the identity.
+    pub fn budget_key(&self) -> String {
+        match &self.grant {
+            Grant::Unrestricted => self.identity.clone(),
+            Grant::Umwelt { umwelt, .. } => format!("umwelt {umwelt}"),
         }
     }
 
@@ -83,11 +108,18 @@ impl Caller {
             path: format!("Umwelt {name}"),
             reason: format!("spec.affordances: {e}"),
         })?;
-        Ok(Caller::restricted(
-            format!("agent {}", umwelt.spec.agent),
-            name,
-            affordances,
-        ))
+        // A negative budget is refused by the CRD's CEL rule; were one stored anyway, it
+        // grants nothing rather than everything.
+        let budget = umwelt
+            .spec
+            .constraints
+            .as_ref()
+            .and_then(|c| c.token_budget)
+            .map(|tokens| u64::try_from(tokens).unwrap_or(0));
+        Ok(
+            Caller::restricted(format!("agent {}", umwelt.spec.agent), name, affordances)
+                .with_token_budget(budget),
+        )
     }
 
     /// The identity.

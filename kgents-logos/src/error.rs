@@ -137,6 +137,52 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A model path was invoked but this Logos has no model.
+    #[error("{path}: no model configured: {}", crate::concept::NO_MODEL_HINT)]
+    NoModel {
+        /// The path.
+        path: String,
+    },
+    /// The caller's daily model-token budget is spent; the model was not asked.
+    #[error(
+        "{path}: {caller} has spent its model-token budget for today ({spent} of {limit} tokens, 0 \
+         left); the model was not asked. Budgets reset at 00:00 UTC; raise the Umwelt's \
+         constraints.tokenBudget (or the default budget) for more"
+    )]
+    BudgetExhausted {
+        /// Who asked.
+        caller: String,
+        /// The path.
+        path: String,
+        /// The daily budget.
+        limit: u64,
+        /// What was spent today.
+        spent: u64,
+    },
+    /// The model failed to answer (timeout, transport, provider error).
+    #[error("{path}: {source}")]
+    Model {
+        /// The path.
+        path: String,
+        /// The runtime's error.
+        #[source]
+        source: kgents_probes::LlmError,
+    },
+    /// The model answered, but not in the path's schema, on every attempt.
+    #[error(
+        "{path}: the model's answer was invalid after {attempts} attempts: {reason} ({} tokens used)",
+        usage.total
+    )]
+    InvalidAnswer {
+        /// The path.
+        path: String,
+        /// How many times the model was asked.
+        attempts: u32,
+        /// What was wrong with the last answer.
+        reason: String,
+        /// The tokens the attempts used (charged to the budget).
+        usage: Box<crate::concept::TokenUsage>,
+    },
     /// The ghost chain failed (every layer; the message lists them and the remedy).
     #[error(transparent)]
     Ghost(#[from] kgents_ghost::Error),
@@ -186,11 +232,21 @@ impl Error {
             Error::Unavailable { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Ghost(kgents_ghost::Error::AllLayersFailed { .. }) => ErrorKind::Unavailable,
             Error::NotFound { .. } | Error::NoHistory { .. } => ErrorKind::NotFound,
+            Error::BudgetExhausted { .. } => ErrorKind::Denied,
+            Error::NoModel { .. } => ErrorKind::Unavailable,
+            Error::Model { source, .. } => match source {
+                kgents_probes::LlmError::Timeout { .. }
+                | kgents_probes::LlmError::Transport { .. }
+                | kgents_probes::LlmError::RateLimited { .. } => ErrorKind::Unavailable,
+                kgents_probes::LlmError::Auth { .. } => ErrorKind::Denied,
+                _ => ErrorKind::Failed,
+            },
             Error::Api { code: 422, .. } => ErrorKind::Usage,
             Error::NotServed { .. }
             | Error::Api { .. }
             | Error::Client { .. }
             | Error::Ghost(_)
+            | Error::InvalidAnswer { .. }
             | Error::Resource(_) => ErrorKind::Failed,
         }
     }

@@ -21,6 +21,9 @@
 //! | [`memory`] | [`MemoryCluster`]: an in-memory cluster implementing both traits (tests, demos, embedders' tests) |
 //! | [`ghost`] | [`GhostView`]: reads through the kgents-ghost [`FallbackChain`](kgents_ghost::FallbackChain) (cache → API), and [`LiveLayer`], the API as a ghost layer |
 //! | [`live`] | [`LiveView`] and [`KubeActor`]: the Kubernetes API through kube, every call with a deadline; Umwelt and agent callers |
+//! | [`concept`] | the model paths `concept.define`, `concept.blend.forge`, `concept.refine`: prompts, output schemas, [`ConceptModel`], token budgets enforced |
+//! | [`budget`] | [`budget::Ledger`]: each caller's daily model-token spending, reserved and settled (pure) |
+//! | [`schema`] | the small JSON Schema checker the model answers pass through (pure) |
 //! | [`approval`] | approve, reject and `whoami` under the authenticated identity (the operator re-exports them) |
 //! | [`summary`] | pure conversions: resources → summaries, decayed pheromones, kind-name rules |
 //! | `watched` | (feature `watch`) one kind's watch-fed cache: summaries by namespace and name, re-lists buffered until complete |
@@ -35,13 +38,16 @@
 #![forbid(unsafe_code)]
 
 pub mod approval;
+pub mod budget;
 pub mod caller;
+pub mod concept;
 pub mod error;
 pub mod ghost;
 pub mod live;
 pub mod logos;
 pub mod memory;
 pub mod outcome;
+pub mod schema;
 pub mod suggest;
 pub mod summary;
 pub mod table;
@@ -50,6 +56,7 @@ pub mod view;
 pub mod watched;
 
 pub use caller::{Caller, Grant};
+pub use concept::{ConceptAnswer, ConceptModel, ConceptOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use ghost::{GhostView, LiveLayer, TokioTimer};
 pub use live::{KubeActor, LiveView};

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::caller::Caller;
+use crate::concept::{self, ConceptKind, ConceptModel};
 use crate::error::{Error, Result};
 use crate::outcome::{
     AgentManifest, AgentsManifest, AgentsStatus, Decided, Emitted, FieldReport, FieldStatus, Filed,
@@ -60,6 +61,8 @@ pub enum Handler {
     Workflow,
     /// Rebuild an agent from its witness record.
     Replay,
+    /// Ask the model (`concept.define`, `concept.blend.forge`, `concept.refine`).
+    Concept(ConceptKind),
 }
 
 /// The handler of a registry operation; `None` for operations whose handlers live elsewhere.
@@ -79,6 +82,9 @@ pub fn handler_for(operation: K8sOperation) -> Option<Handler> {
         Op::PortForward => Handler::Tether,
         Op::DurableWorkflow => Handler::Workflow,
         Op::ReconstructHistory => Handler::Replay,
+        Op::DefineConcept => Handler::Concept(ConceptKind::Define),
+        Op::BlendConcepts => Handler::Concept(ConceptKind::Blend),
+        Op::RefineText => Handler::Concept(ConceptKind::Refine),
         _ => return None,
     })
 }
@@ -258,6 +264,7 @@ pub struct Logos {
     actor: Option<Arc<dyn ClusterActor>>,
     clock: Arc<dyn Clock>,
     witness: Option<Arc<dyn kgents_seance::WitnessStore>>,
+    model: Option<Arc<ConceptModel>>,
 }
 
 /// The one-screen status: agents counted, pheromone heat, pending proposals. A part the caller
@@ -292,7 +299,21 @@ impl Logos {
             actor,
             clock: Arc::new(SystemClock),
             witness: None,
+            model: None,
         }
+    }
+
+    /// Serves the model paths (`concept.*`) with `model`; without one they answer
+    /// [`Error::NoModel`], saying how to configure one.
+    #[must_use]
+    pub fn with_model(mut self, model: Arc<ConceptModel>) -> Logos {
+        self.model = Some(model);
+        self
+    }
+
+    /// The model behind the `concept.*` paths, if one was given.
+    pub fn model(&self) -> Option<&Arc<ConceptModel>> {
+        self.model.as_ref()
     }
 
     /// Serves `time.witness.<agent>.replay` from `store`.
@@ -449,6 +470,14 @@ impl Logos {
                 self.replay(&parsed, namespace, bound("agent"), input)
                     .await
                     .map(|r| Outcome::Replay(Box::new(r)))
+            }
+            Handler::Concept(kind) => {
+                let model = self.model.as_deref().ok_or_else(|| Error::NoModel {
+                    path: parsed.to_string(),
+                })?;
+                concept::run(model, self.clock.as_ref(), caller, &parsed, kind, &args)
+                    .await
+                    .map(Outcome::Concept)
             }
         }
     }

@@ -43,6 +43,9 @@ pub enum Outcome {
     Workflow(WorkflowDefined),
     /// `time.witness.<agent>.replay`: the agent rebuilt from its witness record.
     Replay(Box<Replay>),
+    /// `concept.define`, `concept.blend.forge`, `concept.refine`: the model's checked answer
+    /// and the tokens it used.
+    Concept(crate::concept::ConceptAnswer),
 }
 
 /// A Workflow stored (or dry-run) by `world.cluster.workflow.define`.

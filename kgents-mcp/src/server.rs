@@ -127,6 +127,9 @@ pub fn operation_writes(operation: K8sOperation) -> bool {
             | K8sOperation::ListUmwelts
             | K8sOperation::PortForward
             | K8sOperation::ReconstructHistory
+            | K8sOperation::DefineConcept
+            | K8sOperation::BlendConcepts
+            | K8sOperation::RefineText
     )
 }
 

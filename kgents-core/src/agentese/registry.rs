@@ -15,6 +15,9 @@
 //! | `kgents reject` | `world.cluster.proposals.<proposal>.reject` | record a rejection in a Proposal's status |
 //! | `kgents get memories` | `world.cluster.memories.manifest` | list Memory resources |
 //! | `kgents get umwelts` | `world.cluster.umwelts.manifest` | list Umwelt resources |
+//! | `kgents concept define` | `concept.define` | none: the model defines a term |
+//! | `kgents concept blend` | `concept.blend.forge` | none: the model blends two concepts |
+//! | `kgents concept refine` | `concept.refine` | none: the model critiques and improves a text |
 //!
 //! A command with a space (`get agents`) is written with a hyphen in the table (`get-agent`).
 //!
@@ -57,6 +60,12 @@ pub enum K8sOperation {
     ListMemories,
     /// List Umwelt resources.
     ListUmwelts,
+    /// No Kubernetes operation: the model defines a term (`concept.define`).
+    DefineConcept,
+    /// No Kubernetes operation: the model blends two concepts (`concept.blend.forge`).
+    BlendConcepts,
+    /// No Kubernetes operation: the model critiques and improves a text (`concept.refine`).
+    RefineText,
 }
 
 impl K8sOperation {
@@ -76,6 +85,9 @@ impl K8sOperation {
             K8sOperation::RejectProposal => "record a rejection in a Proposal's status",
             K8sOperation::ListMemories => "list Memory resources",
             K8sOperation::ListUmwelts => "list Umwelt resources",
+            K8sOperation::DefineConcept => "none: the model defines a term",
+            K8sOperation::BlendConcepts => "none: the model blends two concepts",
+            K8sOperation::RefineText => "none: the model critiques and improves a text",
         }
     }
 }
@@ -401,6 +413,9 @@ impl Registry {
                 "world.cluster.umwelts.manifest",
                 Op::ListUmwelts,
             ),
+            ("concept-define", "concept.define", Op::DefineConcept),
+            ("concept-blend", "concept.blend.forge", Op::BlendConcepts),
+            ("concept-refine", "concept.refine", Op::RefineText),
         ];
         let entries = rows
             .into_iter()
@@ -464,9 +479,12 @@ mod tests {
                 "reject",
                 "get-memories",
                 "get-umwelts",
+                "concept-define",
+                "concept-blend",
+                "concept-refine",
             ]
         );
-        assert_eq!(registry.entries().len(), 13, "every seed row parses");
+        assert_eq!(registry.entries().len(), 16, "every seed row parses");
         assert!(Registry::new(registry.entries().to_vec()).is_ok());
     }
 
