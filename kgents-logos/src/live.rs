@@ -31,8 +31,9 @@ use crate::view::{ClusterActor, ClusterView, Filter, Observed, Scope, Source};
 /// The default deadline of one API call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The operator Deployment `status` checks: `kgents/kgents-operator`.
-pub const OPERATOR_DEPLOYMENT: (&str, &str) = ("kgents", "kgents-operator");
+/// The operator Deployment `status` checks: `kgents-system/kgents-operator`, where
+/// `kgents infra init` and `deploy/operator/` install it.
+pub const OPERATOR_DEPLOYMENT: (&str, &str) = ("kgents-system", "kgents-operator");
 /// The proposal webhook's ValidatingWebhookConfiguration `status` checks.
 pub const WEBHOOK_CONFIGURATION: &str = "kgents-proposals";
 
@@ -348,8 +349,9 @@ pub struct KubeActor {
     policy_config_map: (String, String),
 }
 
-/// Where the operator reads its admission policy by default: `kgents/kgents-admission-policy`.
-pub const DEFAULT_POLICY_CONFIG_MAP: (&str, &str) = ("kgents", "kgents-admission-policy");
+/// Where the operator reads its admission policy by default: `kgents-system/kgents-admission-policy`
+/// (the operator's namespace).
+pub const DEFAULT_POLICY_CONFIG_MAP: (&str, &str) = ("kgents-system", "kgents-admission-policy");
 
 impl KubeActor {
     /// An actor over `client`, each call within `deadline`, reading the policy from
