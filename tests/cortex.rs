@@ -604,36 +604,55 @@ async fn the_cortex_daemon_on_a_real_api_server() {
     assert_eq!(sensed["pheromone_type"], "WARNING");
 
     // The reader that never reads is dropped (the daemon buffers 64 changes per subscriber,
-    // after what HTTP/2 flow control holds); the one that reads gets every change.
+    // after what HTTP/2 flow control holds); the one that reads gets every change. The flood
+    // goes out in waves of 32, each sent once the reader has seen the wave before, so the
+    // reader is never more than one wave behind however loaded the machine is, while the one
+    // that never reads falls 600 behind.
     const FLOOD: usize = 600;
+    const WAVE: usize = 32;
+    let (read_so_far, mut progress) = tokio::sync::watch::channel(0_usize);
     let reader = tokio::spawn(async move {
         let mut got = 0;
         while got < FLOOD {
             match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-                Ok(Some(Ok(event))) if event.name.starts_with("flood-") => got += 1,
+                Ok(Some(Ok(event))) if event.name.starts_with("flood-") => {
+                    got += 1;
+                    read_so_far.send_replace(got);
+                }
                 Ok(Some(Ok(_))) => {}
                 other => return Err(format!("lost the stream after {got}: {other:?}")),
             }
         }
         Ok(got)
     });
-    let creates = futures::stream::iter(0..FLOOD)
-        .map(|i| {
-            let mut rpc = rpc.clone();
-            let ns = ns.clone();
-            async move {
-                rpc.invoke(invoke(
-                    "void.pheromone.emit",
-                    &ns,
-                    json!({"pheromone_type": "STATE", "source": "a-gent", "intensity": 0.3,
-                           "name": format!("flood-{i}")}),
-                ))
-                .await
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
+    let mut creates = Vec::with_capacity(FLOOD);
+    for wave in (0..FLOOD).step_by(WAVE) {
+        // Until the previous wave has been read (or the reader failed, which its result
+        // below reports).
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            progress.wait_for(|&read| read >= wave),
+        )
         .await;
+        let sent = futures::stream::iter(wave..(wave + WAVE).min(FLOOD))
+            .map(|i| {
+                let mut rpc = rpc.clone();
+                let ns = ns.clone();
+                async move {
+                    rpc.invoke(invoke(
+                        "void.pheromone.emit",
+                        &ns,
+                        json!({"pheromone_type": "STATE", "source": "a-gent", "intensity": 0.3,
+                               "name": format!("flood-{i}")}),
+                    ))
+                    .await
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        creates.extend(sent);
+    }
     assert!(
         creates.iter().all(Result::is_ok),
         "{:?}",
