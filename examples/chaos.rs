@@ -768,48 +768,30 @@ async fn snapshot(client: &Client, namespace: &str) -> Result<Snapshot> {
             })
             .collect()
     }
-    children.extend(views(
-        "Deployment",
-        Api::<Deployment>::namespaced(client.clone(), namespace)
-            .list(&managed)
+    /// The managed objects of one kind in the namespace, as the checks see them.
+    async fn managed_views<K>(
+        client: &Client,
+        namespace: &str,
+        managed: &ListParams,
+    ) -> Result<Vec<ChildView>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let items = Api::<K>::namespaced(client.clone(), namespace)
+            .list(managed)
             .await?
-            .items,
-    ));
-    children.extend(views(
-        "Service",
-        Api::<Service>::namespaced(client.clone(), namespace)
-            .list(&managed)
-            .await?
-            .items,
-    ));
-    children.extend(views(
-        "ServiceAccount",
-        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-            .list(&managed)
-            .await?
-            .items,
-    ));
-    children.extend(views(
-        "Role",
-        Api::<Role>::namespaced(client.clone(), namespace)
-            .list(&managed)
-            .await?
-            .items,
-    ));
-    children.extend(views(
-        "RoleBinding",
-        Api::<RoleBinding>::namespaced(client.clone(), namespace)
-            .list(&managed)
-            .await?
-            .items,
-    ));
-    children.extend(views(
-        "PersistentVolumeClaim",
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
-            .list(&managed)
-            .await?
-            .items,
-    ));
+            .items;
+        Ok(views(&K::kind(&()), items))
+    }
+    children.extend(managed_views::<Deployment>(client, namespace, &managed).await?);
+    children.extend(managed_views::<Service>(client, namespace, &managed).await?);
+    children.extend(managed_views::<ServiceAccount>(client, namespace, &managed).await?);
+    children.extend(managed_views::<Role>(client, namespace, &managed).await?);
+    children.extend(managed_views::<RoleBinding>(client, namespace, &managed).await?);
+    children.extend(managed_views::<PersistentVolumeClaim>(client, namespace, &managed).await?);
     let applied = applied_events(client, namespace).await?;
     let proposals = Api::<Proposal>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
