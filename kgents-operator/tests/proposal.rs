@@ -430,6 +430,24 @@ async fn the_webhook_gates_by_risk_and_kind_and_the_controller_executes_what_is_
             .and_then(|s| s.proposer_kind),
         Some(ProposerKind::Agent)
     );
+    // The controller applies the status at the resourceVersion it planned on: the API server
+    // refuses such a write from a copy older than the stored object (a lagging cache), so the
+    // same transition is never recorded, nor its Event published, twice.
+    let refused = as_admin
+        .patch_status(
+            "scale-b",
+            &kube::api::PatchParams::apply("kgents-proposal-controller").force(),
+            &kube::api::Patch::Apply(json!({
+                "apiVersion": "kgents.io/v1", "kind": "Proposal",
+                "metadata": {"resourceVersion": "1"},
+                "status": {"phase": "Merged"},
+            })),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 409),
+        "a status applied at an old resourceVersion is refused: {refused:?}"
+    );
 
     // CRITICAL: denied at create with the explanation.
     let message = denial(

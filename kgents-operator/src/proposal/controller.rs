@@ -531,13 +531,7 @@ async fn write_status(ctx: &Context, proposal: &Proposal, status: &ProposalStatu
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let api: Api<Proposal> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Only the fields this controller owns: approvals and rejections belong to their authors.
-    let mut owned = serde_json::to_value(status)?;
-    if let Some(map) = owned.as_object_mut() {
-        map.remove("approvals");
-        map.remove("rejections");
-    }
-    let body = json!({"apiVersion": "kgents.io/v1", "kind": "Proposal", "status": owned});
+    let body = status_apply(proposal, status)?;
     let params = PatchParams::apply(STATUS_FIELD_MANAGER).force();
     ctx.api(
         "apply proposal status",
@@ -545,6 +539,30 @@ async fn write_status(ctx: &Context, proposal: &Proposal, status: &ProposalStatu
     )
     .await?;
     Ok(())
+}
+
+/// The server-side apply body of the status this controller writes for `proposal`, read at
+/// `proposal`'s resourceVersion.
+///
+/// The body carries only the fields this controller owns (approvals and rejections belong to
+/// their authors) and `proposal`'s resourceVersion as a precondition: a reconcile that ran on a
+/// cached copy older than the stored object (the cache lags the status this controller has just
+/// written, e.g. after the API server restarted) is refused with 409 Conflict and retried on
+/// the newer copy, instead of recording the same transition — and publishing its Event — again.
+pub(crate) fn status_apply(
+    proposal: &Proposal,
+    status: &ProposalStatus,
+) -> Result<serde_json::Value> {
+    let mut owned = serde_json::to_value(status)?;
+    if let Some(map) = owned.as_object_mut() {
+        map.remove("approvals");
+        map.remove("rejections");
+    }
+    let mut body = json!({"apiVersion": "kgents.io/v1", "kind": "Proposal", "status": owned});
+    if let Some(version) = &proposal.metadata.resource_version {
+        body["metadata"] = json!({ "resourceVersion": version });
+    }
+    Ok(body)
 }
 
 /// Emits the REVIEW_REQUEST pheromone, owned by the proposal (it goes when the proposal goes).
@@ -903,5 +921,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_status_is_applied_at_the_resource_version_it_was_planned_on() {
+        let mut proposal: Proposal = serde_json::from_value(json!({
+            "apiVersion": "kgents.io/v1", "kind": "Proposal",
+            "metadata": {"name": "p", "namespace": "ns", "resourceVersion": "41"},
+            "spec": {"proposer": "a", "target": {"kind": "Agent", "name": "b"},
+                "changeType": "AGENT_SCALE", "description": "scale"},
+        }))
+        .expect("valid proposal");
+        let status = ProposalStatus {
+            phase: Some(ProposalPhase::Merged),
+            approvals: vec![kgents_crds::proposal::Approval {
+                approver: "alice".to_owned(),
+                at: Time(Timestamp::UNIX_EPOCH),
+                comment: None,
+            }],
+            ..ProposalStatus::default()
+        };
+        let body = status_apply(&proposal, &status).expect("serialisable");
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        assert_eq!(body["status"]["phase"], "Merged");
+        assert!(
+            body["status"].get("approvals").is_none(),
+            "approvals belong to their authors: {body}"
+        );
+        proposal.metadata.resource_version = None;
+        let body = status_apply(&proposal, &status).expect("serialisable");
+        assert!(body.get("metadata").is_none(), "{body}");
     }
 }
