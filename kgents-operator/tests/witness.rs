@@ -1,15 +1,18 @@
 //! The witness record on the testbed: the in-process operator records an agent's life into the
 //! embedded store (created, scaled by hand, its phase and conditions moving, scaled again by a
-//! proposal filed against it that is approved and executed, a pheromone it emitted, the Events
-//! the operator published about it, deleted); changes made while the operator is stopped are
+//! proposal filed against it that is approved and executed, its cognitive probes' verdict
+//! turning HEALTHY and then DEGRADED on a fake model, a pheromone it emitted, the Events the
+//! operator published about it, deleted); changes made while the operator is stopped are
 //! recorded once when it starts again and nothing is recorded twice, across two restarts; the
 //! record then replays step by step with the right diffs.
 
 mod support;
+mod support_cognitive;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kgents_crds::agent::CognitiveHealth;
 use kgents_crds::{Agent, Pheromone, Proposal};
 use kgents_operator::witness::WitnessSetting;
 use kgents_operator::{
@@ -21,6 +24,11 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use support::{Operator, eventually, run_options, testbed_with_nodes};
+use support_cognitive::fake_model::{Behaviour, FakeModel, Wire};
+use support_cognitive::{API_KEY, SECRET, SECRET_KEY, probed_agent, wait_health};
+
+/// How long the probes (every 5 s, three in a row to change the verdict) may take to judge.
+const PROBED: Duration = Duration::from_secs(120);
 
 fn kinds(records: &[kgents_seance::WitnessRecord]) -> Vec<String> {
     records.iter().map(|r| r.kind.summary()).collect()
@@ -47,11 +55,23 @@ fn start(client: &Client, ns: &str, path: &std::path::Path) -> Operator {
             agent_controller::CONTROLLER,
             proposal_controller::CONTROLLER,
             pheromone_controller::CONTROLLER,
+            kgents_operator::cognitive::CONTROLLER,
         ],
         ProbeConfig::default(),
     );
     options.config.witness = WitnessSetting::File(path.to_owned());
     Operator::start(client.clone(), options)
+}
+
+/// The verdict transitions recorded, as (from, to).
+fn verdicts(records: &[kgents_seance::WitnessRecord]) -> Vec<(Option<String>, Option<String>)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RecordKind::Verdict { from, to } => Some((from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn spec_replicas(records: &[kgents_seance::WitnessRecord]) -> Vec<i64> {
@@ -82,14 +102,37 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
     let agents: Api<Agent> = Api::namespaced(client.clone(), ns);
     let proposals: Api<Proposal> = Api::namespaced(client.clone(), ns);
     let who = AgentRef::new(ns, "b-gent");
+    // Its model: a fake that answers the cognitive probes, keyed by a Secret.
+    let model = FakeModel::start(Wire::OpenAi, API_KEY).await;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": SECRET},
+        "stringData": {SECRET_KEY: API_KEY},
+    }))
+    .unwrap();
+    let _ = Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await;
 
-    // 1. created, and its phase moves as the operator brings it up
+    // 1. created, its phase moves as the operator brings it up, and its probes pass
     let operator = start(&client, ns, &path);
-    support::create_agent(&agents, &support::agent("b-gent", json!({"replicas": 1}))).await;
-    records_until(&path, &who, "the agent's creation and phase", |r| {
-        r.iter()
-            .any(|r| matches!(r.kind, RecordKind::PhaseChanged { .. }))
-    })
+    support::create_agent(
+        &agents,
+        &probed_agent("b-gent", "openai", &model.endpoint(), 1, json!({})),
+    )
+    .await;
+    wait_health(&agents, "b-gent", CognitiveHealth::Healthy, PROBED).await;
+    records_until(
+        &path,
+        &who,
+        "the agent's creation, phase and verdict",
+        |r| {
+            r.iter()
+                .any(|r| matches!(r.kind, RecordKind::PhaseChanged { .. }))
+                && verdicts(r)
+                    .iter()
+                    .any(|(_, to)| to.as_deref() == Some("HEALTHY"))
+        },
+    )
     .await;
     // 2. scaled
     agents
@@ -104,6 +147,14 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
         spec_replicas(r).last() == Some(&3)
     })
     .await;
+    // 2b. its model starts answering wrong: the verdict turns DEGRADED; then right again
+    model.set(Behaviour::Unhealthy);
+    wait_health(&agents, "b-gent", CognitiveHealth::Degraded, PROBED).await;
+    records_until(&path, &who, "the verdict turning DEGRADED", |r| {
+        verdicts(r).contains(&(Some("HEALTHY".to_owned()), Some("DEGRADED".to_owned())))
+    })
+    .await;
+    model.set(Behaviour::Correct);
     operator.stop().await;
     let before_restart = {
         let store = RedbWitnessStore::open_read_only(&path).unwrap();
@@ -218,6 +269,28 @@ async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() 
 
     // 7. replayed step by step
     let steps = steps(&who, &all).unwrap();
+    // the verdicts: HEALTHY, then DEGRADED, each a step whose diff sets it
+    let verdict_steps: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s.record.kind, RecordKind::Verdict { .. }))
+        .map(|s| s.diff.clone())
+        .collect();
+    let sets = |verdict: &str| {
+        let verdict = json!(verdict);
+        move |diff: &serde_json::Value| {
+            diff.as_array().is_some_and(|ops| {
+                ops.len() == 1
+                    && ops[0]["path"] == "/status/cognitiveHealth"
+                    && ops[0]["value"] == verdict
+            })
+        }
+    };
+    let first_healthy = verdict_steps.iter().position(sets("HEALTHY"));
+    let then_degraded = verdict_steps.iter().position(sets("DEGRADED"));
+    assert!(
+        matches!((first_healthy, then_degraded), (Some(h), Some(d)) if h < d),
+        "{verdict_steps:#?}"
+    );
     // the spec diffs: created, then 3 and 2 by hand, then 4 by the proposal
     let scaled: Vec<_> = steps
         .iter()

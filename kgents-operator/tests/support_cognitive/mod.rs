@@ -19,6 +19,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
+#[allow(unused_imports)] // re-exported for the tests that use them
 pub use crate::support::{
     Operator, agent, create_agent, eventually_seen, run_options, testbed_with_nodes,
 };
