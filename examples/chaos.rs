@@ -906,6 +906,7 @@ async fn converge(
 ) -> Result<(Duration, Findings)> {
     let began = Instant::now();
     let mut next_report = Duration::from_secs(10);
+    let mut shown = false;
     loop {
         let findings = match snapshot(client, &scene.namespace).await {
             Ok(snapshot) => {
@@ -926,6 +927,11 @@ async fn converge(
                 findings.examples()
             );
             next_report += Duration::from_secs(10);
+            // Past the 30 s target: what the laggards look like, once.
+            if began.elapsed() > Duration::from_secs(30) && !shown {
+                show_unfinished(scene, &findings).await;
+                shown = true;
+            }
         }
         let findings = findings.without_known_repeats(known_repeats);
         if findings.converged() || began.elapsed() > deadline {
@@ -1148,12 +1154,23 @@ async fn show_unfinished(scene: &Scene, findings: &Findings) {
             );
         }
     }
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(scene.agents.clone().into_client(), &scene.namespace);
     for name in findings.stale_status.iter().take(3) {
         if let Ok(a) = scene.agents.get(name).await {
             eprintln!(
                 "   stale {name}: generation {:?}, status {}",
                 a.metadata.generation,
                 serde_json::to_string(&a.status).unwrap_or_default()
+            );
+        }
+        // Whether the operator or the Deployment's own controllers lag behind.
+        if let Ok(d) = deployments.get(name).await {
+            eprintln!(
+                "   its Deployment: generation {:?}, spec replicas {:?}, status {}",
+                d.metadata.generation,
+                d.spec.replicas,
+                serde_json::to_string(&d.status).unwrap_or_default()
             );
         }
     }
