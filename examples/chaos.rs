@@ -31,6 +31,11 @@
 //!   accepts and never answers, while 50 plain Agents and 50 Pheromones are created: the Agent
 //!   and Pheromone controllers' reconcile latency (the operator's histogram, from its /metrics)
 //!   and the plain Agents' time to status, with and without the black hole.
+//! - `workflow-kill`: a three-step Workflow (a Pheromone emitted through the Logos, a Proposal
+//!   scaling an Agent, another Pheromone) started before each of `--runs` SIGKILLs of the
+//!   operator, at a random instant of its life; afterwards every Workflow succeeded with each
+//!   step's effect made exactly once (one Proposal and two Pheromones per Workflow, each Agent
+//!   scaled); `--workflow-runs` times.
 //!
 //! After each fault it polls the namespace until everything converged (see
 //! `examples/support/chaos.rs`: no orphaned child, every live Agent's status current and
@@ -77,20 +82,21 @@ mod measure;
 use chaos::{AgentView, ChildView, Findings, Outcome, ProposalView, Random, Snapshot};
 
 /// Every scenario, in the order `all` runs them.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "operator-kill",
     "apiserver-restart",
     "etcd-pause",
     "webhook-down",
     "leader-change",
     "model-blackhole",
+    "workflow-kill",
 ];
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Faults during churn on the testbed, and what held.")]
 struct Args {
-    /// A scenario (operator-kill, apiserver-restart, etcd-pause, webhook-down, leader-change)
-    /// or `all`.
+    /// A scenario (operator-kill, apiserver-restart, etcd-pause, webhook-down, leader-change,
+    /// model-blackhole, workflow-kill) or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Agents the churn creates first (each later run creates, deletes and scales a tenth).
@@ -99,6 +105,9 @@ struct Args {
     /// Kills of the operator in `operator-kill` (one per churn wave).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Kills of the operator in `workflow-kill` (one Workflow started before each).
+    #[arg(long, default_value_t = 20)]
+    workflow_runs: usize,
     /// Faults in each other scenario.
     #[arg(long, default_value_t = 3)]
     fault_runs: usize,
@@ -155,8 +164,8 @@ async fn main() -> Result<()> {
             SCENARIOS.join(", ")
         );
     };
-    if args.agents == 0 || args.runs == 0 || args.fault_runs == 0 {
-        bail!("--agents, --runs and --fault-runs must be at least 1");
+    if args.agents == 0 || args.runs == 0 || args.fault_runs == 0 || args.workflow_runs == 0 {
+        bail!("--agents, --runs, --fault-runs and --workflow-runs must be at least 1");
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -206,6 +215,7 @@ async fn main() -> Result<()> {
             }
             "webhook-down" => webhook_down(&bed).await,
             "leader-change" => leader_change(&bed, args.fault_runs, &mut random).await,
+            "workflow-kill" => workflow_kill(&bed, args.workflow_runs, &mut random).await,
             _ => model_blackhole(&bed).await,
         }
         .with_context(|| format!("scenario {scenario}"))?;
@@ -223,13 +233,14 @@ async fn main() -> Result<()> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let note = format!(
             "Last written by `cargo run --example chaos -- --scenario {} --agents {} --runs {} \
-             --fault-runs {} --nodes {} --seed {seed}` (testbed {}); a run rewrites the rows of \
-             the scenarios it ran. Times are from the end of the fault to the namespace \
-             checked converged (it is read every 0.5 s plus the time a read takes).",
+             --fault-runs {} --workflow-runs {} --nodes {} --seed {seed}` (testbed {}); a run \
+             rewrites the rows of the scenarios it ran. Times are from the end of the fault to \
+             the namespace checked converged (it is read every 0.5 s plus the time a read takes).",
             args.scenario,
             args.agents,
             args.runs,
             args.fault_runs,
+            args.workflow_runs,
             args.nodes,
             bed.testbed.kubernetes_version()
         );
@@ -1733,5 +1744,159 @@ async fn model_blackhole(bed: &Bed) -> Result<Outcome> {
         ),
         broken,
         converge: holed.to_status.clone(),
+    })
+}
+
+/// The Workflow of run `run` of `workflow-kill`: announce, scale Agent `wf-agent-<run>` to 2
+/// through a Proposal, report; its steps run as the Umwelt `runner`.
+fn kill_workflow(run: usize) -> Result<kgents::kgents_crds::Workflow> {
+    let emit =
+        |payload: &str| json!({"pheromone_type": "STATE", "source": "runner", "payload": payload});
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Workflow",
+        "metadata": {"name": format!("wf-{run}")},
+        "spec": {"umwelt": "runner", "steps": [
+            {"name": "announce", "path": "void.pheromone.emit", "args": emit("scaling")},
+            {"name": "scale", "dependsOn": ["announce"], "proposal": {
+                "proposer": "runner", "changeType": "AGENT_SCALE",
+                "target": {"apiVersion": "kgents.io/v1", "kind": "Agent",
+                           "name": format!("wf-agent-{run}")},
+                "patch": {"type": "merge", "content": "{\"spec\":{\"replicas\":2}}"}}},
+            {"name": "report", "dependsOn": ["scale"], "path": "void.pheromone.emit",
+             "args": emit("scaled")},
+        ]},
+    }))?)
+}
+
+/// What one Workflow of `workflow-kill` left behind: None when everything held, else what broke.
+fn workflow_broken(
+    workflow: &kgents::kgents_crds::Workflow,
+    proposals: &[Proposal],
+    pheromones: &[Pheromone],
+    agents: &[Agent],
+) -> Option<String> {
+    use kgents::kgents_crds::workflow::WorkflowPhase;
+    let name = workflow.metadata.name.clone().unwrap_or_default();
+    let phase = workflow.status.as_ref().and_then(|s| s.phase);
+    if phase != Some(WorkflowPhase::Succeeded) {
+        return Some(format!("{name} is {phase:?}"));
+    }
+    let label = kgents::kgents_operator::workflow::WORKFLOW_LABEL;
+    let filed = proposals
+        .iter()
+        .filter(|p| p.labels().get(label) == Some(&name))
+        .count();
+    let prefix = format!("{name}-");
+    let emitted = pheromones
+        .iter()
+        .filter(|p| p.name_any().starts_with(&prefix))
+        .count();
+    let agent = format!("wf-agent-{}", name.trim_start_matches("wf-"));
+    let replicas = agents
+        .iter()
+        .find(|a| a.name_any() == agent)
+        .map(|a| a.spec.replicas);
+    (filed != 1 || emitted != 2 || replicas != Some(2)).then(|| {
+        format!(
+            "{name}: {filed} proposal(s), {emitted} pheromone(s), {agent} replicas {replicas:?}"
+        )
+    })
+}
+
+/// `workflow-kill`: see the module documentation.
+async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Outcome> {
+    let scene = scene(bed, "chaos-workflow").await?;
+    let client = &bed.client;
+    let umwelt: Umwelt = serde_json::from_value(json!({
+        "apiVersion": "kgents.io/v1", "kind": "Umwelt", "metadata": {"name": "runner"},
+        "spec": {"agent": "runner", "affordances": ["void.pheromone.*"]},
+    }))?;
+    Api::<Umwelt>::namespaced(client.clone(), &scene.namespace)
+        .create(&PostParams::default(), &umwelt)
+        .await?;
+    let workflows: Api<kgents::kgents_crds::Workflow> =
+        Api::namespaced(client.clone(), &scene.namespace);
+    let mut operator = OperatorProcess::start(bed, &scene.namespace, None, None).await?;
+    let mut mid_run = 0;
+    for run in 0..runs {
+        scene
+            .agents
+            .create(
+                &PostParams::default(),
+                &new_agent(&format!("wf-agent-{run}"))?,
+            )
+            .await?;
+        workflows
+            .create(&PostParams::default(), &kill_workflow(run)?)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(random.below(1500) as u64)).await;
+        let unfinished = workflows
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|w| {
+                !w.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p.is_finished())
+            })
+            .count();
+        if unfinished > 0 {
+            mid_run += 1;
+        }
+        operator.kill();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        operator = OperatorProcess::start(bed, &scene.namespace, None, None).await?;
+    }
+    // The last restart: every Workflow must finish, approving what the risk model sends to
+    // review (the proposals come fast from one proposer) as a person would.
+    let restarted = Instant::now();
+    let deadline = Duration::from_secs(bed.args.deadline);
+    let broken = loop {
+        if let Ok(snapshot) = snapshot(client, &scene.namespace).await {
+            approve_reviewing(&scene, &snapshot).await;
+        }
+        let listed = workflows.list(&ListParams::default()).await?.items;
+        let proposals = scene.proposals.list(&ListParams::default()).await?.items;
+        let pheromones = Api::<Pheromone>::namespaced(client.clone(), &scene.namespace)
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let agents = scene.agents.list(&ListParams::default()).await?.items;
+        let broken: Vec<String> = listed
+            .iter()
+            .filter_map(|w| workflow_broken(w, &proposals, &pheromones, &agents))
+            .collect();
+        if broken.is_empty() || restarted.elapsed() > deadline {
+            break broken;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let took = restarted.elapsed();
+    eprintln!(
+        "   {runs} kills, {mid_run} with a Workflow unfinished; all finished {:.1} s after the last restart{}",
+        took.as_secs_f64(),
+        if broken.is_empty() {
+            String::new()
+        } else {
+            format!("; NOT: {}", broken.join("; "))
+        }
+    );
+    drop(operator);
+    delete_namespace(bed, &scene.namespace).await;
+    Ok(Outcome {
+        scenario: "workflow-kill".to_owned(),
+        runs,
+        conditions: format!(
+            "a 3-step Workflow (Pheromone, Proposal, Pheromone) started before each SIGKILL of the \
+             operator at a random instant (0–1.5 s) of its life; {mid_run} of {runs} kills with a \
+             Workflow unfinished"
+        ),
+        checked: "every Workflow Succeeded; one Proposal and two Pheromones per Workflow; each \
+                  Agent scaled once"
+            .to_owned(),
+        broken,
+        converge: vec![took],
     })
 }

@@ -1,7 +1,7 @@
 //! The chaos runs' checks on hand-made snapshots (each check sees what it must), and the short
 //! version of every chaos scenario: the `chaos` example run on its own testbed with 30 Agents,
-//! two operator kills, one fault of each other kind and 30 probed agents on a black-holed model;
-//! every scenario must hold.
+//! two operator kills, one fault of each other kind, 30 probed agents on a black-holed model and
+//! 20 operator kills during Workflows; every scenario must hold.
 //!
 //! The example is run as a program (it re-executes itself as the operator process, so a kill is
 //! a real SIGKILL): `scripts/test` builds `target/debug/examples/chaos` first.
@@ -244,6 +244,7 @@ fn every_chaos_scenario_holds_in_its_short_version() {
         "webhook-down",
         "leader-change",
         "model-blackhole",
+        "workflow-kill",
     ] {
         let row = stdout
             .lines()
