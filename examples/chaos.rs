@@ -32,10 +32,10 @@
 //!   and Pheromone controllers' reconcile latency (the operator's histogram, from its /metrics)
 //!   and the plain Agents' time to status, with and without the black hole.
 //! - `workflow-kill`: a three-step Workflow (a Pheromone emitted through the Logos, a Proposal
-//!   scaling an Agent, another Pheromone) started before each of `--runs` SIGKILLs of the
-//!   operator, at a random instant of its life; afterwards every Workflow succeeded with each
-//!   step's effect made exactly once (one Proposal and two Pheromones per Workflow, each Agent
-//!   scaled); `--workflow-runs` times.
+//!   scaling an Agent, another Pheromone) started before each of `--workflow-runs` SIGKILLs of
+//!   the operator, at a random instant of its life; afterwards every Workflow succeeded with
+//!   each step's effect made exactly once (one Proposal and two Pheromones per Workflow, each
+//!   Agent scaled).
 //!
 //! After each fault it polls the namespace until everything converged (see
 //! `examples/support/chaos.rs`: no orphaned child, every live Agent's status current and
