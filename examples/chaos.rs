@@ -1818,7 +1818,13 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         Api::namespaced(client.clone(), &scene.namespace);
     let mut operator = OperatorProcess::start(bed, &scene.namespace, None, None).await?;
     let mut mid_run = 0;
+    let mut steps_at_kill = [0usize; 4];
     for run in 0..runs {
+        // Proposals sent to review are approved as they come, so the steps after them run
+        // between the kills too.
+        if let Ok(snapshot) = snapshot(client, &scene.namespace).await {
+            approve_reviewing(&scene, &snapshot).await;
+        }
         scene
             .agents
             .create(
@@ -1829,22 +1835,24 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         workflows
             .create(&PostParams::default(), &kill_workflow(run)?)
             .await?;
-        tokio::time::sleep(Duration::from_millis(random.below(1500) as u64)).await;
-        let unfinished = workflows
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|w| {
-                !w.status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .is_some_and(|p| p.is_finished())
-            })
-            .count();
-        if unfinished > 0 {
+        tokio::time::sleep(Duration::from_millis(random.below(400) as u64)).await;
+        let current = workflows.get(&format!("wf-{run}")).await?;
+        if !current
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_finished())
+        {
             mid_run += 1;
         }
+        // How far this run's Workflow got when the kill came (steps succeeded, 0–3).
+        let done = current.status.as_ref().map_or(0, |s| {
+            s.steps
+                .iter()
+                .filter(|step| step.phase == kgents::kgents_crds::workflow::StepPhase::Succeeded)
+                .count()
+        });
+        steps_at_kill[done.min(3)] += 1;
         operator.kill();
         tokio::time::sleep(Duration::from_millis(200)).await;
         operator = OperatorProcess::start(bed, &scene.namespace, None, None).await?;
@@ -1875,7 +1883,8 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
     };
     let took = restarted.elapsed();
     eprintln!(
-        "   {runs} kills, {mid_run} with a Workflow unfinished; all finished {:.1} s after the last restart{}",
+        "   {runs} kills, {mid_run} before that run's Workflow finished (with 0/1/2/3 steps done: \
+         {steps_at_kill:?}); all finished {:.1} s after the last restart{}",
         took.as_secs_f64(),
         if broken.is_empty() {
             String::new()
@@ -1889,9 +1898,11 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         scenario: "workflow-kill".to_owned(),
         runs,
         conditions: format!(
-            "a 3-step Workflow (Pheromone, Proposal, Pheromone) started before each SIGKILL of the \
-             operator at a random instant (0–1.5 s) of its life; {mid_run} of {runs} kills with a \
-             Workflow unfinished"
+            "a 3-step Workflow (Pheromone, Proposal, Pheromone) started before each SIGKILL of \
+             the operator at a random instant (0–0.4 s after the Workflow was created); \
+             {mid_run} of {runs} kills before that run's Workflow finished, with 0, 1, 2 steps \
+             done: {}, {}, {}",
+            steps_at_kill[0], steps_at_kill[1], steps_at_kill[2]
         ),
         checked: "every Workflow Succeeded; one Proposal and two Pheromones per Workflow; each \
                   Agent scaled once"
