@@ -62,7 +62,8 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kgents::kgents_crds::proposal::ProposalPhase;
-use kgents::kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt};
+use kgents::kgents_crds::workflow::{StepPhase, WorkflowPhase};
+use kgents::kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
 use kgents::kgents_operator::OperatorConfig;
 use kgents::kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
 use kgents::kgents_operator::leader::LeaderElectionConfig;
@@ -488,16 +489,31 @@ const APPROVER: &str = "bob";
 
 /// Approves, as [`APPROVER`], every proposal of `snapshot` that waits in review for a human.
 async fn approve_reviewing(scene: &Scene, snapshot: &Snapshot) {
-    for p in snapshot
+    let reviewing = snapshot
         .proposals
         .iter()
         .filter(|p| p.phase.as_deref() == Some("Reviewing"))
-    {
+        .map(|p| p.name.as_str());
+    approve(scene, reviewing).await;
+}
+
+/// Approves, as [`APPROVER`], the proposals of `proposals` that wait in review for a human.
+async fn approve_listed(scene: &Scene, proposals: &[Proposal]) {
+    let reviewing = proposals
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(ProposalPhase::Reviewing))
+        .filter_map(|p| p.metadata.name.as_deref());
+    approve(scene, reviewing).await;
+}
+
+/// Approves, as [`APPROVER`], the proposals named.
+async fn approve<'a>(scene: &Scene, names: impl Iterator<Item = &'a str>) {
+    for name in names {
         // A conflict or a fault: asked again at the next look.
         let _ = kgents::kgents_operator::proposal::approve(
             &scene.approver,
             &scene.namespace,
-            &p.name,
+            name,
             Some("churn"),
         )
         .await;
@@ -1165,7 +1181,7 @@ async fn show_unfinished(scene: &Scene, findings: &Findings) {
             );
         }
     }
-    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+    let deployments: Api<Deployment> =
         Api::namespaced(scene.agents.clone().into_client(), &scene.namespace);
     for name in findings.stale_status.iter().take(3) {
         if let Ok(a) = scene.agents.get(name).await {
@@ -1749,7 +1765,7 @@ async fn model_blackhole(bed: &Bed) -> Result<Outcome> {
 
 /// The Workflow of run `run` of `workflow-kill`: announce, scale Agent `wf-agent-<run>` to 2
 /// through a Proposal, report; its steps run as the Umwelt `runner`.
-fn kill_workflow(run: usize) -> Result<kgents::kgents_crds::Workflow> {
+fn kill_workflow(run: usize) -> Result<Workflow> {
     let emit =
         |payload: &str| json!({"pheromone_type": "STATE", "source": "runner", "payload": payload});
     Ok(serde_json::from_value(json!({
@@ -1770,12 +1786,11 @@ fn kill_workflow(run: usize) -> Result<kgents::kgents_crds::Workflow> {
 
 /// What one Workflow of `workflow-kill` left behind: None when everything held, else what broke.
 fn workflow_broken(
-    workflow: &kgents::kgents_crds::Workflow,
+    workflow: &Workflow,
     proposals: &[Proposal],
     pheromones: &[Pheromone],
     agents: &[Agent],
 ) -> Option<String> {
-    use kgents::kgents_crds::workflow::WorkflowPhase;
     let name = workflow.metadata.name.clone().unwrap_or_default();
     let phase = workflow.status.as_ref().and_then(|s| s.phase);
     if phase != Some(WorkflowPhase::Succeeded) {
@@ -1814,16 +1829,15 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
     Api::<Umwelt>::namespaced(client.clone(), &scene.namespace)
         .create(&PostParams::default(), &umwelt)
         .await?;
-    let workflows: Api<kgents::kgents_crds::Workflow> =
-        Api::namespaced(client.clone(), &scene.namespace);
+    let workflows: Api<Workflow> = Api::namespaced(client.clone(), &scene.namespace);
     let mut operator = OperatorProcess::start(bed, &scene.namespace, None, None).await?;
     let mut mid_run = 0;
     let mut steps_at_kill = [0usize; 4];
     for run in 0..runs {
         // Proposals sent to review are approved as they come, so the steps after them run
         // between the kills too.
-        if let Ok(snapshot) = snapshot(client, &scene.namespace).await {
-            approve_reviewing(&scene, &snapshot).await;
+        if let Ok(listed) = scene.proposals.list(&ListParams::default()).await {
+            approve_listed(&scene, &listed.items).await;
         }
         scene
             .agents
@@ -1849,7 +1863,7 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
         let done = current.status.as_ref().map_or(0, |s| {
             s.steps
                 .iter()
-                .filter(|step| step.phase == kgents::kgents_crds::workflow::StepPhase::Succeeded)
+                .filter(|step| step.phase == StepPhase::Succeeded)
                 .count()
         });
         steps_at_kill[done.min(3)] += 1;
@@ -1862,11 +1876,9 @@ async fn workflow_kill(bed: &Bed, runs: usize, random: &mut Random) -> Result<Ou
     let restarted = Instant::now();
     let deadline = Duration::from_secs(bed.args.deadline);
     let broken = loop {
-        if let Ok(snapshot) = snapshot(client, &scene.namespace).await {
-            approve_reviewing(&scene, &snapshot).await;
-        }
         let listed = workflows.list(&ListParams::default()).await?.items;
         let proposals = scene.proposals.list(&ListParams::default()).await?.items;
+        approve_listed(&scene, &proposals).await;
         let pheromones = Api::<Pheromone>::namespaced(client.clone(), &scene.namespace)
             .list(&ListParams::default())
             .await?

@@ -11,7 +11,6 @@ mod support_cognitive;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kgents_crds::agent::CognitiveHealth;
 use kgents_crds::{Agent, Pheromone, Proposal};
 use kgents_operator::witness::WitnessSetting;
@@ -25,7 +24,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use support::{Operator, eventually, run_options, testbed_with_nodes};
 use support_cognitive::fake_model::{Behaviour, FakeModel, Wire};
-use support_cognitive::{API_KEY, SECRET, SECRET_KEY, probed_agent, wait_health};
+use support_cognitive::{API_KEY, probed_agent, wait_health};
 
 /// How long the probes (every 5 s, three in a row to change the verdict) may take to judge.
 const PROBED: Duration = Duration::from_secs(120);
@@ -89,29 +88,16 @@ fn spec_replicas(records: &[kgents_seance::WitnessRecord]) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agents_life_is_recorded_across_a_restart_and_replays_step_by_step() {
     let testbed = testbed_with_nodes().await;
-    let client = testbed.client().await.expect("client");
-    let ns = "witness";
-    let _ = Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
+    // A fresh namespace holding the Secret that keys the agent's model.
+    let (ns, client) = support_cognitive::namespace(testbed, "witness").await;
+    let ns = ns.as_str();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("witness.redb");
     let agents: Api<Agent> = Api::namespaced(client.clone(), ns);
     let proposals: Api<Proposal> = Api::namespaced(client.clone(), ns);
     let who = AgentRef::new(ns, "b-gent");
-    // Its model: a fake that answers the cognitive probes, keyed by a Secret.
+    // Its model: a fake that answers the cognitive probes.
     let model = FakeModel::start(Wire::OpenAi, API_KEY).await;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": SECRET},
-        "stringData": {SECRET_KEY: API_KEY},
-    }))
-    .unwrap();
-    let _ = Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await;
 
     // 1. created, its phase moves as the operator brings it up, and its probes pass
     let operator = start(&client, ns, &path);
