@@ -47,6 +47,10 @@ struct Args {
     /// The kgents binary (default: beside this program).
     #[arg(long)]
     kgents: Option<PathBuf>,
+    /// Create the data, print the kubeconfig's path and keep the API server up until Ctrl+C,
+    /// without timing anything (to look into single requests by hand).
+    #[arg(long)]
+    hold: bool,
 }
 
 /// One run of a command: wall time and peak RSS.
@@ -135,6 +139,12 @@ async fn main() -> Result<()> {
 
     let ghost = tempfile::tempdir()?;
     let kubeconfig = testbed.kubeconfig_path().to_path_buf();
+    if args.hold {
+        println!("KUBECONFIG={}", kubeconfig.display());
+        eprintln!("holding the API server up; Ctrl+C stops it");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
     let kgents_cmd = |extra: &[&str]| -> Vec<String> {
         let mut argv = vec![
             kgents.display().to_string(),

@@ -225,7 +225,7 @@ pub(crate) struct Live {
 
 pub(crate) async fn live(global: &Global) -> Result<Live, Failure> {
     let conn = connect::connect(global).await?;
-    let view = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    let view = Arc::new(connect::live_view(&conn));
     let actor = KubeActor::new(conn.client.clone(), conn.deadline);
     let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
     let mut logos = Logos::new(view, Some(Arc::new(actor)));
@@ -337,8 +337,7 @@ async fn status(global: &Global, live_only: bool, output: Output) -> CmdResult {
     }
     let (logos, caller) = match connect::connect(global).await {
         Ok(conn) => {
-            let live_view: Arc<dyn ClusterView> =
-                Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+            let live_view: Arc<dyn ClusterView> = Arc::new(connect::live_view(&conn));
             let actor = KubeActor::new(conn.client.clone(), conn.deadline);
             let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
             let chain = chain.with_layer(LiveLayer::new(Arc::clone(&live_view)), api_budget);

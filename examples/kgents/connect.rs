@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kgents::kgents_ghost::FsGhostStore;
+use kgents::kgents_core::field::PheromoneType;
 use kgents::kgents_ghost::digest::StatusDigest;
 use kgents::kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus};
+use kgents::kgents_ghost::snapshot::{Payload, Query, Snapshot, SnapshotKey};
+use kgents::kgents_ghost::{FsGhostStore, GhostStore};
 use kgents::kgents_logos::live::{self, KubeActor};
 use kgents::kgents_logos::outcome::{
     MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
@@ -101,6 +103,30 @@ pub fn ghost_root() -> Result<PathBuf, Error> {
     })
 }
 
+/// The Pheromones by type in the ghost cache's last status digest (none without one): a live
+/// view splits its first list of every Pheromone by them ([`LiveView::with_field_shape`]).
+/// Read only when the cluster is, so a cached answer never pays for it.
+pub fn ghost_field_shape() -> Vec<(PheromoneType, usize)> {
+    let Ok(root) = ghost_root() else {
+        return Vec::new();
+    };
+    match FsGhostStore::new(root)
+        .read(&SnapshotKey::Query(Query::StatusDigest))
+        .hit()
+    {
+        Some(Snapshot {
+            payload: Payload::StatusDigest(digest),
+            ..
+        }) => digest.type_counts(),
+        _ => Vec::new(),
+    }
+}
+
+/// A live view over a connection, split-listing Pheromones as the ghost cache last saw them.
+pub fn live_view(conn: &Connection) -> LiveView {
+    LiveView::new(conn.client.clone(), conn.deadline).with_field_shape(ghost_field_shape())
+}
+
 /// The caller the flags describe: `--umwelt` / `--as-agent` restrict to an Umwelt's
 /// affordances; otherwise the person behind the kubeconfig, unrestricted.
 pub async fn caller(
@@ -145,7 +171,7 @@ impl LazyLiveView {
             .view
             .get_or_init(|| async {
                 match connect(&self.global).await {
-                    Ok(conn) => Ok(LiveView::new(conn.client, conn.deadline)),
+                    Ok(conn) => Ok(live_view(&conn)),
                     // The connection errors are "unavailable" (see `connect`): kept as their
                     // two parts, since an error is answered to every read.
                     Err(Error::Unavailable { what, reason }) => Err((what, reason)),

@@ -16,7 +16,7 @@ use kgents::kgents_logos::outcome::{
     MemorySummary, PheromoneRecord, ProposalRecord, UmweltSummary,
 };
 use kgents::kgents_logos::{
-    ClusterActor, ClusterView, Error, Filter, KubeActor, LiveView, Logos, Observed, Scope,
+    ClusterActor, ClusterView, Error, Filter, KubeActor, Logos, Observed, Scope,
 };
 use kgents::kgents_mcp::{self, CancellationToken, HttpOptions, KgentsMcp, McpConfig};
 
@@ -131,7 +131,7 @@ fn watched_view(
     conn: &connect::Connection,
 ) -> (Arc<dyn ClusterView>, tokio::sync::watch::Sender<bool>) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let live: Arc<dyn ClusterView> = Arc::new(LiveView::new(conn.client.clone(), conn.deadline));
+    let live: Arc<dyn ClusterView> = Arc::new(connect::live_view(conn));
     let cache = Arc::new(WatchCache::new(Arc::clone(&clock), Some(Arc::clone(&live))));
     let watches = Watches {
         client: conn.client.clone(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use kgents::kgents_core::clock::{Clock, SystemClock};
 use kgents::kgents_ghost::{FsGhostStore, GhostStore};
-use kgents::kgents_logos::{ClusterActor, KubeActor, LiveView, Logos, Scope};
+use kgents::kgents_logos::{ClusterActor, KubeActor, Logos, Scope};
 use kgents_terrarium::source::{ClusterFeed, Feed, GhostFeed};
 use kgents_terrarium::terminal::{self, Options};
 use kgents_terrarium::{App, Theme};
@@ -79,10 +79,7 @@ pub async fn run(global: &Global, args: TerrariumArgs) -> Result<u8, Failure> {
                 let caller = connect::caller(global, Some(&actor), &conn.namespace).await?;
                 let writer: Option<Arc<dyn ClusterActor>> =
                     (!args.readonly).then(|| Arc::new(actor) as Arc<dyn ClusterActor>);
-                let mut logos = Logos::new(
-                    Arc::new(LiveView::new(conn.client.clone(), conn.deadline)),
-                    writer,
-                );
+                let mut logos = Logos::new(Arc::new(connect::live_view(&conn)), writer);
                 if let Some(store) =
                     crate::seance::local_witness(args.witness_store.as_deref()).await
                 {

@@ -26,6 +26,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
     category = "kgents",
     derive = "PartialEq",
     cel,
+    // `kubectl get pheromones --field-selector spec.type=WARNING`; kgents-logos also splits a
+    // large list into requests by type that the API server answers side by side.
+    selectable = ".spec.type",
     doc = "A Pheromone is a decaying signal left by an agent: intensity(t) = initialIntensity * 0.5^((t - emittedAt) / halfLife), computed on read. The spec is immutable; to re-emit, create a new Pheromone.",
     printcolumn(
         name = "Type",

@@ -195,6 +195,19 @@ pub struct DigestView {
 }
 
 impl StatusDigest {
+    /// How many Pheromones of each type the digest holds (evaporated ones have no type here
+    /// and are not counted), largest first; types with none are left out.
+    #[must_use]
+    pub fn type_counts(&self) -> Vec<(PheromoneType, usize)> {
+        let mut counts: BTreeMap<PheromoneType, usize> = BTreeMap::new();
+        for group in self.namespaces.iter().flat_map(|ns| &ns.heat) {
+            *counts.entry(group.pheromone_type).or_default() += group.members.len();
+        }
+        let mut counts: Vec<_> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        counts.sort_by(|(a, m), (b, n)| n.cmp(m).then(a.cmp(b)));
+        counts
+    }
+
     /// The digest of snapshot rows taken at `taken_at` (pheromone intensities are those at
     /// `taken_at`; `pending` holds only the proposals still waiting).
     #[must_use]
@@ -405,6 +418,29 @@ mod tests {
             half_life_seconds: half_life,
             expires_at: ttl.map(|s| t0() + SignedDuration::from_secs(s)),
         }
+    }
+
+    #[test]
+    fn type_counts_add_up_the_namespaces_largest_first() {
+        use PheromoneType::{Dream, State, Warning};
+        let pheromones = [
+            pheromone("a", Warning, 0.9, 600.0, None),
+            pheromone("b", Warning, 0.8, 600.0, None),
+            pheromone("b", Warning, 0.7, 60.0, None),
+            pheromone("a", Dream, 0.9, 600.0, None),
+            pheromone("b", State, 0.9, 600.0, None),
+            pheromone("b", State, 0.6, 600.0, None),
+        ];
+        let digest = StatusDigest::build(&[], &pheromones, &[], t0());
+        assert_eq!(
+            digest.type_counts(),
+            vec![(Warning, 3), (State, 2), (Dream, 1)]
+        );
+        assert!(
+            StatusDigest::build(&[], &[], &[], t0())
+                .type_counts()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub mod logos;
 pub mod memory;
 pub mod outcome;
 pub mod schema;
+pub mod shard;
 pub mod suggest;
 pub mod summary;
 pub mod table;

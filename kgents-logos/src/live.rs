@@ -6,6 +6,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kgents_core::field::PheromoneType;
 use kgents_crds::{Agent, Memory, Pheromone, Proposal, Umwelt, Workflow};
 use kgents_ghost::snapshot::{AgentStatus, AgentSummary, ClusterStatus, ComponentStatus};
 use kgents_policy::AdmissionPolicy;
@@ -24,6 +26,7 @@ use crate::approval;
 use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::{MemorySummary, PheromoneRecord, ProposalRecord, TetherTarget, UmweltSummary};
+use crate::shard::{self, TypeShard};
 use crate::summary;
 use crate::table;
 use crate::view::{ClusterActor, ClusterView, Filter, Observed, Scope, Source};
@@ -54,6 +57,14 @@ pub async fn deadline<T>(
     }
 }
 
+/// The counts behind the mutex; a panic elsewhere while it was held leaves counts that are
+/// still counts (at worst a stale hint), so a poisoned lock is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn api<K>(client: &Client, scope: &Scope) -> Api<K>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
@@ -69,12 +80,29 @@ where
 pub struct LiveView {
     client: Client,
     deadline: Duration,
+    /// The Pheromones by type as last seen, from which a list of every Pheromone is split
+    /// ([`shard`]). Shared by clones; a std mutex, held only to copy or replace the counts,
+    /// never across an await.
+    field_shape: Arc<Mutex<Vec<(PheromoneType, usize)>>>,
 }
 
 impl LiveView {
     /// A view over `client`, each call within `deadline`.
     pub fn new(client: Client, deadline: Duration) -> LiveView {
-        LiveView { client, deadline }
+        LiveView {
+            client,
+            deadline,
+            field_shape: Arc::default(),
+        }
+    }
+
+    /// The same view, told how many Pheromones of each type the field held when last seen
+    /// (e.g. by a ghost digest), so that its first list of them can be split ([`shard`]). A
+    /// wrong hint costs only speed. The view keeps the counts of each list it makes.
+    #[must_use]
+    pub fn with_field_shape(self, counts: Vec<(PheromoneType, usize)>) -> LiveView {
+        *lock(&self.field_shape) = counts;
+        self
     }
 
     /// Lists `K` in the filter.
@@ -107,13 +135,84 @@ impl LiveView {
         Source::live(LAYER, jiff::Timestamp::now())
     }
 
-    /// The Pheromones of the filter as a server-side Table without objects (`None` when the
-    /// request cannot even be built, which the caller treats like a Table it cannot use).
-    async fn pheromone_table(&self, filter: &Filter) -> Result<Option<table::Table>> {
+    /// The Pheromones of the filter as records read from server-side Tables, split into
+    /// requests by type when the field was last seen large enough ([`shard`]); `None` when a
+    /// Table cannot serve (a CRD without the columns or, for a split list, without the
+    /// selectable field), which the caller answers by listing the objects.
+    async fn pheromone_rows(&self, filter: &Filter) -> Result<Option<Vec<PheromoneRecord>>> {
+        let shards = shard::plan(&lock(&self.field_shape));
+        if shards.len() > 1 {
+            let tables =
+                futures::future::join_all(shards.iter().map(|s| self.pheromone_table(filter, s)))
+                    .await;
+            let now = jiff::Timestamp::now();
+            let mut records = Vec::new();
+            let mut whole = true;
+            for table in tables {
+                match table {
+                    Ok(Some(t)) => match table::records(&t, now) {
+                        Some(rows) => records.extend(rows),
+                        None => whole = false,
+                    },
+                    Ok(None) => whole = false,
+                    // A cluster whose CRD does not declare `.spec.type` selectable refuses
+                    // the selector: ask once more, unsplit.
+                    Err(Error::Api { code: 400, .. }) => whole = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            if whole {
+                // Each shard is a consistent list of its own; a Pheromone deleted and made
+                // again with another type between two of them would be listed twice.
+                let mut seen = std::collections::HashSet::with_capacity(records.len());
+                records
+                    .retain(|r| seen.insert((r.summary.namespace.clone(), r.summary.name.clone())));
+                self.remember_field_shape(&records, filter);
+                return Ok(Some(records));
+            }
+        }
+        let unsplit = TypeShard::Except(Vec::new());
+        let Some(table) = self.pheromone_table(filter, &unsplit).await? else {
+            return Ok(None);
+        };
+        let records = table::records(&table, jiff::Timestamp::now());
+        if let Some(records) = &records {
+            self.remember_field_shape(records, filter);
+        }
+        Ok(records)
+    }
+
+    /// Keeps the counts by type of a list of every Pheromone for the next one.
+    fn remember_field_shape(&self, records: &[PheromoneRecord], filter: &Filter) {
+        if filter.scope != Scope::All || filter.selector.is_some() {
+            return;
+        }
+        let mut counts: Vec<(PheromoneType, usize)> = Vec::new();
+        for record in records {
+            let t = record.summary.pheromone_type;
+            match counts.iter_mut().find(|(known, _)| *known == t) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((t, 1)),
+            }
+        }
+        *lock(&self.field_shape) = counts;
+    }
+
+    /// One request of the Pheromones of the filter (and of `shard`) as a server-side Table
+    /// without objects (`None` when the request cannot even be built, which the caller treats
+    /// like a Table it cannot use).
+    async fn pheromone_table(
+        &self,
+        filter: &Filter,
+        shard: &TypeShard,
+    ) -> Result<Option<table::Table>> {
         let namespace = filter.scope.namespace();
         let mut params = ListParams::default();
         if let Some(selector) = &filter.selector {
             params = params.labels(selector);
+        }
+        if let Some(selector) = shard.field_selector() {
+            params = params.fields(&selector);
         }
         let Ok(mut request) =
             kube::core::Request::new(Pheromone::url_path(&(), namespace)).list(&params)
@@ -189,12 +288,10 @@ impl ClusterView for LiveView {
     async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>> {
         // A server-side Table first (see the `table` module): much less for the API server to
         // encode. A cluster whose CRD lacks the columns gets the objects listed instead.
-        let table = self.pheromone_table(filter).await?;
-        let now = jiff::Timestamp::now();
-        if let Some(data) = table.as_ref().and_then(|t| table::records(t, now)) {
+        if let Some(data) = self.pheromone_rows(filter).await? {
             return Ok(Observed {
                 data,
-                source: Source::live(LAYER, now),
+                source: Source::live(LAYER, jiff::Timestamp::now()),
             });
         }
         let pheromones: Vec<Pheromone> = self.list(filter).await?;
