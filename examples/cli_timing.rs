@@ -8,7 +8,7 @@
 //! Starts a private etcd + kube-apiserver (the testbed; build it once with
 //! `scripts/testbed-build`), installs the CRDs, creates the Agents and Pheromones, then runs each
 //! command `--runs` times as a separate process and reports the median and the worst wall time
-//! and the largest peak RSS (from GNU `time`, `/usr/bin/time`):
+//! and the median and the largest peak RSS (from GNU `time`, `/usr/bin/time`):
 //!
 //! - `kgents status --live` and `kgents get pheromones -A` (the API server answers);
 //! - `kgents get agents -A -o json` and `kubectl get agents -A -o json` on the same data, runs
@@ -241,21 +241,24 @@ async fn main() -> Result<()> {
         args.agents, args.pheromones, args.runs
     );
     println!(
-        "{:<50} {:>10} {:>10} {:>14}",
-        "command", "median", "worst", "peak RSS max"
+        "{:<50} {:>10} {:>10} {:>16} {:>14}",
+        "command", "median", "worst", "peak RSS median", "peak RSS max"
     );
     for (name, samples) in &rows {
         let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
         walls.sort();
         let median = walls[walls.len() / 2];
         let worst = walls[walls.len() - 1];
-        let rss = samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0);
+        let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
+        rss.sort_unstable();
+        let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "{:<50} {:>8.1}ms {:>8.1}ms {:>10.1} MiB",
+            "{:<50} {:>8.1}ms {:>8.1}ms {:>12.1} MiB {:>10.1} MiB",
             name,
             median.as_secs_f64() * 1e3,
             worst.as_secs_f64() * 1e3,
-            rss as f64 / 1024.0
+            mib(rss[rss.len() / 2]),
+            mib(rss[rss.len() - 1])
         );
     }
     println!(
