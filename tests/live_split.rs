@@ -125,6 +125,15 @@ async fn a_split_list_is_the_whole_list_and_a_cluster_without_the_field_is_asked
         4,
         "three types of their own and one request for the rest"
     );
+    // One namespace is asked in one request: the counts are the whole field's.
+    let before = pheromone_lists(&client).await;
+    let in_one = LiveView::new(client.clone(), deadline)
+        .with_field_shape(four_way_hint())
+        .pheromones(&Filter::scope(Scope::Namespace(namespaces[0].clone())))
+        .await
+        .expect("one namespace's pheromones");
+    assert_eq!(in_one.data.len(), 10);
+    assert_eq!(pheromone_lists(&client).await - before, 1);
     // The view keeps the counts it saw: 20 Pheromones are too few to split again.
     let before = pheromone_lists(&client).await;
     assert_eq!(listed(&split).await, whole);

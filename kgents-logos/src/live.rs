@@ -135,12 +135,21 @@ impl LiveView {
         Source::live(LAYER, jiff::Timestamp::now())
     }
 
-    /// The Pheromones of the filter as records read from server-side Tables, split into
-    /// requests by type when the field was last seen large enough ([`shard`]); `None` when a
-    /// Table cannot serve (a CRD without the columns or, for a split list, without the
-    /// selectable field), which the caller answers by listing the objects.
-    async fn pheromone_rows(&self, filter: &Filter) -> Result<Option<Vec<PheromoneRecord>>> {
-        let shards = shard::plan(&lock(&self.field_shape));
+    /// The Pheromones of the filter as records read from server-side Tables, with the time
+    /// their intensities are at; a list of every Pheromone is split into requests by type when
+    /// the field was last seen large enough ([`shard`]). `None` when a Table cannot serve (a
+    /// CRD without the columns), which the caller answers by listing the objects.
+    async fn pheromone_rows(
+        &self,
+        filter: &Filter,
+    ) -> Result<Option<(Vec<PheromoneRecord>, jiff::Timestamp)>> {
+        // The counts are the whole field's: they say nothing of one namespace or label.
+        let whole_field = filter.scope == Scope::All && filter.selector.is_none();
+        let shards = if whole_field {
+            shard::plan(&lock(&self.field_shape))
+        } else {
+            Vec::new()
+        };
         if shards.len() > 1 {
             let tables =
                 futures::future::join_all(shards.iter().map(|s| self.pheromone_table(filter, s)))
@@ -167,26 +176,26 @@ impl LiveView {
                 let mut seen = std::collections::HashSet::with_capacity(records.len());
                 records
                     .retain(|r| seen.insert((r.summary.namespace.clone(), r.summary.name.clone())));
-                self.remember_field_shape(&records, filter);
-                return Ok(Some(records));
+                self.remember_field_shape(&records);
+                return Ok(Some((records, now)));
             }
         }
         let unsplit = TypeShard::Except(Vec::new());
         let Some(table) = self.pheromone_table(filter, &unsplit).await? else {
             return Ok(None);
         };
-        let records = table::records(&table, jiff::Timestamp::now());
-        if let Some(records) = &records {
-            self.remember_field_shape(records, filter);
+        let now = jiff::Timestamp::now();
+        let Some(records) = table::records(&table, now) else {
+            return Ok(None);
+        };
+        if whole_field {
+            self.remember_field_shape(&records);
         }
-        Ok(records)
+        Ok(Some((records, now)))
     }
 
     /// Keeps the counts by type of a list of every Pheromone for the next one.
-    fn remember_field_shape(&self, records: &[PheromoneRecord], filter: &Filter) {
-        if filter.scope != Scope::All || filter.selector.is_some() {
-            return;
-        }
+    fn remember_field_shape(&self, records: &[PheromoneRecord]) {
         let mut counts: Vec<(PheromoneType, usize)> = Vec::new();
         for record in records {
             let t = record.summary.pheromone_type;
@@ -288,10 +297,10 @@ impl ClusterView for LiveView {
     async fn pheromones(&self, filter: &Filter) -> Result<Observed<Vec<PheromoneRecord>>> {
         // A server-side Table first (see the `table` module): much less for the API server to
         // encode. A cluster whose CRD lacks the columns gets the objects listed instead.
-        if let Some(data) = self.pheromone_rows(filter).await? {
+        if let Some((data, now)) = self.pheromone_rows(filter).await? {
             return Ok(Observed {
                 data,
-                source: Source::live(LAYER, jiff::Timestamp::now()),
+                source: Source::live(LAYER, now),
             });
         }
         let pheromones: Vec<Pheromone> = self.list(filter).await?;
