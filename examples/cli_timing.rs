@@ -8,7 +8,8 @@
 //! Starts a private etcd + kube-apiserver (the testbed; build it once with
 //! `scripts/testbed-build`), installs the CRDs, creates the Agents and Pheromones, then runs each
 //! command `--runs` times as a separate process and reports the median and the worst wall time
-//! and the median and the largest peak RSS (from GNU `time`, `/usr/bin/time`):
+//! and the median and the largest peak RSS (from GNU `time`, `/usr/bin/time`), with the median
+//! CPU the API server spent on a run (from `/proc`):
 //!
 //! - `kgents status --live` and `kgents get pheromones -A` (the API server answers);
 //! - `kgents get agents -A -o json` and `kubectl get agents -A -o json` on the same data, runs
@@ -32,6 +33,9 @@ use kgents::kgents_crds::{Agent, Pheromone};
 use kube::Api;
 use kube::api::PostParams;
 
+#[path = "support/measure.rs"]
+mod measure;
+
 #[derive(Parser, Debug)]
 #[command(about = "Whole-process timings of the kgents CLI beside kubectl.")]
 struct Args {
@@ -53,11 +57,19 @@ struct Args {
     hold: bool,
 }
 
-/// One run of a command: wall time and peak RSS.
+/// One run of a command: wall time, peak RSS, and the CPU the API server spent meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     wall: Duration,
     peak_rss_kib: u64,
+    apiserver_cpu: Option<Duration>,
+}
+
+/// The API server's process, whose CPU each run is charged with (`None` once it is stopped).
+#[derive(Debug, Clone, Copy)]
+struct ApiServer {
+    pid: u32,
+    ticks_per_second: f64,
 }
 
 #[tokio::main]
@@ -94,6 +106,14 @@ async fn main() -> Result<()> {
     let client = testbed.client().await?;
     let namespace = testbed.create_namespace("cli-timing").await?;
     let kubectl = kubectl_path()?;
+    let apiserver = testbed
+        .component_pids()
+        .into_iter()
+        .find(|(name, _)| *name == "kube-apiserver")
+        .map(|(_, pid)| ApiServer {
+            pid,
+            ticks_per_second: measure::ticks_per_second(),
+        });
 
     eprintln!(
         "creating {} Agents and {} Pheromones ...",
@@ -162,13 +182,20 @@ async fn main() -> Result<()> {
     ];
 
     let mut rows = Vec::new();
-    let live = run_many(&time, &kgents_cmd(&["status", "--live"]), &env, args.runs)?;
+    let live = run_many(
+        &time,
+        &kgents_cmd(&["status", "--live"]),
+        &env,
+        args.runs,
+        apiserver,
+    )?;
     rows.push(("kgents status --live".to_owned(), live));
     let pheromone_list = run_many(
         &time,
         &kgents_cmd(&["get", "pheromones", "-A"]),
         &env,
         args.runs,
+        apiserver,
     )?;
     rows.push(("kgents get pheromones -A".to_owned(), pheromone_list));
 
@@ -190,8 +217,9 @@ async fn main() -> Result<()> {
             &kgents_cmd(&["get", "agents", "-A", "-o", "json"]),
             &env,
             1,
+            apiserver,
         )?);
-        theirs.extend(run_many(&time, &kubectl_argv, &[], 1)?);
+        theirs.extend(run_many(&time, &kubectl_argv, &[], 1, apiserver)?);
     }
     rows.push(("kgents get agents -A -o json".to_owned(), ours));
     rows.push(("kubectl get agents -A -o json".to_owned(), theirs));
@@ -210,12 +238,13 @@ async fn main() -> Result<()> {
         let listed = wait_for_daemon(&socket).await;
         let result = match listed {
             Ok(()) => {
-                let through = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
+                let through =
+                    run_many(&time, &kgents_cmd(&["status"]), &env, args.runs, apiserver)?;
                 rows.push((
                     "kgents status (through the Cortex daemon)".to_owned(),
                     through,
                 ));
-                Ok(peak_rss_of(pid))
+                Ok(measure::peak_rss_kib(pid).unwrap_or(0))
             }
             Err(e) => Err(e),
         };
@@ -230,7 +259,7 @@ async fn main() -> Result<()> {
 
     // The ghost cache, written through by the live runs above, with the API server gone.
     testbed.stop_apiserver();
-    let cached = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs)?;
+    let cached = run_many(&time, &kgents_cmd(&["status"]), &env, args.runs, None)?;
     rows.push((
         "kgents status (ghost cache, API server stopped)".to_owned(),
         cached,
@@ -241,8 +270,8 @@ async fn main() -> Result<()> {
         args.agents, args.pheromones, args.runs
     );
     println!(
-        "{:<50} {:>10} {:>10} {:>16} {:>14}",
-        "command", "median", "worst", "peak RSS median", "peak RSS max"
+        "{:<50} {:>10} {:>10} {:>16} {:>14} {:>16}",
+        "command", "median", "worst", "peak RSS median", "peak RSS max", "API server CPU"
     );
     for (name, samples) in &rows {
         let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
@@ -252,13 +281,21 @@ async fn main() -> Result<()> {
         let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
         rss.sort_unstable();
         let mib = |kib: u64| kib as f64 / 1024.0;
+        // The API server's CPU per run, median (its clock ticks are 10 ms: one run's figure is
+        // coarse, the median of many is not).
+        let mut cpu: Vec<Duration> = samples.iter().filter_map(|s| s.apiserver_cpu).collect();
+        cpu.sort();
+        let cpu = cpu.get(cpu.len() / 2).map_or("-".to_owned(), |c| {
+            format!("{:.0}ms", c.as_secs_f64() * 1e3)
+        });
         println!(
-            "{:<50} {:>8.1}ms {:>8.1}ms {:>12.1} MiB {:>10.1} MiB",
+            "{:<50} {:>8.1}ms {:>8.1}ms {:>12.1} MiB {:>10.1} MiB {:>16}",
             name,
             median.as_secs_f64() * 1e3,
             worst.as_secs_f64() * 1e3,
             mib(rss[rss.len() / 2]),
-            mib(rss[rss.len() - 1])
+            mib(rss[rss.len() - 1]),
+            cpu
         );
     }
     println!(
@@ -290,19 +327,6 @@ async fn wait_for_daemon(socket: &Path) -> Result<()> {
     bail!("the Cortex daemon never listed everything: {last}")
 }
 
-/// A process's peak RSS in KiB (`VmHWM`), 0 when unknown.
-fn peak_rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|l| {
-                l.strip_prefix("VmHWM:")
-                    .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
-
 /// Creates `n` objects with `make(i)`, 32 requests in flight.
 async fn create_all<F, Fut>(n: usize, make: F) -> Result<()>
 where
@@ -323,9 +347,13 @@ fn run_many(
     argv: &[String],
     env: &[(&str, PathBuf)],
     runs: usize,
+    apiserver: Option<ApiServer>,
 ) -> Result<Vec<Sample>> {
+    let apiserver_cpu =
+        || apiserver.and_then(|a| measure::cpu_time(a.pid, a.ticks_per_second).ok());
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
+        let cpu_before = apiserver_cpu();
         let started = Instant::now();
         let mut command = Command::new(time);
         command
@@ -351,7 +379,14 @@ fn run_many(
             .find_map(|line| line.strip_prefix("KGENTS_TIMING "))
             .and_then(|kib| kib.trim().parse().ok())
             .with_context(|| format!("no peak RSS from GNU time in:\n{stderr}"))?;
-        samples.push(Sample { wall, peak_rss_kib });
+        let apiserver_cpu = cpu_before
+            .zip(apiserver_cpu())
+            .map(|(before, after)| after.saturating_sub(before));
+        samples.push(Sample {
+            wall,
+            peak_rss_kib,
+            apiserver_cpu,
+        });
     }
     Ok(samples)
 }
