@@ -474,9 +474,7 @@ async fn fan_out<K: Watched>(
                 continue;
             }
         };
-        if matches!(event, watcher::Event::InitDone) {
-            ready.send_replace(true);
-        }
+        let listed = matches!(event, watcher::Event::InitDone);
         let shared = relay(event, &mut writer, &store, &mut listing);
         if !shared.is_empty() {
             let _sending = gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -484,6 +482,12 @@ async fn fan_out<K: Watched>(
                 // No subscriber is not an error: the store is still kept.
                 let _ = sender.send(event);
             }
+        }
+        // Ready only once the store holds the list: a subscriber woken earlier would take the
+        // store's snapshot while it was still empty and announce a relist that names nothing,
+        // which reads as "every object is gone" (the witness recorded Agents as deleted).
+        if listed {
+            ready.send_replace(true);
         }
     }
 }
