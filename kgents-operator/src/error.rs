@@ -21,6 +21,17 @@ pub enum Error {
         budget: Duration,
     },
 
+    /// A write whose outcome is unknown: it timed out, or the connection failed, perhaps after
+    /// the API server took it. The reconcile is retried and issues it again under the same
+    /// idempotency key, so it takes effect once.
+    #[error("{what}: outcome unknown ({message}); issued again under the same idempotency key")]
+    OutcomeUnknown {
+        /// The write.
+        what: String,
+        /// Why its outcome is unknown.
+        message: String,
+    },
+
     /// The object cannot be realised as written; the reason is shown in its status and an Event.
     #[error("{kind} {name}: {message}")]
     InvalidSpec {
@@ -107,6 +118,7 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => "invalid",
             Error::Kube(_) => "kube_api",
             Error::Timeout { .. } => "timeout",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::Certificate { .. } => "certificate",
             Error::Policy { .. } => "policy",

@@ -291,7 +291,7 @@ async fn drive(
     if step.proposal.is_some() {
         drive_proposal(state, workflow, step, action, name).await
     } else {
-        Ok(drive_path(state, workflow, step, action, name).await)
+        drive_path(state, workflow, step, action, name).await
     }
 }
 
@@ -436,14 +436,16 @@ async fn drive_path(
     step: &WorkflowStep,
     action: &Action,
     name: String,
-) -> Outcome {
+) -> Result<Outcome> {
     let ctx = &state.ctx;
     let namespace = workflow.namespace().unwrap_or_default();
     let path = step.path.clone().unwrap_or_default();
-    let failed = |message: String, retryable: bool| Outcome::Failed {
-        object: None,
-        message,
-        retryable,
+    let failed = |message: String, retryable: bool| {
+        Ok(Outcome::Failed {
+            object: None,
+            message,
+            retryable,
+        })
     };
     let Some(umwelt) = workflow.spec.umwelt.as_deref() else {
         return failed("a path step needs spec.umwelt".into(), false);
@@ -481,7 +483,7 @@ async fn drive_path(
     }
     let args = Args::new(Scope::Namespace(namespace)).with_input(&input);
     let object = creates.map(|_| name.clone());
-    match state.logos.invoke(&caller, &path, args).await {
+    Ok(match state.logos.invoke(&caller, &path, args).await {
         Ok(result) => Outcome::Succeeded {
             digest: support::desired_hash(&result)
                 .ok()
@@ -496,6 +498,15 @@ async fn drive_path(
                 message: format!("{path} done (found {name}, issued earlier for this attempt)"),
             }
         }
+        // A create that timed out may have been taken: failing the attempt would make the
+        // next one create a second object under a new key. The step stays Running with this
+        // key and the retried reconcile issues the same create (AlreadyExists: done).
+        Err(e) if creates.is_some() && e.kind() == ErrorKind::Unavailable => {
+            return Err(Error::OutcomeUnknown {
+                what: format!("{path} creating {name}"),
+                message: e.to_string(),
+            });
+        }
         Err(e) => {
             let retryable = matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Failed);
             tracing::debug!(step = %step.name, key = action.key(), error = %e, "workflow path step failed");
@@ -505,5 +516,5 @@ async fn drive_path(
                 retryable,
             }
         }
-    }
+    })
 }
