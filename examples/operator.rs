@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
+use kgents::kgents_logos::wire;
 use kgents::kgents_operator::admission::server::WebhookConfig;
 use kgents::kgents_operator::install::local;
 use kgents::kgents_operator::leader::LeaderElectionConfig;
@@ -156,10 +157,15 @@ async fn main() -> Result<()> {
         None
     };
     let client = match &testbed {
-        Some(testbed) => testbed.client().await.context("a client for the embedded control plane")?,
-        None => Client::try_default()
-            .await
-            .context("no usable kubeconfig or in-cluster configuration; use --embedded to try the operator without a cluster")?,
+        Some(testbed) => wire::client(
+            testbed.config().await.context("the embedded control plane's configuration")?,
+        )
+        .context("a client for the embedded control plane")?,
+        // The operator never reads managed fields: they are cut before decoding.
+        None => wire::client(kube::Config::infer().await.context(
+            "no usable kubeconfig or in-cluster configuration; use --embedded to try the operator without a cluster",
+        )?)
+        .context("building the client")?,
     };
 
     let mut config = OperatorConfig {

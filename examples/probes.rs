@@ -61,7 +61,8 @@ use kube::api::{ListParams, PostParams};
 
 use fake_model::{FakeModel, Wire};
 use measure::{
-    cpu_time, http_get, metric_sum, peak_rss_kib, run_operator, ticks_per_second, wait_ready,
+    ClientStack, cpu_time, http_get, metric_sum, peak_rss_kib, run_operator, ticks_per_second,
+    wait_ready,
 };
 
 const NAMESPACE: &str = "probes-overhead";
@@ -133,6 +134,7 @@ async fn operator_process(args: Args) -> Result<()> {
         config,
         args.http_addr,
         &[agent::CONTROLLER, cognitive::CONTROLLER],
+        ClientStack::Trimmed,
     )
     .await
 }

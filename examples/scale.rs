@@ -53,7 +53,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{http_get, peak_rss_kib, run_operator, ticks_per_second, wait_ready};
+use measure::{
+    ClientStack, http_get, peak_rss_kib, rss_split_kib, run_operator, ticks_per_second, wait_ready,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Agents/s of the operator against the API server's own ceiling.")]
@@ -90,6 +92,10 @@ struct Args {
     /// Also time each kind of write the operator path makes, one kind at a time.
     #[arg(long)]
     write_costs: bool,
+    /// Run the operator with kube's default client stack, every object decoded whole with its
+    /// managed fields (the comparison for the trimmed client the operator example uses).
+    #[arg(long)]
+    untrimmed_client: bool,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
     operator: bool,
@@ -141,7 +147,12 @@ async fn operator_process(args: Args) -> Result<()> {
     } else {
         vec![agent::CONTROLLER]
     };
-    run_operator(args.kubeconfig, config, args.http_addr, &controllers).await
+    let stack = if args.untrimmed_client {
+        ClientStack::Plain
+    } else {
+        ClientStack::Trimmed
+    };
+    run_operator(args.kubeconfig, config, args.http_addr, &controllers, stack).await
 }
 
 async fn namespace(client: &Client, name: &str) -> Result<()> {
@@ -874,6 +885,9 @@ async fn benchmark(args: Args) -> Result<()> {
     if args.all_controllers {
         command.arg("--all-controllers");
     }
+    if args.untrimmed_client {
+        command.arg("--untrimmed-client");
+    }
     let mut child = command.spawn().context("starting the operator process")?;
     let operator_pid = child.id();
     let outcome = async {
@@ -991,6 +1005,7 @@ async fn benchmark(args: Args) -> Result<()> {
         task.abort();
     }
     let rss = peak_rss_kib(operator_pid);
+    let rss_split = rss_split_kib(operator_pid);
     let _ = child.kill();
     let _ = child.wait();
     let measured = outcome?;
@@ -1020,9 +1035,14 @@ async fn benchmark(args: Args) -> Result<()> {
         args.baseline
     );
     println!(
-        "operator:                  {:.2} s, {operator_rate:.1} agents/s (Agents created in {:.2} s)",
+        "operator:                  {:.2} s, {operator_rate:.1} agents/s (Agents created in {:.2} s; {} client)",
         measured.total.as_secs_f64(),
-        measured.created_in.as_secs_f64()
+        measured.created_in.as_secs_f64(),
+        if args.untrimmed_client {
+            "untrimmed"
+        } else {
+            "trimmed"
+        }
     );
     println!(
         "ratio operator/direct:     {:.2}",
@@ -1074,7 +1094,16 @@ async fn benchmark(args: Args) -> Result<()> {
         println!("  operator reconciles/agent: {}", settled.reconciles);
     }
     match rss {
-        Some(kib) => println!("operator peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "operator peak RSS (VmHWM): {:.1} MiB{}",
+            kib as f64 / 1024.0,
+            rss_split.map_or(String::new(), |(anon, file, shmem)| format!(
+                " (at the end: {:.1} MiB heap and stacks, {:.1} MiB mapped files incl. code, {:.1} MiB shared)",
+                anon as f64 / 1024.0,
+                file as f64 / 1024.0,
+                shmem as f64 / 1024.0
+            ))
+        ),
         None => println!("operator peak RSS:         unavailable (no /proc)"),
     }
     Ok(())

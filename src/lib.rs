@@ -11,7 +11,7 @@
 //! | [`probes`](kgents_probes) | `kgents-probes` | always | cognitive probes over the `LlmClient` trait, health tracking |
 //! | `crds` | `kgents-crds` | `crds` | the `kgents.io/v1` custom resources |
 //! | `llm` | `kgents-llm` | `llm` | model runtimes (Anthropic, OpenAI-compatible, `claude -p`) implementing `LlmClient` |
-//! | `operator` | `kgents-operator` | `operator` (implies `crds`, `llm`, `policy`) | controllers, admission webhook, leader election, metrics |
+//! | `operator` | `kgents-operator` | `operator` (implies `crds`, `llm`, `policy`, `logos`) | controllers, admission webhook, leader election, metrics |
 //! | `policy` | `kgents-policy` | `policy` (implies `crds`) | the T-gent admission policy and decision over the custom resources (pure) |
 //! | `logos` | `kgents-logos` | `logos` (implies `crds`, `policy`) | the AGENTESE resolver every front-end uses: `Logos::invoke(caller, path, args)`, live and ghost views |
 //! | `mcp` | `kgents-mcp` | `mcp` (implies `logos`) | the MCP server: `kgents://` resources and the status, sense, emit, propose and invoke tools over stdio or streamable HTTP |

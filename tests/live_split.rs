@@ -3,7 +3,10 @@
 //! on a cluster whose CRD does not declare the field, it asks once more unsplit.
 //!
 //! Its own test binary (and testbed): the second test changes the Pheromone CRD, which makes
-//! the API server re-initialise the resource's storage for a moment.
+//! the API server re-initialise the resource's storage for a moment. The client the CLI and the
+//! operator read through, which cuts managed fields out of the API server's answers before
+//! decoding them (`kgents_logos::wire`), is checked here too, on ConfigMaps (a kind the CRD
+//! change does not touch).
 
 use std::time::Duration;
 
@@ -88,6 +91,93 @@ async fn emit(client: &kube::Client, namespaces: &[String]) {
                 .expect("a pheromone is created");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trimmed_client_reads_what_the_api_server_sends_but_managed_fields() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let testbed = kgents_testbed::shared()
+        .await
+        .expect("the testbed starts (scripts/testbed-build)");
+    let plain = testbed.client().await.unwrap();
+    let trimmed = kgents::kgents_logos::wire::client(testbed.config().await.unwrap())
+        .expect("the trimmed client");
+    let namespace = testbed.create_namespace("trimmed").await.unwrap();
+    let plain_api: Api<ConfigMap> = Api::namespaced(plain.clone(), &namespace);
+    let api: Api<ConfigMap> = Api::namespaced(trimmed.clone(), &namespace);
+
+    // A watch through the trimmed client, started before the writes.
+    let watch_api = api.clone();
+    let watched = tokio::spawn(async move {
+        watcher(watch_api, watcher::Config::default())
+            .applied_objects()
+            .try_filter(|cm| futures::future::ready(cm.metadata.name.as_deref() == Some("cm-4")))
+            .boxed()
+            .try_next()
+            .await
+    });
+
+    // Server-side applies (two managers each), answered without managed fields.
+    for i in 0..5 {
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "labels": {"n": i.to_string()}},
+            "data": {"managedFields": "data, not metadata", "i": i.to_string()}});
+        let applied = api
+            .patch(
+                &format!("cm-{i}"),
+                &PatchParams::apply("one"),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("applied through the trimmed client");
+        assert_eq!(applied.metadata.managed_fields, None);
+        assert_eq!(
+            applied.data.as_ref().unwrap()["managedFields"],
+            "data, not metadata"
+        );
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "annotations": {"two": "yes"}}});
+        api.patch(
+            &format!("cm-{i}"),
+            &PatchParams::apply("two"),
+            &Patch::Apply(&other),
+        )
+        .await
+        .expect("a second manager");
+    }
+
+    // The plain client sees the managed fields; the trimmed one the same objects without.
+    let mut seen = plain_api.list(&ListParams::default()).await.unwrap().items;
+    assert!(seen.iter().all(|cm| {
+        cm.metadata
+            .managed_fields
+            .as_ref()
+            .is_some_and(|m| m.len() >= 2)
+    }));
+    for cm in &mut seen {
+        cm.metadata.managed_fields = None;
+    }
+    let listed = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(listed, seen, "a list: everything but managed fields");
+    let got = api.get("cm-3").await.unwrap();
+    assert_eq!(
+        Some(&got),
+        seen.iter()
+            .find(|cm| cm.metadata.name.as_deref() == Some("cm-3"))
+    );
+
+    let event = tokio::time::timeout(Duration::from_secs(30), watched)
+        .await
+        .expect("the watch sees cm-4 within 30 s")
+        .unwrap()
+        .expect("the watch stream")
+        .expect("cm-4 applied");
+    assert_eq!(event.metadata.managed_fields, None);
+    assert_eq!(event.data.as_ref().unwrap()["i"], "4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

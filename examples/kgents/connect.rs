@@ -84,8 +84,9 @@ pub async fn connect_with(global: &Global, streaming: bool) -> Result<Connection
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client =
-        Client::try_from(config).map_err(|e| Error::from_kube("building the client", e))?;
+    // Managed fields are never shown (kubectl hides them too): cut before decoding.
+    let client = kgents::kgents_logos::wire::client(config)
+        .map_err(|e| Error::from_kube("building the client", e))?;
     Ok(Connection {
         client,
         namespace,

@@ -19,12 +19,28 @@ use kgents::kgents_operator::run::{self, RunOptions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-/// A client for the cluster a kubeconfig file describes (its current context).
+/// A client for the cluster a kubeconfig file describes (its current context), trimming
+/// managed fields from what it reads as the operator and the CLI do.
 pub async fn client_from(kubeconfig: &Path) -> Result<Client> {
+    Ok(kgents::kgents_logos::wire::client(
+        config_from(kubeconfig).await?,
+    )?)
+}
+
+/// The configuration a kubeconfig file describes (its current context).
+pub async fn config_from(kubeconfig: &Path) -> Result<Config> {
     let parsed = Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading the kubeconfig {}", kubeconfig.display()))?;
-    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
+    Ok(Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default()).await?)
+}
+
+/// How the operator process builds its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStack {
+    /// With the managed-fields trim, as the operator example runs.
+    Trimmed,
+    /// kube's default stack alone (the comparison: every object decoded whole).
+    Plain,
 }
 
 /// The body of the operator child process: runs the `controllers` named (e.g.
@@ -35,9 +51,13 @@ pub async fn run_operator(
     config: OperatorConfig,
     http_addr: Option<SocketAddr>,
     controllers: &[&str],
+    stack: ClientStack,
 ) -> Result<()> {
     let kubeconfig = kubeconfig.context("--operator needs --kubeconfig")?;
-    let client = client_from(&kubeconfig).await?;
+    let client = match stack {
+        ClientStack::Trimmed => client_from(&kubeconfig).await?,
+        ClientStack::Plain => Client::try_from(config_from(&kubeconfig).await?)?,
+    };
     let options = RunOptions {
         config,
         http_addr,
@@ -119,6 +139,22 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// A process's resident memory now, by kind (`RssAnon`, `RssFile`, `RssShmem` of
+/// `/proc/<pid>/status`), in KiB.
+pub fn rss_split_kib(pid: u32) -> Option<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?, field("RssShmem:")?))
 }
 
 /// GETs `path` from an HTTP/1.1 server on `addr`; the body when the answer is 200.

@@ -29,6 +29,7 @@
 //! | `watched` | (feature `watch`) one kind's watch-fed cache: summaries by namespace and name, re-lists buffered until complete |
 //! | [`table`] | pheromones from a server-side Table (the CRD's wide columns), so lists skip the objects |
 //! | [`suggest`] | edit distance and the closest registered paths |
+//! | [`wire`] | the API server's JSON answers without `managedFields` (cut from the bytes before decoding): a tower layer for kube's client and [`wire::client`] |
 //! | [`error`] | [`Error`], [`ErrorKind`] (what a front-end maps to an exit code) and [`Result`] |
 //!
 //! The live view uses **list calls**, not reflectors: the CLI is a one-shot process whose
@@ -55,6 +56,7 @@ pub mod table;
 pub mod view;
 #[cfg(feature = "watch")]
 pub mod watched;
+pub mod wire;
 
 pub use caller::{Caller, Grant};
 pub use concept::{ConceptAnswer, ConceptModel, ConceptOptions};

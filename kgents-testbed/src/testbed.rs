@@ -659,7 +659,9 @@ impl Testbed {
             .collect()
     }
 
-    async fn config(&self) -> Result<Config> {
+    /// The admin client's configuration, for a client with a stack of its own (e.g. one that
+    /// trims managed fields).
+    pub async fn config(&self) -> Result<Config> {
         let parsed =
             Kubeconfig::from_yaml(&self.kubeconfig_yaml).map_err(|source| Error::Kubeconfig {
                 path: self.kubeconfig_path.clone(),
