@@ -435,7 +435,7 @@ where
 /// the CLI use, since neither reads managed fields.
 ///
 /// # Errors
-/// What [`kube::Client::try_from`] refuses (TLS or auth configuration).
+/// What kube refuses when it builds the client from `config` (TLS or auth configuration).
 pub fn client(config: kube::Config) -> kube::Result<kube::Client> {
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&TrimLayer)
