@@ -135,6 +135,7 @@ async fn main() -> Result<()> {
 }
 
 async fn operator_process(args: Args) -> Result<()> {
+    let stack = client_stack(&args);
     let mut config = OperatorConfig::default();
     if let Some(concurrency) = args.operator_concurrency {
         config.concurrency = concurrency;
@@ -147,12 +148,16 @@ async fn operator_process(args: Args) -> Result<()> {
     } else {
         vec![agent::CONTROLLER]
     };
-    let stack = if args.untrimmed_client {
+    run_operator(args.kubeconfig, config, args.http_addr, &controllers, stack).await
+}
+
+/// The operator process's client, as `--untrimmed-client` chooses.
+fn client_stack(args: &Args) -> ClientStack {
+    if args.untrimmed_client {
         ClientStack::Plain
     } else {
         ClientStack::Trimmed
-    };
-    run_operator(args.kubeconfig, config, args.http_addr, &controllers, stack).await
+    }
 }
 
 async fn namespace(client: &Client, name: &str) -> Result<()> {
@@ -1038,11 +1043,7 @@ async fn benchmark(args: Args) -> Result<()> {
         "operator:                  {:.2} s, {operator_rate:.1} agents/s (Agents created in {:.2} s; {} client)",
         measured.total.as_secs_f64(),
         measured.created_in.as_secs_f64(),
-        if args.untrimmed_client {
-            "untrimmed"
-        } else {
-            "trimmed"
-        }
+        client_stack(&args).name()
     );
     println!(
         "ratio operator/direct:     {:.2}",

@@ -43,6 +43,16 @@ pub enum ClientStack {
     Plain,
 }
 
+impl ClientStack {
+    /// `trimmed` or `untrimmed`, as the measuring examples print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientStack::Trimmed => "trimmed",
+            ClientStack::Plain => "untrimmed",
+        }
+    }
+}
+
 /// The body of the operator child process: runs the `controllers` named (e.g.
 /// `agent::CONTROLLER`) with `config` against the cluster of `kubeconfig`, its HTTP server on
 /// `http_addr`, without leader election, until SIGTERM or Ctrl-C.
@@ -131,30 +141,32 @@ pub fn cpu_time(pid: u32, ticks_per_second: f64) -> Result<Duration> {
 
 /// Peak resident set size (`VmHWM`) of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    status_kib(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        "VmHWM:",
+    )
 }
 
 /// A process's resident memory now, by kind (`RssAnon`, `RssFile`, `RssShmem` of
 /// `/proc/<pid>/status`), in KiB.
 pub fn rss_split_kib(pid: u32) -> Option<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((field("RssAnon:")?, field("RssFile:")?, field("RssShmem:")?))
+    Some((
+        status_kib(&status, "RssAnon:")?,
+        status_kib(&status, "RssFile:")?,
+        status_kib(&status, "RssShmem:")?,
+    ))
+}
+
+/// The KiB a `/proc/<pid>/status` line starting with `name` gives.
+fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// GETs `path` from an HTTP/1.1 server on `addr`; the body when the answer is 200.
