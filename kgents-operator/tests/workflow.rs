@@ -3,7 +3,9 @@
 //! a three-step workflow (a Pheromone emitted through the Logos, a Proposal, another
 //! Pheromone) survives the controller being killed 20 times — at random instants and exactly
 //! between a journal write and its effect — with every step's effect made exactly once; a
-//! failing step is retried with backoff recorded in status; cancel stops further steps; a stored
+//! failing step is retried with backoff recorded in status; a create whose answer is lost (the
+//! object made, the connection broken) is issued again under the same key and made once;
+//! cancel stops further steps; a stored
 //! spec with a cycle is reported, naming the step, and the CEL rules refuse what they can see.
 //! The step overhead (journal written → next step started) is printed, not asserted.
 
@@ -11,6 +13,7 @@ mod support;
 mod support_controllers;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -316,6 +319,126 @@ async fn a_failing_step_is_retried_with_backoff_recorded_in_status() {
         "{step:?}"
     );
     assert_eq!(pheromones_of(&admin, &ns, "late").await.len(), 1);
+    controller.abort();
+}
+
+/// A client stack that loses the answer to the first create of a Pheromone: the API server
+/// has made the object, the caller sees a broken connection (as when a connection drops or a
+/// deadline passes after the request was sent).
+#[derive(Clone, Default)]
+struct LoseFirstPheromoneCreate {
+    lost: Arc<AtomicBool>,
+}
+
+impl<S> tower_layer::Layer<S> for LoseFirstPheromoneCreate {
+    type Service = LosingAnswers<S>;
+
+    fn layer(&self, inner: S) -> LosingAnswers<S> {
+        LosingAnswers {
+            inner,
+            lost: self.lost.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct LosingAnswers<S> {
+    inner: S,
+    lost: Arc<AtomicBool>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for LosingAnswers<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = R>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = R;
+    type Error = BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<R, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let lose = request.method() == http::Method::POST
+            && request.uri().path().ends_with("/pheromones")
+            && !self.lost.swap(true, Ordering::SeqCst);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await.map_err(Into::into)?;
+            if lose {
+                drop(response);
+                return Err(
+                    "connection reset after the request was sent (lost by the test)".into(),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_is_lost_is_issued_again_under_the_same_key_and_made_once() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "wf-lost").await;
+    let ctx = operator_context(testbed, &ns, "workflow", rules()).await;
+    let admin = testbed.client().await.expect("admin");
+    umwelt(&admin, &ns, "runner").await;
+    // The operator's own identity, through a stack that loses the first Pheromone create's
+    // answer.
+    let mut config = testbed.config().await.expect("testbed config");
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:kgents-operator"));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".to_owned(),
+    ]);
+    let losing = LoseFirstPheromoneCreate::default();
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client stack")
+        .with_layer(&losing)
+        .build();
+    let lossy = Context::new(client, ctx.config.clone());
+    let api: Api<Workflow> = Api::namespaced(admin.clone(), &ns);
+    create::<Workflow>(
+        &admin,
+        &ns,
+        json!({"apiVersion": "kgents.io/v1", "kind": "Workflow", "metadata": {"name": "lost"},
+        "spec": {"umwelt": "runner", "steps": [
+            {"name": "signal", "path": "void.pheromone.emit", "args": emit("once")},
+        ]}}),
+    )
+    .await;
+    let controller = start_workflow(&lossy, None);
+    let done = until_phase(
+        &api,
+        "lost",
+        WorkflowPhase::Succeeded,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        losing.lost.load(Ordering::SeqCst),
+        "the first create's answer was lost"
+    );
+    let step = &done.status.expect("status").steps[0];
+    assert_eq!(
+        step.attempt, 1,
+        "the lost answer kept the attempt and its key: {step:?}"
+    );
+    assert_eq!(
+        pheromones_of(&admin, &ns, "lost").await.len(),
+        1,
+        "the create issued again under the same key found the first object"
+    );
     controller.abort();
 }
 
