@@ -11,7 +11,8 @@
 //! and the median and the largest peak RSS (from GNU `time`, `/usr/bin/time`), with the median
 //! CPU the API server spent on a run (from `/proc`):
 //!
-//! - `kgents status --live` and `kgents get pheromones -A` (the API server answers);
+//! - `kgents status --live` over the Agents alone, before any Pheromone exists, then over the
+//!   Agents and the Pheromones, and `kgents get pheromones -A` (the API server answers);
 //! - `kgents get agents -A -o json` and `kubectl get agents -A -o json` on the same data, runs
 //!   interleaved so both see the same machine;
 //! - `kgents status` through the Cortex daemon (`kgents cortex serve`, started here on a socket
@@ -133,6 +134,44 @@ async fn main() -> Result<()> {
         }
     })
     .await?;
+    let ghost = tempfile::tempdir()?;
+    let kubeconfig = testbed.kubeconfig_path().to_path_buf();
+    let kgents_cmd = |extra: &[&str]| -> Vec<String> {
+        let mut argv = vec![
+            kgents.display().to_string(),
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+        ];
+        argv.extend(extra.iter().map(|s| (*s).to_owned()));
+        argv
+    };
+    // A socket of this run's own: a daemon the user runs elsewhere is never asked.
+    let socket = ghost.path().join("cortex.sock");
+    let env = [
+        ("KGENTS_GHOST_DIR", ghost.path().to_path_buf()),
+        ("KGENTS_CORTEX_SOCKET", socket.clone()),
+    ];
+
+    // `status --live` with the Agents alone first: the figure for it is stated at 1,000
+    // Agents; the same command over the full field follows below.
+    let mut rows = Vec::new();
+    if !args.hold {
+        let live_agents = run_many(
+            &time,
+            &kgents_cmd(&["status", "--live"]),
+            &env,
+            args.runs,
+            apiserver,
+        )?;
+        rows.push((
+            format!(
+                "kgents status --live ({} Agents, no Pheromones)",
+                args.agents
+            ),
+            live_agents,
+        ));
+    }
+
     let pheromones: Api<Pheromone> = Api::namespaced(client.clone(), &namespace);
     let types = ["WARNING", "REVIEW_REQUEST", "STATE", "DREAM"];
     let now = jiff::Timestamp::now();
@@ -157,31 +196,12 @@ async fn main() -> Result<()> {
     })
     .await?;
 
-    let ghost = tempfile::tempdir()?;
-    let kubeconfig = testbed.kubeconfig_path().to_path_buf();
     if args.hold {
         println!("KUBECONFIG={}", kubeconfig.display());
         eprintln!("holding the API server up; Ctrl+C stops it");
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
-    let kgents_cmd = |extra: &[&str]| -> Vec<String> {
-        let mut argv = vec![
-            kgents.display().to_string(),
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-        ];
-        argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        argv
-    };
-    // A socket of this run's own: a daemon the user runs elsewhere is never asked.
-    let socket = ghost.path().join("cortex.sock");
-    let env = [
-        ("KGENTS_GHOST_DIR", ghost.path().to_path_buf()),
-        ("KGENTS_CORTEX_SOCKET", socket.clone()),
-    ];
-
-    let mut rows = Vec::new();
     let live = run_many(
         &time,
         &kgents_cmd(&["status", "--live"]),
@@ -189,7 +209,13 @@ async fn main() -> Result<()> {
         args.runs,
         apiserver,
     )?;
-    rows.push(("kgents status --live".to_owned(), live));
+    rows.push((
+        format!(
+            "kgents status --live ({} Agents, {} Pheromones)",
+            args.agents, args.pheromones
+        ),
+        live,
+    ));
     let pheromone_list = run_many(
         &time,
         &kgents_cmd(&["get", "pheromones", "-A"]),
@@ -270,7 +296,7 @@ async fn main() -> Result<()> {
         args.agents, args.pheromones, args.runs
     );
     println!(
-        "{:<50} {:>10} {:>10} {:>16} {:>14} {:>16}",
+        "{:<56} {:>10} {:>10} {:>16} {:>14} {:>16}",
         "command", "median", "worst", "peak RSS median", "peak RSS max", "API server CPU"
     );
     for (name, samples) in &rows {
@@ -289,7 +315,7 @@ async fn main() -> Result<()> {
             format!("{:.0}ms", c.as_secs_f64() * 1e3)
         });
         println!(
-            "{:<50} {:>8.1}ms {:>8.1}ms {:>12.1} MiB {:>10.1} MiB {:>16}",
+            "{:<56} {:>8.1}ms {:>8.1}ms {:>12.1} MiB {:>10.1} MiB {:>16}",
             name,
             median.as_secs_f64() * 1e3,
             worst.as_secs_f64() * 1e3,
