@@ -455,16 +455,30 @@ async fn fan_out<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
     ready: tokio::sync::watch::Sender<bool>,
+    writer: reflector::store::Writer<K>,
+    store: Store<K>,
+    sender: broadcast::Sender<Event<K>>,
+    gate: Arc<Mutex<()>>,
+) {
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .boxed();
+    share(events, ready, writer, store, sender, gate).await;
+}
+
+/// The fan-out of one watch's events, whatever their source ([`fan_out`] feeds it the watch;
+/// tests feed it by hand): each event applied to the store, then sent under the gate, and the
+/// cache marked ready once its first list is in.
+async fn share<K: Watched>(
+    mut events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Unpin,
+    ready: tokio::sync::watch::Sender<bool>,
     mut writer: reflector::store::Writer<K>,
     store: Store<K>,
     sender: broadcast::Sender<Event<K>>,
     gate: Arc<Mutex<()>>,
 ) {
     let kind = K::kind(&());
-    let mut events = watcher(api, config)
-        .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
-        .boxed();
     let mut listing = Vec::new();
     while let Some(event) = events.next().await {
         let event = match event {
@@ -656,6 +670,61 @@ mod tests {
         );
         let gone = relay(watcher::Event::Delete(named("a")));
         assert_eq!(gone.iter().map(name_of).collect::<Vec<_>>(), ["deleted a"]);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_waiting_for_the_first_list_gets_it_whole_and_once() {
+        use futures::FutureExt;
+        let (store, writer) = reflector::store::<Agent>();
+        let (ready, readiness) = tokio::sync::watch::channel(false);
+        let (sender, _) = broadcast::channel(16);
+        let gate = Arc::new(Mutex::new(()));
+        let (events, source) = futures::channel::mpsc::unbounded();
+        let mut fan = Box::pin(share(
+            source,
+            ready,
+            writer,
+            store.clone(),
+            sender.clone(),
+            gate.clone(),
+        ));
+        let mut early = Subscription {
+            ready: readiness.clone(),
+            store,
+            sender,
+            gate,
+            receiver: None,
+            pending: VecDeque::new(),
+        };
+        let feed = |event| events.unbounded_send(Ok(event)).expect("fan-out alive");
+        feed(watcher::Event::Init);
+        feed(watcher::Event::InitApply(named("a")));
+        feed(watcher::Event::InitApply(named("b")));
+        // One poll of the fan-out takes every event queued so far, then waits for more.
+        assert!((&mut fan).now_or_never().is_none());
+        assert!(
+            !*readiness.borrow(),
+            "not ready while the list is under way"
+        );
+        assert!(
+            early.next().now_or_never().is_none(),
+            "a subscriber hears nothing before the list is in"
+        );
+        feed(watcher::Event::InitDone);
+        assert!((&mut fan).now_or_never().is_none());
+        assert!(*readiness.borrow(), "ready once the list is in");
+        let mut heard = Vec::new();
+        while let Some(event) = early.next().now_or_never() {
+            heard.push(name_of(&event.expect("an event")));
+        }
+        heard[..2].sort();
+        assert_eq!(heard, ["applied a", "applied b", "relisted"]);
+        feed(watcher::Event::Apply(named("c")));
+        assert!((&mut fan).now_or_never().is_none());
+        assert_eq!(
+            early.next().now_or_never().flatten().as_ref().map(name_of),
+            Some("applied c".to_owned())
+        );
     }
 
     #[tokio::test]
