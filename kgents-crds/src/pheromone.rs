@@ -153,12 +153,18 @@ pub struct PheromoneSpec {
     pub position: Option<Position>,
 }
 
+/// `spec.initialIntensity` when a Pheromone leaves it out (the CRD's default).
+pub const DEFAULT_INITIAL_INTENSITY: f64 = 1.0;
+
+/// `spec.halfLifeMinutes` when a Pheromone leaves it out (the CRD's default).
+pub const DEFAULT_HALF_LIFE_MINUTES: f64 = 10.0;
+
 fn default_initial_intensity() -> f64 {
-    1.0
+    DEFAULT_INITIAL_INTENSITY
 }
 
 fn default_half_life_minutes() -> f64 {
-    10.0
+    DEFAULT_HALF_LIFE_MINUTES
 }
 
 /// A point in the pheromone field.

@@ -15,6 +15,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kgents_core::field::PheromoneType;
+use kgents_crds::pheromone::{DEFAULT_HALF_LIFE_MINUTES, DEFAULT_INITIAL_INTENSITY};
 use kgents_crds::{Pheromone, PheromoneSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -124,8 +125,8 @@ fn pheromone_of_cells<'a>(cell: &impl Fn(usize) -> &'a Value) -> Option<Pheromon
         kind: PheromoneType::deserialize(cell(2)).ok()?,
         source: text(3)??,
         target: text(4)?,
-        initial_intensity: number(5, 1.0)?,
-        half_life_minutes: number(6, 10.0)?,
+        initial_intensity: number(5, DEFAULT_INITIAL_INTENSITY)?,
+        half_life_minutes: number(6, DEFAULT_HALF_LIFE_MINUTES)?,
         emitted_at: time(7)?,
         ttl_seconds: match cell(8) {
             Value::Null => None,
