@@ -151,18 +151,15 @@ async fn main() -> Result<()> {
         ("KGENTS_GHOST_DIR", ghost.path().to_path_buf()),
         ("KGENTS_CORTEX_SOCKET", socket.clone()),
     ];
+    // `kgents ARGS` run `--runs` times against the API server.
+    let kgents_runs =
+        |extra: &[&str]| run_many(&time, &kgents_cmd(extra), &env, args.runs, apiserver);
 
     // `status --live` with the Agents alone first: the figure for it is stated at 1,000
     // Agents; the same command over the full field follows below.
     let mut rows = Vec::new();
     if !args.hold {
-        let live_agents = run_many(
-            &time,
-            &kgents_cmd(&["status", "--live"]),
-            &env,
-            args.runs,
-            apiserver,
-        )?;
+        let live_agents = kgents_runs(&["status", "--live"])?;
         rows.push((
             format!(
                 "kgents status --live ({} Agents, no Pheromones)",
@@ -202,13 +199,7 @@ async fn main() -> Result<()> {
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
-    let live = run_many(
-        &time,
-        &kgents_cmd(&["status", "--live"]),
-        &env,
-        args.runs,
-        apiserver,
-    )?;
+    let live = kgents_runs(&["status", "--live"])?;
     rows.push((
         format!(
             "kgents status --live ({} Agents, {} Pheromones)",
@@ -216,13 +207,7 @@ async fn main() -> Result<()> {
         ),
         live,
     ));
-    let pheromone_list = run_many(
-        &time,
-        &kgents_cmd(&["get", "pheromones", "-A"]),
-        &env,
-        args.runs,
-        apiserver,
-    )?;
+    let pheromone_list = kgents_runs(&["get", "pheromones", "-A"])?;
     rows.push(("kgents get pheromones -A".to_owned(), pheromone_list));
 
     // kgents and kubectl interleaved, so a change in the machine's load hits both.
@@ -264,8 +249,7 @@ async fn main() -> Result<()> {
         let listed = wait_for_daemon(&socket).await;
         let result = match listed {
             Ok(()) => {
-                let through =
-                    run_many(&time, &kgents_cmd(&["status"]), &env, args.runs, apiserver)?;
+                let through = kgents_runs(&["status"])?;
                 rows.push((
                     "kgents status (through the Cortex daemon)".to_owned(),
                     through,

@@ -394,13 +394,10 @@ async fn a_create_whose_answer_is_lost_is_issued_again_under_the_same_key_and_ma
     umwelt(&admin, &ns, "runner").await;
     // The operator's own identity, through a stack that loses the first Pheromone create's
     // answer.
-    let mut config = testbed.config().await.expect("testbed config");
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:kgents-operator"));
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".to_owned(),
-        format!("system:serviceaccounts:{ns}"),
-        "system:authenticated".to_owned(),
-    ]);
+    let config = testbed
+        .service_account_config(&ns, "kgents-operator")
+        .await
+        .expect("operator config");
     let losing = LoseFirstPheromoneCreate::default();
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client stack")

@@ -685,9 +685,9 @@ impl Testbed {
         self.client_from(config)
     }
 
-    /// A new client that impersonates `user` with `groups` (the admin may
-    /// impersonate anyone); RBAC then applies to that identity.
-    pub async fn impersonating_client(&self, user: &str, groups: &[&str]) -> Result<Client> {
+    /// The configuration of a client that impersonates `user` with `groups` (the admin may
+    /// impersonate anyone), for a client with a stack of its own.
+    pub async fn impersonating_config(&self, user: &str, groups: &[&str]) -> Result<Config> {
         if user.is_empty() {
             return Err(Error::InvalidArgument(
                 "the impersonated user name is empty".into(),
@@ -699,15 +699,29 @@ impl Testbed {
             config.auth_info.impersonate_groups =
                 Some(groups.iter().map(|g| g.to_string()).collect());
         }
+        Ok(config)
+    }
+
+    /// A new client that impersonates `user` with `groups` (the admin may
+    /// impersonate anyone); RBAC then applies to that identity.
+    pub async fn impersonating_client(&self, user: &str, groups: &[&str]) -> Result<Client> {
+        let config = self.impersonating_config(user, groups).await?;
         self.client_from(config)
+    }
+
+    /// The configuration of a client acting as ServiceAccount `namespace/name`, with the groups
+    /// the apiserver gives a real ServiceAccount token, for a client with a stack of its own.
+    pub async fn service_account_config(&self, namespace: &str, name: &str) -> Result<Config> {
+        let (user, groups) = names::service_account_identity(namespace, name)?;
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        self.impersonating_config(&user, &groups).await
     }
 
     /// A new client acting as ServiceAccount `namespace/name`, with the groups
     /// the apiserver gives a real ServiceAccount token.
     pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<Client> {
-        let (user, groups) = names::service_account_identity(namespace, name)?;
-        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        self.impersonating_client(&user, &groups).await
+        let config = self.service_account_config(namespace, name).await?;
+        self.client_from(config)
     }
 
     /// Server-side applies the CRDs and waits until each is Established.
