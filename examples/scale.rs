@@ -43,6 +43,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use kgents::kgents_crds::Agent;
 use kgents::kgents_crds::agent::AgentPhase;
+use kgents::kgents_operator::agent::observed::ObservedDeployment;
 use kgents::kgents_operator::agent::plan::{self, AgentRef, PlanConfig};
 use kgents::kgents_operator::agent::status::{self as agent_status, Realisation, StatusInput};
 use kgents::kgents_operator::{OperatorConfig, agent, run};
@@ -279,7 +280,7 @@ async fn direct(
                         memory: None,
                         umwelt: None,
                         realisation: Realisation::Applied {
-                            deployment: Some(&children.deployment),
+                            deployment: Some(&ObservedDeployment::from(&children.deployment)),
                         },
                     };
                     let status = agent_status::compute(&input, None, jiff::Timestamp::now());

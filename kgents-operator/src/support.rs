@@ -132,6 +132,28 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// A hash of `value`'s JSON form, for telling within one process whether two values are the
+/// same: the JSON is fed to the hasher as it is written, so no string or `serde_json::Value`
+/// tree is built. Not stable across releases (it is `DefaultHasher`); never store it.
+pub fn json_fingerprint<T: Serialize + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    struct Feed(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Feed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+    // Writing to the hasher cannot fail; a value serde cannot write (a map with non-string
+    // keys) hashes what was written before the error, the same each time.
+    let _ = serde_json::to_writer(&mut feed, value);
+    feed.0.finish()
+}
+
 /// The hash of a desired object, as stored in [`DESIRED_HASH_ANNOTATION`].
 pub fn desired_hash<T: Serialize>(object: &T) -> Result<String> {
     let bytes = serde_json::to_vec(object)?;
@@ -184,11 +206,15 @@ pub struct Ensured<K> {
 /// server returned when it was applied, `None` when nothing was sent (up to date, or this
 /// replica does not lead). A cache that has not seen the child's latest version yet costs at
 /// worst one apply that changes nothing.
-pub async fn ensure_cached<K: Child>(
-    ctx: &Context,
-    store: &Store<K>,
-    desired: &K,
-) -> Result<Option<K>> {
+///
+/// The cache and the answer hold `L`: the kind `K` itself, or a narrower view of the same
+/// resource that decodes only what the controller reads (the Agent controller's
+/// [`ObservedDeployment`](crate::agent::observed::ObservedDeployment)).
+pub async fn ensure_cached<K, L>(ctx: &Context, store: &Store<L>, desired: &K) -> Result<Option<L>>
+where
+    K: Resource<DynamicType = ()> + Serialize + Debug + Sync,
+    L: Watched,
+{
     let name = desired.name_any();
     let namespace = desired
         .namespace()
@@ -204,7 +230,7 @@ pub async fn ensure_cached<K: Child>(
     if current || !ctx.leader.is_leader() {
         return Ok(None);
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<L> = Api::namespaced(ctx.client.clone(), &namespace);
     let params = PatchParams::apply(&ctx.config.field_manager).force();
     ctx.api(
         "apply child",

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -37,6 +36,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::observed::ObservedDeployment;
 use super::plan::{self, AgentRef, Children, PlanConfig};
 use super::status::{self, Realisation, StatusInput};
 use crate::shared::{Event, Shared, Watched};
@@ -57,8 +57,8 @@ const REJECTED_RETRY: Duration = Duration::from_secs(60);
 /// Read caches of the Agent's children, filled by the controller's watches.
 #[derive(Clone)]
 pub struct ChildStores {
-    /// Deployments of agents.
-    pub deployments: Store<Deployment>,
+    /// Deployments of agents, as the controller reads them.
+    pub deployments: Store<ObservedDeployment>,
     /// Services of agents.
     pub services: Store<Service>,
     /// Every ServiceAccount the operator manages: the Agents' own and their Umwelts' (the
@@ -132,11 +132,7 @@ impl WrittenStatuses {
             condition.last_transition_time =
                 k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
         }
-        let mut hasher = DefaultHasher::new();
-        serde_json::to_string(&status)
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        hasher.finish()
+        support::json_fingerprint(&status)
     }
 
     fn entries(
@@ -232,12 +228,16 @@ fn classify(kind: &str, name: &str, error: Error) -> ChildFailure {
 }
 
 /// Applies `desired` unless the cached object already carries its hash; the object the API
-/// server returned when it was applied.
-async fn ensure<K: support::Child>(
+/// server returned when it was applied (as the cache holds it: `L`).
+async fn ensure<K, L>(
     ctx: &Context,
-    store: &Store<K>,
+    store: &Store<L>,
     desired: &K,
-) -> Result<Option<K>, ChildFailure> {
+) -> Result<Option<L>, ChildFailure>
+where
+    K: Resource<DynamicType = ()> + Serialize + Debug + Sync,
+    L: Watched,
+{
     support::ensure_cached(ctx, store, desired)
         .await
         .map_err(|e| classify(&K::kind(&()), &desired.name_any(), e))
@@ -283,7 +283,7 @@ where
 enum Applied {
     /// Every child is in place; the Deployment as the API server returned it when this
     /// reconcile applied it (`None` when it was already up to date).
-    Done(Option<Box<Deployment>>),
+    Done(Option<Box<ObservedDeployment>>),
     Rejected {
         reason: &'static str,
         message: String,
@@ -581,10 +581,18 @@ fn agent_children() -> String {
     format!("{NAME_LABEL}={NAME},{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
-/// A fingerprint of what a child carries, without its resourceVersion (and without its status
-/// unless `with_status`): an event that changes nothing the controller reads has the same
-/// fingerprint as the last one.
-fn fingerprint<K: Serialize>(object: &K, with_status: bool) -> u64 {
+/// A fingerprint of what a child carries but its resourceVersion: an event that changes
+/// nothing the controller keeps has the same fingerprint as the last one.
+fn fingerprint<K: Resource + Serialize>(object: &mut K) -> u64 {
+    let version = object.meta_mut().resource_version.take();
+    let print = support::json_fingerprint(object);
+    object.meta_mut().resource_version = version;
+    print
+}
+
+/// A fingerprint of a child without its resourceVersion and its status (for the shared
+/// caches, whose objects are not the controller's to change).
+fn fingerprint_without_status<K: Serialize>(object: &K) -> u64 {
     let mut value = serde_json::to_value(object).unwrap_or_default();
     if let Some(meta) = value
         .get_mut("metadata")
@@ -592,12 +600,10 @@ fn fingerprint<K: Serialize>(object: &K, with_status: bool) -> u64 {
     {
         meta.remove("resourceVersion");
     }
-    if !with_status && let Some(object) = value.as_object_mut() {
+    if let Some(object) = value.as_object_mut() {
         object.remove("status");
     }
-    let mut hasher = DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    hasher.finish()
+    support::json_fingerprint(&value)
 }
 
 /// The children of a shared watch (whole objects, read by other controllers too) that
@@ -611,7 +617,7 @@ where
     shared.subscribe().filter_map(move |event| {
         let changed = match event {
             Event::Applied(object) => {
-                let print = fingerprint(object.as_ref(), false);
+                let print = fingerprint_without_status(object.as_ref());
                 (seen.insert(ObjectRef::from_obj(object.as_ref()), print) != Some(print))
                     .then_some(object)
             }
@@ -659,8 +665,8 @@ where
         .reflect(writer)
         .filter_map(move |event| {
             let changed = match event {
-                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                    let print = fingerprint(&obj, true);
+                Ok(watcher::Event::Apply(mut obj) | watcher::Event::InitApply(mut obj)) => {
+                    let print = fingerprint(&mut obj);
                     (seen.insert(ObjectRef::from_obj(&obj), print) != Some(print))
                         .then_some(Ok(obj))
                 }
@@ -680,10 +686,10 @@ where
 /// annotation, the owner, and the status fields the Agent's status is computed from (the
 /// replica counts, the observed generation, the Available and ReplicaFailure conditions and a
 /// Progressing condition only when its deadline passed), without transition times. The pod
-/// template and the rest of the status change often (rollout progress messages, available
-/// counts, times) and would wake a reconcile that changes nothing.
-fn strip_deployment(d: &mut Deployment) {
-    d.spec.template = Default::default();
+/// template is not even decoded ([`ObservedDeployment`]); the rest of the status changes
+/// often (rollout progress messages, available counts, times) and would wake a reconcile that
+/// changes nothing.
+fn strip_deployment(d: &mut ObservedDeployment) {
     if let Some(annotations) = d.metadata.annotations.as_mut() {
         annotations.retain(|k, _| k == support::DESIRED_HASH_ANNOTATION);
     }
@@ -765,7 +771,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
 
     let owned = agent_children();
     let (deployments, deployment_stream) =
-        child_stream::<Deployment>(&ctx, &owned, strip_deployment);
+        child_stream::<ObservedDeployment>(&ctx, &owned, strip_deployment);
     let (services, service_stream) = child_stream::<Service>(&ctx, &owned, |s| s.status = None);
     // Every account the operator manages, from the shared watch: the Agents' own and the
     // Umwelts' (an Agent that runs as its Umwelt's account is told when that account appears).
@@ -966,6 +972,7 @@ mod tests {
             updated_replicas: Some(1),
             ..DeploymentStatus::default()
         });
+        let deployment = ObservedDeployment::from(&deployment);
         cache(&mut caches.deployments, deployment.clone());
         cache(&mut caches.services, children.service.clone());
         cache(
@@ -1114,7 +1121,10 @@ mod tests {
             },
         )
         .expect("plan");
-        cache(&mut caches.deployments, children.deployment.clone());
+        cache(
+            &mut caches.deployments,
+            ObservedDeployment::from(&children.deployment),
+        );
         let stored = agent.clone();
         let server = tokio::spawn(async move {
             let delete = api.answer(|_| (200, failure(200, "", "deleted"))).await;
@@ -1203,6 +1213,46 @@ mod tests {
         );
         written.forget(&agent);
         assert!(!written.already_written(&agent, &status));
+    }
+
+    #[test]
+    fn a_child_whose_resource_version_alone_moved_has_the_same_fingerprint() {
+        let mut first = ObservedDeployment::default();
+        first.metadata.name = Some("scout".to_owned());
+        first.metadata.resource_version = Some("1".to_owned());
+        let mut bumped = first.clone();
+        bumped.metadata.resource_version = Some("2".to_owned());
+        let print = fingerprint(&mut first);
+        assert_eq!(print, fingerprint(&mut bumped));
+        assert_eq!(
+            bumped.metadata.resource_version.as_deref(),
+            Some("2"),
+            "the version is put back"
+        );
+        let mut scaled = bumped.clone();
+        scaled.spec.replicas = Some(3);
+        assert_ne!(print, fingerprint(&mut scaled));
+        let mut progressed = bumped.clone();
+        progressed.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        assert_ne!(print, fingerprint(&mut progressed), "status counts");
+    }
+
+    #[test]
+    fn a_shared_child_s_status_does_not_count() {
+        let spec = serde_json::from_value(json!({"owner": "scout"})).expect("valid spec");
+        let mut memory = kgents_crds::Memory::new("scout", spec);
+        memory.metadata.resource_version = Some("1".to_owned());
+        let print = fingerprint_without_status(&memory);
+        let mut written = memory.clone();
+        written.metadata.resource_version = Some("2".to_owned());
+        written.status = Some(Default::default());
+        assert_eq!(print, fingerprint_without_status(&written));
+        let mut labelled = memory.clone();
+        labelled.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into());
+        assert_ne!(print, fingerprint_without_status(&labelled));
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`plan`] | pure: spec → desired children, or why the spec cannot be realised |
+//! | [`observed`] | pure: the view of a Deployment the controller watches and reads |
 //! | [`sidecar`] | pure: the symbiont native sidecar and its store volume, when the spec asks for it |
 //! | [`status`] | pure: observed Deployment → phase, conditions, replica counts |
 //! | `controller` | reconcile, error policy, watches and [`run`] |
 
 pub(crate) mod controller;
+pub mod observed;
 pub mod plan;
 pub mod sidecar;
 pub mod status;

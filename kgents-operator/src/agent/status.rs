@@ -8,10 +8,10 @@
 //! flips, so computing the same observation twice yields the same status and no write.
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kgents_crds::agent::{AgentPhase, AgentStatus};
 
+use super::observed::ObservedDeployment;
 use crate::conditions::{self, ConditionStatus, DesiredCondition};
 
 /// Condition type: the agent is running as asked.
@@ -52,7 +52,7 @@ pub enum Realisation<'a> {
     /// The children are in place; the Deployment as last observed (if seen yet).
     Applied {
         /// The observed Deployment.
-        deployment: Option<&'a Deployment>,
+        deployment: Option<&'a ObservedDeployment>,
     },
 }
 
@@ -115,7 +115,7 @@ fn not_available(reason: &str, message: &str) -> (ConditionStatus, String, Strin
 }
 
 fn deployment_condition<'a>(
-    deployment: &'a Deployment,
+    deployment: &'a ObservedDeployment,
     type_: &str,
 ) -> Option<&'a k8s_openapi::api::apps::v1::DeploymentCondition> {
     deployment
@@ -127,7 +127,7 @@ fn deployment_condition<'a>(
         .find(|c| c.type_.as_deref() == Some(type_))
 }
 
-fn observe_deployment(input: &StatusInput<'_>, deployment: &Deployment) -> Verdict {
+fn observe_deployment(input: &StatusInput<'_>, deployment: &ObservedDeployment) -> Verdict {
     let status = deployment.status.clone().unwrap_or_default();
     let desired = input.desired_replicas;
     let ready = status.ready_replicas.unwrap_or(0);
@@ -347,7 +347,8 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use crate::agent::observed::ObservedDeploymentSpec;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).expect("timestamp")
@@ -371,15 +372,14 @@ mod tests {
         updated: i32,
         current: i32,
         observed: i64,
-    ) -> Deployment {
-        Deployment {
+    ) -> ObservedDeployment {
+        ObservedDeployment {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 generation: Some(5),
                 ..Default::default()
             },
-            spec: DeploymentSpec {
+            spec: ObservedDeploymentSpec {
                 replicas: Some(replicas),
-                ..Default::default()
             },
             status: Some(DeploymentStatus {
                 replicas: Some(current),

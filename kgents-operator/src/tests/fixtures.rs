@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kgents_crds::{Agent, Memory};
@@ -113,7 +112,7 @@ pub fn failure(code: u16, reason: &str, message: &str) -> serde_json::Value {
 /// The writers behind a test [`State`]'s caches, to put children in them.
 pub struct Caches {
     /// Deployments.
-    pub deployments: Writer<Deployment>,
+    pub deployments: Writer<crate::agent::observed::ObservedDeployment>,
     /// Services.
     pub services: Writer<Service>,
     /// ServiceAccounts.
