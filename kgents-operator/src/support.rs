@@ -207,12 +207,18 @@ pub struct Ensured<K> {
 /// replica does not lead). A cache that has not seen the child's latest version yet costs at
 /// worst one apply that changes nothing.
 ///
-/// The cache and the answer hold `L`: the kind `K` itself, or a narrower view of the same
-/// resource that decodes only what the controller reads (the Agent controller's
-/// [`ObservedDeployment`](crate::agent::observed::ObservedDeployment)).
-pub async fn ensure_cached<K, L>(ctx: &Context, store: &Store<L>, desired: &K) -> Result<Option<L>>
+/// The cache holds `S` and the answer is decoded as `L`: each the kind `K` itself, or a
+/// narrower view of the same resource that decodes only what the caller reads (the Agent
+/// controller's [`ObservedDeployment`](crate::agent::observed::ObservedDeployment) and
+/// [`ObservedMeta`](crate::agent::observed::ObservedMeta)).
+pub async fn ensure_cached<K, S, L>(
+    ctx: &Context,
+    store: &Store<S>,
+    desired: &K,
+) -> Result<Option<L>>
 where
     K: Resource<DynamicType = ()> + Serialize + Debug + Sync,
+    S: Watched,
     L: Watched,
 {
     let name = desired.name_any();
@@ -249,7 +255,7 @@ pub async fn ensure_from<K: Child>(
     mut desired: K,
 ) -> Result<Ensured<K>> {
     stamp(&mut desired)?;
-    match ensure_cached(ctx, store, &desired).await? {
+    match ensure_cached::<K, K, K>(ctx, store, &desired).await? {
         Some(applied) => Ok(Ensured {
             live: Some(applied),
             applied: true,
@@ -306,14 +312,24 @@ pub fn of_component<K: Resource + Send + Sync + 'static>(
     })
 }
 
-/// Server-side applies `status` to `object` (kind `kind`) when this replica leads.
+/// The body of a status apply: the object's type and its status, nothing else.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a S,
+}
+
+/// Server-side applies `status` to `object` (kind `kind`) when this replica leads. The answer
+/// (the whole object) is read for its metadata alone.
 pub async fn apply_status<K, S>(ctx: &Context, object: &K, kind: &str, status: &S) -> Result<()>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + Debug
         + DeserializeOwned,
-    S: Serialize,
+    S: Serialize + Debug,
 {
     if !ctx.leader.is_leader() {
         return Ok(());
@@ -321,12 +337,14 @@ where
     let namespace = object
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": kind,
-        "status": status,
-    });
+    let api: Api<crate::agent::observed::ObservedMeta<K>> =
+        Api::namespaced(ctx.client.clone(), &namespace);
+    let api_version = K::api_version(&());
+    let body = StatusApply {
+        api_version: &api_version,
+        kind,
+        status,
+    };
     let params = PatchParams::apply(&ctx.config.field_manager).force();
     ctx.api(
         "apply status",

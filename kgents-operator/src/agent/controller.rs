@@ -36,7 +36,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::observed::ObservedDeployment;
+use super::observed::{ObservedDeployment, ObservedMeta};
 use super::plan::{self, AgentRef, Children, PlanConfig};
 use super::status::{self, Realisation, StatusInput};
 use crate::shared::{Event, Shared, Watched};
@@ -59,13 +59,13 @@ const REJECTED_RETRY: Duration = Duration::from_secs(60);
 pub struct ChildStores {
     /// Deployments of agents, as the controller reads them.
     pub deployments: Store<ObservedDeployment>,
-    /// Services of agents.
-    pub services: Store<Service>,
+    /// Services of agents (their metadata: the desired-state hash and the owner).
+    pub services: Store<ObservedMeta<Service>>,
     /// Every ServiceAccount the operator manages: the Agents' own and their Umwelts' (the
     /// shared cache).
     pub service_accounts: Store<ServiceAccount>,
-    /// NetworkPolicies of agents.
-    pub network_policies: Store<NetworkPolicy>,
+    /// NetworkPolicies of agents (their metadata).
+    pub network_policies: Store<ObservedMeta<NetworkPolicy>>,
     /// Every Memory (the shared cache the Memory controller reads too).
     pub memories: Store<Memory>,
     /// The EndpointSlices of `default/kubernetes` (where restricted agents reach the API
@@ -227,15 +227,16 @@ fn classify(kind: &str, name: &str, error: Error) -> ChildFailure {
     ChildFailure::Transient(error)
 }
 
-/// Applies `desired` unless the cached object already carries its hash; the object the API
-/// server returned when it was applied (as the cache holds it: `L`).
-async fn ensure<K, L>(
+/// Applies `desired` unless the cached object (`S`) already carries its hash; the object the
+/// API server returned when it was applied, decoded as `L`.
+async fn ensure<K, S, L>(
     ctx: &Context,
-    store: &Store<L>,
+    store: &Store<S>,
     desired: &K,
 ) -> Result<Option<L>, ChildFailure>
 where
     K: Resource<DynamicType = ()> + Serialize + Debug + Sync,
+    S: Watched,
     L: Watched,
 {
     support::ensure_cached(ctx, store, desired)
@@ -300,7 +301,9 @@ async fn apply_children(
     let mut failures = Vec::new();
     // The ServiceAccount first: pods cannot be created before the account they run as.
     if let Some(sa) = &children.service_account {
-        if let Err(f) = ensure(ctx, &stores.service_accounts, sa).await {
+        if let Err(f) =
+            ensure::<_, _, ObservedMeta<ServiceAccount>>(ctx, &stores.service_accounts, sa).await
+        {
             failures.push(f);
         }
     } else if let Err(f) = remove_owned(
@@ -315,12 +318,14 @@ async fn apply_children(
         failures.push(f);
     }
     let deployment = ensure(ctx, &stores.deployments, &children.deployment);
-    let service = ensure(ctx, &stores.services, &children.service);
+    let service = ensure::<_, _, ObservedMeta<Service>>(ctx, &stores.services, &children.service);
     let policy = async {
         match &children.network_policy {
-            Some(np) => ensure(ctx, &stores.network_policies, np)
-                .await
-                .map(|applied| applied.is_some()),
+            Some(np) => {
+                ensure::<_, _, ObservedMeta<NetworkPolicy>>(ctx, &stores.network_policies, np)
+                    .await
+                    .map(|applied| applied.is_some())
+            }
             None => {
                 remove_owned(
                     ctx,
@@ -335,7 +340,7 @@ async fn apply_children(
     };
     let memory = async {
         match &children.memory {
-            Some(m) => ensure(ctx, &stores.memories, &m.memory)
+            Some(m) => ensure::<_, _, ObservedMeta<Memory>>(ctx, &stores.memories, &m.memory)
                 .await
                 .map(|applied| applied.is_some()),
             // A memory that is no longer enabled is left alone: it holds data.
@@ -772,13 +777,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let owned = agent_children();
     let (deployments, deployment_stream) =
         child_stream::<ObservedDeployment>(&ctx, &owned, strip_deployment);
-    let (services, service_stream) = child_stream::<Service>(&ctx, &owned, |s| s.status = None);
+    let (services, service_stream) = child_stream::<ObservedMeta<Service>>(&ctx, &owned, |_| {});
     // Every account the operator manages, from the shared watch: the Agents' own and the
     // Umwelts' (an Agent that runs as its Umwelt's account is told when that account appears).
     let service_accounts = ctx.watches.service_accounts.store();
     let service_account_stream = changed_children(&ctx.watches.service_accounts);
     let (network_policies, network_policy_stream) =
-        child_stream::<NetworkPolicy>(&ctx, &owned, |_| {});
+        child_stream::<ObservedMeta<NetworkPolicy>>(&ctx, &owned, |_| {});
     // Memories, from the shared watch the Memory controller reads too.
     let memories = ctx.watches.memories.store();
     let memory_stream = changed_children(&ctx.watches.memories);
@@ -974,14 +979,14 @@ mod tests {
         });
         let deployment = ObservedDeployment::from(&deployment);
         cache(&mut caches.deployments, deployment.clone());
-        cache(&mut caches.services, children.service.clone());
+        cache(&mut caches.services, ObservedMeta::of(&children.service));
         cache(
             &mut caches.service_accounts,
             children.service_account.clone().expect("sa"),
         );
         cache(
             &mut caches.network_policies,
-            children.network_policy.clone().expect("np"),
+            ObservedMeta::of(children.network_policy.as_ref().expect("np")),
         );
         cache(
             &mut caches.memories,

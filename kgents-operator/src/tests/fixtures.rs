@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 
 use crate::agent::controller::{ChildStores, State};
+use crate::agent::observed::{ObservedDeployment, ObservedMeta};
 use crate::{Context, OperatorConfig};
 
 pub(crate) type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -112,13 +113,13 @@ pub fn failure(code: u16, reason: &str, message: &str) -> serde_json::Value {
 /// The writers behind a test [`State`]'s caches, to put children in them.
 pub struct Caches {
     /// Deployments.
-    pub deployments: Writer<crate::agent::observed::ObservedDeployment>,
+    pub deployments: Writer<ObservedDeployment>,
     /// Services.
-    pub services: Writer<Service>,
+    pub services: Writer<ObservedMeta<Service>>,
     /// ServiceAccounts.
     pub service_accounts: Writer<ServiceAccount>,
     /// NetworkPolicies.
-    pub network_policies: Writer<NetworkPolicy>,
+    pub network_policies: Writer<ObservedMeta<NetworkPolicy>>,
     /// Memories.
     pub memories: Writer<Memory>,
 }
