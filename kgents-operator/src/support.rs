@@ -184,6 +184,17 @@ pub fn is_current<K: Resource>(live: &K, hash: &str) -> bool {
         == Some(hash)
 }
 
+/// Whether the object `namespace/name` in `store` (a watch cache) was applied from the desired
+/// state whose hash is `hash`.
+pub fn cached_is_current<S>(store: &Store<S>, namespace: &str, name: &str, hash: &str) -> bool
+where
+    S: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .is_some_and(|live| is_current(live.as_ref(), hash))
+}
+
 /// A child the controllers apply from a watch cache: a namespaced kind with a static type that
 /// serialises (to be hashed and applied).
 pub trait Child: Watched + Serialize {}
@@ -228,11 +239,7 @@ where
     let current = desired
         .annotations()
         .get(DESIRED_HASH_ANNOTATION)
-        .is_some_and(|hash| {
-            store
-                .get(&ObjectRef::new(&name).within(&namespace))
-                .is_some_and(|live| is_current(live.as_ref(), hash))
-        });
+        .is_some_and(|hash| cached_is_current(store, &namespace, &name, hash));
     if current || !ctx.leader.is_leader() {
         return Ok(None);
     }

@@ -109,6 +109,8 @@ pub struct State {
     pub stores: ChildStores,
     /// The statuses this controller wrote lately.
     pub written: Arc<WrittenStatuses>,
+    /// The plans whose children were all put in place, by Agent.
+    pub settled: Arc<SettledPlans>,
 }
 
 /// The last status this controller wrote for each Agent (by uid, as a hash) and the version of
@@ -167,6 +169,159 @@ impl WrittenStatuses {
             self.entries().remove(uid);
         }
     }
+}
+
+/// What an Agent's last plan came to, once every child was put in place: the inputs it was
+/// planned from and the desired-state hash of each child.
+///
+/// Most reconciles after an Agent's first are woken by a child's status (its Deployment's pods
+/// becoming ready) and change no child. Planning again would build every child object, hash
+/// it and find it current, only to drop it: a reconcile of the same generation, against the
+/// same API server endpoints, whose children the caches show still carrying these hashes (and
+/// no child left that the plan would delete) goes straight to the status. Anything else —
+/// another generation, a child changed, missing or unwanted — plans as usual. The plan reads
+/// nothing but the Agent's identity, its spec (whose every change bumps the generation) and
+/// the operator's configuration (fixed for the process) and the endpoints, so equal inputs
+/// mean an equal plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettledPlan {
+    generation: Option<i64>,
+    endpoints: u64,
+    /// The Agent's own ServiceAccount's hash; `None` when it runs as its Umwelt's.
+    service_account: Option<String>,
+    account_name: String,
+    uses_umwelt_account: bool,
+    deployment: String,
+    service: String,
+    network_policy: Option<String>,
+    /// The Memory's name and hash.
+    memory: Option<(String, String)>,
+}
+
+impl SettledPlan {
+    /// The memo of `children` (planned for `generation` against `endpoints`); `None` when a
+    /// child carries no hash to check it by.
+    fn of(children: &Children, generation: Option<i64>, endpoints: u64) -> Option<Self> {
+        fn hash<K: Resource>(object: &K) -> Option<String> {
+            object
+                .annotations()
+                .get(support::DESIRED_HASH_ANNOTATION)
+                .cloned()
+        }
+        Some(Self {
+            generation,
+            endpoints,
+            service_account: match &children.service_account {
+                Some(account) => Some(hash(account)?),
+                None => None,
+            },
+            account_name: children.service_account_name.clone(),
+            uses_umwelt_account: children.uses_umwelt_account,
+            deployment: hash(&children.deployment)?,
+            service: hash(&children.service)?,
+            network_policy: match &children.network_policy {
+                Some(policy) => Some(hash(policy)?),
+                None => None,
+            },
+            memory: match &children.memory {
+                Some(m) => Some((m.memory.name_any(), hash(&m.memory)?)),
+                None => None,
+            },
+        })
+    }
+
+    /// Whether the caches show every child as this plan left it: each wanted child current,
+    /// no unwanted one of the Agent's left for the plan to delete.
+    fn in_place(&self, stores: &ChildStores, agent: &AgentRef<'_>) -> bool {
+        let (namespace, name, uid) = (agent.namespace, agent.name, agent.uid);
+        let account = match &self.service_account {
+            Some(hash) => {
+                support::cached_is_current(&stores.service_accounts, namespace, name, hash)
+            }
+            None => !left_to_remove(&stores.service_accounts, namespace, name, uid),
+        };
+        let policy = match &self.network_policy {
+            Some(hash) => {
+                support::cached_is_current(&stores.network_policies, namespace, name, hash)
+            }
+            None => !left_to_remove(&stores.network_policies, namespace, name, uid),
+        };
+        let memory = self.memory.as_ref().is_none_or(|(memory, hash)| {
+            support::cached_is_current(&stores.memories, namespace, memory, hash)
+        });
+        account
+            && policy
+            && memory
+            && support::cached_is_current(&stores.deployments, namespace, name, &self.deployment)
+            && support::cached_is_current(&stores.services, namespace, name, &self.service)
+    }
+}
+
+/// The [`SettledPlan`] of each Agent (by uid) whose children were last put in place.
+#[derive(Debug, Default)]
+pub struct SettledPlans(std::sync::Mutex<std::collections::HashMap<String, SettledPlan>>);
+
+impl SettledPlans {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SettledPlan>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The settled plan of `agent` for this generation and these endpoints, if its children
+    /// are still in place.
+    fn holding(
+        &self,
+        agent: &AgentRef<'_>,
+        generation: Option<i64>,
+        endpoints: u64,
+        stores: &ChildStores,
+    ) -> Option<SettledPlan> {
+        let plan = self.entries().get(agent.uid).cloned()?;
+        (plan.generation == generation
+            && plan.endpoints == endpoints
+            && plan.in_place(stores, agent))
+        .then_some(plan)
+    }
+
+    fn record(&self, uid: &str, plan: Option<SettledPlan>) {
+        match plan {
+            Some(plan) => self.entries().insert(uid.to_owned(), plan),
+            None => self.entries().remove(uid),
+        };
+    }
+
+    /// Forgets a deleted Agent.
+    pub fn forget(&self, agent: &Agent) {
+        if let Some(uid) = &agent.metadata.uid {
+            self.entries().remove(uid);
+        }
+    }
+}
+
+/// A hash of the API server endpoints a plan was made against.
+fn endpoints_print(endpoints: &[plan::ApiServerEndpoint]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    endpoints.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether a child would be deleted as no longer wanted: it exists, this Agent (uid) controls
+/// it and it is not being deleted already.
+fn removable<K: Resource>(child: &K, uid: &str) -> bool {
+    child
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+        && child.meta().deletion_timestamp.is_none()
+}
+
+/// Whether the cache holds a child `namespace/name` the Agent (uid) would remove.
+fn left_to_remove<K>(store: &Store<K>, namespace: &str, name: &str, uid: &str) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .is_some_and(|child| removable(child.as_ref(), uid))
 }
 
 /// The trigger key of an Agent: a reconcile runs when its generation, finalizers, deletion
@@ -259,11 +414,7 @@ where
     let Some(current) = store.get(&key) else {
         return Ok(false);
     };
-    let owned = current
-        .owner_references()
-        .iter()
-        .any(|o| o.uid == uid && o.controller == Some(true));
-    if !owned || current.meta().deletion_timestamp.is_some() {
+    if !removable(current.as_ref(), uid) {
         return Ok(false);
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
@@ -422,55 +573,65 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
         uid,
     };
     let api_server = state.stores.api_server(&ctx.config);
-    let planned = plan::plan(
-        &agent_ref,
-        &agent.spec,
-        &PlanConfig {
-            placeholder_image: &ctx.config.placeholder_image,
-            api_server: &api_server,
-            symbiont_image: &ctx.config.symbiont_image,
+    let endpoints = endpoints_print(&api_server);
+    let generation = agent.metadata.generation;
+    let basis = match state
+        .settled
+        .holding(&agent_ref, generation, endpoints, &state.stores)
+    {
+        Some(settled) => Basis::Settled(settled),
+        None => match plan::plan(
+            &agent_ref,
+            &agent.spec,
+            &PlanConfig {
+                placeholder_image: &ctx.config.placeholder_image,
+                api_server: &api_server,
+                symbiont_image: &ctx.config.symbiont_image,
+            },
+        ) {
+            Ok(children) => Basis::Planned(Box::new(children)),
+            Err(problem) => Basis::Invalid(problem),
         },
-    );
+    };
     let would_create;
     let rejected;
     let deployment;
     let missing_account;
-    let memory_name = planned
-        .as_ref()
-        .ok()
-        .and_then(|c| c.memory.as_ref())
-        .map(|_| name);
+    let has_memory = match &basis {
+        Basis::Settled(settled) => settled.memory.is_some(),
+        Basis::Planned(children) => children.memory.is_some(),
+        Basis::Invalid(_) => false,
+    };
     let selector = plan::selector_string(name);
     let mut input = StatusInput {
-        generation: agent.metadata.generation,
+        generation,
         desired_replicas: agent.spec.replicas,
         name,
         selector: &selector,
-        memory: memory_name,
+        memory: has_memory.then_some(name),
         umwelt: agent.spec.umwelt.as_deref(),
         realisation: Realisation::Applied { deployment: None },
     };
     let mut requeue = ctx.config.resync_interval;
-    match &planned {
-        Err(problem) => {
+    // The account the pods run as, when it is an Umwelt's (which must exist first).
+    let mut umwelt_account = None;
+    match &basis {
+        Basis::Invalid(problem) => {
             input.realisation = Realisation::Invalid {
                 reason: problem.reason,
                 message: &problem.message,
             };
         }
-        Ok(children) if children.dry_run => {
+        Basis::Planned(children) if children.dry_run => {
+            state.settled.record(uid, None);
             remove_all_owned(state, &agent_ref).await?;
             would_create = children.describe();
             input.realisation = Realisation::DryRun {
                 would_create: &would_create,
             };
         }
-        Ok(children) => {
+        Basis::Planned(children) => {
             let applied = apply_children(state, children, &agent_ref).await?;
-            let cached = state
-                .stores
-                .deployments
-                .get(&ObjectRef::new(name).within(namespace));
             match applied {
                 Applied::Rejected { reason, message } => {
                     rejected = (reason, message);
@@ -481,30 +642,53 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
                     requeue = requeue.min(REJECTED_RETRY);
                 }
                 Applied::Done(just_applied) => {
+                    state
+                        .settled
+                        .record(uid, SettledPlan::of(children, generation, endpoints));
                     // The Deployment this reconcile just applied is newer than the cache (its
                     // watch event is still on the way): the status is computed from it, so it
                     // is written once now and not again when that event arrives.
-                    deployment = just_applied.map(|d| Arc::new(*d)).or(cached);
+                    deployment = just_applied.map(|d| Arc::new(*d)).or_else(|| {
+                        state
+                            .stores
+                            .deployments
+                            .get(&ObjectRef::new(name).within(namespace))
+                    });
                     input.realisation = Realisation::Applied {
                         deployment: deployment.as_deref(),
                     };
-                    if children.uses_umwelt_account {
-                        // The Umwelt's account is in the account cache (every account the
-                        // operator manages is), and its appearance triggers this reconcile.
-                        let found = state
-                            .stores
-                            .service_accounts
-                            .get(&ObjectRef::new(&children.service_account_name).within(namespace));
-                        if found.is_none() {
-                            missing_account = children.service_account_name.clone();
-                            input.realisation = Realisation::MissingServiceAccount {
-                                name: &missing_account,
-                            };
-                            requeue = requeue.min(SERVICE_ACCOUNT_WAIT);
-                        }
-                    }
+                    umwelt_account = children
+                        .uses_umwelt_account
+                        .then_some(children.service_account_name.as_str());
                 }
             }
+        }
+        Basis::Settled(settled) => {
+            deployment = state
+                .stores
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace));
+            input.realisation = Realisation::Applied {
+                deployment: deployment.as_deref(),
+            };
+            umwelt_account = settled
+                .uses_umwelt_account
+                .then_some(settled.account_name.as_str());
+        }
+    }
+    if let Some(account) = umwelt_account {
+        // The Umwelt's account is in the account cache (every account the operator manages
+        // is), and its appearance triggers this reconcile.
+        let found = state
+            .stores
+            .service_accounts
+            .get(&ObjectRef::new(account).within(namespace));
+        if found.is_none() {
+            missing_account = account.to_owned();
+            input.realisation = Realisation::MissingServiceAccount {
+                name: &missing_account,
+            };
+            requeue = requeue.min(SERVICE_ACCOUNT_WAIT);
         }
     }
     let desired = status::compute(&input, agent.status.as_ref(), ctx.clock.now());
@@ -515,6 +699,13 @@ async fn reconcile_inner(agent: &Agent, state: &State) -> Result<Action> {
     let announce_first = !matches!(input.realisation, Realisation::Applied { .. });
     write_status(ctx, &state.written, agent, &desired, announce_first).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// What a reconcile realises the Agent from: its settled plan, or a plan made now.
+enum Basis {
+    Settled(SettledPlan),
+    Planned(Box<Children>),
+    Invalid(plan::SpecProblem),
 }
 
 /// Writes the status when it changed and reports the transition.
@@ -755,6 +946,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let metrics = ctx.metrics.clone();
     let written = Arc::new(WrittenStatuses::default());
     let forget = written.clone();
+    let settled = Arc::new(SettledPlans::default());
+    let forget_plan = settled.clone();
     let mut triggers: HashMap<ObjectRef<Agent>, Option<u64>> = HashMap::new();
     let agent_stream = shared.subscribe().filter_map(move |event| {
         let trigger = match event {
@@ -766,6 +959,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             Event::Deleted(agent) => {
                 metrics.forget_object("Agent", &key_of(agent.as_ref()));
                 forget.forget(&agent);
+                forget_plan.forget(&agent);
                 triggers.remove(&ObjectRef::from_obj(agent.as_ref()));
                 None
             }
@@ -831,6 +1025,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             ],
         },
         written,
+        settled,
     });
     let account_agents = agents.clone();
     Controller::for_shared_stream(agent_stream, agents)
@@ -1218,6 +1413,99 @@ mod tests {
         );
         written.forget(&agent);
         assert!(!written.already_written(&agent, &status));
+    }
+
+    #[tokio::test]
+    async fn a_settled_plan_holds_only_while_every_child_is_as_it_left_it() {
+        let (state, mut caches, _api) = test_state();
+        let agent = test_agent(json!({"symbiont": {"memory": {"retentionPolicy": "RETAIN"}}}));
+        let agent_ref = AgentRef {
+            name: "scout",
+            namespace: "hive",
+            uid: "uid-scout",
+        };
+        let children = plan::plan(
+            &agent_ref,
+            &agent.spec,
+            &PlanConfig {
+                placeholder_image: &state.ctx.config.placeholder_image,
+                api_server: &[],
+                symbiont_image: &state.ctx.config.symbiont_image,
+            },
+        )
+        .expect("plan");
+        let endpoints = endpoints_print(&[]);
+        let settled = SettledPlan::of(&children, Some(1), endpoints).expect("every child hashed");
+        state.settled.record("uid-scout", Some(settled));
+        let holding = |state: &State| {
+            state
+                .settled
+                .holding(&agent_ref, Some(1), endpoints, &state.stores)
+                .is_some()
+        };
+        assert!(!holding(&state), "nothing cached yet");
+
+        cache(
+            &mut caches.deployments,
+            ObservedDeployment::from(&children.deployment),
+        );
+        cache(&mut caches.services, ObservedMeta::of(&children.service));
+        cache(
+            &mut caches.service_accounts,
+            children.service_account.clone().expect("sa"),
+        );
+        cache(
+            &mut caches.memories,
+            children.memory.clone().expect("memory").memory,
+        );
+        assert!(holding(&state), "every child in place");
+        assert!(
+            state
+                .settled
+                .holding(&agent_ref, Some(2), endpoints, &state.stores)
+                .is_none(),
+            "another generation plans again"
+        );
+        let moved = endpoints_print(&[plan::ApiServerEndpoint {
+            ip: "10.0.0.1".to_owned(),
+            port: 6443,
+        }]);
+        assert!(
+            state
+                .settled
+                .holding(&agent_ref, Some(1), moved, &state.stores)
+                .is_none(),
+            "moved API server endpoints plan again"
+        );
+
+        // A NetworkPolicy of the Agent's that the plan does not want is left to remove.
+        let policy = ObservedMeta::<NetworkPolicy>::new(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("scout".to_owned()),
+                namespace: Some("hive".to_owned()),
+                owner_references: children.deployment.metadata.owner_references.clone(),
+                ..Default::default()
+            },
+        );
+        cache(&mut caches.network_policies, policy.clone());
+        assert!(!holding(&state), "an unwanted child is left");
+        caches
+            .network_policies
+            .apply_watcher_event(&watcher::Event::Delete(policy));
+        assert!(holding(&state));
+
+        // A Service changed by someone else no longer carries the plan's hash.
+        let mut edited = ObservedMeta::of(&children.service);
+        edited.metadata.annotations.get_or_insert_default().insert(
+            support::DESIRED_HASH_ANNOTATION.to_owned(),
+            "other".to_owned(),
+        );
+        cache(&mut caches.services, edited);
+        assert!(!holding(&state), "a changed child");
+
+        state.settled.forget(&agent);
+        cache(&mut caches.services, ObservedMeta::of(&children.service));
+        assert!(!holding(&state), "forgotten with its Agent");
     }
 
     #[test]

@@ -164,6 +164,7 @@ pub fn test_state() -> (Arc<State>, Caches, ApiServerVerifier) {
             shared_ready: Vec::new(),
         },
         written: Default::default(),
+        settled: Default::default(),
     });
     let caches = Caches {
         deployments: deployment_writer,
