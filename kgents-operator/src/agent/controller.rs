@@ -3,7 +3,9 @@
 //! One reconcile plans the children ([`super::plan`]), applies with server-side apply only the
 //! children whose desired hash differs from what the watch caches hold (a steady state costs no
 //! writes), removes children that are no longer wanted, computes the status from the observed
-//! Deployment ([`super::status`]) and writes it only when it changed.
+//! Deployment ([`super::status`]) and writes it only when it changed. When the caches show
+//! every child as the last plan of the same generation left it, the plan is not made again
+//! ([`SettledPlan`]): the reconcile goes straight to the status.
 //!
 //! The child caches are fed by the same watch streams that trigger reconciles, and a cache is
 //! updated before its event triggers, so a reconcile caused by a deleted Deployment never sees
@@ -12,6 +14,8 @@
 //! NetworkPolicies and the API server's EndpointSlices are watched here (only this controller
 //! reads them). A child event that changes nothing the controller reads (a Deployment's
 //! rollout messages, times and available counts, a Memory's status) wakes no reconcile.
+//! Deployments are decoded as [`ObservedDeployment`] (no pod template), Services and
+//! NetworkPolicies as [`ObservedMeta`] (metadata alone), since nothing else of them is read.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
