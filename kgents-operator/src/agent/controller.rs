@@ -1065,6 +1065,25 @@ mod tests {
         value
     }
 
+    /// The children the test Agent `hive/scout` (uid `uid-scout`) plans to, with no API
+    /// server endpoints.
+    fn plan_scout(state: &State, agent: &Agent) -> Children {
+        plan::plan(
+            &AgentRef {
+                name: "scout",
+                namespace: "hive",
+                uid: "uid-scout",
+            },
+            &agent.spec,
+            &PlanConfig {
+                placeholder_image: &state.ctx.config.placeholder_image,
+                api_server: &[],
+                symbiont_image: &state.ctx.config.symbiont_image,
+            },
+        )
+        .expect("plan")
+    }
+
     async fn finish(server: tokio::task::JoinHandle<()>) {
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
@@ -1153,20 +1172,7 @@ mod tests {
         let mut agent = test_agent(
             json!({"networkPolicy": {}, "symbiont": {"memory": {"retentionPolicy": "RETAIN"}}}),
         );
-        let children = plan::plan(
-            &AgentRef {
-                name: "scout",
-                namespace: "hive",
-                uid: "uid-scout",
-            },
-            &agent.spec,
-            &PlanConfig {
-                placeholder_image: &state.ctx.config.placeholder_image,
-                api_server: &[],
-                symbiont_image: &state.ctx.config.symbiont_image,
-            },
-        )
-        .expect("plan");
+        let children = plan_scout(&state, &agent);
         let mut deployment = children.deployment.clone();
         deployment.metadata.generation = Some(1);
         deployment.status = Some(DeploymentStatus {
@@ -1428,16 +1434,7 @@ mod tests {
             namespace: "hive",
             uid: "uid-scout",
         };
-        let children = plan::plan(
-            &agent_ref,
-            &agent.spec,
-            &PlanConfig {
-                placeholder_image: &state.ctx.config.placeholder_image,
-                api_server: &[],
-                symbiont_image: &state.ctx.config.symbiont_image,
-            },
-        )
-        .expect("plan");
+        let children = plan_scout(&state, &agent);
         let endpoints = endpoints_print(&[]);
         let settled = SettledPlan::of(&children, Some(1), endpoints).expect("every child hashed");
         state.settled.record("uid-scout", Some(settled));
