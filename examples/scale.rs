@@ -20,6 +20,12 @@
 //!    `--operator`); N Agents are created and the time until each has its Deployment, its
 //!    Service and a status for its current generation is recorded.
 //!
+//! Each of the two runs (and `--write-costs`) starts on a fresh testbed, so both start from an
+//! empty cluster: the API server's cost per write grows with what the cluster holds (every
+//! Service's ClusterIP allocation counts the addresses already allocated), and on one testbed
+//! the operator's run would pay for the direct run's objects. `--one-testbed` runs both on one,
+//! direct first, as earlier versions of this benchmark did.
+//!
 //! It prints agents/s for both, the ratio, p50/p99 time-to-children, the operator's peak RSS
 //! (VmHWM of its process), its CPU (user and system) and reconciles per agent, the CPU of every
 //! process of the run per agent, and the watches the operator holds on the API server by
@@ -97,6 +103,11 @@ struct Args {
     /// managed fields (the comparison for the trimmed client the operator example uses).
     #[arg(long)]
     untrimmed_client: bool,
+    /// Run every part (write costs, direct, operator) on one testbed, in that order, as
+    /// earlier runs of this benchmark did: each later part then runs on a cluster that holds
+    /// the earlier parts' objects. By default each part gets a fresh testbed.
+    #[arg(long)]
+    one_testbed: bool,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
     operator: bool,
@@ -756,21 +767,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn benchmark(args: Args) -> Result<()> {
-    let n = args.agents;
-    // The direct run's Deployments keep their pods while the operator's run schedules its own:
-    // both sets must fit on the fake nodes, or the operator's agents never become Running.
-    let pods_per_node = kgents_testbed::names::PODS_PER_NODE;
-    if args.nodes > 0 && args.nodes * pods_per_node < 2 * n {
-        bail!(
-            "--nodes {} holds {} pods, but {n} agents need {} (the direct run's and the \
-             operator's); use --nodes {} or more",
-            args.nodes,
-            args.nodes * pods_per_node,
-            2 * n,
-            (2 * n).div_ceil(pods_per_node)
-        );
-    }
+/// Starts the control plane a part of the run measures on: the full testbed with
+/// `--nodes`, etcd and kube-apiserver alone otherwise; the CRDs installed.
+async fn start_testbed(args: &Args) -> Result<kgents_testbed::Testbed> {
     let testbed = if args.nodes > 0 {
         eprintln!(
             "starting the full testbed with {} kwok node(s) ...",
@@ -785,12 +784,54 @@ async fn benchmark(args: Args) -> Result<()> {
     .await
     .context("starting the testbed (build it once with scripts/testbed-build)")?;
     testbed.install_crds(&kgents::kgents_crds::crds()).await?;
-    let client = testbed.client().await?;
+    Ok(testbed)
+}
 
+/// The control plane for the next part of the run: a fresh one, so that each part starts
+/// from an empty cluster, or with `--one-testbed` the same one. Fresh is the fair comparison:
+/// the API server's cost per write grows with what the cluster already holds (a Service's
+/// ClusterIP allocation counts every allocated address, the Go heap to mark grows with the
+/// objects cached), so on a shared testbed the later part pays for the earlier part's objects.
+async fn fresh_unless_shared(
+    testbed: kgents_testbed::Testbed,
+    args: &Args,
+) -> Result<kgents_testbed::Testbed> {
+    if args.one_testbed {
+        return Ok(testbed);
+    }
+    // Stopped before the next one starts: the two never share the cores.
+    drop(testbed);
+    start_testbed(args).await
+}
+
+async fn benchmark(args: Args) -> Result<()> {
+    let n = args.agents;
+    // On one testbed the direct run's Deployments keep their pods while the operator's run
+    // schedules its own: both sets must fit on the fake nodes, or the operator's agents never
+    // become Running.
+    let pods_per_node = kgents_testbed::names::PODS_PER_NODE;
+    let pods = if args.one_testbed { 2 * n } else { n };
+    if args.nodes > 0 && args.nodes * pods_per_node < pods {
+        bail!(
+            "--nodes {} holds {} pods, but {n} agents need {pods}{}; use --nodes {} or more",
+            args.nodes,
+            args.nodes * pods_per_node,
+            if args.one_testbed {
+                " (the direct run's and the operator's)"
+            } else {
+                ""
+            },
+            pods.div_ceil(pods_per_node)
+        );
+    }
+
+    let mut testbed = start_testbed(&args).await?;
     if args.write_costs {
         eprintln!("timing each kind of write ...");
-        write_costs(&client, n, args.concurrency).await?;
+        write_costs(&testbed.client().await?, n, args.concurrency).await?;
+        testbed = fresh_unless_shared(testbed, &args).await?;
     }
+    let client = testbed.client().await?;
     eprintln!(
         "direct ({:?}): writing {n} Deployments and {n} Services ...",
         args.baseline
@@ -801,6 +842,9 @@ async fn benchmark(args: Args) -> Result<()> {
     let direct_cpu = cpu_since(&cpu);
     let direct_counters = counters_per_agent(&counters, &apiserver_counters(&client).await, n);
     let direct_rate = n as f64 / direct_took.as_secs_f64();
+    drop(client);
+    let testbed = fresh_unless_shared(testbed, &args).await?;
+    let client = testbed.client().await?;
 
     namespace(&client, "scale-operator").await?;
     let ns = "scale-operator";
@@ -969,6 +1013,13 @@ async fn benchmark(args: Args) -> Result<()> {
         } else {
             None
         };
+        // Settled: every Agent complete (and Running, with nodes). What the operator spends
+        // now is what it costs to hold N Agents, not to make them.
+        let rest_before = user_system(operator_pid);
+        tokio::time::sleep(AT_REST).await;
+        let at_rest = rest_before
+            .zip(user_system(operator_pid))
+            .map(|((u0, s0), (u1, s1))| u1.saturating_sub(u0) + s1.saturating_sub(s0));
         let mut latencies: Vec<Duration> = board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1001,6 +1052,7 @@ async fn benchmark(args: Args) -> Result<()> {
                 split,
                 reconciles: per_agent(&reconciles_before, &reconciles, n),
             }),
+            at_rest,
         })
     }
     .await;
@@ -1018,7 +1070,7 @@ async fn benchmark(args: Args) -> Result<()> {
     let operator_rate = n as f64 / measured.total.as_secs_f64();
 
     println!(
-        "agents:                    {n} (creating {} at a time; operator concurrency {}; {}; {})",
+        "agents:                    {n} (creating {} at a time; operator concurrency {}; {}; {}; {})",
         args.concurrency,
         args.operator_concurrency.map_or_else(
             || format!("{} (its default)", OperatorConfig::default().concurrency),
@@ -1033,6 +1085,11 @@ async fn benchmark(args: Args) -> Result<()> {
             format!("full testbed with {} kwok node(s)", args.nodes)
         } else {
             "etcd + kube-apiserver only".to_owned()
+        },
+        if args.one_testbed {
+            "one testbed, direct run first"
+        } else {
+            "a fresh testbed for each run"
         }
     );
     println!(
@@ -1095,6 +1152,14 @@ async fn benchmark(args: Args) -> Result<()> {
         );
         println!("  operator reconciles/agent: {}", settled.reconciles);
     }
+    match measured.at_rest {
+        Some(cpu) => println!(
+            "operator CPU at rest:      {:.2} ms per second over {} s, {n} Agents settled",
+            cpu.as_secs_f64() * 1000.0 / AT_REST.as_secs_f64(),
+            AT_REST.as_secs()
+        ),
+        None => println!("operator CPU at rest:      unavailable (no /proc)"),
+    }
     match rss {
         Some(kib) => println!(
             "operator peak RSS (VmHWM): {:.1} MiB{}",
@@ -1124,7 +1189,12 @@ struct Measured {
     watches_before: BTreeMap<String, f64>,
     watches_after: BTreeMap<String, f64>,
     until_running: Option<Settled>,
+    /// The operator's CPU (user + system) over [`AT_REST`] once every Agent had settled.
+    at_rest: Option<Duration>,
 }
+
+/// How long the operator is watched at rest, its Agents settled, after the run.
+const AT_REST: Duration = Duration::from_secs(10);
 
 /// The run up to every Agent Running (with `--nodes`).
 struct Settled {
