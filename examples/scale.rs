@@ -108,6 +108,10 @@ struct Args {
     /// the earlier parts' objects. By default each part gets a fresh testbed.
     #[arg(long)]
     one_testbed: bool,
+    /// Worker threads of the operator process's tokio runtime (default: tokio's, one per
+    /// core, as `examples/operator.rs` runs).
+    #[arg(long)]
+    operator_worker_threads: Option<usize>,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
     operator: bool,
@@ -136,14 +140,22 @@ enum Baseline {
     AllWrites,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    if args.operator {
-        return operator_process(args).await;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.operator
+        && let Some(threads) = args.operator_worker_threads
+    {
+        runtime.worker_threads(threads);
     }
-    benchmark(args).await
+    runtime.enable_all().build()?.block_on(async {
+        if args.operator {
+            operator_process(args).await
+        } else {
+            benchmark(args).await
+        }
+    })
 }
 
 async fn operator_process(args: Args) -> Result<()> {
@@ -935,6 +947,11 @@ async fn benchmark(args: Args) -> Result<()> {
     if args.all_controllers {
         command.arg("--all-controllers");
     }
+    if let Some(threads) = args.operator_worker_threads {
+        command
+            .arg("--operator-worker-threads")
+            .arg(threads.to_string());
+    }
     if args.untrimmed_client {
         command.arg("--untrimmed-client");
     }
@@ -1070,12 +1087,14 @@ async fn benchmark(args: Args) -> Result<()> {
     let operator_rate = n as f64 / measured.total.as_secs_f64();
 
     println!(
-        "agents:                    {n} (creating {} at a time; operator concurrency {}; {}; {}; {})",
+        "agents:                    {n} (creating {} at a time; operator concurrency {}; {} worker thread(s); {}; {}; {})",
         args.concurrency,
         args.operator_concurrency.map_or_else(
             || format!("{} (its default)", OperatorConfig::default().concurrency),
             |c| c.to_string()
         ),
+        args.operator_worker_threads
+            .map_or_else(|| "tokio's default".to_owned(), |t| t.to_string()),
         if args.all_controllers {
             "every controller, probes off"
         } else {
