@@ -494,6 +494,15 @@ fn user_system(pid: u32) -> Option<(Duration, Duration)> {
     Some((ticks(11)?, ticks(12)?))
 }
 
+/// The user and system CPU `pid` used since the reading `before` ([`user_system`]).
+fn user_system_since(
+    before: Option<(Duration, Duration)>,
+    pid: u32,
+) -> Option<(Duration, Duration)> {
+    let ((user0, system0), (user1, system1)) = before.zip(user_system(pid))?;
+    Some((user1.saturating_sub(user0), system1.saturating_sub(system0)))
+}
+
 /// Reconciles started per controller, from the operator's `/metrics`.
 async fn operator_reconciles(addr: SocketAddr) -> BTreeMap<String, f64> {
     let text = http_get(addr, "/metrics").await.unwrap_or_default();
@@ -1040,9 +1049,7 @@ async fn benchmark(args: Args) -> Result<()> {
         let last = wait_all("complete", Progress::done).await?;
         let total = last.map_or(Duration::ZERO, |l| l.duration_since(began));
         let operator_cpu = cpu_since(&cpu);
-        let split = split_before
-            .zip(user_system(operator_pid))
-            .map(|((u0, s0), (u1, s1))| (u1.saturating_sub(u0), s1.saturating_sub(s0)));
+        let split = user_system_since(split_before, operator_pid);
         let operator_counters =
             counters_per_agent(&counters, &apiserver_counters(&client).await, n);
         let reconciles = operator_reconciles(http_addr).await;
@@ -1050,9 +1057,7 @@ async fn benchmark(args: Args) -> Result<()> {
         let until_running = if args.nodes > 0 {
             let last = wait_all("Running", |p| p.running).await?;
             let until = last.map_or(Duration::ZERO, |l| l.duration_since(began));
-            let split_running = split_before
-                .zip(user_system(operator_pid))
-                .map(|((u0, s0), (u1, s1))| (u1.saturating_sub(u0), s1.saturating_sub(s0)));
+            let split_running = user_system_since(split_before, operator_pid);
             Some((
                 until,
                 cpu_since(&cpu),
@@ -1066,9 +1071,8 @@ async fn benchmark(args: Args) -> Result<()> {
         // now is what it costs to hold N Agents, not to make them.
         let rest_before = user_system(operator_pid);
         tokio::time::sleep(AT_REST).await;
-        let at_rest = rest_before
-            .zip(user_system(operator_pid))
-            .map(|((u0, s0), (u1, s1))| u1.saturating_sub(u0) + s1.saturating_sub(s0));
+        let at_rest =
+            user_system_since(rest_before, operator_pid).map(|(user, system)| user + system);
         let mut latencies: Vec<Duration> = board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
