@@ -285,6 +285,7 @@ async fn operator_process(args: Args) -> Result<()> {
         }),
         metrics: Arc::new(Metrics::new()),
         controllers: run::controllers(),
+        webhook_runtime: None,
     };
     match args.webhook_port {
         Some(port) => {

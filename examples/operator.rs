@@ -100,6 +100,11 @@ struct Args {
     /// Cognitive probe calls per minute, across all agents (no 60 s window holds more).
     #[arg(long, env = "KGENTS_PROBE_CALLS_PER_MINUTE", default_value_t = 600)]
     probe_calls_per_minute: u32,
+    /// Worker threads of the controllers' runtime (the admission webhook, with --webhook, has
+    /// a thread of its own). One is plenty for the operator's share of the work; see
+    /// `kgents_operator::run::DEFAULT_WORKER_THREADS`.
+    #[arg(long, env = "KGENTS_WORKER_THREADS", default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    worker_threads: usize,
     /// Seconds between status writes of an agent whose cognitive health did not change.
     #[arg(
         long,
@@ -109,11 +114,38 @@ struct Args {
     probe_status_refresh_seconds: u64,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     // One crypto provider for every TLS user in the process (kube, the webhook server).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let controllers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads)
+        .thread_name("kgents-controllers")
+        .enable_all()
+        .build()
+        .context("starting the controllers' runtime")?;
+    // Admission answers are on the API server's write path: they get a thread of their own,
+    // so they never wait behind reconciles.
+    let webhook = if args.webhook {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("kgents-webhook")
+                .enable_all()
+                .build()
+                .context("starting the webhook's runtime")?,
+        )
+    } else {
+        None
+    };
+    let outcome = controllers.block_on(operate(args, webhook.as_ref().map(|r| r.handle().clone())));
+    // Both runtimes stop here, outside any async context.
+    drop(webhook);
+    drop(controllers);
+    outcome
+}
+
+async fn operate(args: Args, webhook_runtime: Option<tokio::runtime::Handle>) -> Result<()> {
     let logs = Logs::init(args.embedded);
     // Checked before anything starts: an incomplete model environment is an error, not a
     // silently unreviewed operator.
@@ -192,6 +224,7 @@ async fn main() -> Result<()> {
         config.placeholder_image = image;
     }
     let mut options = RunOptions::new(config, &args.lease_namespace);
+    options.webhook_runtime = webhook_runtime;
     options.http_addr = Some(args.http_addr.unwrap_or_else(|| {
         let host = if args.embedded {
             [127, 0, 0, 1]

@@ -77,6 +77,7 @@ pub async fn run_operator(
             .into_iter()
             .filter(|c| controllers.contains(&c.name))
             .collect(),
+        webhook_runtime: None,
     };
     run::run(client, options, run::shutdown_signal()).await?;
     Ok(())

@@ -116,7 +116,25 @@ pub struct RunOptions {
     pub metrics: Arc<Metrics>,
     /// The controllers to run.
     pub controllers: Vec<ControllerEntry>,
+    /// The runtime the admission webhook of [`run_with_webhook`] runs on (its listener, its
+    /// connections, its ledger and its certificate rotation); `None`: the caller's runtime.
+    ///
+    /// Admission answers sit on the API server's write path while reconciles are background
+    /// work: on a runtime of its own (e.g. one worker thread), an answer never queues behind a
+    /// burst of reconciles or the decoding of a large list, however few workers the
+    /// controllers' runtime has ([`DEFAULT_WORKER_THREADS`]).
+    pub webhook_runtime: Option<tokio::runtime::Handle>,
 }
+
+/// Worker threads for the controllers' runtime that the operator example uses unless told
+/// otherwise: one.
+///
+/// The operator's work is small next to the API server's: at the API server's ceiling for
+/// creating Agents (about 16 a second on a 2-core testbed with 20 fake nodes) the controllers
+/// use about 5% of one core. A second worker adds no throughput there and costs about a tenth
+/// more CPU per Agent in cross-thread wake-ups (`examples/scale.rs --operator-worker-threads`
+/// measures both). A cluster whose API server takes much more can raise it.
+pub const DEFAULT_WORKER_THREADS: usize = 1;
 
 impl RunOptions {
     /// Every controller, HTTP on `0.0.0.0:8080`, leader election in `namespace`.
@@ -127,6 +145,7 @@ impl RunOptions {
             leader_election: Some(LeaderElectionConfig::new(lease_namespace)),
             metrics: Arc::new(Metrics::new()),
             controllers: controllers(),
+            webhook_runtime: None,
         }
     }
 }
@@ -241,7 +260,18 @@ async fn run_serving(
             let ctx = Context::new(client.clone(), options.config.clone())
                 .with_metrics(options.metrics.clone())
                 .with_leader(leader.clone());
-            match crate::admission::serve(&ctx, config, health.clone()).await {
+            let served = match &options.webhook_runtime {
+                // Everything `serve` spawns lands on the runtime it runs on.
+                Some(runtime) => {
+                    let health = health.clone();
+                    runtime
+                        .spawn(async move { crate::admission::serve(&ctx, config, health).await })
+                        .await
+                        .unwrap_or_else(|_| Err(Error::ControllerStopped("admission webhook")))
+                }
+                None => crate::admission::serve(&ctx, config, health.clone()).await,
+            };
+            match served {
                 Ok(server) => Some(server),
                 Err(e) => {
                     if let Some(election) = election {

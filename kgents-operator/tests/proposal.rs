@@ -26,10 +26,11 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kgents_crds::proposal::{ProposalPhase, ProposerKind, ReviewResult, RiskDecision};
 use kgents_crds::{Agent, Pheromone, Proposal};
-use kgents_operator::Context;
 use kgents_operator::admission::server::{CertificateSource, Endpoint, WebhookConfig};
 use kgents_operator::admission::{self, WebhookServer};
 use kgents_operator::proposal::{self, LlmReviewer, ProposalSettings};
+use kgents_operator::run::{self, RunOptions};
+use kgents_operator::{Context, OperatorConfig};
 use kgents_testbed::Testbed;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -171,7 +172,21 @@ async fn start_webhook_with_policy(
     ns: &str,
     policy: Option<&str>,
 ) -> WebhookServer {
-    let config = WebhookConfig {
+    let config = webhook_config(ns, policy);
+    let health = Arc::new(kgents_operator::http::Health::new(
+        kgents_operator::leader::LeaderState::always(),
+    ));
+    let server = admission::serve(ctx, config, health)
+        .await
+        .expect("webhook serving");
+    webhook_in_effect(testbed, ns).await;
+    server
+}
+
+/// The webhook configuration of `ns` (selecting only that namespace), reached by the API server
+/// on 127.0.0.1, with the policy read from ConfigMap `ns/<policy>` when given.
+fn webhook_config(ns: &str, policy: Option<&str>) -> WebhookConfig {
+    WebhookConfig {
         configuration_name: format!("kgents-proposals-{ns}"),
         namespace: ns.to_owned(),
         secret_name: "kgents-webhook-tls".to_owned(),
@@ -191,15 +206,11 @@ async fn start_webhook_with_policy(
         },
         timeout_seconds: 3,
         remove_on_shutdown: true,
-    };
-    let health = Arc::new(kgents_operator::http::Health::new(
-        kgents_operator::leader::LeaderState::always(),
-    ));
-    let server = admission::serve(ctx, config, health)
-        .await
-        .expect("webhook serving");
-    // The API server learns about webhook configurations through an informer: wait until a
-    // dry-run CRITICAL proposal is denied by it.
+    }
+}
+
+/// What the API server answers to a dry-run CRITICAL proposal in `ns` filed by the admin.
+async fn dry_run_critical(testbed: &Testbed, ns: &str) -> Result<Proposal, kube::Error> {
     let admin = testbed.client().await.expect("admin");
     let admin_user = proposal::whoami(&admin).await.expect("whoami");
     let api: Api<Proposal> = Api::namespaced(admin, ns);
@@ -214,19 +225,88 @@ async fn start_webhook_with_policy(
         dry_run: true,
         ..PostParams::default()
     };
+    api.create(&dry_run, &probe).await
+}
+
+/// Whether an answer is the T-gent webhook's denial.
+fn denied_by_t_gent(answer: &Result<Proposal, kube::Error>) -> bool {
+    matches!(answer, Err(kube::Error::Api(status)) if status.message.contains("T-gent"))
+}
+
+/// Waits until the API server calls the webhook of `ns` (it learns about webhook
+/// configurations through an informer): a dry-run CRITICAL proposal is denied by it.
+async fn webhook_in_effect(testbed: &Testbed, ns: &str) {
     eventually(
         "the webhook to take effect",
         Duration::from_secs(30),
-        || async {
-            match api.create(&dry_run, &probe).await {
-                Err(kube::Error::Api(status)) if status.message.contains("T-gent") => Some(()),
-                _ => None,
-            }
-        },
+        || async { denied_by_t_gent(&dry_run_critical(testbed, ns).await).then_some(()) },
     )
     .await;
-    let _ = testbed;
-    server
+}
+
+/// `RunOptions::webhook_runtime`: the operator's webhook, on a runtime of its own, answers the
+/// API server while the controllers' runtime cannot run at all. The controllers' runtime is
+/// this test's single thread, blocked while another thread asks; had the webhook been served
+/// from it, the API server's call would time out (after 3 s) and the create fail with "failed
+/// calling webhook" instead of the T-gent's denial.
+#[tokio::test]
+async fn the_operators_webhook_on_its_own_runtime_answers_while_the_controllers_cannot_run() {
+    let testbed = kgents_testbed::shared().await.expect("testbed");
+    let ns = namespace(testbed, "own-runtime").await;
+    let ctx = operator_context(testbed, &ns, "own-runtime", all_rules()).await;
+    let webhook_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the webhook's runtime");
+    let mut options = RunOptions::new(
+        OperatorConfig {
+            namespace: Some(ns.clone()),
+            ..OperatorConfig::default()
+        },
+        &ns,
+    );
+    options.http_addr = None;
+    options.leader_election = None;
+    options.controllers = run::controllers()
+        .into_iter()
+        .filter(|c| c.name == proposal::CONTROLLER)
+        .collect();
+    options.webhook_runtime = Some(webhook_runtime.handle().clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(run::run_with_webhook(
+        ctx.client.clone(),
+        options,
+        webhook_config(&ns, None),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    webhook_in_effect(testbed, &ns).await;
+
+    let asking_ns = ns.clone();
+    let asking = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the asking thread's runtime");
+        runtime.block_on(dry_run_critical(testbed, &asking_ns))
+    });
+    // Blocks this thread, and with it everything on the controllers' runtime, until the answer
+    // is in.
+    let answer = asking.join().expect("the asking thread");
+    assert!(
+        denied_by_t_gent(&answer),
+        "the webhook on its own runtime did not deny while the controllers' runtime was blocked: {answer:?}"
+    );
+
+    let _ = stop.send(());
+    operator
+        .await
+        .expect("the operator task")
+        .expect("the operator stops cleanly");
+    // Dropping a runtime inside another one's task would block it.
+    webhook_runtime.shutdown_background();
 }
 
 async fn phase_of(

@@ -144,6 +144,7 @@ pub fn run_options(namespace: &str, controllers: &[&str], probes: ProbeConfig) -
             .into_iter()
             .filter(|c| controllers.contains(&c.name))
             .collect(),
+        webhook_runtime: None,
     };
     assert_eq!(
         options.controllers.len(),
