@@ -403,11 +403,11 @@ async fn latency(clients: usize, run: Duration, slices: u32, rate: Option<f64>) 
         remove_on_shutdown: true,
     };
     // The webhook (its informer, listener and handlers, and its own API client) runs on a
-    // runtime of its own with named threads, as it would in the operator's process, so its CPU
-    // time can be told from the clients'. Two workers, like the machine's two cores; threads
-    // are kept alive for the whole run so their CPU time stays readable.
+    // runtime of its own with a named thread, as in the operator's process
+    // (`RunOptions::webhook_runtime`: one worker), so its CPU time can be told from the
+    // clients'. The thread is kept alive for the whole run so its CPU time stays readable.
     let webhook_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name(WEBHOOK_THREAD)
         .thread_keep_alive(Duration::from_secs(3_600))
         .enable_all()

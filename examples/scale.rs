@@ -110,10 +110,10 @@ struct Args {
     /// the earlier parts' objects. By default each part gets a fresh testbed.
     #[arg(long)]
     one_testbed: bool,
-    /// Worker threads of the operator process's tokio runtime (default: tokio's, one per
-    /// core, as `examples/operator.rs` runs).
-    #[arg(long)]
-    operator_worker_threads: Option<usize>,
+    /// Worker threads of the operator process's tokio runtime (default: the operator
+    /// example's, `run::DEFAULT_WORKER_THREADS`).
+    #[arg(long, default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    operator_worker_threads: usize,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
     operator: bool,
@@ -146,10 +146,8 @@ fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if args.operator
-        && let Some(threads) = args.operator_worker_threads
-    {
-        runtime.worker_threads(threads);
+    if args.operator {
+        runtime.worker_threads(args.operator_worker_threads);
     }
     runtime.enable_all().build()?.block_on(async {
         if args.operator {
@@ -988,11 +986,9 @@ async fn benchmark(args: Args) -> Result<()> {
     if args.all_controllers {
         command.arg("--all-controllers");
     }
-    if let Some(threads) = args.operator_worker_threads {
-        command
-            .arg("--operator-worker-threads")
-            .arg(threads.to_string());
-    }
+    command
+        .arg("--operator-worker-threads")
+        .arg(args.operator_worker_threads.to_string());
     if args.untrimmed_client {
         command.arg("--untrimmed-client");
     }
@@ -1129,8 +1125,11 @@ async fn benchmark(args: Args) -> Result<()> {
             || format!("{} (its default)", OperatorConfig::default().concurrency),
             |c| c.to_string()
         ),
-        args.operator_worker_threads
-            .map_or_else(|| "tokio's default".to_owned(), |t| t.to_string()),
+        if args.operator_worker_threads == run::DEFAULT_WORKER_THREADS {
+            format!("{} (the default)", args.operator_worker_threads)
+        } else {
+            args.operator_worker_threads.to_string()
+        },
         if args.all_controllers {
             "every controller, probes off"
         } else {
