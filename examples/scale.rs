@@ -1177,6 +1177,12 @@ async fn benchmark(args: Args) -> Result<()> {
         "operator CPU per agent:     {}",
         split_line(measured.split, n)
     );
+    if let Some(relative) = relative_to_apiserver(measured.split, &measured.operator_cpu) {
+        println!(
+            "  per kube-apiserver CPU meanwhile: {:.2}% (both slow down together when the machine does: this reading compares runs made at different machine speeds)",
+            relative * 100.0
+        );
+    }
     println!("operator reconciles/agent:  {}", measured.reconciles);
     println!(
         "API server work per agent, direct:   {}",
@@ -1272,6 +1278,20 @@ fn split_line(split: Option<(Duration, Duration)>, n: usize) -> String {
         }
         None => "unavailable (no /proc)".to_owned(),
     }
+}
+
+/// The operator's CPU over kube-apiserver's during the same run (`cpu`, by process). A shared
+/// VM's speed varies by tens of percent from one run to the next and from day to day, and
+/// both processes' CPU for the same work grows and shrinks with it; the API server's work per
+/// Agent is the same in every run (the request and watch counts show it), so the quotient
+/// compares runs made at different machine speeds. `None` without both figures.
+fn relative_to_apiserver(
+    operator: Option<(Duration, Duration)>,
+    cpu: &BTreeMap<String, f64>,
+) -> Option<f64> {
+    let (user, system) = operator?;
+    let apiserver = cpu.get("kube-apiserver").copied().filter(|s| *s > 0.0)?;
+    Some((user + system).as_secs_f64() / apiserver)
 }
 
 /// Reconciles per agent by controller since `before`.
