@@ -103,7 +103,7 @@ struct Args {
     /// Worker threads of the controllers' runtime (the admission webhook, with --webhook, has
     /// a thread of its own). One is plenty for the operator's share of the work; see
     /// `kgents_operator::run::DEFAULT_WORKER_THREADS`.
-    #[arg(long, env = "KGENTS_WORKER_THREADS", default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, env = "KGENTS_WORKER_THREADS", default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     worker_threads: usize,
     /// Seconds between status writes of an agent whose cognitive health did not change.
     #[arg(

@@ -112,7 +112,7 @@ struct Args {
     one_testbed: bool,
     /// Worker threads of the operator process's tokio runtime (default: the operator
     /// example's, `run::DEFAULT_WORKER_THREADS`).
-    #[arg(long, default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = run::DEFAULT_WORKER_THREADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     operator_worker_threads: usize,
     /// Internal: run as the operator process.
     #[arg(long, hide = true)]
