@@ -253,13 +253,23 @@ async fn run_serving(
         .map(|e| e.state.clone())
         .unwrap_or_else(LeaderState::always);
     let health = Arc::new(Health::new(leader.clone()));
+    // One watch per kind for the whole process, the webhook's included, kept across
+    // leadership terms: each starts when a controller or the webhook first reads it and then
+    // runs whether or not this replica leads, so controllers started on a later term find a
+    // warm cache instead of watching anew.
+    let watches = Watches::new(
+        &client,
+        options.config.namespace.as_deref(),
+        &options.config.field_manager,
+    );
     // The webhook answers on every replica, leader or not (admission must answer wherever the
     // API server sends it), with the operator's metrics and health on its port too.
     let webhook = match webhook {
         Some(config) => {
             let ctx = Context::new(client.clone(), options.config.clone())
                 .with_metrics(options.metrics.clone())
-                .with_leader(leader.clone());
+                .with_leader(leader.clone())
+                .with_watches(watches.clone());
             let served = match &options.webhook_runtime {
                 // Everything `serve` spawns lands on the runtime it runs on.
                 Some(runtime) => {
@@ -298,14 +308,6 @@ async fn run_serving(
         None => None,
     };
 
-    // One watch per kind for the whole process, kept across leadership terms: each starts when
-    // a controller first reads it and then runs whether or not this replica leads, so
-    // controllers started on a later term find a warm cache instead of watching anew.
-    let watches = Watches::new(
-        &client,
-        options.config.namespace.as_deref(),
-        &options.config.field_manager,
-    );
     // The witness store is opened once per process (the embedded file admits one writer); the
     // recorder runs while this replica leads.
     let witness = match options.config.witness.open().await {
