@@ -1177,7 +1177,7 @@ async fn benchmark(args: Args) -> Result<()> {
         "operator CPU per agent:     {}",
         split_line(measured.split, n)
     );
-    if let Some(relative) = relative_to_apiserver(measured.split, &measured.operator_cpu) {
+    if let Some(relative) = relative_to_apiserver(&measured.operator_cpu) {
         println!(
             "  per kube-apiserver CPU meanwhile: {:.2}% (both slow down together when the machine does: this reading compares runs made at different machine speeds)",
             relative * 100.0
@@ -1285,13 +1285,10 @@ fn split_line(split: Option<(Duration, Duration)>, n: usize) -> String {
 /// both processes' CPU for the same work grows and shrinks with it; the API server's work per
 /// Agent is the same in every run (the request and watch counts show it), so the quotient
 /// compares runs made at different machine speeds. `None` without both figures.
-fn relative_to_apiserver(
-    operator: Option<(Duration, Duration)>,
-    cpu: &BTreeMap<String, f64>,
-) -> Option<f64> {
-    let (user, system) = operator?;
+fn relative_to_apiserver(cpu: &BTreeMap<String, f64>) -> Option<f64> {
+    let operator = cpu.get("operator").copied()?;
     let apiserver = cpu.get("kube-apiserver").copied().filter(|s| *s > 0.0)?;
-    Some((user + system).as_secs_f64() / apiserver)
+    Some(operator / apiserver)
 }
 
 /// Reconciles per agent by controller since `before`.

@@ -270,16 +270,17 @@ async fn run_serving(
                 .with_metrics(options.metrics.clone())
                 .with_leader(leader.clone())
                 .with_watches(watches.clone());
+            let serving = {
+                let health = health.clone();
+                async move { crate::admission::serve(&ctx, config, health).await }
+            };
             let served = match &options.webhook_runtime {
                 // Everything `serve` spawns lands on the runtime it runs on.
-                Some(runtime) => {
-                    let health = health.clone();
-                    runtime
-                        .spawn(async move { crate::admission::serve(&ctx, config, health).await })
-                        .await
-                        .unwrap_or_else(|_| Err(Error::ControllerStopped("admission webhook")))
-                }
-                None => crate::admission::serve(&ctx, config, health.clone()).await,
+                Some(runtime) => runtime
+                    .spawn(serving)
+                    .await
+                    .unwrap_or_else(|_| Err(Error::ControllerStopped("admission webhook"))),
+                None => serving.await,
             };
             match served {
                 Ok(server) => Some(server),

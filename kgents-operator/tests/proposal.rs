@@ -209,37 +209,51 @@ fn webhook_config(ns: &str, policy: Option<&str>) -> WebhookConfig {
     }
 }
 
-/// What the API server answers to a dry-run CRITICAL proposal in `ns` filed by the admin.
-async fn dry_run_critical(testbed: &Testbed, ns: &str) -> Result<Proposal, kube::Error> {
-    let admin = testbed.client().await.expect("admin");
-    let admin_user = proposal::whoami(&admin).await.expect("whoami");
-    let api: Api<Proposal> = Api::namespaced(admin, ns);
-    let probe = proposal(
-        "probe",
-        &admin_user,
-        "RISK_OVERRIDE",
-        agent_target("x"),
-        None,
-    );
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    api.create(&dry_run, &probe).await
+/// A dry-run CRITICAL proposal in one namespace, filed by the admin: the webhook denies it.
+struct CriticalProbe {
+    api: Api<Proposal>,
+    proposal: Proposal,
 }
 
-/// Whether an answer is the T-gent webhook's denial.
-fn denied_by_t_gent(answer: &Result<Proposal, kube::Error>) -> bool {
-    matches!(answer, Err(kube::Error::Api(status)) if status.message.contains("T-gent"))
+impl CriticalProbe {
+    /// The probe for `ns`, with a client of the calling runtime.
+    async fn new(testbed: &Testbed, ns: &str) -> Self {
+        let admin = testbed.client().await.expect("admin");
+        let admin_user = proposal::whoami(&admin).await.expect("whoami");
+        Self {
+            api: Api::namespaced(admin, ns),
+            proposal: proposal(
+                "probe",
+                &admin_user,
+                "RISK_OVERRIDE",
+                agent_target("x"),
+                None,
+            ),
+        }
+    }
+
+    /// Whether the API server answers the dry run with the T-gent webhook's denial; the answer,
+    /// written out, otherwise.
+    async fn denied_by_t_gent(&self) -> Result<(), String> {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        match self.api.create(&dry_run, &self.proposal).await {
+            Err(kube::Error::Api(status)) if status.message.contains("T-gent") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }
 }
 
 /// Waits until the API server calls the webhook of `ns` (it learns about webhook
 /// configurations through an informer): a dry-run CRITICAL proposal is denied by it.
 async fn webhook_in_effect(testbed: &Testbed, ns: &str) {
+    let probe = CriticalProbe::new(testbed, ns).await;
     eventually(
         "the webhook to take effect",
         Duration::from_secs(30),
-        || async { denied_by_t_gent(&dry_run_critical(testbed, ns).await).then_some(()) },
+        || async { probe.denied_by_t_gent().await.ok() },
     )
     .await;
 }
@@ -290,13 +304,18 @@ async fn the_operators_webhook_on_its_own_runtime_answers_while_the_controllers_
             .enable_all()
             .build()
             .expect("the asking thread's runtime");
-        runtime.block_on(dry_run_critical(testbed, &asking_ns))
+        runtime.block_on(async {
+            CriticalProbe::new(testbed, &asking_ns)
+                .await
+                .denied_by_t_gent()
+                .await
+        })
     });
     // Blocks this thread, and with it everything on the controllers' runtime, until the answer
     // is in.
     let answer = asking.join().expect("the asking thread");
     assert!(
-        denied_by_t_gent(&answer),
+        answer.is_ok(),
         "the webhook on its own runtime did not deny while the controllers' runtime was blocked: {answer:?}"
     );
 
